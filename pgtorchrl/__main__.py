@@ -1,0 +1,3 @@
+from pgtorchrl.cli import main
+
+raise SystemExit(main())

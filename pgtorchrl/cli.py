@@ -1,0 +1,120 @@
+"""``pgtorchrl`` / ``python -m pgtorchrl``: train, validate and list pipelines.
+
+Heavy libraries (torch, torchrl, mlflow) are imported only by the commands that need them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_TRAINING_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+EPILOG = """examples:
+  pgtorchrl pipelines/vpg_cartpole.yaml                    train, tracked in MLflow
+  pgtorchrl pipelines/vpg_cartpole.yaml optim.lr=1.0e-3 seed=3
+  pgtorchrl validate pipelines/vpg_cartpole.yaml           check spec and key flow, train nothing
+  pgtorchrl list                                           registered components and their fields
+browse runs:
+  mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --workers 1
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgtorchrl",
+        description="Policy-gradient pipelines on TorchRL, tracked in MLflow.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{train,validate,list}")
+    for name, help_text in (("train", "train a pipeline (the default command)"), ("validate", "validate a spec, build its components, check key flow; no run")):
+        cmd = sub.add_parser(name, help=help_text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        cmd.add_argument("pipeline", type=Path, help="a pipeline spec (YAML), e.g. pipelines/vpg_cartpole.yaml")
+        cmd.add_argument("overrides", nargs="*", metavar="key.path=value", help="override spec fields (values are YAML)")
+    sub.add_parser("list", help="list the registered components and their spec fields")
+    return parser
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = _parser()
+    commands = {"train", "validate", "list"}
+    if argv and argv[0] not in commands and not argv[0].startswith("-"):
+        argv = ["train", *argv]  # `pgtorchrl PIPELINE.yaml` means train
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        raise SystemExit(EXIT_BAD_INPUT)
+    return args
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"pgtorchrl: error: {message}", file=sys.stderr)
+    return code
+
+
+def _list() -> int:
+    from pgtorchrl.components import REGISTRIES
+
+    seen = set()
+    for section, registry in REGISTRIES.items():
+        if registry.kind in seen:
+            continue
+        seen.add(registry.kind)
+        print(f"{registry.kind}:")
+        for entry in registry.entries():
+            print(f"  {entry.name:<14} {entry.summary}")
+            for field, info in entry.model.model_fields.items():
+                if field != "name":
+                    default = "required" if info.is_required() else f"default {info.default!r}"
+                    print(f"      {field}: {getattr(info.annotation, '__name__', info.annotation)} ({default})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "list":
+        return _list()
+    from pgtorchrl.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.pipeline, args.overrides)
+    except SpecError as err:
+        return _fail(str(err), EXIT_BAD_INPUT)
+    import warnings
+
+    warnings.filterwarnings("ignore", module="torchrl")
+    from pgtorchrl.keyflow import KeyFlowError
+    from pgtorchrl.pipeline import build_pipeline
+
+    try:
+        pipeline = build_pipeline(spec)
+    except (KeyFlowError, ValueError, TypeError) as err:
+        return _fail(f"{args.pipeline}: {err}", EXIT_BAD_INPUT)
+    if args.command == "validate":
+        import yaml
+
+        print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), end="")
+        print(f"# {args.pipeline}: valid; components built and key flow checked", file=sys.stderr)
+        return 0
+    from pgtorchrl.trainer import NonFiniteLossError, train
+
+    try:
+        result = train(spec, args.pipeline.read_text(), pipeline)
+    except KeyboardInterrupt:
+        return _fail("interrupted; the MLflow run is marked KILLED", EXIT_INTERRUPTED)
+    except NonFiniteLossError as err:
+        return _fail(str(err), EXIT_TRAINING_FAILED)
+    status = "solved" if result.solved else "finished"
+    ret = "n/a" if result.eval_return is None else f"{result.eval_return:.1f}"
+    print(
+        f"{status}: eval/return_mean={ret} after {result.frames} frames, {result.train_seconds:.1f} s; "
+        f"mlflow run {result.run_id}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

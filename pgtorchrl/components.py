@@ -1,0 +1,191 @@
+"""Every component a pipeline spec can name, by kind.
+
+Each factory's keyword-only parameters are the YAML fields of its section (same names as the
+constructor it calls). Heavy libraries are imported inside the factories, so reading and
+validating a spec stays cheap.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal
+
+from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from pgtorchrl.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+    from torchrl.envs import EnvBase
+
+__all__ = ["ENVS", "ACTORS", "CRITICS", "COLLECTORS", "ADVANTAGES", "LOSSES", "OPTIMIZERS", "REGISTRIES"]
+
+ENVS = Registry("env")
+ACTORS = Registry("actor")
+CRITICS = Registry("critic")
+COLLECTORS = Registry("collector")
+ADVANTAGES = Registry("advantage")
+LOSSES = Registry("loss")
+OPTIMIZERS = Registry("optim")
+
+#: Spec section -> registry. ``critic_optim`` draws from the optimizers too.
+REGISTRIES: dict[str, Registry] = {
+    "env": ENVS,
+    "actor": ACTORS,
+    "critic": CRITICS,
+    "collector": COLLECTORS,
+    "advantage": ADVANTAGES,
+    "loss": LOSSES,
+    "optim": OPTIMIZERS,
+    "critic_optim": OPTIMIZERS,
+}
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Activation = Literal["tanh", "relu", "elu", "gelu", "silu"]
+HiddenSizes = Annotated[list[PositiveInt], Field(max_length=16)]
+
+
+def _known_gym_id(env_id: str) -> str:
+    from pgtorchrl.envs import check_gym_id
+
+    check_gym_id(env_id)
+    return env_id
+
+
+# --- environments -------------------------------------------------------------------------------
+@ENVS.register("gym")
+def gym_env(
+    *,
+    env_id: Annotated[str, AfterValidator(_known_gym_id)],
+    num_envs: Annotated[int, Field(ge=1, le=4096)] = 8,
+) -> "EnvBase":
+    """A gymnasium id, ``num_envs`` copies stepped as one batched TorchRL env (GymWrapper)."""
+    from pgtorchrl.envs import make_gym_env
+
+    return make_gym_env(env_id, num_envs)
+
+
+# --- actor and critic ---------------------------------------------------------------------------
+@ACTORS.register("mlp")
+def mlp_actor(
+    env: "EnvBase",
+    *,
+    hidden_sizes: HiddenSizes = [64, 64],  # noqa: B006 (pydantic copies defaults)
+    activation: Activation = "tanh",
+    distribution: Literal["auto", "categorical", "normal", "tanh_normal"] = "auto",
+    init_log_std: float = -0.5,
+):
+    """ProbabilisticActor over an MLP: categorical for discrete actions, Gaussian for Box."""
+    from pgtorchrl.models import make_actor
+
+    return make_actor(
+        env.observation_spec["observation"],
+        env.action_spec,
+        hidden_sizes=hidden_sizes,
+        activation=activation,
+        distribution=distribution,
+        init_log_std=init_log_std,
+    )
+
+
+@CRITICS.register("mlp")
+def mlp_critic(env: "EnvBase", *, hidden_sizes: HiddenSizes = [64, 64], activation: Activation = "tanh"):  # noqa: B006
+    """ValueOperator over an MLP, writing ``state_value``."""
+    from pgtorchrl.models import make_critic
+
+    return make_critic(env.observation_spec["observation"], hidden_sizes=hidden_sizes, activation=activation)
+
+
+# --- collection ---------------------------------------------------------------------------------
+@COLLECTORS.register("sync")
+def sync_collector(env: "EnvBase", policy, total_frames: int, *, frames_per_batch: PositiveInt):
+    """torchrl.collectors.Collector in this process: ``frames_per_batch`` env frames a batch."""
+    from torchrl.collectors import Collector
+
+    return Collector(
+        env,
+        policy,
+        frames_per_batch=frames_per_batch,
+        total_frames=total_frames,
+        auto_register_policy_transforms=False,
+    )
+
+
+# --- advantages ---------------------------------------------------------------------------------
+@ADVANTAGES.register("reward_to_go")
+def reward_to_go(critic, *, gamma: Probability = 0.99, normalize: bool = False):
+    """G_t (critic-free REINFORCE), or G_t - V(s_t) when the spec has a critic."""
+    from pgtorchrl.advantage import RewardToGo
+
+    return RewardToGo(critic, gamma=gamma, normalize=normalize)
+
+
+@ADVANTAGES.register("gae")
+def gae(critic, *, gamma: Probability = 0.99, lmbda: Probability = 0.95, normalize: bool = False):
+    """GAE(lambda) with the critic as baseline (vanilla policy gradient); needs a critic."""
+    from pgtorchrl.advantage import GAE
+
+    return GAE(critic, gamma=gamma, lmbda=lmbda, normalize=normalize)
+
+
+# --- loss ---------------------------------------------------------------------------------------
+@LOSSES.register("reinforce")
+def reinforce(
+    actor,
+    critic,
+    *,
+    entropy_coef: NonNegativeFloat = 0.0,
+    critic_coef: NonNegativeFloat = 1.0,
+    loss_critic_type: Literal["l2", "l1", "smooth_l1"] = "l2",
+):
+    """pgtorchrl's ReinforceLoss: -mean(log pi(a|s) * advantage), critic regression, entropy bonus."""
+    from pgtorchrl.loss import ReinforceLoss
+
+    return ReinforceLoss(
+        actor, critic, entropy_coef=entropy_coef, critic_coef=critic_coef, loss_critic_type=loss_critic_type
+    )
+
+
+# --- optimizers ---------------------------------------------------------------------------------
+Betas = Annotated[list[Probability], Field(min_length=2, max_length=2)]
+
+
+@OPTIMIZERS.register("adam")
+def adam(
+    params: Iterable["torch.nn.Parameter"],
+    *,
+    lr: PositiveFloat = 1.0e-3,
+    betas: Betas = [0.9, 0.999],  # noqa: B006
+    eps: PositiveFloat = 1.0e-8,
+    weight_decay: NonNegativeFloat = 0.0,
+) -> Any:
+    """torch.optim.Adam."""
+    import torch
+
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(
+    params: Iterable["torch.nn.Parameter"],
+    *,
+    lr: PositiveFloat = 1.0e-2,
+    momentum: NonNegativeFloat = 0.0,
+    weight_decay: NonNegativeFloat = 0.0,
+) -> Any:
+    """torch.optim.SGD (plain stochastic gradient ascent on the loss, as the textbook)."""
+    import torch
+
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("rmsprop")
+def rmsprop(
+    params: Iterable["torch.nn.Parameter"],
+    *,
+    lr: PositiveFloat = 1.0e-2,
+    alpha: Probability = 0.99,
+    eps: PositiveFloat = 1.0e-8,
+) -> Any:
+    """torch.optim.RMSprop."""
+    import torch
+
+    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps)

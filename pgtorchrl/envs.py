@@ -1,0 +1,45 @@
+"""Environment factories: gymnasium ids through TorchRL, batched, with episode statistics."""
+from __future__ import annotations
+
+import difflib
+
+import gymnasium as gym
+from torchrl.envs import Compose, EnvBase, GymWrapper, RewardSum, StepCounter, TransformedEnv
+
+__all__ = ["make_gym_env", "check_gym_id", "max_episode_steps"]
+
+
+def check_gym_id(env_id: str) -> None:
+    """Raises ``ValueError`` with the nearest registered ids if gymnasium does not know ``env_id``."""
+    if env_id in gym.envs.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "; see gymnasium.envs.registry for the ids"
+    raise ValueError(f"unknown gymnasium env id {env_id!r}{hint}")
+
+
+def make_gym_env(env_id: str, num_envs: int = 8, *, device: str = "cpu", **gym_kwargs) -> TransformedEnv:
+    """``num_envs`` copies of a gymnasium env stepped as one TorchRL env of batch size ``[num_envs]``.
+
+    A gymnasium ``SyncVectorEnv`` with auto-reset disabled, wrapped by TorchRL's ``GymWrapper``
+    (the fastest CPU path measured here: TorchRL resets finished sub-envs itself, so the final
+    observation of a truncated episode stays available for bootstrapping). ``RewardSum`` writes
+    ``episode_reward`` and ``StepCounter`` writes ``step_count``; both are read for the
+    ``rollout/`` metrics.
+
+    >>> env = make_gym_env("CartPole-v1", num_envs=2)
+    >>> env.batch_size
+    torch.Size([2])
+    """
+    check_gym_id(env_id)
+    vector_env = gym.vector.SyncVectorEnv(
+        [lambda: gym.make(env_id, **gym_kwargs) for _ in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+    )
+    env: EnvBase = GymWrapper(vector_env, device=device)
+    return TransformedEnv(env, Compose(RewardSum(), StepCounter()))
+
+
+def max_episode_steps(env_id: str) -> int | None:
+    """The time limit gymnasium registers for ``env_id`` (``None`` when it has none)."""
+    return gym.spec(env_id).max_episode_steps

@@ -1,0 +1,56 @@
+"""Load a trained actor or critic back from an MLflow run, as TensorDict modules."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from pgtorchrl.pipeline import build_policy
+from pgtorchrl.spec import Spec, parse_spec
+from pgtorchrl.tracking import resolve_tracking_uri
+
+__all__ = ["load_actor", "load_critic", "load_run_spec"]
+
+
+def _download(run_id: str, artifact: str, tracking_uri: str | None, dst: str) -> Path:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    return Path(client.download_artifacts(run_id, artifact, dst))
+
+
+def load_run_spec(run_id: str, tracking_uri: str | None = None) -> Spec:
+    """The resolved spec a run was trained with."""
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = yaml.safe_load(_download(run_id, "spec/resolved.yaml", tracking_uri, tmp).read_text())
+    return parse_spec(raw, f"run {run_id}: spec/resolved.yaml")
+
+
+def _load(run_id: str, which: str, tracking_uri: str | None):
+    spec = load_run_spec(run_id, tracking_uri)
+    env, actor, critic = build_policy(spec)
+    module = actor if which == "actor" else critic
+    if module is None:
+        raise ValueError(f"run {run_id} has no critic (its spec has no `critic:` section)")
+    with tempfile.TemporaryDirectory() as tmp:
+        state = torch.load(_download(run_id, f"model/{which}.pt", tracking_uri, tmp), weights_only=True)
+    module.load_state_dict(state)
+    env.close()
+    return module
+
+
+def load_actor(run_id: str, tracking_uri: str | None = None):
+    """The trained ``ProbabilisticActor`` of an MLflow run.
+
+    >>> actor = load_actor("3f2c...")  # doctest: +SKIP
+    >>> td = actor(env.reset())        # writes action and action_log_prob  # doctest: +SKIP
+    """
+    return _load(run_id, "actor", tracking_uri)
+
+
+def load_critic(run_id: str, tracking_uri: str | None = None):
+    """The trained critic (``ValueOperator`` writing ``state_value``) of an MLflow run."""
+    return _load(run_id, "critic", tracking_uri)

@@ -1,0 +1,162 @@
+"""pgtorchrl's REINFORCE loss: the score-function policy gradient, with or without a critic."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule
+from tensordict.utils import NestedKey
+from torchrl.objectives import LossModule
+from torchrl.objectives.utils import distance_loss
+
+__all__ = ["ReinforceLoss"]
+
+
+class ReinforceLoss(LossModule):
+    r"""REINFORCE / vanilla policy-gradient loss whose gradient is the sample policy gradient.
+
+    .. math::
+
+        \mathcal{L}_{actor} = -\frac{1}{N} \sum_{i} \log \pi_\theta(a_i \mid s_i)\, \hat A_i,
+        \qquad
+        \nabla_\theta \mathcal{L}_{actor} = -\hat g,\quad
+        \hat g = \frac{1}{N}\sum_i \nabla_\theta \log \pi_\theta(a_i \mid s_i)\, \hat A_i
+
+    where :math:`\hat A` is whatever weight the advantage module wrote (reward-to-go
+    :math:`G_t`, :math:`G_t - V(s_t)`, GAE). Minimizing it ascends the policy gradient of the
+    slides ("Plugging grad-log-prob into the gradient update"), Williams (1992), Sutton & Barto
+    (2018) Sec. 13.3, and Spinning Up's VPG policy loss ``-(logp * adv).mean()``.
+    With a critic, ``loss_critic`` regresses :math:`V(s)` on ``value_target``
+    (:math:`w \leftarrow w + \alpha_w \delta \nabla \hat v`, Sec. 13.4). An optional entropy
+    bonus adds ``loss_entropy = -entropy_coef * H[pi]``.
+
+    Unlike :class:`torchrl.objectives.ReinforceLoss`, the critic is optional (critic-free
+    REINFORCE) and the advantage must already be in the batch (see :mod:`pgtorchrl.advantage`);
+    the loss never recomputes it.
+
+    Args:
+        actor_network: a probabilistic actor exposing ``get_dist``.
+        critic_network: a module writing ``state_value``, or ``None`` for critic-free REINFORCE.
+
+    Keyword Args:
+        entropy_coef: weight of the entropy bonus (``0`` disables ``loss_entropy``).
+        critic_coef: weight of ``loss_critic`` in the sum of losses.
+        loss_critic_type: ``"l2"`` (default, Spinning Up), ``"l1"`` or ``"smooth_l1"``.
+
+    Outputs: ``loss_actor``, ``loss_critic`` (with a critic), ``loss_entropy`` (when
+    ``entropy_coef > 0``) and ``entropy`` (the mean policy entropy, not a loss).
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> from pgtorchrl.models import make_discrete_actor
+        >>> actor = make_discrete_actor(n_obs=3, n_actions=2, hidden_sizes=[8])
+        >>> loss = ReinforceLoss(actor)
+        >>> batch = TensorDict({"observation": torch.randn(5, 3),
+        ...     "action": torch.nn.functional.one_hot(torch.randint(2, (5,)), 2),
+        ...     "advantage": torch.randn(5, 1)}, [5])
+        >>> out = loss(batch)
+        >>> sorted(out.keys())
+        ['entropy', 'loss_actor']
+        >>> out["loss_actor"].backward()
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Tensordict keys read by the loss; change them with :meth:`set_keys`.
+
+        Attributes:
+            advantage: the policy-gradient weight. Defaults to ``"advantage"``.
+            value_target: the critic's regression target. Defaults to ``"value_target"``.
+            value: the critic's output. Defaults to ``"state_value"``.
+            action: the action taken, scored under the current policy. Defaults to ``"action"``.
+        """
+
+        advantage: NestedKey = "advantage"
+        value_target: NestedKey = "value_target"
+        value: NestedKey = "state_value"
+        action: NestedKey = "action"
+
+    default_keys = _AcceptedKeys
+    tensor_keys: _AcceptedKeys
+
+    def __init__(
+        self,
+        actor_network: ProbabilisticTensorDictSequential,
+        critic_network: TensorDictModule | None = None,
+        *,
+        entropy_coef: float = 0.0,
+        critic_coef: float = 1.0,
+        loss_critic_type: str = "l2",
+    ) -> None:
+        super().__init__()
+        if not hasattr(actor_network, "get_dist"):
+            raise TypeError(
+                f"actor_network must be a probabilistic actor with get_dist() (e.g. "
+                f"torchrl.modules.ProbabilisticActor), got {type(actor_network).__name__}."
+            )
+        if loss_critic_type not in ("l1", "l2", "smooth_l1"):
+            raise ValueError(f"loss_critic_type={loss_critic_type!r}: use 'l2', 'l1' or 'smooth_l1'.")
+        self.actor_network = actor_network
+        self.critic_network = critic_network
+        self.entropy_coef = float(entropy_coef)
+        self.critic_coef = float(critic_coef)
+        self.loss_critic_type = loss_critic_type
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        pass  # the advantage is computed outside the loss: no estimator to forward keys to
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        keys = [self.tensor_keys.action, self.tensor_keys.advantage, *self.actor_network.in_keys]
+        if self.critic_network is not None:
+            keys += [self.tensor_keys.value_target, *self.critic_network.in_keys]
+        return list(dict.fromkeys(keys))
+
+    @property
+    def out_keys(self) -> list[str]:
+        keys = ["loss_actor", "entropy"]
+        if self.critic_network is not None:
+            keys.append("loss_critic")
+        if self.entropy_coef > 0:
+            keys.append("loss_entropy")
+        return keys
+
+    def _get(self, tensordict: TensorDictBase, key: NestedKey, why: str) -> torch.Tensor:
+        value = tensordict.get(key, None)
+        if value is None:
+            raise KeyError(
+                f"ReinforceLoss needs {key!r} ({why}) but the batch has only "
+                f"{sorted(map(str, tensordict.keys(True, True)))}; run an advantage module "
+                f"(pgtorchrl.advantage) first or rename with loss.set_keys(...)."
+            )
+        return value
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        advantage = self._get(tensordict, self.tensor_keys.advantage, "the policy-gradient weight")
+        action = self._get(tensordict, self.tensor_keys.action, "the action taken")
+        dist = self.actor_network.get_dist(tensordict)
+        log_prob = dist.log_prob(action)
+        if log_prob.shape == advantage.shape[:-1]:
+            log_prob = log_prob.unsqueeze(-1)
+        out = TensorDict(
+            {"loss_actor": -(log_prob * advantage.detach()).mean()}, batch_size=[]
+        )
+        entropy = dist.entropy().mean()
+        out.set("entropy", entropy.detach())
+        if self.entropy_coef > 0:
+            out.set("loss_entropy", -self.entropy_coef * entropy)
+        if self.critic_network is not None:
+            out.set("loss_critic", self.loss_critic(tensordict))
+        return out
+
+    def loss_critic(self, tensordict: TensorDictBase) -> torch.Tensor:
+        """``critic_coef * distance(V(s), value_target)``, averaged over the batch."""
+        if self.critic_network is None:
+            raise RuntimeError("this ReinforceLoss has no critic: pass critic_network=... to train one.")
+        target = self._get(tensordict, self.tensor_keys.value_target, "the critic's regression target")
+        value = self.critic_network(
+            tensordict.select(*self.critic_network.in_keys, strict=False)
+        ).get(self.tensor_keys.value)
+        return self.critic_coef * distance_loss(target.detach(), value, self.loss_critic_type).mean()

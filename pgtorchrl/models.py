@@ -1,0 +1,174 @@
+"""Actor and critic networks as TorchRL modules (``ProbabilisticActor``, ``ValueOperator``)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from tensordict.nn import InteractionType, TensorDictModule
+from torch import nn
+from torchrl.data import Bounded, Categorical, OneHot, TensorSpec
+from torchrl.modules import MLP, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
+
+__all__ = [
+    "ACTIVATIONS",
+    "DISTRIBUTIONS",
+    "make_discrete_actor",
+    "make_gaussian_actor",
+    "make_actor",
+    "make_critic",
+    "GaussianHead",
+]
+
+#: The activations a spec can name (``activation:``).
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
+#: The action distributions a spec can name (``distribution:``); ``auto`` picks from the action spec.
+DISTRIBUTIONS = ("auto", "categorical", "normal", "tanh_normal")
+
+# The log-prob key is pinned: tensordict's composite_lp_aggregate() would otherwise choose between
+# "sample_log_prob" and "action_log_prob" behind the user's back.
+LOG_PROB_KEY = "action_log_prob"
+
+
+def _mlp(n_in: int, n_out: int, hidden_sizes: Sequence[int], activation: str) -> MLP:
+    return MLP(
+        in_features=n_in,
+        out_features=n_out,
+        num_cells=list(hidden_sizes),
+        activation_class=ACTIVATIONS[activation],
+    )
+
+
+def make_discrete_actor(
+    n_obs: int,
+    n_actions: int,
+    hidden_sizes: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+    spec: TensorSpec | None = None,
+    observation_key: str = "observation",
+) -> ProbabilisticActor:
+    """A categorical policy ``pi(a|s) = softmax(MLP(s))`` over one-hot actions.
+
+    >>> actor = make_discrete_actor(4, 2, hidden_sizes=[16])
+    >>> actor.log_prob_key
+    'action_log_prob'
+    """
+    net = TensorDictModule(
+        _mlp(n_obs, n_actions, hidden_sizes, activation), in_keys=[observation_key], out_keys=["logits"]
+    )
+    return ProbabilisticActor(
+        net,
+        in_keys=["logits"],
+        out_keys=["action"],
+        spec=spec,
+        distribution_class=OneHotCategorical,
+        return_log_prob=True,
+        log_prob_key=LOG_PROB_KEY,
+        default_interaction_type=InteractionType.RANDOM,
+    )
+
+
+class GaussianHead(nn.Module):
+    """``loc = MLP(s)`` with a state-independent learned log-std, as Spinning Up's VPG.
+
+    Args:
+        net: maps observations to the action mean.
+        action_dim: the action's size.
+        init_log_std: initial log standard deviation (Spinning Up: -0.5).
+    """
+
+    def __init__(self, net: nn.Module, action_dim: int, init_log_std: float = -0.5):
+        super().__init__()
+        self.net = net
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
+
+    def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc = self.net(observation)
+        return loc, self.log_std.exp().expand_as(loc)
+
+
+def make_gaussian_actor(
+    n_obs: int,
+    spec: TensorSpec,
+    hidden_sizes: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+    tanh: bool = False,
+    init_log_std: float = -0.5,
+    observation_key: str = "observation",
+) -> ProbabilisticActor:
+    """A Gaussian policy for ``Box`` actions; ``tanh=True`` squashes it into the spec's bounds."""
+    action_dim = spec.shape[-1]
+    head = GaussianHead(_mlp(n_obs, action_dim, hidden_sizes, activation), action_dim, init_log_std)
+    net = TensorDictModule(head, in_keys=[observation_key], out_keys=["loc", "scale"])
+    if tanh:
+        if not isinstance(spec, Bounded):
+            raise ValueError("distribution 'tanh_normal' needs a bounded (Box) action spec; use 'normal'.")
+        dist_class, dist_kwargs = TanhNormal, {"low": spec.space.low, "high": spec.space.high}
+    else:
+        dist_class, dist_kwargs = torch.distributions.Normal, {}
+    return ProbabilisticActor(
+        net,
+        in_keys=["loc", "scale"],
+        out_keys=["action"],
+        spec=spec,
+        distribution_class=dist_class,
+        distribution_kwargs=dist_kwargs,
+        return_log_prob=True,
+        log_prob_key=LOG_PROB_KEY,
+        default_interaction_type=InteractionType.RANDOM,
+    )
+
+
+def make_actor(
+    observation_spec: TensorSpec,
+    action_spec: TensorSpec,
+    *,
+    hidden_sizes: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+    distribution: str = "auto",
+    init_log_std: float = -0.5,
+) -> ProbabilisticActor:
+    """The policy for an env's specs: categorical for discrete actions, Gaussian for ``Box``.
+
+    Args:
+        observation_spec: the env's ``observation`` spec (its last dim is the input size).
+        action_spec: the env's action spec (one-hot/categorical or bounded continuous).
+        hidden_sizes: hidden layer widths of the MLP.
+        activation: one of :data:`ACTIVATIONS`.
+        distribution: one of :data:`DISTRIBUTIONS`.
+        init_log_std: initial log-std of Gaussian policies.
+    """
+    n_obs = observation_spec.shape[-1]
+    discrete = isinstance(action_spec, (OneHot, Categorical))
+    if distribution == "auto":
+        distribution = "categorical" if discrete else "normal"
+    if distribution == "categorical":
+        if not discrete:
+            raise ValueError(
+                f"distribution 'categorical' needs discrete actions but the env's action spec is "
+                f"{type(action_spec).__name__}; use 'normal' or 'tanh_normal'."
+            )
+        if not isinstance(action_spec, OneHot):
+            raise ValueError("discrete actions must be one-hot (GymEnv's default categorical_action_encoding=False).")
+        return make_discrete_actor(n_obs, action_spec.shape[-1], hidden_sizes, activation, spec=action_spec)
+    if discrete:
+        raise ValueError(f"distribution {distribution!r} needs a Box action space but the env's actions are discrete; use 'categorical'.")
+    return make_gaussian_actor(
+        n_obs, action_spec, hidden_sizes, activation, tanh=distribution == "tanh_normal", init_log_std=init_log_std
+    )
+
+
+def make_critic(
+    observation_spec: TensorSpec,
+    *,
+    hidden_sizes: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+) -> ValueOperator:
+    """A state-value network ``V(s) = MLP(s)`` writing ``state_value``.
+
+    >>> from torchrl.data import Unbounded
+    >>> make_critic(Unbounded(4), hidden_sizes=[8]).out_keys
+    ['state_value']
+    """
+    return ValueOperator(
+        _mlp(observation_spec.shape[-1], 1, hidden_sizes, activation), in_keys=["observation"]
+    )

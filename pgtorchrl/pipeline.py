@@ -1,0 +1,65 @@
+"""Builds the components a validated spec names, and checks their key flow."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
+from pgtorchrl.keyflow import check_key_flow, env_keys
+from pgtorchrl.spec import Spec
+
+__all__ = ["Pipeline", "build_pipeline", "build_policy"]
+
+
+@dataclass
+class Pipeline:
+    """The built components of a spec (everything but the collector and the tracking)."""
+
+    spec: Spec
+    env: Any
+    actor: Any
+    critic: Any | None
+    advantage: Any
+    loss: Any
+    actor_optim: torch.optim.Optimizer
+    critic_optim: torch.optim.Optimizer | None
+
+    def make_collector(self):
+        return COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames)
+
+    def make_eval_env(self):
+        env = ENVS.build(self.spec.env.model_copy(update={"num_envs": self.spec.eval.episodes}))
+        env.set_seed(self.spec.seed + 10_000)  # its own stream: evaluation never shifts training's
+        return env
+
+
+def build_policy(spec: Spec, env=None):
+    """The env and the actor (and critic) of a spec, seeded: the same seed gives the same weights."""
+    torch.manual_seed(spec.seed)
+    env = env if env is not None else ENVS.build(spec.env)
+    env.set_seed(spec.seed)
+    actor = ACTORS.build(spec.actor, env)
+    critic = CRITICS.build(spec.critic, env) if spec.critic is not None else None
+    return env, actor, critic
+
+
+def build_pipeline(spec: Spec) -> Pipeline:
+    """Builds every component and checks that each module's inputs are written upstream."""
+    env, actor, critic = build_policy(spec)
+    advantage = ADVANTAGES.build(spec.advantage, critic)
+    loss = LOSSES.build(spec.loss, actor, critic)
+    check_key_flow(
+        env_keys(env),
+        [
+            ("actor", actor.in_keys, actor.out_keys),
+            ("advantage", advantage.in_keys, advantage.out_keys),
+            ("loss", loss.in_keys, loss.out_keys),
+        ],
+    )
+    actor_optim = OPTIMIZERS.build(spec.optim, actor.parameters())
+    critic_optim = None
+    if critic is not None:
+        critic_optim = OPTIMIZERS.build(spec.critic_optim or spec.optim, critic.parameters())
+    return Pipeline(spec, env, actor, critic, advantage, loss, actor_optim, critic_optim)

@@ -1,0 +1,247 @@
+"""The pipeline spec: YAML -> one validated, typed :class:`Spec`, or a one-line :class:`SpecError`.
+
+Everything is checked before anything is built or tracked: YAML syntax, unknown keys (with the
+nearest known key), types (strict: no string passes as a number), component names (with the
+nearest registered name), value ranges, and the cross-section rules (GAE needs a critic ...).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, Field, PositiveInt, ValidationError, model_validator
+
+from pgtorchrl.components import REGISTRIES
+from pgtorchrl.registry import STRICT, did_you_mean
+
+__all__ = ["Spec", "SpecError", "load_spec", "parse_spec", "apply_overrides", "flatten"]
+
+
+class SpecError(ValueError):
+    """A spec problem, rendered as one line: ``FILE: key.path: what is wrong and how to fix it``."""
+
+
+def _section(kind: str):
+    """The discriminated union of every registered component of one section, keyed by ``name``."""
+    models = tuple(entry.model for entry in REGISTRIES[kind].entries())
+    union = models[0] if len(models) == 1 else Union[models]  # type: ignore[valid-type]
+    return Annotated[union, Field(discriminator="name")]
+
+
+class StrictModel(BaseModel):
+    model_config = STRICT
+
+
+class TrainConfig(StrictModel):
+    """The training loop (one collect -> advantage -> loss -> update cycle per batch)."""
+
+    total_frames: Annotated[int, Field(gt=0, le=10**12)]
+    """Env frames to collect in all (the x axis of every metric)."""
+    value_steps: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Critic gradient steps per batch; the first is taken jointly with the actor (Spinning Up: 80)."""
+    max_grad_norm: Optional[Annotated[float, Field(gt=0)]] = None
+    """Clip the actor's and critic's gradient norms to this value (``null``: no clipping)."""
+
+
+class EvalConfig(StrictModel):
+    """Evaluation of the deterministic policy (the mode of pi)."""
+
+    every_frames: Optional[PositiveInt] = None
+    """Evaluate every this many env frames (``null``: only at the end)."""
+    episodes: Annotated[int, Field(ge=1, le=10000)] = 10
+    """Episodes per evaluation, run side by side in one batched env."""
+    target_return: Optional[float] = None
+    """Stop training once ``eval/return_mean`` reaches this (``null``: never stop early)."""
+
+
+class TrackingConfig(StrictModel):
+    """MLflow tracking."""
+
+    tracking_uri: Optional[str] = None
+    """Tracking store; ``null`` uses $MLFLOW_TRACKING_URI or ``sqlite:///mlruns/mlflow.db``."""
+    run_name: Optional[str] = None
+    """MLflow run name (``null``: MLflow picks one)."""
+    log_models: bool = True
+    """Log the final actor/critic weights as artifacts."""
+
+
+class Spec(StrictModel):
+    """A whole pipeline; see ``pipelines/vpg_cartpole.yaml`` for a commented example."""
+
+    experiment: Annotated[str, Field(min_length=1)]
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    device: Literal["cpu", "cuda"] = "cpu"
+    env: _section("env")
+    actor: _section("actor")
+    critic: Optional[_section("critic")] = None
+    collector: _section("collector")
+    advantage: _section("advantage")
+    loss: _section("loss")
+    optim: _section("optim")
+    critic_optim: Optional[_section("critic_optim")] = None
+    train: TrainConfig
+    eval: EvalConfig = EvalConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _cross_section_rules(self) -> "Spec":
+        if self.advantage.name == "gae" and self.critic is None:
+            raise _CrossError("advantage.name", "'gae' needs a critic: add a `critic:` section or use 'reward_to_go'")
+        if self.critic_optim is not None and self.critic is None:
+            raise _CrossError("critic_optim", "there is no critic to optimize: add a `critic:` section or remove this one")
+        if self.train.value_steps > 1 and self.critic is None:
+            raise _CrossError("train.value_steps", "value steps need a critic: set 1 or add a `critic:` section")
+        if self.collector.frames_per_batch % self.env.num_envs:
+            raise _CrossError(
+                "collector.frames_per_batch",
+                f"{self.collector.frames_per_batch} is not a multiple of env.num_envs={self.env.num_envs}",
+            )
+        return self
+
+
+class _CrossError(ValueError):
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path, self.message = path, message
+
+
+# --- loading ------------------------------------------------------------------------------------
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError(f"{source}: {where}malformed YAML ({problem})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: the spec must be a YAML mapping of sections (experiment, env, actor, ...), got {type(raw).__name__}")
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """Applies ``key.path=value`` overrides (values parsed as YAML) to a raw spec mapping."""
+    for item in overrides:
+        path, sep, value = item.partition("=")
+        if not sep or not path:
+            raise SpecError(f"{source}: override {item!r}: write key.path=value, e.g. optim.lr=1.0e-3")
+        node = raw
+        keys = path.split(".")
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise SpecError(f"{source}: override {item!r}: {key!r} is not a section")
+            node = child
+        node[keys[-1]] = _read_yaml(f"v: {value}", f"override {item!r}")["v"] if value else None
+    return raw
+
+
+_FIXED_SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig}
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The keys a spec accepts at a location (for "did you mean" hints)."""
+    if not loc:
+        return list(Spec.model_fields)
+    section = loc[0]
+    if section in REGISTRIES and len(loc) >= 2 and loc[1] in REGISTRIES[section]:
+        return list(REGISTRIES[section][loc[1]].model.model_fields)
+    if section in _FIXED_SECTIONS:
+        return list(_FIXED_SECTIONS[section].model_fields)
+    return []
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    ctx = err.get("ctx", {})
+    # Drop the union tag pydantic inserts after a component section (optim.adam.lr -> optim.lr).
+    parts = [p for i, p in enumerate(loc) if not (i == 1 and loc[0] in REGISTRIES)]
+    path = ".".join(str(p) for p in parts) or "(top level)"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        section = str(loc[0])
+        names = REGISTRIES[section].names()
+        given = ctx.get("tag")
+        if given is None:
+            return f"{section}.name: missing; name a registered {REGISTRIES[section].kind}: {', '.join(names)}"
+        return f"{section}.name: unknown {REGISTRIES[section].kind} {given!r}{did_you_mean(given, names)} (registered: {', '.join(names)})"
+    if kind == "extra_forbidden":
+        known = _fields_at(loc[:-1])
+        return f"{path}: unknown key{did_you_mean(loc[-1], known)} (accepted: {', '.join(known)})"
+    if kind == "missing":
+        return f"{path}: missing required key"
+    msg = err["msg"]
+    value = err.get("input")
+    if isinstance(value, str) and kind in ("float_type", "int_type"):
+        try:
+            float(value)
+            msg += f"; got the string {value!r} (YAML reads 3e-4 as text: write 3.0e-4)"
+        except ValueError:
+            msg += f", got {value!r}"
+    elif kind not in ("value_error",) and not isinstance(value, (dict, list)):
+        msg += f", got {value!r}"
+    return f"{path}: {msg.removeprefix('Value error, ')}"
+
+
+def _reject_non_finite(raw: Any, path: str, source: str) -> None:
+    """YAML's .nan/.inf pass as floats: no spec number may be one."""
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise SpecError(f"{source}: {path}: {raw} is not a finite number")
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            _reject_non_finite(v, f"{path}.{k}" if path else str(k), source)
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            _reject_non_finite(v, f"{path}[{i}]", source)
+
+
+def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> Spec:
+    """Validates a raw mapping into a :class:`Spec`, or raises a one-line :class:`SpecError`."""
+    _reject_non_finite(raw, "", source)
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        for err in errors:
+            ctx = err.get("ctx") or {}
+            cross = ctx.get("error")
+            if isinstance(cross, _CrossError):
+                raise SpecError(f"{source}: {cross.path}: {cross.message}") from None
+        first = min(errors, key=lambda e: (e["type"] != "union_tag_invalid", len(e["loc"])))
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SpecError(f"{source}: {_format_error(first)}{more}") from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    """Reads, overrides and validates a spec file.
+
+    >>> load_spec("pipelines/vpg_cartpole.yaml").env.env_id
+    'CartPole-v1'
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise SpecError(f"{source}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
+        raise SpecError(f"{source}: cannot read the spec ({type(err).__name__})") from None
+    raw = _read_yaml(text, source)
+    raw = apply_overrides(raw, overrides or [], source)
+    return parse_spec(raw, source)
+
+
+def flatten(spec: Spec) -> dict[str, Any]:
+    """The spec as ``{"optim.lr": 0.003, ...}`` for MLflow params (lists as their repr)."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else k)
+        else:
+            out[prefix] = node
+
+    walk(spec.model_dump(mode="json"), "")
+    return out

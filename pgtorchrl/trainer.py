@@ -1,0 +1,146 @@
+"""The training loop: collect -> advantage -> loss -> optimizer step(s) -> log -> evaluate.
+
+One readable loop in the style of CleanRL's ``ppo.py``; every hyperparameter comes from the spec
+(see :mod:`pgtorchrl.spec` for what each one means).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.nn.utils import clip_grad_norm_
+
+from pgtorchrl.evaluation import episode_stats, evaluate
+from pgtorchrl.pipeline import Pipeline, build_pipeline
+from pgtorchrl.spec import Spec
+from pgtorchrl.tracking import TrackedRun
+
+__all__ = ["train", "TrainResult", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite: training stops rather than corrupt the weights."""
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    frames: int
+    iterations: int
+    eval_return: float | None
+    solved: bool
+    train_seconds: float
+
+
+def _check_finite(losses: dict[str, torch.Tensor], iteration: int, frames: int) -> None:
+    for name, value in losses.items():
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"train/{name} is {value} at iteration {iteration} (frame {frames}): "
+                f"lower optim.lr or set train.max_grad_norm"
+            )
+
+
+def _step(optim: torch.optim.Optimizer, params, max_grad_norm: float | None) -> float:
+    """Clips (when asked) and applies the gradients already in ``params``; returns their norm."""
+    norm = clip_grad_norm_(params, max_grad_norm if max_grad_norm is not None else float("inf"))
+    optim.step()
+    return float(norm)
+
+
+def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
+    """One policy-gradient update on a batch whose ``advantage``/``value_target`` are written.
+
+    The actor takes one gradient step on ``loss_actor + loss_entropy``; the critic takes
+    ``train.value_steps`` steps on ``loss_critic``, the first one on the same backward pass
+    (so ``value_steps: 1`` is the joint A2C-style update, more is Spinning Up's VPG).
+    """
+    max_norm = p.spec.train.max_grad_norm
+    losses = p.loss(batch)
+    scalars = {k: v.item() for k, v in losses.items()}
+    _check_finite(scalars, iteration, frames)
+    total = sum(v for k, v in losses.items() if k.startswith("loss_"))
+    p.actor_optim.zero_grad(set_to_none=True)
+    if p.critic_optim is not None:
+        p.critic_optim.zero_grad(set_to_none=True)
+    total.backward()
+    metrics = {f"train/{k}": v for k, v in scalars.items()}
+    metrics["train/grad_norm"] = _step(p.actor_optim, p.actor.parameters(), max_norm)
+    if p.critic_optim is not None:
+        _step(p.critic_optim, p.critic.parameters(), max_norm)
+        for _ in range(p.spec.train.value_steps - 1):
+            p.critic_optim.zero_grad(set_to_none=True)
+            loss_critic = p.loss.loss_critic(batch)
+            _check_finite({"loss_critic": loss_critic.item()}, iteration, frames)
+            loss_critic.backward()
+            _step(p.critic_optim, p.critic.parameters(), max_norm)
+    return metrics
+
+
+def _progress(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frames", unit_scale=True, disable=not sys.stderr.isatty(), dynamic_ncols=True)
+
+
+def train(spec: Spec, spec_text: str | None = None, pipeline: Pipeline | None = None) -> TrainResult:
+    """Builds the pipeline, trains it under an MLflow run and returns what it reached."""
+    torch.set_num_threads(1)  # small MLPs on few cores: threads cost more than they save
+    p = pipeline or build_pipeline(spec)
+    eval_env = p.make_eval_env()
+    collector = p.make_collector()
+    every = spec.eval.every_frames
+    target = spec.eval.target_return
+    frames = iteration = 0
+    next_eval = every if every else None
+    last_eval: float | None = None
+    evaluated_at = -1
+    solved = False
+    start = time.perf_counter()
+    with TrackedRun(spec, spec_text) as run, _progress(spec.train.total_frames) as bar:
+        tick = time.perf_counter()
+        for batch in collector:
+            iteration += 1
+            frames += batch.numel()
+            p.advantage(batch)
+            flat = batch.reshape(-1)
+            metrics = update(p, flat, iteration, frames)
+            metrics.update(episode_stats(batch))
+            now = time.perf_counter()
+            metrics["time/fps"] = batch.numel() / (now - tick)
+            metrics["time/elapsed_s"] = now - start
+            tick = now
+            if next_eval is not None and frames >= next_eval:
+                next_eval += every
+                last_eval, evaluated_at = _log_eval(eval_env, p, metrics), frames
+                solved = target is not None and last_eval >= target
+            run.log_metrics(metrics, step=frames)
+            bar.update(batch.numel())
+            bar.set_postfix(ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}")
+            if solved:
+                break
+            tick = time.perf_counter()  # evaluation and logging are not counted in time/fps
+        if evaluated_at != frames:  # always end on an evaluation of the final policy
+            metrics = {}
+            last_eval = _log_eval(eval_env, p, metrics)
+            solved = target is not None and last_eval >= target
+            run.log_metrics(metrics, step=frames)
+        collector.shutdown()
+        elapsed = time.perf_counter() - start
+        run.set_tag("solved", str(solved))
+        if spec.tracking.log_models:
+            run.log_state_dict(p.actor.state_dict(), "model/actor.pt")
+            if p.critic is not None:
+                run.log_state_dict(p.critic.state_dict(), "model/critic.pt")
+        run.log_metrics({"time/train_seconds": elapsed}, step=frames)
+    return TrainResult(run.run_id, frames, iteration, last_eval, solved, elapsed)
+
+
+def _log_eval(eval_env, p: Pipeline, metrics: dict[str, float]) -> float:
+    returns = evaluate(eval_env, p.actor)
+    metrics["eval/return_mean"] = returns.mean().item()
+    metrics["eval/return_std"] = returns.std(unbiased=False).item()
+    return metrics["eval/return_mean"]
