@@ -83,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         spec = load_spec(args.pipeline, args.overrides)
     except SpecError as err:
         return _fail(str(err), EXIT_BAD_INPUT)
+    run = None
+    if args.command == "train":
+        from pgtorchrl.tracking import TrackedRun
+
+        # MLflow starts up in its own process while torch and the pipeline load here.
+        run = TrackedRun(spec, args.pipeline.read_text()).start_writer()
     import warnings
 
     warnings.filterwarnings("ignore", module="torchrl")
@@ -92,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipeline = build_pipeline(spec)
     except (KeyFlowError, ValueError, TypeError) as err:
+        if run is not None:
+            run.discard()
         return _fail(f"{args.pipeline}: {err}", EXIT_BAD_INPUT)
     if args.command == "validate":
         import yaml
@@ -99,13 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), end="")
         print(f"# {args.pipeline}: valid; components built and key flow checked", file=sys.stderr)
         return 0
+    from pgtorchrl.tracking import TrackingError
     from pgtorchrl.trainer import NonFiniteLossError, train
 
     try:
-        result = train(spec, args.pipeline.read_text(), pipeline)
+        result = train(spec, run.spec_text, pipeline, run)
     except KeyboardInterrupt:
         return _fail("interrupted; the MLflow run is marked KILLED", EXIT_INTERRUPTED)
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, TrackingError) as err:
         return _fail(str(err), EXIT_TRAINING_FAILED)
     status = "solved" if result.solved else "finished"
     ret = "n/a" if result.eval_return is None else f"{result.eval_return:.1f}"

@@ -86,10 +86,25 @@ def _progress(total: int):
     return tqdm(total=total, unit="frames", unit_scale=True, disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
-def train(spec: Spec, spec_text: str | None = None, pipeline: Pipeline | None = None) -> TrainResult:
-    """Builds the pipeline, trains it under an MLflow run and returns what it reached."""
+def train(
+    spec: Spec, spec_text: str | None = None, pipeline: Pipeline | None = None, run: TrackedRun | None = None
+) -> TrainResult:
+    """Builds the pipeline (unless given), trains it under an MLflow run and returns what it reached.
+
+    Args:
+        spec: a validated spec (:func:`pgtorchrl.load_spec`).
+        spec_text: the spec file's text, logged as given.
+        pipeline: components already built from ``spec``.
+        run: a :class:`TrackedRun` whose writer was started early (the CLI does this).
+    """
     torch.set_num_threads(1)  # small MLPs on few cores: threads cost more than they save
-    p = pipeline or build_pipeline(spec)
+    run = run or TrackedRun(spec, spec_text)
+    run.start_writer()
+    try:
+        p = pipeline or build_pipeline(spec)
+    except BaseException:
+        run.discard()
+        raise
     eval_env = p.make_eval_env()
     collector = p.make_collector()
     every = spec.eval.every_frames
@@ -100,7 +115,7 @@ def train(spec: Spec, spec_text: str | None = None, pipeline: Pipeline | None = 
     evaluated_at = -1
     solved = False
     start = time.perf_counter()
-    with TrackedRun(spec, spec_text) as run, _progress(spec.train.total_frames) as bar:
+    with run, _progress(spec.train.total_frames) as bar:
         tick = time.perf_counter()
         for batch in collector:
             iteration += 1

@@ -1,0 +1,111 @@
+"""The MLflow writer process behind :class:`pgtorchrl.tracking.TrackedRun`.
+
+Usage: ``python -m pgtorchrl.mlflow_writer TRACKING_URI EXPERIMENT``. It prepares the store and
+the experiment at once, then reads pickled messages from stdin, in order, and writes them to MLflow; reports on stdout with
+one line per event (``opened RUN_ID EXPERIMENT_ID RUN_NAME``, ``error MESSAGE``, ``ended``).
+If stdin closes before an ``end`` message (the trainer died), the run is marked KILLED.
+Messages: ``("open", {...})``, ``("metrics", {key: value}, step, timestamp_ms)``,
+``("tag", key, value)``, ``("artifact", path, bytes)``, ``("end", status, error_or_None)``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line.replace("\n", " ") + "\n")
+    sys.stdout.flush()
+
+
+class _Writer:
+    """Prepared before any message arrives: MLflow imported, the store and experiment ready."""
+
+    def __init__(self, uri: str, experiment: str):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        mlflow.set_tracking_uri(uri)
+        self.client = MlflowClient(uri)
+        self.experiment_id = mlflow.set_experiment(experiment).experiment_id
+        self.run_id = None
+
+    def open(self, cfg: dict) -> None:
+        from mlflow.entities import Param
+
+        run = self.client.create_run(self.experiment_id, run_name=cfg["run_name"], tags=cfg["tags"])
+        self.run_id = run.info.run_id
+        _say(f"opened {self.run_id} {self.experiment_id} {run.info.run_name}")
+        params = [Param(k, v) for k, v in cfg["params"].items()]
+        for i in range(0, len(params), 100):  # MLflow's log_batch limit: 100 params a call
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
+        for path, text in cfg["texts"].items():
+            self.artifact(path, text.encode())
+
+    def metrics(self, values: dict, step: int, timestamp: int) -> None:
+        from mlflow.entities import Metric
+
+        batch = [Metric(k, v, timestamp, step) for k, v in values.items()]
+        for i in range(0, len(batch), 1000):  # MLflow's log_batch limit: 1000 metrics a call
+            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+
+    def tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
+
+    def artifact(self, path: str, data: bytes) -> None:
+        target = Path(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / target.name
+            local.write_bytes(data)
+            folder = str(target.parent) if str(target.parent) != "." else None
+            self.client.log_artifact(self.run_id, str(local), folder)
+
+    def end(self, status: str, error: str | None) -> None:
+        if error:
+            self.client.set_tag(self.run_id, "error", error)
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides how the run ends
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri, experiment = argv
+    try:
+        writer = _Writer(uri, experiment)
+    except Exception as err:
+        _say(f"error {type(err).__name__}: {err}")
+        return 1
+    stdin = sys.stdin.buffer
+    failed = False
+    while True:
+        try:
+            message = pickle.load(stdin)
+        except EOFError:  # the trainer is gone without saying how the run ended
+            if writer.run_id is not None:
+                writer.end("KILLED", None)
+            return 1
+        kind, *args = message
+        if failed and kind != "end":
+            continue
+        try:
+            getattr(writer, kind)(*args)
+        except Exception as err:  # report once, then only try to close the run
+            _say(f"error {type(err).__name__}: {err}")
+            failed = True
+            if kind == "end" or writer.run_id is None:
+                return 1
+            continue
+        if kind == "end":
+            _say("ended")
+            return 0
+        if failed:
+            writer.end("FAILED", "tracking failed")
+            return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
