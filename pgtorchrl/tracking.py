@@ -63,6 +63,13 @@ def _git_commit() -> str | None:
         return None
 
 
+def _child_env() -> dict[str, str]:
+    """This process's environment, with pgtorchrl importable even from an uninstalled checkout."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+
+
 class TrackingError(RuntimeError):
     """The MLflow writer process failed (store unreachable, disk full ...)."""
 
@@ -103,6 +110,7 @@ class TrackedRun:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
+                env=_child_env(),
                 start_new_session=True,  # Ctrl-C reaches the trainer, which then ends the run itself
             )
             self._reader = threading.Thread(target=self._read, name="pgtorchrl-mlflow-reader", daemon=True)

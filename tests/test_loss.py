@@ -1,0 +1,112 @@
+"""ReinforceLoss: its gradient against a hand-computed score-function gradient."""
+import pytest
+import torch
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torchrl.modules import OneHotCategorical, ProbabilisticActor, ValueOperator
+
+from pgtorchrl.loss import ReinforceLoss
+
+
+def linear_actor(weight):
+    """pi(a|s) = softmax(W s): a policy whose score function is known in closed form."""
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    linear.weight.data.copy_(weight)
+    net = TensorDictModule(linear, in_keys=["observation"], out_keys=["logits"])
+    return ProbabilisticActor(
+        net, in_keys=["logits"], distribution_class=OneHotCategorical, return_log_prob=True, log_prob_key="action_log_prob"
+    )
+
+
+def tiny_batch():
+    obs = torch.tensor([[1.0, 0.0, 2.0], [0.5, -1.0, 0.0], [0.0, 1.0, 1.0]])
+    actions = torch.tensor([0, 1, 1])
+    advantage = torch.tensor([[2.0], [-1.0], [0.5]])
+    return TensorDict(
+        {"observation": obs, "action": nn.functional.one_hot(actions, 2), "advantage": advantage,
+         "value_target": torch.tensor([[1.0], [2.0], [3.0]])},
+        [3],
+    ), obs, actions, advantage
+
+
+def test_actor_gradient_equals_hand_computed_score_function_gradient():
+    W = torch.tensor([[0.2, -0.1, 0.3], [-0.4, 0.5, 0.1]])
+    actor = linear_actor(W)
+    batch, obs, actions, advantage = tiny_batch()
+    out = ReinforceLoss(actor)(batch)
+    out["loss_actor"].backward()
+    # grad_W log softmax(W s)[a] = (onehot(a) - softmax(W s)) s^T; loss = -mean(logp * A)
+    expected = torch.zeros_like(W)
+    for s, a, adv in zip(obs, actions, advantage):
+        p = torch.softmax(W @ s, dim=0)
+        expected -= adv.item() * torch.outer(nn.functional.one_hot(a, 2).float() - p, s)
+    expected /= len(obs)
+    torch.testing.assert_close(actor.module[0].module.weight.grad, expected)
+    # and the loss value itself
+    logp = torch.log_softmax(obs @ W.T, -1).gather(-1, actions[:, None])
+    torch.testing.assert_close(out["loss_actor"], -(logp * advantage).mean())
+
+
+def test_critic_free_mode_has_no_critic_loss():
+    actor = linear_actor(torch.zeros(2, 3))
+    batch, *_ = tiny_batch()
+    loss = ReinforceLoss(actor)
+    out = loss(batch)
+    assert set(out.keys()) == {"loss_actor", "entropy"}
+    assert loss.in_keys == ["action", "advantage", "observation"]
+    with pytest.raises(RuntimeError, match="has no critic"):
+        loss.loss_critic(batch)
+
+
+def test_critic_loss_and_its_gradient():
+    actor = linear_actor(torch.zeros(2, 3))
+    critic = ValueOperator(nn.Linear(3, 1), in_keys=["observation"])
+    nn.init.zeros_(critic.module.weight)
+    nn.init.constant_(critic.module.bias, 1.5)
+    batch, *_ = tiny_batch()
+    out = ReinforceLoss(actor, critic, critic_coef=0.5)(batch)
+    # V = 1.5 everywhere; targets 1, 2, 3 -> 0.5 * mean((1.5 - y)^2) = 0.5 * (0.25 + 0.25 + 2.25) / 3
+    torch.testing.assert_close(out["loss_critic"], torch.tensor(0.5 * 2.75 / 3))
+    out["loss_critic"].backward()
+    torch.testing.assert_close(critic.module.bias.grad, torch.tensor([0.5 * 2 * (1.5 - 2.0)]))
+    assert actor.module[0].module.weight.grad is None  # the critic loss never reaches the actor
+
+
+def test_entropy_bonus():
+    actor = linear_actor(torch.zeros(2, 3))  # uniform policy: H = log 2
+    batch, *_ = tiny_batch()
+    out = ReinforceLoss(actor, entropy_coef=0.1)(batch)
+    torch.testing.assert_close(out["entropy"], torch.tensor(2.0).log())
+    torch.testing.assert_close(out["loss_entropy"], -0.1 * torch.tensor(2.0).log())
+
+
+def test_same_loss_and_gradient_as_torchrl_reinforce_loss():
+    from torchrl.objectives import ReinforceLoss as TorchRLReinforceLoss
+
+    W = torch.tensor([[0.2, -0.1, 0.3], [-0.4, 0.5, 0.1]])
+    ours_actor, theirs_actor = linear_actor(W), linear_actor(W)
+    critic = ValueOperator(nn.Linear(3, 1), in_keys=["observation"])
+    batch, *_ = tiny_batch()
+    ours = ReinforceLoss(ours_actor)(batch.clone())
+    theirs = TorchRLReinforceLoss(theirs_actor, critic, functional=False)(batch.clone())
+    torch.testing.assert_close(ours["loss_actor"], theirs["loss_actor"])
+    ours["loss_actor"].backward()
+    theirs["loss_actor"].backward()
+    torch.testing.assert_close(ours_actor.module[0].module.weight.grad, theirs_actor.module[0].module.weight.grad)
+
+
+def test_set_keys_and_missing_key_message():
+    actor = linear_actor(torch.zeros(2, 3))
+    batch, *_ = tiny_batch()
+    loss = ReinforceLoss(actor)
+    loss.set_keys(advantage="my_advantage")
+    with pytest.raises(KeyError, match="ReinforceLoss needs 'my_advantage'.*run an advantage module"):
+        loss(batch)
+    batch["my_advantage"] = batch["advantage"]
+    assert "loss_actor" in loss(batch).keys()
+
+
+def test_rejects_a_deterministic_actor():
+    with pytest.raises(TypeError, match="probabilistic actor"):
+        ReinforceLoss(TensorDictModule(nn.Linear(3, 2), in_keys=["observation"], out_keys=["action"]))

@@ -1,0 +1,142 @@
+"""Spec validation: one test per class of error, each asserting the one-line message."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pgtorchrl.spec import SpecError, flatten, load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
+
+
+def error_of(tmp_path, text=None, overrides=()):
+    path = tmp_path / "spec.yaml"
+    path.write_text(VPG.read_text() if text is None else text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path, list(overrides))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    return message.removeprefix(f"{path}: ")
+
+
+def test_shipped_pipelines_are_valid():
+    for path in sorted((ROOT / "pipelines").glob("*.yaml")):
+        load_spec(path)
+
+
+def test_malformed_yaml(tmp_path):
+    msg = error_of(tmp_path, "env: {name: gym\nactor: [")
+    assert msg.startswith("line 2, column 6: malformed YAML")
+
+
+def test_not_a_mapping(tmp_path):
+    assert "must be a YAML mapping" in error_of(tmp_path, "- just\n- a list\n")
+
+
+def test_unknown_top_level_key(tmp_path):
+    assert error_of(tmp_path, overrides=["trian.total_frames=3"]).startswith("trian: unknown key; did you mean 'train'?")
+
+
+def test_unknown_field_of_a_component(tmp_path):
+    msg = error_of(tmp_path, overrides=["advantage.lambda=0.9"])
+    assert msg.startswith("advantage.lambda: unknown key; did you mean 'lmbda'? (accepted: name, gamma, lmbda, normalize)")
+
+
+def test_unknown_component_name(tmp_path):
+    msg = error_of(tmp_path, overrides=["loss.name=reinforc"])
+    assert msg == "loss.name: unknown loss 'reinforc'; did you mean 'reinforce'? (registered: reinforce)"
+
+
+def test_missing_component_name(tmp_path):
+    text = VPG.read_text().replace("  name: adam\n  lr: 3.0e-3", "  lr: 3.0e-3")
+    assert error_of(tmp_path, text).startswith("optim.name: missing; name a registered optim: adam, rmsprop, sgd")
+
+
+def test_wrong_type(tmp_path):
+    assert error_of(tmp_path, overrides=["env.num_envs=eight"]) == "env.num_envs: Input should be a valid integer, got 'eight'"
+
+
+def test_yaml_scientific_notation_string_is_explained(tmp_path):
+    msg = error_of(tmp_path, overrides=["optim.lr=3e-4"])
+    assert msg == "optim.lr: Input should be a valid number; got the string '3e-4' (YAML reads 3e-4 as text: write 3.0e-4)"
+
+
+def test_missing_env_id(tmp_path):
+    msg = error_of(tmp_path, overrides=["env.env_id=CartPoel-v1"])
+    assert msg.startswith("env.env_id: unknown gymnasium env id 'CartPoel-v1'; did you mean 'CartPole-v1'")
+
+
+def test_gamma_outside_unit_interval(tmp_path):
+    assert error_of(tmp_path, overrides=["advantage.gamma=1.01"]) == "advantage.gamma: Input should be less than or equal to 1, got 1.01"
+
+
+def test_non_positive_frame_count(tmp_path):
+    assert error_of(tmp_path, overrides=["train.total_frames=0"]) == "train.total_frames: Input should be greater than 0, got 0"
+    assert error_of(tmp_path, overrides=["collector.frames_per_batch=-8"]).startswith("collector.frames_per_batch: Input should be greater than 0")
+
+
+def test_non_finite_number(tmp_path):
+    assert error_of(tmp_path, overrides=["optim.lr=.inf"]) == "optim.lr: inf is not a finite number"
+
+
+def test_missing_required_section(tmp_path):
+    raw = yaml.safe_load(VPG.read_text())
+    del raw["train"]
+    assert error_of(tmp_path, yaml.safe_dump(raw)) == "train: missing required key"
+
+
+def test_cross_section_rule(tmp_path):
+    assert error_of(tmp_path, overrides=["critic=null", "critic_optim=null", "train.value_steps=1"]) == (
+        "advantage.name: 'gae' needs a critic: add a `critic:` section or use 'reward_to_go'"
+    )
+    assert error_of(tmp_path, overrides=["collector.frames_per_batch=100"]) == (
+        "collector.frames_per_batch: 100 is not a multiple of env.num_envs=8"
+    )
+
+
+def test_bad_override_syntax(tmp_path):
+    assert error_of(tmp_path, overrides=["optim.lr"]).startswith("override 'optim.lr': write key.path=value")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SpecError, match=r"nope\.yaml: no such file"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_overrides_are_typed_and_flatten_names_every_field():
+    spec = load_spec(VPG, ["optim.lr=1.0e-2", "env.num_envs=4", "collector.frames_per_batch=128"])
+    assert spec.optim.lr == 0.01 and spec.env.num_envs == 4
+    flat = flatten(spec)
+    assert flat["optim.lr"] == 0.01 and flat["advantage.lmbda"] == 0.95 and flat["env.env_id"] == "CartPole-v1"
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "pgtorchrl", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_reports_a_spec_error_in_one_line_exit_2_and_opens_no_run(tmp_path):
+    proc = run_cli(str(VPG), "optim.name=adamw", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"pgtorchrl: error: {VPG}: optim.name: unknown optim 'adamw'; did you mean 'adam'? (registered: adam, rmsprop, sgd)"
+    ]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlruns").exists()  # nothing was tracked
+
+
+def test_cli_missing_file(tmp_path):
+    proc = run_cli("nope.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "pgtorchrl: error: nope.yaml: no such file"
+
+
+def test_cli_validate_prints_the_resolved_spec_and_opens_no_run(tmp_path):
+    proc = run_cli("validate", str(VPG), "optim.lr=1.0e-3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(proc.stdout)["optim"]["lr"] == 1.0e-3
+    assert "key flow checked" in proc.stderr
+    assert not (tmp_path / "mlruns").exists()
