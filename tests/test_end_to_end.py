@@ -1,0 +1,146 @@
+"""Whole runs on a tiny frame budget, tracked in a temporary MLflow store."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
+TINY = ["train.total_frames=1024", "eval.every_frames=512", "eval.episodes=2", "eval.target_return=null"]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "pgtorchrl", *args], capture_output=True, text=True)
+
+
+def only_run(uri, experiment="vpg-cartpole"):
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def test_cli_run_is_tracked_with_params_metrics_artifacts_and_loadable_weights(store):
+    proc = run_cli(str(VPG), *TINY, "tracking.run_name=tiny")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("finished: eval/return_mean=")
+    client, run = only_run(store)
+    assert run.info.status == "FINISHED" and run.info.run_name == "tiny"
+    assert run.data.params["optim.lr"] == "0.003" and run.data.params["env.env_id"] == "CartPole-v1"
+    assert run.data.params["train.total_frames"] == "1024"
+    for key in ("rollout/episode_return", "rollout/episode_length", "train/loss_actor", "train/loss_critic",
+                "train/entropy", "train/grad_norm", "time/fps"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == [256, 512, 768, 1024], key  # step = env frames
+    evals = client.get_metric_history(run.info.run_id, "eval/return_mean")
+    assert [m.step for m in evals] == [512, 1024]
+    assert len(client.get_metric_history(run.info.run_id, "eval/return_std")) == 2
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "spec")}
+    artifacts |= {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert artifacts == {"spec/resolved.yaml", "spec/given.yaml", "model/actor.pt", "model/critic.pt"}
+    assert run.data.tags["version.torchrl"] == "0.14.1" and "version.torch" in run.data.tags
+    assert run.data.tags["solved"] == "False"
+
+    from pgtorchrl import load_actor, load_critic, make_gym_env
+
+    actor, critic = load_actor(run.info.run_id), load_critic(run.info.run_id)
+    state = torch.load(client.download_artifacts(run.info.run_id, "model/actor.pt"), weights_only=True)
+    for name, tensor in actor.state_dict().items():
+        torch.testing.assert_close(tensor, state[name])
+    td = actor(make_gym_env("CartPole-v1", num_envs=2).reset())
+    assert td["action"].shape == (2, 2) and td["action_log_prob"].shape == (2,)
+    assert critic(td)["state_value"].shape == (2, 1)
+
+
+def test_same_spec_and_seed_give_the_same_metrics(store):
+    for _ in range(2):
+        assert run_cli(str(VPG), *TINY, "seed=3").returncode == 0
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("vpg-cartpole").experiment_id])
+    histories = [
+        {key: [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, key)]
+         for key in r.data.metrics if not key.startswith("time/")}
+        for r in runs
+    ]
+    assert len(histories[0]) >= 8
+    assert histories[0] == histories[1]
+    other = run_cli(str(VPG), *TINY, "seed=4")
+    assert other.returncode == 0
+    last = client.search_runs([client.get_experiment_by_name("vpg-cartpole").experiment_id], max_results=1)[0]
+    assert client.get_metric_history(last.info.run_id, "train/loss_actor") != [
+        m for m in client.get_metric_history(runs[0].info.run_id, "train/loss_actor")
+    ]
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_a_failed_run(store):
+    from pgtorchrl.pipeline import build_pipeline
+    from pgtorchrl.spec import load_spec
+    from pgtorchrl.trainer import NonFiniteLossError, train
+
+    spec = load_spec(VPG, TINY)
+    pipeline = build_pipeline(spec)
+    estimate = pipeline.advantage._estimate
+
+    def poisoned(*args):  # the advantage turns NaN on the second batch
+        advantage, target = estimate(*args)
+        poisoned.calls += 1
+        return (advantage * float("nan") if poisoned.calls == 2 else advantage), target
+
+    poisoned.calls = 0
+    pipeline.advantage._estimate = poisoned
+    with pytest.raises(NonFiniteLossError, match=r"^train/loss_actor is nan at iteration 2 \(frame 512\)"):
+        train(spec, pipeline=pipeline)
+    client, run = only_run(store)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"].startswith("NonFiniteLossError: train/loss_actor is nan")
+
+
+def test_ctrl_c_marks_the_run_killed(store):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgtorchrl", str(VPG), "train.total_frames=10000000", "eval.target_return=null"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    client = MlflowClient(store)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until training is logging metrics
+        time.sleep(0.5)
+        experiment = client.get_experiment_by_name("vpg-cartpole") if os.path.exists("mlflow.db") else None
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if runs and client.get_metric_history(runs[0].info.run_id, "train/loss_actor"):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "pgtorchrl: error: interrupted; the MLflow run is marked KILLED"
+    _, run = only_run(store)
+    assert run.info.status == "KILLED"
+
+
+def test_build_failure_opens_no_run(store, tmp_path):
+    # a Box env with a discrete distribution passes validation but not the build: one line, exit 2
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(VPG.read_text().replace("env_id: CartPole-v1", "env_id: Pendulum-v1").replace(
+        "activation: tanh\n\ncritic", "activation: tanh\n  distribution: categorical\n\ncritic"))
+    proc = run_cli(str(spec))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"pgtorchrl: error: {spec}: distribution 'categorical' needs discrete actions but the env's action spec "
+        "is BoundedContinuous; use 'normal' or 'tanh_normal'."
+    ]
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("vpg-cartpole")
+    assert experiment is None or client.search_runs([experiment.experiment_id]) == []
