@@ -1,8 +1,8 @@
 """pgtorchrl: declarative policy-gradient pipelines on TorchRL, tracked in MLflow.
 
-The building blocks are plain TorchRL/TensorDict modules, importable for use in your own scripts:
+The building blocks are plain TorchRL/TensorDict modules, importable for use in your own scripts::
 
->>> from pgtorchrl import ReinforceLoss, GAE, RewardToGo, make_actor, make_critic, make_gym_env  # doctest: +SKIP
+    from pgtorchrl import ReinforceLoss, GAE, RewardToGo, make_actor, make_critic, make_gym_env
 
 Attributes are imported lazily so that ``python -m pgtorchrl --help`` stays fast.
 """

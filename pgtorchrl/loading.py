@@ -43,10 +43,10 @@ def _load(run_id: str, which: str, tracking_uri: str | None):
 
 
 def load_actor(run_id: str, tracking_uri: str | None = None):
-    """The trained ``ProbabilisticActor`` of an MLflow run.
+    """The trained ``ProbabilisticActor`` of an MLflow run (rebuilt from the run's spec)::
 
-    >>> actor = load_actor("3f2c...")  # doctest: +SKIP
-    >>> td = actor(env.reset())        # writes action and action_log_prob  # doctest: +SKIP
+        actor = load_actor(run_id)
+        td = actor(env.reset())  # writes action and action_log_prob
     """
     return _load(run_id, "actor", tracking_uri)
 

@@ -49,8 +49,8 @@ def make_discrete_actor(
     """A categorical policy ``pi(a|s) = softmax(MLP(s))`` over one-hot actions.
 
     >>> actor = make_discrete_actor(4, 2, hidden_sizes=[16])
-    >>> actor.log_prob_key
-    'action_log_prob'
+    >>> actor.out_keys
+    ['logits', 'action', 'action_log_prob']
     """
     net = TensorDictModule(
         _mlp(n_obs, n_actions, hidden_sizes, activation), in_keys=[observation_key], out_keys=["logits"]
