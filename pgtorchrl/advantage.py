@@ -2,31 +2,62 @@
 
 Thin wrappers over :mod:`pgtorchrl.functional`: they read the batch's keys, run the critic (if
 any) on ``observation`` and ``("next", "observation")`` without gradients, call the pure maths and
-write the results back. A batch is a TorchRL collector batch shaped ``[*envs, T]``.
+write the results back. A batch is a TorchRL collector batch shaped ``[*envs, T]``, or a
+whole-episode batch ``[episodes, T_max]`` whose ``("collector", "mask")`` marks the real steps.
+
+The estimators are the slides' sequence (Sutton & Barto 2018 Ch. 13; Spinning Up, "Intro to
+Policy Optimization"):
+
+=================  ==========================================================  ===============
+name               weight of :math:`\\nabla \\log \\pi(a_t|s_t)`                    class
+=================  ==========================================================  ===============
+``full_return``    :math:`G(\\tau) - b`                                          FullReturn
+``reward_to_go``   :math:`G_t - b` (``b = V(s_t)``: REINFORCE with baseline)     RewardToGo
+``td_error``       :math:`r_t + \\gamma V(s_{t+1}) - V(s_t)`                     TDError
+``gae``            GAE(:math:`\\lambda`) (vanilla policy gradient)               GAE
+=================  ==========================================================  ===============
+
+Options shared by all: ``normalize`` (standardize over the batch), ``gamma_t_factor`` (the
+:math:`\\gamma^t` of Sutton & Barto's box) and ``truncation``: what a time-limit cut means.
+``"bootstrap"`` continues the return with :math:`V(s_T)` (Spinning Up's ``finish_path``),
+``"drop"`` removes truncated episodes from the batch (whole-episode batches only) and
+``"terminal"`` treats the cut as a true end, which is only ever done when asked for.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 
-from pgtorchrl.functional import generalized_advantage_estimate, reward_to_go
+from pgtorchrl.functional import discount_weights, episode_return, generalized_advantage_estimate, reward_to_go
 
-__all__ = ["AdvantageEstimator", "RewardToGo", "GAE"]
+__all__ = ["AdvantageEstimator", "FullReturn", "RewardToGo", "TDError", "GAE", "TRUNCATION_MODES", "BASELINES"]
+
+TRUNCATION_MODES = ("bootstrap", "drop", "terminal")
+BASELINES = ("auto", "none", "mean", "critic")
+
+
+def _next(key: NestedKey) -> tuple:
+    return ("next", *key) if isinstance(key, tuple) else ("next", key)
 
 
 class AdvantageEstimator(TensorDictModuleBase):
-    """Shared key handling, critic evaluation and normalization of the advantage estimators.
+    """Shared key handling, critic evaluation, truncation, masking and normalization.
 
-    Subclasses implement :meth:`_estimate`, which maps tensors to ``(advantage, value_target)``.
+    Subclasses implement :meth:`_estimate`, mapping tensors to ``(advantage, value_target)``.
 
     Args:
-        critic: a module writing ``state_value`` from the observation keys, or ``None``.
+        critic: a module writing ``state_value`` from the state alone, or ``None``.
         gamma: discount factor in ``[0, 1]``.
-        normalize: whether to standardize the advantage over the batch (zero mean, unit std).
+        normalize: standardize the advantage over the batch's valid steps.
+        truncation: ``"bootstrap"`` (needs a critic), ``"drop"`` or ``"terminal"``.
+        gamma_t_factor: multiply the advantage by :math:`\\gamma^t` (Sutton & Barto's box).
+
+    After each call, :attr:`stats` holds the advantage's mean and std before normalization.
     """
 
     @dataclass
@@ -34,12 +65,12 @@ class AdvantageEstimator(TensorDictModuleBase):
         """Tensordict keys read and written; change them with :meth:`set_keys`.
 
         Attributes:
-            reward: read under ``"next"``. Defaults to ``"reward"``.
-            done: read under ``"next"``. Defaults to ``"done"``.
-            terminated: read under ``"next"``. Defaults to ``"terminated"``.
+            reward, done, terminated: read under ``"next"``.
             value: the critic's output. Defaults to ``"state_value"``.
-            advantage: written. Defaults to ``"advantage"``.
-            value_target: written (the critic's regression target). Defaults to ``"value_target"``.
+            advantage, value_target: written.
+            step_count: the step index ``t`` of ``s_t`` (read for ``gamma_t_factor``).
+            mask: valid steps of a padded whole-episode batch; truncated episodes are removed
+                from it when ``truncation="drop"``. Defaults to ``("collector", "mask")``.
         """
 
         reward: NestedKey = "reward"
@@ -48,22 +79,48 @@ class AdvantageEstimator(TensorDictModuleBase):
         value: NestedKey = "state_value"
         advantage: NestedKey = "advantage"
         value_target: NestedKey = "value_target"
+        step_count: NestedKey = "step_count"
+        mask: NestedKey = ("collector", "mask")
 
     requires_critic = False
 
-    def __init__(self, critic: TensorDictModuleBase | None = None, *, gamma: float = 0.99, normalize: bool = False):
+    def __init__(
+        self,
+        critic: TensorDictModuleBase | None = None,
+        *,
+        gamma: float = 0.99,
+        normalize: bool = False,
+        truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
+        gamma_t_factor: bool = False,
+    ):
         super().__init__()
+        name = type(self).__name__
         if self.requires_critic and critic is None:
             raise ValueError(
-                f"{type(self).__name__} needs a critic (a state-value module): add a `critic:` "
-                f"section to the spec, or use the critic-free `reward_to_go` advantage."
+                f"{name} needs a critic (a state-value module): add a `critic:` section to the spec, "
+                f"or use the critic-free `reward_to_go` advantage."
+            )
+        if critic is not None and any(k in ("action", ("action",)) for k in critic.in_keys):
+            raise ValueError(
+                f"{name}: the critic reads 'action', but a baseline may depend on the state only "
+                f"(an action-dependent baseline biases the policy gradient); use a ValueOperator on observations."
             )
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma={gamma} is outside [0, 1].")
+        if truncation not in TRUNCATION_MODES:
+            raise ValueError(f"truncation={truncation!r}: use one of {TRUNCATION_MODES}.")
+        if truncation == "bootstrap" and critic is None:
+            raise ValueError(
+                f"{name} without a critic cannot bootstrap a time-limit truncation: set truncation to "
+                f"'drop' (discard truncated episodes) or 'terminal' (treat the cut as the end), or add a critic."
+            )
         self.critic = critic
         self.gamma = float(gamma)
         self.normalize = normalize
+        self.truncation = truncation
+        self.gamma_t_factor = gamma_t_factor
         self.tensor_keys = self._AcceptedKeys()
+        self.stats: dict[str, float] = {}
 
     def set_keys(self, **kwargs: NestedKey) -> None:
         """Renames the tensordict keys this module reads and writes."""
@@ -81,6 +138,8 @@ class AdvantageEstimator(TensorDictModuleBase):
         keys = [("next", k.reward), ("next", k.done), ("next", k.terminated)]
         if self.critic is not None:
             keys += list(self.critic.in_keys) + [_next(key) for key in self.critic.in_keys]
+        if self.gamma_t_factor:
+            keys.append(k.step_count)
         return keys
 
     @property
@@ -101,28 +160,93 @@ class AdvantageEstimator(TensorDictModuleBase):
         reward = tensordict.get(("next", k.reward))
         done = tensordict.get(("next", k.done))
         terminated = tensordict.get(("next", k.terminated))
-        advantage, value_target = self._estimate(reward, done, terminated, value, next_value)
+        mask = tensordict.get(k.mask, None)
+        if self.truncation == "terminal":
+            terminated = done  # asked for explicitly: the time limit is the episode's end
+        elif self.truncation == "drop":
+            if mask is None:
+                raise ValueError(
+                    "truncation='drop' needs whole-episode batches: set collector.trajs_per_batch "
+                    "or use the 'episodes' collector."
+                )
+            cut = (done & ~terminated).squeeze(-1) & mask
+            mask = mask & ~cut.any(-1, keepdim=True)  # each row is one episode: drop it whole
+            tensordict.set(k.mask, mask)
+        valid = torch.ones_like(reward, dtype=torch.bool) if mask is None else mask.unsqueeze(-1).expand_as(reward)
+        advantage, value_target = self._estimate(reward, done, terminated, value, next_value, valid)
+        if self.gamma_t_factor:
+            advantage = advantage * discount_weights(tensordict.get(k.step_count), self.gamma).to(advantage.dtype)
+        advantage = torch.where(valid, advantage, 0.0)  # padding and dropped episodes weigh nothing
+        selected = advantage[valid]
+        mean = selected.mean() if selected.numel() else advantage.new_zeros(())
+        std = selected.std(unbiased=False) if selected.numel() > 1 else advantage.new_ones(())
+        self.stats = {"advantage_mean": mean.item(), "advantage_std": std.item()}
         if self.normalize:
-            advantage = (advantage - advantage.mean()) / advantage.std().clamp_min(1e-8)
+            advantage = torch.where(valid, (advantage - mean) / std.clamp_min(1e-8), 0.0)
         tensordict.set(k.advantage, advantage)
         tensordict.set(k.value_target, value_target)
         return tensordict
 
-    def _estimate(self, reward, done, terminated, value, next_value):
+    def _estimate(self, reward, done, terminated, value, next_value, valid):
         raise NotImplementedError  # abstract: each estimator states its own formula
 
 
-def _next(key: NestedKey) -> tuple:
-    return ("next", *key) if isinstance(key, tuple) else ("next", key)
+class _ReturnWeighted(AdvantageEstimator):
+    """Estimators whose weight is a Monte Carlo return minus a state-only baseline.
+
+    ``baseline``: ``"none"``; ``"mean"`` (a constant, the batch's mean weight); ``"critic"``
+    (:math:`V(s_t)`, REINFORCE with baseline); ``"auto"``: the critic when there is one.
+    The critic's regression target is always the reward-to-go :math:`G_t`.
+    """
+
+    def __init__(
+        self,
+        critic: TensorDictModuleBase | None = None,
+        *,
+        gamma: float = 0.99,
+        baseline: Literal["auto", "none", "mean", "critic"] = "auto",
+        normalize: bool = False,
+        truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
+        gamma_t_factor: bool = False,
+    ):
+        super().__init__(critic, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
+        if baseline not in BASELINES:
+            raise ValueError(f"baseline={baseline!r}: use one of {BASELINES}.")
+        if baseline == "critic" and critic is None:
+            raise ValueError("baseline='critic' needs a critic: add a `critic:` section or use baseline 'mean' or 'none'.")
+        self.baseline = ("critic" if critic is not None else "none") if baseline == "auto" else baseline
+
+    def _returns(self, reward, done, terminated, next_value) -> torch.Tensor:
+        raise NotImplementedError  # abstract: G(tau) or G_t
+
+    def _estimate(self, reward, done, terminated, value, next_value, valid):
+        weights = self._returns(reward, done, terminated, next_value)
+        value_target = reward_to_go(reward, done, terminated, next_value, self.gamma)
+        if self.baseline == "critic":
+            weights = weights - value
+        elif self.baseline == "mean":
+            weights = weights - weights[valid].mean()
+        return weights, value_target
 
 
-class RewardToGo(AdvantageEstimator):
-    r"""Reward-to-go weights :math:`G_t`, minus :math:`V(s_t)` when a critic is given.
+class FullReturn(_ReturnWeighted):
+    r"""Every step of an episode weighted by the same :math:`G(\tau)` (minus a baseline).
 
-    Without a critic this is critic-free REINFORCE (``advantage = value_target = G_t``); with one it
-    is REINFORCE with a learned baseline (:math:`\delta = G_t - \hat v(S_t, w)`, Sutton & Barto
-    2018 Sec. 13.4), and truncations and batch ends are bootstrapped with :math:`V(s_{t+1})`.
-    The formula lives in :func:`pgtorchrl.functional.reward_to_go`.
+    The first estimator of the slides ("Plugging grad-log-prob into the gradient update");
+    needs whole-episode batches. Formula: :func:`pgtorchrl.functional.episode_return`.
+    """
+
+    def _returns(self, reward, done, terminated, next_value):
+        return episode_return(reward, done, terminated, next_value, self.gamma)
+
+
+class RewardToGo(_ReturnWeighted):
+    r"""Reward-to-go weights :math:`G_t` (minus a baseline).
+
+    Without a critic this is critic-free REINFORCE (``advantage = value_target = G_t``); with
+    ``baseline="critic"`` it is REINFORCE with baseline (:math:`\delta = G_t - \hat v(S_t, w)`,
+    Sutton & Barto 2018 Sec. 13.4), the Monte Carlo advantage. The formula lives in
+    :func:`pgtorchrl.functional.reward_to_go`.
 
     Examples:
         >>> import torch
@@ -130,14 +254,12 @@ class RewardToGo(AdvantageEstimator):
         >>> td = TensorDict({"next": {"reward": torch.ones(1, 3, 1),
         ...     "done": torch.tensor([[[False], [False], [True]]]),
         ...     "terminated": torch.tensor([[[False], [False], [True]]])}}, [1, 3])
-        >>> RewardToGo(gamma=1.0)(td)["advantage"].flatten().tolist()
+        >>> RewardToGo(gamma=1.0, truncation="terminal")(td)["advantage"].flatten().tolist()
         [3.0, 2.0, 1.0]
     """
 
-    def _estimate(self, reward, done, terminated, value, next_value):
-        returns = reward_to_go(reward, done, terminated, next_value, self.gamma)
-        advantage = returns if value is None else returns - value
-        return advantage, returns
+    def _returns(self, reward, done, terminated, next_value):
+        return reward_to_go(reward, done, terminated, next_value, self.gamma)
 
 
 class GAE(AdvantageEstimator):
@@ -150,20 +272,47 @@ class GAE(AdvantageEstimator):
     Args:
         critic: the state-value module (required).
         gamma: discount in ``[0, 1]``.
-        lmbda: the GAE :math:`\lambda` in ``[0, 1]``.
-        normalize: standardize the advantage over the batch.
+        lmbda: the GAE :math:`\lambda` in ``[0, 1]``: 1 is the Monte Carlo advantage, 0 the TD error.
+        normalize, truncation, gamma_t_factor: see :class:`AdvantageEstimator`.
     """
 
     requires_critic = True
 
-    def __init__(self, critic: TensorDictModuleBase, *, gamma: float = 0.99, lmbda: float = 0.95, normalize: bool = False):
-        super().__init__(critic, gamma=gamma, normalize=normalize)
+    def __init__(
+        self,
+        critic: TensorDictModuleBase,
+        *,
+        gamma: float = 0.99,
+        lmbda: float = 0.95,
+        normalize: bool = False,
+        truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
+        gamma_t_factor: bool = False,
+    ):
+        super().__init__(critic, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
         if not 0.0 <= lmbda <= 1.0:
             raise ValueError(f"lmbda={lmbda} is outside [0, 1].")
         self.lmbda = float(lmbda)
 
-    def _estimate(self, reward, done, terminated, value, next_value):
+    def _estimate(self, reward, done, terminated, value, next_value, valid):
         advantage = generalized_advantage_estimate(
             reward, value, next_value, done, terminated, self.gamma, self.lmbda
         )
         return advantage, advantage + value
+
+
+class TDError(GAE):
+    r"""The one-step TD error :math:`\delta_t = r_t + \gamma V(s_{t+1}) - V(s_t)` as advantage
+    (GAE with :math:`\lambda = 0`; the slides' "TD-error, or advantage")."""
+
+    def __init__(
+        self,
+        critic: TensorDictModuleBase,
+        *,
+        gamma: float = 0.99,
+        normalize: bool = False,
+        truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
+        gamma_t_factor: bool = False,
+    ):
+        super().__init__(
+            critic, gamma=gamma, lmbda=0.0, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor
+        )

@@ -6,7 +6,7 @@ validating a spec stays cheap.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal, Optional
 
 from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
@@ -96,8 +96,15 @@ def mlp_critic(env: "EnvBase", *, hidden_sizes: HiddenSizes = [64, 64], activati
 
 # --- collection ---------------------------------------------------------------------------------
 @COLLECTORS.register("sync")
-def sync_collector(env: "EnvBase", policy, total_frames: int, *, frames_per_batch: PositiveInt):
-    """torchrl.collectors.Collector in this process: ``frames_per_batch`` env frames a batch."""
+def sync_collector(
+    env: "EnvBase",
+    policy,
+    total_frames: int,
+    *,
+    frames_per_batch: PositiveInt,
+    trajs_per_batch: Optional[PositiveInt] = None,
+):
+    """torchrl.collectors.Collector in this process; trajs_per_batch: whole-episode batches."""
     from torchrl.collectors import Collector
 
     return Collector(
@@ -105,25 +112,91 @@ def sync_collector(env: "EnvBase", policy, total_frames: int, *, frames_per_batc
         policy,
         frames_per_batch=frames_per_batch,
         total_frames=total_frames,
+        trajs_per_batch=trajs_per_batch,
         auto_register_policy_transforms=False,
     )
 
 
+@COLLECTORS.register("episodes")
+def episodes_collector(
+    env: "EnvBase", policy, total_frames: int, *, max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000
+):
+    """One complete episode per env per batch, from a reset (i.i.d. episodes of the current policy)."""
+    from pgtorchrl.collectors import EpisodeCollector
+
+    return EpisodeCollector(env, policy, total_frames, max_steps=max_steps)
+
+
 # --- advantages ---------------------------------------------------------------------------------
+Truncation = Literal["bootstrap", "drop", "terminal"]
+Baseline = Literal["auto", "none", "mean", "critic"]
+
+
+@ADVANTAGES.register("full_return")
+def full_return(
+    critic,
+    *,
+    gamma: Probability = 0.99,
+    baseline: Baseline = "auto",
+    normalize: bool = False,
+    truncation: Truncation = "bootstrap",
+    gamma_t_factor: bool = False,
+):
+    """G(tau) for every step of the episode, minus a state-only baseline; whole-episode batches."""
+    from pgtorchrl.advantage import FullReturn
+
+    return FullReturn(
+        critic, gamma=gamma, baseline=baseline, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor
+    )
+
+
 @ADVANTAGES.register("reward_to_go")
-def reward_to_go(critic, *, gamma: Probability = 0.99, normalize: bool = False):
-    """G_t (critic-free REINFORCE), or G_t - V(s_t) when the spec has a critic."""
+def reward_to_go(
+    critic,
+    *,
+    gamma: Probability = 0.99,
+    baseline: Baseline = "auto",
+    normalize: bool = False,
+    truncation: Truncation = "bootstrap",
+    gamma_t_factor: bool = False,
+):
+    """G_t minus a state-only baseline (none, batch mean, or V(s_t): REINFORCE with baseline)."""
     from pgtorchrl.advantage import RewardToGo
 
-    return RewardToGo(critic, gamma=gamma, normalize=normalize)
+    return RewardToGo(
+        critic, gamma=gamma, baseline=baseline, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor
+    )
+
+
+@ADVANTAGES.register("td_error")
+def td_error(
+    critic,
+    *,
+    gamma: Probability = 0.99,
+    normalize: bool = False,
+    truncation: Truncation = "bootstrap",
+    gamma_t_factor: bool = False,
+):
+    """One-step TD error r + gamma V(s') - V(s) as advantage; needs a critic."""
+    from pgtorchrl.advantage import TDError
+
+    return TDError(critic, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
 
 
 @ADVANTAGES.register("gae")
-def gae(critic, *, gamma: Probability = 0.99, lmbda: Probability = 0.95, normalize: bool = False):
+def gae(
+    critic,
+    *,
+    gamma: Probability = 0.99,
+    lmbda: Probability = 0.95,
+    normalize: bool = False,
+    truncation: Truncation = "bootstrap",
+    gamma_t_factor: bool = False,
+):
     """GAE(lambda) with the critic as baseline (vanilla policy gradient); needs a critic."""
     from pgtorchrl.advantage import GAE
 
-    return GAE(critic, gamma=gamma, lmbda=lmbda, normalize=normalize)
+    return GAE(critic, gamma=gamma, lmbda=lmbda, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
 
 
 # --- loss ---------------------------------------------------------------------------------------
@@ -135,12 +208,18 @@ def reinforce(
     entropy_coef: NonNegativeFloat = 0.0,
     critic_coef: NonNegativeFloat = 1.0,
     loss_critic_type: Literal["l2", "l1", "smooth_l1"] = "l2",
+    reduction: Literal["mean", "sum"] = "mean",
 ):
     """pgtorchrl's ReinforceLoss: -mean(log pi(a|s) * advantage), critic regression, entropy bonus."""
     from pgtorchrl.loss import ReinforceLoss
 
     return ReinforceLoss(
-        actor, critic, entropy_coef=entropy_coef, critic_coef=critic_coef, loss_critic_type=loss_critic_type
+        actor,
+        critic,
+        entropy_coef=entropy_coef,
+        critic_coef=critic_coef,
+        loss_critic_type=loss_critic_type,
+        reduction=reduction,
     )
 
 

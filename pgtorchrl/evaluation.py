@@ -3,32 +3,22 @@ from __future__ import annotations
 
 import torch
 from tensordict.nn import TensorDictModuleBase
-from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
+from torchrl.envs import EnvBase, ExplorationType
+
+from pgtorchrl.collectors import MASK_KEY, first_episodes
 
 __all__ = ["evaluate", "episode_stats"]
 
 
-@torch.no_grad()
 def evaluate(env: EnvBase, policy: TensorDictModuleBase, max_steps: int = 100_000) -> torch.Tensor:
-    """Runs the deterministic policy until every env of ``env`` has finished one episode.
+    """Runs the deterministic policy (the mode of pi) for one episode in every env of ``env``.
 
     Returns the undiscounted return of each env's first episode (shape ``[num_envs]``). An
     episode still running after ``max_steps`` steps is cut there and counted as it stands.
     """
-    td = env.reset()
-    n = env.batch_size.numel()
-    returns = torch.zeros(n, device=env.device)
-    finished = torch.zeros(n, dtype=torch.bool, device=env.device)
-    with set_exploration_type(ExplorationType.DETERMINISTIC):
-        for _ in range(max_steps):
-            td = policy(td)
-            td, td_next = env.step_and_maybe_reset(td)
-            returns += td.get(("next", "reward")).reshape(n) * ~finished
-            finished |= td.get(("next", "done")).reshape(n)
-            if finished.all():
-                break
-            td = td_next
-    return returns
+    batch = first_episodes(env, policy, max_steps, exploration=ExplorationType.DETERMINISTIC)
+    reward = batch.get(("next", "reward")).squeeze(-1) * batch.get(MASK_KEY)
+    return reward.sum(-1).reshape(-1)
 
 
 def episode_stats(batch) -> dict[str, float]:

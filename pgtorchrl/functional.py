@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["reward_to_go", "generalized_advantage_estimate", "check_time_shapes"]
+__all__ = [
+    "reward_to_go",
+    "episode_return",
+    "generalized_advantage_estimate",
+    "discount_weights",
+    "explained_variance",
+    "check_time_shapes",
+]
 
 
 def check_time_shapes(**tensors: torch.Tensor) -> tuple[int, ...]:
@@ -134,3 +141,62 @@ def generalized_advantage_estimate(
         running = delta[..., t, :] + carry[..., t, :] * running
         out[..., t, :] = running
     return out
+
+
+def episode_return(
+    reward: torch.Tensor,
+    done: torch.Tensor,
+    terminated: torch.Tensor,
+    next_value: torch.Tensor | None,
+    gamma: float,
+) -> torch.Tensor:
+    r"""The whole episode's return :math:`G(\tau)`, given to every step of the episode.
+
+    .. math::
+
+        w_t = G(\tau) = \sum_{t'=0}^{T-1} \gamma^{t'} r_{t'} \quad \text{for every } t \text{ of } \tau
+
+    (plus :math:`\gamma^T V(s_T)` where the episode was cut without terminating). This is the
+    estimator of the slides' "Plugging grad-log-prob into the gradient update":
+    :math:`\nabla_\theta J \approx \frac1L \sum_\tau \sum_t \nabla_\theta \log \pi_\theta(a_t|s_t) G(\tau)`.
+    Each row must start at an episode's first step (whole-episode batches).
+
+    >>> r = torch.ones(1, 4, 1)
+    >>> d = torch.tensor([False, True, False, True]).view(1, 4, 1)
+    >>> episode_return(r, d, d, None, gamma=1.0).flatten().tolist()
+    [2.0, 2.0, 2.0, 2.0]
+    """
+    returns = reward_to_go(reward, done, terminated, next_value, gamma)
+    out = torch.empty_like(returns)
+    current = returns[..., 0, :]
+    for t in range(reward.shape[-2]):
+        if t > 0:  # a new episode starts after each done: its G_0 is the return from there
+            current = torch.where(done[..., t - 1, :], returns[..., t, :], current)
+        out[..., t, :] = current
+    return out
+
+
+def discount_weights(step_count: torch.Tensor, gamma: float) -> torch.Tensor:
+    r""":math:`\gamma^t`, the factor of Sutton & Barto's boxed REINFORCE.
+
+    .. math:: \theta \leftarrow \theta + \alpha \gamma^t G_t \nabla \ln \pi(A_t|S_t, \theta)
+
+    Source: Sutton & Barto (2018) Sec. 13.3, the REINFORCE box (and Exercise 13.2 on why the
+    factor belongs to the discounted case). ``step_count`` is the step index ``t`` of ``s_t``
+    within its episode (TorchRL's ``StepCounter`` writes it).
+
+    >>> discount_weights(torch.tensor([[0], [1], [2]]), 0.5).flatten().tolist()
+    [1.0, 0.5, 0.25]
+    """
+    return torch.pow(torch.as_tensor(gamma, dtype=torch.float64), step_count.to(torch.float64)).float()
+
+
+def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    r""":math:`1 - \mathrm{Var}[y - \hat y] / \mathrm{Var}[y]`: 1 for a perfect critic, 0 for a
+    constant one, negative for one worse than a constant (nan when the target is constant).
+
+    >>> explained_variance(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0]))
+    1.0
+    """
+    var = target.var(unbiased=False)
+    return float("nan") if var == 0 else float(1 - (target - prediction).var(unbiased=False) / var)

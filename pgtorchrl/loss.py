@@ -43,6 +43,10 @@ class ReinforceLoss(LossModule):
         entropy_coef: weight of the entropy bonus (``0`` disables ``loss_entropy``).
         critic_coef: weight of ``loss_critic`` in the sum of losses.
         loss_critic_type: ``"l2"`` (default, Spinning Up), ``"l1"`` or ``"smooth_l1"``.
+        reduction: ``"mean"`` over the batch's steps (default), or ``"sum"``: the per-episode
+            sum :math:`\sum_t`, so that plain SGD with step size :math:`\alpha` on a batch of
+            one episode per run is exactly the textbook update
+            :math:`\theta \leftarrow \theta + \alpha \sum_t \hat A_t \nabla \ln \pi(A_t|S_t)`.
 
     Outputs: ``loss_actor``, ``loss_critic`` (with a critic), ``loss_entropy`` (when
     ``entropy_coef > 0``) and ``entropy`` (the mean policy entropy, not a loss).
@@ -89,6 +93,7 @@ class ReinforceLoss(LossModule):
         entropy_coef: float = 0.0,
         critic_coef: float = 1.0,
         loss_critic_type: str = "l2",
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         if not hasattr(actor_network, "get_dist"):
@@ -98,6 +103,9 @@ class ReinforceLoss(LossModule):
             )
         if loss_critic_type not in ("l1", "l2", "smooth_l1"):
             raise ValueError(f"loss_critic_type={loss_critic_type!r}: use 'l2', 'l1' or 'smooth_l1'.")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction={reduction!r}: use 'mean' or 'sum'.")
+        self.reduction = reduction
         self.actor_network = actor_network
         self.critic_network = critic_network
         self.entropy_coef = float(entropy_coef)
@@ -140,23 +148,33 @@ class ReinforceLoss(LossModule):
         log_prob = dist.log_prob(action)
         if log_prob.shape == advantage.shape[:-1]:
             log_prob = log_prob.unsqueeze(-1)
-        out = TensorDict(
-            {"loss_actor": -(log_prob * advantage.detach()).mean()}, batch_size=[]
-        )
-        entropy = dist.entropy().mean()
-        out.set("entropy", entropy.detach())
+        out = TensorDict({"loss_actor": -self._reduce(log_prob * advantage.detach())}, batch_size=[])
+        entropy = self._entropy(dist)
+        out.set("entropy", entropy.mean().detach())
         if self.entropy_coef > 0:
-            out.set("loss_entropy", -self.entropy_coef * entropy)
+            out.set("loss_entropy", -self.entropy_coef * self._reduce(entropy))
         if self.critic_network is not None:
             out.set("loss_critic", self.loss_critic(tensordict))
         return out
 
+    def _reduce(self, values: torch.Tensor) -> torch.Tensor:
+        return values.sum() if self.reduction == "sum" else values.mean()
+
+    @staticmethod
+    def _entropy(dist) -> torch.Tensor:
+        """The policy's entropy per sample; a one-sample Monte Carlo estimate ``-log pi(a~pi)``
+        (reparametrized, so it has a gradient) where no closed form exists (TanhNormal)."""
+        try:
+            return dist.entropy()
+        except NotImplementedError:
+            return -dist.log_prob(dist.rsample())
+
     def loss_critic(self, tensordict: TensorDictBase) -> torch.Tensor:
-        """``critic_coef * distance(V(s), value_target)``, averaged over the batch."""
+        """``critic_coef * distance(V(s), value_target)``, reduced over the batch like the actor loss."""
         if self.critic_network is None:
             raise RuntimeError("this ReinforceLoss has no critic: pass critic_network=... to train one.")
         target = self._get(tensordict, self.tensor_keys.value_target, "the critic's regression target")
         value = self.critic_network(
             tensordict.select(*self.critic_network.in_keys, strict=False)
         ).get(self.tensor_keys.value)
-        return self.critic_coef * distance_loss(target.detach(), value, self.loss_critic_type).mean()
+        return self.critic_coef * self._reduce(distance_loss(target.detach(), value, self.loss_critic_type))

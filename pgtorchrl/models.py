@@ -7,7 +7,7 @@ import torch
 from tensordict.nn import InteractionType, TensorDictModule
 from torch import nn
 from torchrl.data import Bounded, Categorical, OneHot, TensorSpec
-from torchrl.modules import MLP, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.modules import MLP, IndependentNormal, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
 
 __all__ = [
     "ACTIVATIONS",
@@ -95,7 +95,15 @@ def make_gaussian_actor(
     init_log_std: float = -0.5,
     observation_key: str = "observation",
 ) -> ProbabilisticActor:
-    """A Gaussian policy for ``Box`` actions; ``tanh=True`` squashes it into the spec's bounds."""
+    """A Gaussian policy for ``Box`` actions (diagonal, state-independent log-std, as Spinning
+    Up); ``tanh=True`` squashes it into the spec's bounds (TanhNormal). The deterministic
+    action is the mean (squashed for tanh).
+
+    >>> from torchrl.data import Bounded
+    >>> actor = make_gaussian_actor(3, Bounded(-2.0, 2.0, shape=(1,)), hidden_sizes=[8])
+    >>> actor.out_keys
+    ['loc', 'scale', 'action', 'action_log_prob']
+    """
     action_dim = spec.shape[-1]
     head = GaussianHead(_mlp(n_obs, action_dim, hidden_sizes, activation), action_dim, init_log_std)
     net = TensorDictModule(head, in_keys=[observation_key], out_keys=["loc", "scale"])
@@ -104,7 +112,7 @@ def make_gaussian_actor(
             raise ValueError("distribution 'tanh_normal' needs a bounded (Box) action spec; use 'normal'.")
         dist_class, dist_kwargs = TanhNormal, {"low": spec.space.low, "high": spec.space.high}
     else:
-        dist_class, dist_kwargs = torch.distributions.Normal, {}
+        dist_class, dist_kwargs = IndependentNormal, {}  # a diagonal Gaussian: log-prob summed over dims
     return ProbabilisticActor(
         net,
         in_keys=["loc", "scale"],

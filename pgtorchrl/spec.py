@@ -85,15 +85,42 @@ class Spec(StrictModel):
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()
 
+    @property
+    def whole_episodes(self) -> bool:
+        """Whether the collector yields complete episodes (one per row)."""
+        return self.collector.name == "episodes" or getattr(self.collector, "trajs_per_batch", None) is not None
+
     @model_validator(mode="after")
     def _cross_section_rules(self) -> "Spec":
-        if self.advantage.name == "gae" and self.critic is None:
-            raise _CrossError("advantage.name", "'gae' needs a critic: add a `critic:` section or use 'reward_to_go'")
+        adv = self.advantage
+        if adv.name in ("gae", "td_error") and self.critic is None:
+            raise _CrossError("advantage.name", f"{adv.name!r} needs a critic: add a `critic:` section or use 'reward_to_go'")
+        if getattr(adv, "baseline", None) == "critic" and self.critic is None:
+            raise _CrossError("advantage.baseline", "'critic' needs a critic: add a `critic:` section or use 'mean' or 'none'")
+        if adv.truncation == "bootstrap" and self.critic is None:
+            raise _CrossError(
+                "advantage.truncation",
+                "'bootstrap' needs a critic to value the cut state: add a `critic:` section, or choose "
+                "'drop' (discard truncated episodes) or 'terminal' (treat the time limit as the end)",
+            )
+        if not self.whole_episodes:
+            if adv.name == "full_return" or adv.truncation == "drop" or self.critic is None:
+                why = (
+                    "'full_return' weighs each step by its whole episode's return"
+                    if adv.name == "full_return"
+                    else "truncation 'drop' discards whole episodes"
+                    if adv.truncation == "drop"
+                    else "without a critic, a batch-end fragment cannot be bootstrapped"
+                )
+                raise _CrossError(
+                    "collector",
+                    f"{why}: use whole-episode batches (collector.trajs_per_batch, or the 'episodes' collector)",
+                )
         if self.critic_optim is not None and self.critic is None:
             raise _CrossError("critic_optim", "there is no critic to optimize: add a `critic:` section or remove this one")
         if self.train.value_steps > 1 and self.critic is None:
             raise _CrossError("train.value_steps", "value steps need a critic: set 1 or add a `critic:` section")
-        if self.collector.frames_per_batch % self.env.num_envs:
+        if self.collector.name == "sync" and self.collector.frames_per_batch % self.env.num_envs:
             raise _CrossError(
                 "collector.frames_per_batch",
                 f"{self.collector.frames_per_batch} is not a multiple of env.num_envs={self.env.num_envs}",

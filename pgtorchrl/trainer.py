@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils import clip_grad_norm_
 
+from pgtorchrl.collectors import MASK_KEY
 from pgtorchrl.evaluation import episode_stats, evaluate
+from pgtorchrl.functional import explained_variance
 from pgtorchrl.pipeline import Pipeline, build_pipeline
 from pgtorchrl.spec import Spec
 from pgtorchrl.tracking import TrackedRun
@@ -52,11 +54,13 @@ def _step(optim: torch.optim.Optimizer, params, max_grad_norm: float | None) -> 
 
 
 def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
-    """One policy-gradient update on a batch whose ``advantage``/``value_target`` are written.
+    """One policy-gradient update on a flat batch whose ``advantage``/``value_target`` are written.
 
     The actor takes one gradient step on ``loss_actor + loss_entropy``; the critic takes
     ``train.value_steps`` steps on ``loss_critic``, the first one on the same backward pass
     (so ``value_steps: 1`` is the joint A2C-style update, more is Spinning Up's VPG).
+    Also measures ``train/approx_kl``, the mean of ``log pi_old(a|s) - log pi_new(a|s)`` over
+    the batch, where ``pi_old`` is the policy that collected it.
     """
     max_norm = p.spec.train.max_grad_norm
     losses = p.loss(batch)
@@ -77,7 +81,25 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
             _check_finite({"loss_critic": loss_critic.item()}, iteration, frames)
             loss_critic.backward()
             _step(p.critic_optim, p.critic.parameters(), max_norm)
+    with torch.no_grad():
+        new_log_prob = p.actor.get_dist(batch).log_prob(batch.get("action"))
+        metrics["train/approx_kl"] = (batch.get("action_log_prob") - new_log_prob).mean().item()
     return metrics
+
+
+def batch_metrics(p: Pipeline, batch) -> dict[str, float]:
+    """What the advantage module computed: ``train/advantage_mean``/``_std`` (before any
+    normalization) and, with a critic, ``train/explained_variance`` of ``value_target``."""
+    metrics = {f"train/{k}": v for k, v in p.advantage.stats.items()}
+    if p.critic is not None:
+        metrics["train/explained_variance"] = explained_variance(batch.get("state_value"), batch.get("value_target"))
+    return metrics
+
+
+def valid_steps(batch):
+    """The batch flattened to its real steps (whole-episode batches are padded)."""
+    mask = batch.get(MASK_KEY, None)
+    return batch.reshape(-1) if mask is None else batch[mask]
 
 
 def _progress(total: int):
@@ -119,13 +141,16 @@ def train(
         tick = time.perf_counter()
         for batch in collector:
             iteration += 1
-            frames += batch.numel()
+            mask = batch.get(MASK_KEY, None)
+            collected = batch.numel() if mask is None else int(mask.sum())
+            frames += collected
             p.advantage(batch)
-            flat = batch.reshape(-1)
-            metrics = update(p, flat, iteration, frames)
+            flat = valid_steps(batch)
+            metrics = update(p, flat, iteration, frames) if flat.numel() else {}
+            metrics.update(batch_metrics(p, flat))
             metrics.update(episode_stats(batch))
             now = time.perf_counter()
-            metrics["time/fps"] = batch.numel() / (now - tick)
+            metrics["time/fps"] = collected / (now - tick)
             metrics["time/elapsed_s"] = now - start
             tick = now
             if next_eval is not None and frames >= next_eval:
@@ -133,7 +158,7 @@ def train(
                 last_eval, evaluated_at = _log_eval(eval_env, p, metrics), frames
                 solved = target is not None and last_eval >= target
             run.log_metrics(metrics, step=frames)
-            bar.update(batch.numel())
+            bar.update(collected)
             bar.set_postfix(ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}")
             if solved:
                 break

@@ -98,12 +98,12 @@ def test_critic_free_reward_to_go_and_normalization():
                   "terminated": torch.tensor([[[0], [1], [0], [1]]]).bool()}},
         [1, 4],
     )
-    out = RewardToGo(gamma=1.0)(td.clone())
+    out = RewardToGo(gamma=1.0, truncation="terminal")(td.clone())
     assert out["advantage"].flatten().tolist() == [2.0, 1.0, 2.0, 1.0]
     assert out["value_target"].flatten().tolist() == [2.0, 1.0, 2.0, 1.0]
-    normalized = RewardToGo(gamma=1.0, normalize=True)(td.clone())["advantage"]
+    normalized = RewardToGo(gamma=1.0, normalize=True, truncation="terminal")(td.clone())["advantage"]
     torch.testing.assert_close(normalized.mean(), torch.tensor(0.0))
-    torch.testing.assert_close(normalized.std(), torch.tensor(1.0))
+    torch.testing.assert_close(normalized.std(unbiased=False), torch.tensor(1.0))
     expected = reward_to_go(td["next", "reward"], td["next", "done"], td["next", "terminated"], None, 1.0)
     torch.testing.assert_close(out["advantage"], expected)
 
@@ -114,7 +114,12 @@ def test_gae_requires_a_critic_and_valid_hyperparameters():
     with pytest.raises(ValueError, match="lmbda=1.5 is outside"):
         GAE(linear_critic(), lmbda=1.5)
     with pytest.raises(ValueError, match="'reward_key' is not a key of RewardToGo"):
-        RewardToGo().set_keys(reward_key="r")
+        RewardToGo(linear_critic()).set_keys(reward_key="r")
+    with pytest.raises(ValueError, match="without a critic cannot bootstrap a time-limit truncation"):
+        RewardToGo()
+    action_critic = ValueOperator(nn.Linear(6, 1), in_keys=["observation", "action"])
+    with pytest.raises(ValueError, match="baseline may depend on the state only"):
+        RewardToGo(action_critic)
 
 
 def test_episode_stats_and_deterministic_evaluation(truncated_batch):
