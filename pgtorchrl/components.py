@@ -63,6 +63,14 @@ def gym_env(
     return make_gym_env(env_id, num_envs)
 
 
+@ENVS.register("short_corridor")
+def short_corridor(*, num_envs: Annotated[int, Field(ge=1, le=10**7)] = 1) -> "EnvBase":
+    """Sutton & Barto's short corridor with switched actions (Example 13.1), batched, in torch."""
+    from pgtorchrl.short_corridor import make_short_corridor
+
+    return make_short_corridor(num_envs)
+
+
 # --- actor and critic ---------------------------------------------------------------------------
 @ACTORS.register("mlp")
 def mlp_actor(
@@ -84,6 +92,35 @@ def mlp_actor(
         distribution=distribution,
         init_log_std=init_log_std,
     )
+
+
+Preferences = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+@ACTORS.register("linear_softmax")
+def linear_softmax(
+    env: "EnvBase",
+    *,
+    init_preferences: Preferences = [-1.47, 1.47],  # noqa: B006
+    prob_floor: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0,
+    independent_runs: bool = False,
+):
+    """Textbook linear softmax over x(s,right)=[1,0], x(s,left)=[0,1]; independent_runs: a theta per env."""
+    from pgtorchrl.short_corridor import make_corridor_actor
+
+    num_runs = env.batch_size.numel() if independent_runs else None
+    return make_corridor_actor(init_preferences, prob_floor, num_runs)
+
+
+@CRITICS.register("scalar")
+def scalar_critic(env: "EnvBase", *, init: float = 0.0, independent_runs: bool = False):
+    """The textbook's scalar baseline v(s, w) = w (one w, or one per env with independent_runs)."""
+    from torchrl.modules import ValueOperator
+
+    from pgtorchrl.short_corridor import ScalarValue
+
+    num_runs = env.batch_size.numel() if independent_runs else None
+    return ValueOperator(ScalarValue(init, num_runs), in_keys=["observation"])
 
 
 @CRITICS.register("mlp")

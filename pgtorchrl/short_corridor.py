@@ -1,0 +1,235 @@
+"""Sutton & Barto's short corridor with switched actions (Example 13.1), in torch.
+
+States 0, 1, 2 and the terminal 3; every episode starts in 0; the reward is -1 per step.
+``right``/``left`` move as usual in states 0 and 2 (left in 0 stays in 0) and are reversed in
+state 1. Every state shows the same observation, so a policy cannot tell them apart: the best
+it can do is pick ``right`` with a fixed probability ``p``, worth
+:math:`J(p) = (2p - 4) / (p (1 - p))` from the start (:func:`corridor_value`), maximal at
+:math:`p^* = 2 - \\sqrt 2`, :math:`J(p^*) \\approx -11.66`.
+
+The env is a TorchRL :class:`~torchrl.envs.EnvBase` stepping ``num_envs`` corridors at once,
+on CPU or CUDA. Besides ``observation`` (always ``[1.0]``) it writes ``state``, the true
+position, for state-dependent baselines and checks; the textbook policy never reads it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import nn
+from torchrl.data import Categorical, Composite, OneHot, Unbounded
+from torchrl.envs import Compose, EnvBase, RewardSum, StepCounter, TransformedEnv
+
+__all__ = [
+    "ShortCorridorEnv",
+    "make_short_corridor",
+    "LinearSoftmaxPreferences",
+    "ScalarValue",
+    "corridor_value",
+    "corridor_state_values",
+    "OPTIMAL_P",
+    "OPTIMAL_VALUE",
+]
+
+RIGHT, LEFT = 0, 1
+TERMINAL = 3
+OPTIMAL_P = 2 - math.sqrt(2)
+
+
+def corridor_value(p: float | torch.Tensor) -> float | torch.Tensor:
+    r"""The start state's value :math:`J(p) = (2p - 4) / (p (1 - p))` when ``right`` has
+    probability ``p`` in every state (undiscounted). Source: Sutton & Barto (2018), Example 13.1.
+
+    >>> round(corridor_value(2 - 2 ** 0.5), 3)
+    -11.657
+    """
+    return (2 * p - 4) / (p * (1 - p))
+
+
+OPTIMAL_VALUE = corridor_value(OPTIMAL_P)
+
+
+def corridor_state_values(p: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    r"""Exact :math:`v_p(s)` for ``s = 0, 1, 2`` (discounted by ``gamma``), by solving the
+    Bellman equations :math:`v = r + \gamma P_p v`; differentiable in ``p``.
+
+    >>> v = corridor_state_values(torch.tensor(0.5))
+    >>> round(v[0].item(), 6) == round(corridor_value(0.5), 6)
+    True
+    """
+    q = 1 - p
+    zero = torch.zeros_like(p)
+    # rows: transitions from 0, 1, 2 (the terminal column is dropped: its value is 0)
+    transitions = torch.stack(
+        [
+            torch.stack([q, p, zero]),  # 0: right -> 1, left -> stays in 0
+            torch.stack([p, zero, q]),  # 1: reversed: right -> 0, left -> 2
+            torch.stack([zero, q, zero]),  # 2: right -> terminal, left -> 1
+        ]
+    )
+    eye = torch.eye(3, dtype=p.dtype, device=p.device)
+    return torch.linalg.solve(eye - gamma * transitions, -torch.ones(3, dtype=p.dtype, device=p.device))
+
+
+class ShortCorridorEnv(EnvBase):
+    """``num_envs`` independent short corridors stepped as one batched TorchRL env.
+
+    Args:
+        num_envs: corridors stepped side by side.
+        device: ``"cpu"`` or ``"cuda"``.
+
+    Examples:
+        >>> env = ShortCorridorEnv(num_envs=3)
+        >>> td = env.rand_step(env.reset())
+        >>> td["next", "reward"].flatten().tolist()
+        [-1.0, -1.0, -1.0]
+    """
+
+    batch_locked = True
+
+    def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu"):
+        super().__init__(device=device, batch_size=torch.Size([num_envs]))
+        shape = (num_envs,)
+        self.observation_spec = Composite(
+            observation=Unbounded(shape=(*shape, 1), device=self.device),
+            state=Unbounded(shape=(*shape, 1), dtype=torch.int64, device=self.device),
+            shape=shape,
+            device=self.device,
+        )
+        self.action_spec = OneHot(2, shape=(*shape, 2), device=self.device)
+        self.reward_spec = Unbounded(shape=(*shape, 1), device=self.device)
+        flag = Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=self.device)
+        self.done_spec = Composite(done=flag, terminated=flag.clone(), truncated=flag.clone(), shape=shape, device=self.device)
+        self._position = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._generator: torch.Generator | None = None
+
+    def _observe(self, done: torch.Tensor) -> TensorDict:
+        n = self.batch_size[0]
+        return TensorDict(
+            {
+                "observation": torch.ones(n, 1, device=self.device),
+                "state": self._position.unsqueeze(-1).clone(),
+                "done": done.unsqueeze(-1),
+                "terminated": done.unsqueeze(-1).clone(),
+                "truncated": torch.zeros(n, 1, dtype=torch.bool, device=self.device),
+            },
+            batch_size=self.batch_size,
+            device=self.device,
+        )
+
+    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        reset = None if tensordict is None else tensordict.get("_reset", None)
+        if reset is None:
+            self._position.zero_()
+        else:
+            self._position.masked_fill_(reset.reshape(-1), 0)
+        return self._observe(torch.zeros_like(self._position, dtype=torch.bool))
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        right = tensordict.get("action")[..., RIGHT].bool()
+        forward = right ^ (self._position == 1)  # state 1 swaps the actions' effects
+        self._position = (self._position + torch.where(forward, 1, -1)).clamp_min(0)
+        out = self._observe(self._position == TERMINAL)
+        out.set("reward", torch.full((self.batch_size[0], 1), -1.0, device=self.device))
+        return out
+
+    def _set_seed(self, seed: int | None) -> None:
+        # the dynamics are deterministic; the seed only makes rand_step reproducible
+        self._generator = torch.Generator(device=self.device)
+        if seed is not None:
+            self._generator.manual_seed(seed)
+
+
+def make_short_corridor(num_envs: int = 1, device: str = "cpu") -> TransformedEnv:
+    """The batched corridor with ``episode_reward`` and ``step_count`` (as the gym envs)."""
+    return TransformedEnv(ShortCorridorEnv(num_envs, device), Compose(RewardSum(), StepCounter()))
+
+
+class LinearSoftmaxPreferences(nn.Module):
+    r"""The textbook's linear softmax policy :math:`\pi(a|s) \propto e^{\theta^\top x(s, a)}`
+    with :math:`x(s, \text{right}) = [1, 0]`, :math:`x(s, \text{left}) = [0, 1]`: the logits
+    are :math:`\theta` itself, whatever the observation.
+
+    Args:
+        init_preferences: the initial :math:`\theta = (\theta_{right}, \theta_{left})`;
+            ``(-1.47, 1.47)`` gives ``P(right) = 0.05``.
+        prob_floor: keep each action's probability at least this (0 disables it). The floor
+            clips the value; its gradient is the softmax's (straight-through), as in the
+            public reproduction of Figure 13.1 that keeps every episode finite.
+        num_runs: ``None`` for one shared :math:`\theta`; an integer for that many independent
+            :math:`\theta` rows, row ``i`` acting in env ``i`` (many runs as one computation).
+    """
+
+    def __init__(self, init_preferences=(-1.47, 1.47), prob_floor: float = 0.0, num_runs: int | None = None):
+        super().__init__()
+        theta = torch.as_tensor(init_preferences, dtype=torch.float32)
+        if num_runs is not None:
+            theta = theta.expand(num_runs, 2).clone()
+        self.theta = nn.Parameter(theta)
+        if not 0.0 <= prob_floor < 0.5:
+            raise ValueError(f"prob_floor={prob_floor} must be in [0, 0.5)")
+        self.prob_floor = prob_floor
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        theta = self.theta.expand(*observation.shape[:-1], 2)
+        if not self.prob_floor:
+            return theta
+        p = torch.softmax(theta, -1)
+        floored = p.clamp(self.prob_floor, 1 - self.prob_floor)
+        p = p + (floored - p).detach()  # value clipped, softmax gradient kept
+        return p.log()
+
+
+class ScalarValue(nn.Module):
+    r"""The textbook's scalar baseline :math:`\hat v(s, w) = w` (one ``w``, or one per run)."""
+
+    def __init__(self, init: float = 0.0, num_runs: int | None = None):
+        super().__init__()
+        self.w = nn.Parameter(torch.full(() if num_runs is None else (num_runs,), float(init)))
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        return self.w.expand(observation.shape[:-1]).unsqueeze(-1)
+
+
+def make_corridor_actor(init_preferences=(-1.47, 1.47), prob_floor: float = 0.0, num_runs: int | None = None):
+    """A ``ProbabilisticActor`` over :class:`LinearSoftmaxPreferences` (one-hot actions)."""
+    from tensordict.nn import InteractionType, TensorDictModule
+    from torchrl.modules import OneHotCategorical, ProbabilisticActor
+
+    net = TensorDictModule(
+        LinearSoftmaxPreferences(init_preferences, prob_floor, num_runs), in_keys=["observation"], out_keys=["logits"]
+    )
+    return ProbabilisticActor(
+        net,
+        in_keys=["logits"],
+        out_keys=["action"],
+        distribution_class=OneHotCategorical,
+        return_log_prob=True,
+        log_prob_key="action_log_prob",
+        default_interaction_type=InteractionType.RANDOM,
+    )
+
+
+def exact_gradient(theta: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    r""":math:`\nabla_\theta v_{\pi_\theta}(s_0)` for the linear softmax policy (no floor), by
+    differentiating the exact Bellman solution; :math:`p = \sigma(\theta_{right} - \theta_{left})`.
+
+    >>> g = exact_gradient(torch.tensor([0.0, 0.0]))   # p = 0.5: J'(p) = 8, dp/dtheta_R = 0.25
+    >>> [round(x, 6) for x in g.tolist()]
+    [2.0, -2.0]
+    """
+    theta = theta.detach().to(torch.float64).requires_grad_(True)
+    p = torch.sigmoid(theta[0] - theta[1])
+    (grad,) = torch.autograd.grad(corridor_state_values(p, gamma)[0], theta)
+    return grad
+
+
+def per_episode_gradients(batch: TensorDictBase, weight_key="advantage") -> torch.Tensor:
+    r"""Each episode's estimate :math:`\sum_t \nabla_\theta \log \pi(a_t|s_t)\, w_t` for the linear
+    softmax policy, where :math:`\nabla_\theta \log \pi(a) = \text{onehot}(a) - \pi` (closed form,
+    no floor); shape ``[episodes, 2]``. Their mean is the slides' Monte Carlo estimate."""
+    mask = batch.get(("collector", "mask")).unsqueeze(-1)
+    score = batch.get("action").to(torch.float64) - torch.softmax(batch.get("logits").to(torch.float64), -1)
+    weight = batch.get(weight_key).to(torch.float64)
+    return (score * weight * mask).sum(-2)
