@@ -30,6 +30,11 @@ __all__ = [
     "corridor_state_values",
     "OPTIMAL_P",
     "OPTIMAL_VALUE",
+    "make_corridor_actor",
+    "exact_gradient",
+    "exact_value_critic",
+    "per_episode_gradients",
+    "estimator_catalogue",
 ]
 
 RIGHT, LEFT = 0, 1
@@ -233,3 +238,32 @@ def per_episode_gradients(batch: TensorDictBase, weight_key="advantage") -> torc
     score = batch.get("action").to(torch.float64) - torch.softmax(batch.get("logits").to(torch.float64), -1)
     weight = batch.get(weight_key).to(torch.float64)
     return (score * weight * mask).sum(-2)
+
+
+def exact_value_critic(theta, gamma: float = 1.0):
+    """The true :math:`v_\\pi(s)` of the linear softmax policy ``theta`` as a baseline module: it
+    reads the corridor's ``state`` (never the action) and writes ``state_value``."""
+    from tensordict.nn import TensorDictModule
+
+    p = torch.sigmoid(torch.tensor(theta[0] - theta[1], dtype=torch.float64))
+    table = torch.cat([corridor_state_values(p, gamma), torch.zeros(1, dtype=torch.float64)]).float()
+    return TensorDictModule(lambda state: table[state], in_keys=["state"], out_keys=["state_value"])
+
+
+def estimator_catalogue(theta, gamma: float = 1.0) -> dict:
+    """The slides' estimators as pgtorchrl advantage modules, in the order the slides reduce
+    variance; the baselines are the exact :math:`v_\\pi` of ``theta`` (or the batch mean)."""
+    from pgtorchrl.advantage import GAE, FullReturn, RewardToGo, TDError
+
+    def exact():
+        return exact_value_critic(theta, gamma)
+
+    return {
+        "full return G(tau)": FullReturn(gamma=gamma, truncation="terminal"),
+        "reward-to-go G_t": RewardToGo(gamma=gamma, truncation="terminal"),
+        "G_t - batch mean": RewardToGo(gamma=gamma, baseline="mean", truncation="terminal"),
+        "G(tau) - V(s_t)": FullReturn(exact(), gamma=gamma),
+        "G_t - V(s_t)": RewardToGo(exact(), gamma=gamma, baseline="critic"),
+        "GAE(0.9)": GAE(exact(), gamma=gamma, lmbda=0.9),
+        "TD error": TDError(exact(), gamma=gamma),
+    }

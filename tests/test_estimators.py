@@ -7,14 +7,14 @@ discounted reward-to-go without the gamma^t factor, are shown to miss it.
 """
 import pytest
 import torch
-from tensordict.nn import TensorDictModule
 
-from pgtorchrl.advantage import GAE, FullReturn, RewardToGo, TDError
+from pgtorchrl.advantage import FullReturn, RewardToGo
 from pgtorchrl.collectors import first_episodes
 from pgtorchrl.loss import ReinforceLoss
 from pgtorchrl.short_corridor import (
-    corridor_state_values,
+    estimator_catalogue,
     exact_gradient,
+    exact_value_critic,
     make_corridor_actor,
     make_short_corridor,
     per_episode_gradients,
@@ -22,13 +22,6 @@ from pgtorchrl.short_corridor import (
 
 EPISODES = 20_000
 THETAS = [(-1.0, 1.0), (0.0, 0.0), (0.8, -0.2)]  # P(right) = 0.12, 0.5, 0.73
-
-
-def exact_v_critic(theta, gamma):
-    """The true state value as a baseline: reads the corridor's state (never the action)."""
-    p = torch.sigmoid(torch.tensor(theta[0] - theta[1], dtype=torch.float64))
-    table = torch.cat([corridor_state_values(p, gamma), torch.zeros(1, dtype=torch.float64)]).float()
-    return TensorDictModule(lambda state: table[state], in_keys=["state"], out_keys=["state_value"])
 
 
 def sample(theta, seed, episodes=EPISODES):
@@ -44,23 +37,14 @@ def check_unbiased(batch, estimator, exact, z=4.5):
     return mean, se
 
 
-ESTIMATORS = {
-    "full return": lambda theta, gamma: FullReturn(gamma=gamma, truncation="terminal"),
-    "reward-to-go": lambda theta, gamma: RewardToGo(gamma=gamma, truncation="terminal"),
-    "constant baseline": lambda theta, gamma: RewardToGo(gamma=gamma, baseline="mean", truncation="terminal"),
-    "exact-V baseline": lambda theta, gamma: RewardToGo(exact_v_critic(theta, gamma), gamma=gamma, baseline="critic"),
-    "full return, exact-V baseline": lambda theta, gamma: FullReturn(exact_v_critic(theta, gamma), gamma=gamma),
-    "TD error, exact V": lambda theta, gamma: TDError(exact_v_critic(theta, gamma), gamma=gamma),
-    "GAE(0.9), exact V": lambda theta, gamma: GAE(exact_v_critic(theta, gamma), gamma=gamma, lmbda=0.9),
-}
-
-
 @pytest.mark.parametrize("theta", THETAS)
 def test_every_estimator_matches_the_exact_gradient(theta):
     batch = sample(theta, seed=1)
     exact = exact_gradient(torch.tensor(theta))
-    for name, make in ESTIMATORS.items():
-        check_unbiased(batch, make(theta, 1.0), exact)
+    catalogue = estimator_catalogue(theta)
+    assert len(catalogue) == 7
+    for estimator in catalogue.values():
+        check_unbiased(batch, estimator, exact)
 
 
 @pytest.mark.parametrize("theta", THETAS[:2])
@@ -70,7 +54,7 @@ def test_discounted_estimators_need_the_gamma_t_factor(theta):
     exact = exact_gradient(torch.tensor(theta), gamma)
     check_unbiased(batch, RewardToGo(gamma=gamma, truncation="terminal", gamma_t_factor=True), exact)
     check_unbiased(batch, FullReturn(gamma=gamma, truncation="terminal"), exact)
-    check_unbiased(batch, RewardToGo(exact_v_critic(theta, gamma), gamma=gamma, gamma_t_factor=True), exact)
+    check_unbiased(batch, RewardToGo(exact_value_critic(theta, gamma), gamma=gamma, gamma_t_factor=True), exact)
     # without gamma^t, discounted reward-to-go estimates something else
     grads = per_episode_gradients(RewardToGo(gamma=gamma, truncation="terminal")(batch.clone()))
     mean, se = grads.mean(0), grads.std(0) / grads.shape[0] ** 0.5
@@ -108,3 +92,15 @@ def test_dynamics_match_the_closed_form_value():
         se = returns.std() / returns.numel() ** 0.5
         exact = (2 * p - 4) / (p * (1 - p))
         assert abs(returns.mean() - exact) < 4.5 * se, (p, returns.mean(), exact, se)
+
+
+@pytest.mark.parametrize("theta", [(-1.0, 1.0), (0.0, 0.0)])
+def test_variance_falls_along_the_slides_sequence(theta):
+    """full return > reward-to-go > G_t - V(s_t) > GAE(0.9) > TD error, on the same batch.
+    The margin (x1.5 between neighbours) holds across seeds: the measured ratios are 2.3-60."""
+    batch = sample(theta, seed=6, episodes=5000)
+    catalogue = estimator_catalogue(theta)
+    order = ["full return G(tau)", "reward-to-go G_t", "G_t - V(s_t)", "GAE(0.9)", "TD error"]
+    variance = [per_episode_gradients(catalogue[name](batch.clone())).var(0).sum().item() for name in order]
+    for (a, va), (b, vb) in zip(zip(order, variance), zip(order[1:], variance[1:])):
+        assert va > 1.5 * vb, f"{a}: {va:.1f} vs {b}: {vb:.1f}"
