@@ -110,3 +110,28 @@ def test_set_keys_and_missing_key_message():
 def test_rejects_a_deterministic_actor():
     with pytest.raises(TypeError, match="probabilistic actor"):
         ReinforceLoss(TensorDictModule(nn.Linear(3, 2), in_keys=["observation"], out_keys=["action"]))
+
+
+def test_same_losses_and_gradients_as_torchrl_a2c_loss():
+    from torchrl.objectives import A2CLoss
+
+    W = torch.tensor([[0.2, -0.1, 0.3], [-0.4, 0.5, 0.1]])
+    critics = []
+    for _ in range(2):
+        critic = ValueOperator(nn.Linear(3, 1), in_keys=["observation"])
+        nn.init.constant_(critic.module.weight, 0.3)
+        nn.init.constant_(critic.module.bias, -0.2)
+        critics.append(critic)
+    ours_actor, theirs_actor = linear_actor(W), linear_actor(W)
+    batch, *_ = tiny_batch()
+    ours = ReinforceLoss(ours_actor, critics[0], entropy_coef=0.05, critic_coef=0.5)(batch.clone())
+    theirs = A2CLoss(
+        theirs_actor, critics[1], entropy_coeff=0.05, critic_coeff=0.5, loss_critic_type="l2", functional=False
+    )(batch.clone())
+    torch.testing.assert_close(ours["loss_actor"], theirs["loss_objective"])
+    torch.testing.assert_close(ours["loss_entropy"], theirs["loss_entropy"])
+    torch.testing.assert_close(ours["loss_critic"], theirs["loss_critic"])
+    sum(v for k, v in ours.items() if k.startswith("loss_")).backward()
+    sum(v for k, v in theirs.items() if k.startswith("loss_")).backward()
+    torch.testing.assert_close(ours_actor.module[0].module.weight.grad, theirs_actor.module[0].module.weight.grad)
+    torch.testing.assert_close(critics[0].module.weight.grad, critics[1].module.weight.grad)

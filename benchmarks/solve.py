@@ -4,9 +4,9 @@ Measures, for each seed, the env frames the run needed, the wall seconds of the 
 (Python start-up, imports, MLflow set-up, training, evaluation, artifact logging) and its peak
 RSS. Runs go to a temporary MLflow store unless --tracking-uri is given.
 
-    python benchmarks/solve_cartpole.py                         # vpg_cartpole.yaml, seeds 0-4
-    python benchmarks/solve_cartpole.py pipelines/reinforce_cartpole.yaml --seeds 0 1 2
-    python benchmarks/solve_cartpole.py pipelines/vpg_cartpole.yaml optim.lr=1.0e-2
+    python benchmarks/solve.py                         # vpg_cartpole.yaml, seeds 0-4
+    python benchmarks/solve.py pipelines/reinforce_cartpole.yaml --seeds 0 1 2
+    python benchmarks/solve.py pipelines/vpg_cartpole.yaml optim.lr=1.0e-2
 """
 from __future__ import annotations
 
