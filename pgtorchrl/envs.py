@@ -4,7 +4,8 @@ from __future__ import annotations
 import difflib
 
 import gymnasium as gym
-from torchrl.envs import Compose, EnvBase, GymWrapper, RewardSum, StepCounter, TransformedEnv
+import torch
+from torchrl.envs import Compose, DoubleToFloat, EnvBase, GymWrapper, RewardSum, StepCounter, TransformedEnv
 
 __all__ = ["make_gym_env", "check_gym_id", "max_episode_steps"]
 
@@ -25,7 +26,7 @@ def make_gym_env(env_id: str, num_envs: int = 8, *, device: str = "cpu", **gym_k
     (the fastest CPU path measured here: TorchRL resets finished sub-envs itself, so the final
     observation of a truncated episode stays available for bootstrapping). ``RewardSum`` writes
     ``episode_reward`` and ``StepCounter`` writes ``step_count``; both are read for the
-    ``rollout/`` metrics.
+    ``rollout/`` metrics. Float64 observations (MuJoCo's) become float32, the networks' dtype.
 
     >>> env = make_gym_env("CartPole-v1", num_envs=2)
     >>> env.batch_size
@@ -37,7 +38,11 @@ def make_gym_env(env_id: str, num_envs: int = 8, *, device: str = "cpu", **gym_k
         autoreset_mode=gym.vector.AutoresetMode.DISABLED,
     )
     env: EnvBase = GymWrapper(vector_env, device=device)
-    return TransformedEnv(env, Compose(RewardSum(), StepCounter()))
+    transforms = [RewardSum(), StepCounter()]
+    doubles = [k for k, spec in env.observation_spec.items(True, True) if spec.dtype == torch.float64]
+    if doubles:
+        transforms.insert(0, DoubleToFloat(in_keys=doubles))
+    return TransformedEnv(env, Compose(*transforms))
 
 
 def max_episode_steps(env_id: str) -> int | None:

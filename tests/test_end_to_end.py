@@ -144,3 +144,21 @@ def test_build_failure_opens_no_run(store, tmp_path):
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name("vpg-cartpole")
     assert experiment is None or client.search_runs([experiment.experiment_id]) == []
+
+
+@pytest.mark.parametrize("pipeline", sorted(p.name for p in (ROOT / "pipelines").glob("*.yaml")))
+def test_every_shipped_pipeline_trains_briefly(store, pipeline):
+    from pgtorchrl.spec import load_spec
+    from pgtorchrl.trainer import train
+
+    spec = load_spec(ROOT / "pipelines" / pipeline, ["train.total_frames=1024", "eval.every_frames=null", "eval.episodes=2"])
+    result = train(spec)
+    assert result.frames >= 1024 and result.eval_return is not None
+    client = MlflowClient(store)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    keys = set(run.data.metrics)
+    assert {"train/loss_actor", "train/entropy", "train/advantage_mean", "train/advantage_std", "train/approx_kl",
+            "eval/return_mean"} <= keys
+    if spec.critic is not None:
+        assert {"train/loss_critic", "train/explained_variance"} <= keys

@@ -140,3 +140,19 @@ def test_cli_validate_prints_the_resolved_spec_and_opens_no_run(tmp_path):
     assert yaml.safe_load(proc.stdout)["optim"]["lr"] == 1.0e-3
     assert "key flow checked" in proc.stderr
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_estimators_that_need_whole_episodes_say_so(tmp_path):
+    reinforce = ROOT / "pipelines" / "reinforce_cartpole.yaml"
+    (tmp_path / "r.yaml").write_text(reinforce.read_text())
+    msg = error_of(tmp_path, (tmp_path / "r.yaml").read_text(), ["collector={name: sync, frames_per_batch: 256}"])
+    assert msg == (
+        "collector: without a critic, a batch-end fragment cannot be bootstrapped: use whole-episode batches "
+        "(collector.trajs_per_batch, or the 'episodes' collector)"
+    )
+    msg = error_of(tmp_path, (tmp_path / "r.yaml").read_text(), ["advantage.truncation=bootstrap"])
+    assert msg.startswith("advantage.truncation: 'bootstrap' needs a critic to value the cut state")
+    msg = error_of(tmp_path, None, ["advantage={name: full_return, gamma: 0.99}"])
+    assert msg.startswith("collector: 'full_return' weighs each step by its whole episode's return")
+    msg = error_of(tmp_path, None, ["advantage={name: reward_to_go, baseline: critic}", "critic=null", "critic_optim=null", "train.value_steps=1"])
+    assert msg.startswith("advantage.baseline: 'critic' needs a critic")
