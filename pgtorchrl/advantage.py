@@ -190,6 +190,13 @@ class AdvantageEstimator(TensorDictModuleBase):
     def _estimate(self, reward, done, terminated, value, next_value, valid):
         raise NotImplementedError  # abstract: each estimator states its own formula
 
+    def refresh(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Recomputes the advantage of already-estimated steps with the critic's current
+        weights, for per-step updates (Sutton & Barto's box computes delta = G_t - v(S_t, w) with
+        the w of that step). Only a critic baseline of a Monte Carlo return depends on it; the
+        other estimators keep the advantage they wrote."""
+        return tensordict
+
 
 class _ReturnWeighted(AdvantageEstimator):
     """Estimators whose weight is a Monte Carlo return minus a state-only baseline.
@@ -218,6 +225,20 @@ class _ReturnWeighted(AdvantageEstimator):
 
     def _returns(self, reward, done, terminated, next_value) -> torch.Tensor:
         raise NotImplementedError  # abstract: G(tau) or G_t
+
+    @torch.no_grad()
+    def refresh(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if self.baseline != "critic" or self.normalize or isinstance(self, FullReturn):
+            return tensordict  # weights that do not move with w (normalized ones are batch-level)
+        k = self.tensor_keys
+        advantage = tensordict.get(k.value_target) - self.critic(tensordict).get(k.value)
+        if self.gamma_t_factor:
+            advantage = advantage * discount_weights(tensordict.get(k.step_count), self.gamma).to(advantage.dtype)
+        mask = tensordict.get(k.mask, None)
+        if mask is not None:
+            advantage = torch.where(mask.unsqueeze(-1), advantage, 0.0)
+        tensordict.set(k.advantage, advantage)
+        return tensordict
 
     def _estimate(self, reward, done, terminated, value, next_value, valid):
         weights = self._returns(reward, done, terminated, next_value)

@@ -73,16 +73,51 @@ def _list() -> int:
     return 0
 
 
+def _sweep(args, spec, variants) -> int:
+    """A spec with ``sweep:``: validate builds every combination; train runs them all."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module="torchrl")
+    from pgtorchrl.keyflow import KeyFlowError
+    from pgtorchrl.pipeline import build_pipeline
+
+    try:
+        for label, child in variants:
+            build_pipeline(child)
+    except (KeyFlowError, ValueError, TypeError) as err:
+        return _fail(f"{args.pipeline}: sweep {label!r}: {err}", EXIT_BAD_INPUT)
+    if args.command == "validate":
+        print("\n".join(label for label, _ in variants))
+        print(f"# {args.pipeline}: valid; {len(variants)} sweep combinations built and key flow checked", file=sys.stderr)
+        return 0
+    from pgtorchrl.sweep import run_sweep
+    from pgtorchrl.tracking import TrackingError
+    from pgtorchrl.trainer import NonFiniteLossError
+
+    try:
+        results = run_sweep(spec, args.pipeline.read_text(), str(args.pipeline))
+    except KeyboardInterrupt:
+        return _fail("interrupted; the MLflow runs are marked KILLED", EXIT_INTERRUPTED)
+    except (NonFiniteLossError, TrackingError) as err:
+        return _fail(str(err), EXIT_TRAINING_FAILED)
+    for label, result in results.items():
+        print(f"{label}: {result.iterations} iterations, {result.frames} frames, {result.train_seconds:.1f} s; mlflow run {result.run_id}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.command == "list":
         return _list()
-    from pgtorchrl.spec import SpecError, load_spec
+    from pgtorchrl.spec import SpecError, expand_sweep, load_spec
 
     try:
         spec = load_spec(args.pipeline, args.overrides)
+        variants = expand_sweep(spec, str(args.pipeline)) if spec.sweep is not None else None
     except SpecError as err:
         return _fail(str(err), EXIT_BAD_INPUT)
+    if variants is not None:
+        return _sweep(args, spec, variants)
     run = None
     if args.command == "train":
         from pgtorchrl.tracking import TrackedRun

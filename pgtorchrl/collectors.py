@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
+
+from pgtorchrl.native import TorchNativeEnv
 
 __all__ = ["first_episodes", "EpisodeCollector"]
 
@@ -35,20 +37,11 @@ def first_episodes(
     after ``max_steps`` is cut there and marked truncated (``("next", "truncated")``), never
     terminated.
     """
-    td = env.reset()
-    n = env.batch_size.numel()
-    finished = torch.zeros(n, dtype=torch.bool, device=env.device)
-    steps = []
-    with set_exploration_type(exploration):
-        for _ in range(max_steps):
-            td = policy(td)
-            td, td_next = env.step_and_maybe_reset(td)
-            steps.append(td)
-            finished = finished | td.get(("next", "done")).reshape(n)
-            if finished.all():
-                break
-            td = td_next
-    batch = torch.stack(steps, dim=len(env.batch_size))
+    net = _categorical_net(policy) if isinstance(env, TorchNativeEnv) else None
+    if net is not None:
+        batch, finished = _lean_rollout(env, net, max_steps, exploration)
+    else:
+        batch, finished = _rollout(env, policy, max_steps, exploration)
     done = batch.get(("next", "done")).squeeze(-1)
     mask = (done.cumsum(-1) - done.long()) == 0  # up to and including the first done
     batch.set(MASK_KEY, mask)
@@ -59,6 +52,73 @@ def first_episodes(
             flags[..., -1, :] |= last.unsqueeze(-1)
             batch.set(("next", key), flags)
     return batch
+
+
+def _categorical_net(policy):
+    """The logits network of a ``ProbabilisticActor`` with a one-hot categorical, else ``None``."""
+    from torchrl.modules import OneHotCategorical, ProbabilisticActor
+
+    if not isinstance(policy, ProbabilisticActor):
+        return None
+    head = policy.module[-1]
+    if head.distribution_class is not OneHotCategorical or list(head.in_keys) != ["logits"] or len(policy.module) != 2:
+        return None
+    return policy.module[0]
+
+
+def _rollout(env: EnvBase, policy, max_steps: int, exploration: ExplorationType):
+    """The general path: TorchRL's ``step_and_maybe_reset`` and the policy module."""
+    n = env.batch_size.numel()
+    finished = torch.zeros(n, dtype=torch.bool, device=env.device)
+    steps = []
+    td = env.reset()
+    with set_exploration_type(exploration):
+        for _ in range(max_steps):
+            td, td_next = env.step_and_maybe_reset(policy(td))
+            steps.append(td)
+            finished = finished | td.get(("next", "done")).reshape(n)
+            if finished.all():
+                break
+            td = td_next
+    return torch.stack(steps, dim=len(env.batch_size)), finished
+
+
+def _lean_rollout(env: TorchNativeEnv, net, max_steps: int, exploration: ExplorationType):
+    """The fast path for a :class:`TorchNativeEnv` and a categorical policy: plain tensors per
+    step (the policy's logits network, a categorical sample or its mode, the env's
+    ``step_tensors``), one TensorDict per batch, with the keys the ``ProbabilisticActor`` and
+    TorchRL's step would write (``logits``, ``action``, ``action_log_prob``, ``("next", ...)``)."""
+    n = env.batch_size.numel()
+    finished = torch.zeros(n, dtype=torch.bool, device=env.device)
+    columns: dict = {}
+    obs = env.reset_tensors(None)
+    obs_keys = [k for k in obs if k not in ("done", "terminated", "truncated")]
+    module, in_keys = net.module, list(net.in_keys)
+    for _ in range(max_steps):
+        logits = module(*(obs[k] for k in in_keys))
+        log_probs = torch.log_softmax(logits, -1)
+        if exploration == ExplorationType.RANDOM:  # Gumbel-max: a sample from softmax(logits)
+            index = (log_probs - torch.empty_like(log_probs).exponential_().log()).argmax(-1)
+        else:
+            index = logits.argmax(-1)
+        action = torch.nn.functional.one_hot(index, logits.shape[-1])
+        nxt = env.step_tensors(action)
+        row = {**obs, "logits": logits, "action": action,
+               "action_log_prob": log_probs.gather(-1, index.unsqueeze(-1)).squeeze(-1)}
+        row.update({("next", k): v for k, v in nxt.items()})
+        for key, value in row.items():
+            columns.setdefault(key, []).append(value)
+        finished = finished | nxt["done"].reshape(n)
+        if finished.all():
+            break
+        obs = {k: nxt[k] for k in obs_keys} | {k: nxt[k] for k in ("done", "terminated", "truncated")}
+    dim = len(env.batch_size)
+    batch = TensorDict(
+        {key: torch.stack(values, dim) for key, values in columns.items()},
+        batch_size=(*env.batch_size, len(columns["action"])),
+        device=env.device,
+    )
+    return batch, finished
 
 
 class EpisodeCollector:

@@ -22,13 +22,26 @@ def evaluate(env: EnvBase, policy: TensorDictModuleBase, max_steps: int = 100_00
 
 
 def episode_stats(batch) -> dict[str, float]:
-    """``rollout/episode_return`` and ``rollout/episode_length``: means over the episodes that
-    ended in a collected batch (empty when none ended)."""
+    """``rollout/episode_return`` (with its standard error ``_se``) and ``rollout/episode_length``:
+    means over the episodes that ended in a collected batch (empty when none ended); for
+    categorical policies ``rollout/action_<i>_prob``, the mean probability of action ``i`` at
+    the batch's first step (the short corridor's ``P(right)`` is ``action_0``)."""
     done = batch.get(("next", "done"))
+    mask = batch.get(MASK_KEY, None)
+    if mask is not None:  # steps past an episode's end in a padded batch are not episodes
+        done = done & mask.unsqueeze(-1)
     if not done.any():
         return {}
-    return {
-        "rollout/episode_return": batch.get(("next", "episode_reward"))[done].float().mean().item(),
+    returns = batch.get(("next", "episode_reward"))[done].float()
+    stats = {
+        "rollout/episode_return": returns.mean().item(),
         "rollout/episode_length": batch.get(("next", "step_count"))[done].float().mean().item(),
-        "rollout/episodes": float(done.sum().item()),
+        "rollout/episodes": float(returns.numel()),
     }
+    if returns.numel() > 1:
+        stats["rollout/episode_return_se"] = (returns.std() / returns.numel() ** 0.5).item()
+    logits = batch.get("logits", None)
+    if logits is not None:  # categorical policies: the mean probability of each action at t = 0
+        probs = torch.softmax(logits[..., 0, :].float(), -1).reshape(-1, logits.shape[-1]).mean(0)
+        stats.update({f"rollout/action_{i}_prob": p for i, p in enumerate(probs.tolist())})
+    return stats

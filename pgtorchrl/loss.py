@@ -49,7 +49,9 @@ class ReinforceLoss(LossModule):
             :math:`\theta \leftarrow \theta + \alpha \sum_t \hat A_t \nabla \ln \pi(A_t|S_t)`.
 
     Outputs: ``loss_actor``, ``loss_critic`` (with a critic), ``loss_entropy`` (when
-    ``entropy_coef > 0``) and ``entropy`` (the mean policy entropy, not a loss).
+    ``entropy_coef > 0``) and ``entropy`` (the mean policy entropy, not a loss). A padded
+    whole-episode batch is reduced over its ``("collector", "mask")`` steps only (TorchRL's
+    loss-mask handling), so per-env parameters keep their batch layout.
 
     Examples:
         >>> import torch
@@ -148,17 +150,14 @@ class ReinforceLoss(LossModule):
         log_prob = dist.log_prob(action)
         if log_prob.shape == advantage.shape[:-1]:
             log_prob = log_prob.unsqueeze(-1)
-        out = TensorDict({"loss_actor": -self._reduce(log_prob * advantage.detach())}, batch_size=[])
+        out = TensorDict({"loss_actor": -self._reduce_loss(log_prob * advantage.detach(), tensordict)}, batch_size=[])
         entropy = self._entropy(dist)
-        out.set("entropy", entropy.mean().detach())
+        out.set("entropy", self._reduce_loss(entropy, tensordict, reduction="mean").detach())
         if self.entropy_coef > 0:
-            out.set("loss_entropy", -self.entropy_coef * self._reduce(entropy))
+            out.set("loss_entropy", -self.entropy_coef * self._reduce_loss(entropy, tensordict))
         if self.critic_network is not None:
             out.set("loss_critic", self.loss_critic(tensordict))
         return out
-
-    def _reduce(self, values: torch.Tensor) -> torch.Tensor:
-        return values.sum() if self.reduction == "sum" else values.mean()
 
     @staticmethod
     def _entropy(dist) -> torch.Tensor:
@@ -177,4 +176,4 @@ class ReinforceLoss(LossModule):
         value = self.critic_network(
             tensordict.select(*self.critic_network.in_keys, strict=False)
         ).get(self.tensor_keys.value)
-        return self.critic_coef * self._reduce(distance_loss(target.detach(), value, self.loss_critic_type))
+        return self.critic_coef * self._reduce_loss(distance_loss(target.detach(), value, self.loss_critic_type), tensordict)

@@ -30,7 +30,10 @@ class Pipeline:
         return COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames)
 
     def make_eval_env(self):
-        env = ENVS.build(self.spec.env.model_copy(update={"num_envs": self.spec.eval.episodes}))
+        episodes = self.spec.eval.episodes
+        if getattr(self.spec.actor, "independent_runs", False):
+            episodes = self.spec.env.num_envs  # one parameter set per env: evaluate each run once
+        env = ENVS.build(self.spec.env.model_copy(update={"num_envs": episodes}))
         env.set_seed(self.spec.seed + 10_000)  # its own stream: evaluation never shifts training's
         return env
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from torch import nn
 from torchrl.data import Categorical, Composite, OneHot, Unbounded
-from torchrl.envs import Compose, EnvBase, RewardSum, StepCounter, TransformedEnv
+
+from pgtorchrl.native import TorchNativeEnv
 
 __all__ = [
     "ShortCorridorEnv",
@@ -77,7 +78,7 @@ def corridor_state_values(p: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
     return torch.linalg.solve(eye - gamma * transitions, -torch.ones(3, dtype=p.dtype, device=p.device))
 
 
-class ShortCorridorEnv(EnvBase):
+class ShortCorridorEnv(TorchNativeEnv):
     """``num_envs`` independent short corridors stepped as one batched TorchRL env.
 
     Args:
@@ -91,14 +92,14 @@ class ShortCorridorEnv(EnvBase):
         [-1.0, -1.0, -1.0]
     """
 
-    batch_locked = True
-
     def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu"):
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
         shape = (num_envs,)
         self.observation_spec = Composite(
             observation=Unbounded(shape=(*shape, 1), device=self.device),
             state=Unbounded(shape=(*shape, 1), dtype=torch.int64, device=self.device),
+            step_count=Unbounded(shape=(*shape, 1), dtype=torch.int64, device=self.device),
+            episode_reward=Unbounded(shape=(*shape, 1), device=self.device),
             shape=shape,
             device=self.device,
         )
@@ -107,48 +108,55 @@ class ShortCorridorEnv(EnvBase):
         flag = Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=self.device)
         self.done_spec = Composite(done=flag, terminated=flag.clone(), truncated=flag.clone(), shape=shape, device=self.device)
         self._position = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
-        self._generator: torch.Generator | None = None
+        self._steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._observation = torch.ones(num_envs, 1, device=self.device)
+        self._not_truncated = torch.zeros(num_envs, 1, dtype=torch.bool, device=self.device)
+        self._reward = torch.full((num_envs, 1), -1.0, device=self.device)
 
-    def _observe(self, done: torch.Tensor) -> TensorDict:
-        n = self.batch_size[0]
-        return TensorDict(
-            {
-                "observation": torch.ones(n, 1, device=self.device),
-                "state": self._position.unsqueeze(-1).clone(),
-                "done": done.unsqueeze(-1),
-                "terminated": done.unsqueeze(-1).clone(),
-                "truncated": torch.zeros(n, 1, dtype=torch.bool, device=self.device),
-            },
-            batch_size=self.batch_size,
-            device=self.device,
-        )
+    def _observe(self) -> dict[str, torch.Tensor]:
+        done = (self._position == TERMINAL).unsqueeze(-1)
+        steps = self._steps.unsqueeze(-1)
+        return {
+            "observation": self._observation,  # identical in every state, by design
+            "state": self._position.unsqueeze(-1),
+            "step_count": steps,
+            "episode_reward": -steps.float(),  # -1 per step: the return so far (RewardSum's key)
+            "done": done,
+            "terminated": done.clone(),  # its own tensor: consumers may edit flags in place
+            "truncated": self._not_truncated,
+        }
 
-    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
-        reset = None if tensordict is None else tensordict.get("_reset", None)
-        if reset is None:
-            self._position.zero_()
+    def reset_tensors(self, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        if mask is None:
+            self._position = torch.zeros_like(self._position)
+            self._steps = torch.zeros_like(self._steps)
         else:
-            self._position.masked_fill_(reset.reshape(-1), 0)
-        return self._observe(torch.zeros_like(self._position, dtype=torch.bool))
+            self._position = self._position.masked_fill(mask, 0)
+            self._steps = self._steps.masked_fill(mask, 0)
+        return self._observe()
 
-    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        right = tensordict.get("action")[..., RIGHT].bool()
-        forward = right ^ (self._position == 1)  # state 1 swaps the actions' effects
-        self._position = (self._position + torch.where(forward, 1, -1)).clamp_min(0)
-        out = self._observe(self._position == TERMINAL)
-        out.set("reward", torch.full((self.batch_size[0], 1), -1.0, device=self.device))
-        return out
+    def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
+        forward = action[..., RIGHT].bool() ^ (self._position == 1)  # state 1 swaps the actions
+        self._position = (self._position + torch.where(forward, 1, -1)).clamp(0, TERMINAL)
+        self._steps = self._steps + 1
+        return {**self._observe(), "reward": self._reward}
 
     def _set_seed(self, seed: int | None) -> None:
-        # the dynamics are deterministic; the seed only makes rand_step reproducible
-        self._generator = torch.Generator(device=self.device)
-        if seed is not None:
-            self._generator.manual_seed(seed)
+        """The dynamics are deterministic: nothing to seed (the policy's sampling uses torch's RNG)."""
 
 
-def make_short_corridor(num_envs: int = 1, device: str = "cpu") -> TransformedEnv:
-    """The batched corridor with ``episode_reward`` and ``step_count`` (as the gym envs)."""
-    return TransformedEnv(ShortCorridorEnv(num_envs, device), Compose(RewardSum(), StepCounter()))
+def make_short_corridor(num_envs: int = 1, device: str = "cpu") -> ShortCorridorEnv:
+    """The batched corridor; it writes ``episode_reward`` and ``step_count`` itself (the keys
+    TorchRL's ``RewardSum`` and ``StepCounter`` write for the gym envs)."""
+    return ShortCorridorEnv(num_envs, device)
+
+
+def _per_run(param: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
+    """Aligns a per-run parameter ``[runs, k]`` with observations ``[runs, *time, 1]`` (a shared
+    parameter ``[k]`` broadcasts as it is)."""
+    if param.dim() < 2:
+        return param
+    return param.reshape(param.shape[0], *([1] * (observation.dim() - 2)), param.shape[-1])
 
 
 class LinearSoftmaxPreferences(nn.Module):
@@ -177,7 +185,7 @@ class LinearSoftmaxPreferences(nn.Module):
         self.prob_floor = prob_floor
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        theta = self.theta.expand(*observation.shape[:-1], 2)
+        theta = _per_run(self.theta, observation).expand(*observation.shape[:-1], 2)
         if not self.prob_floor:
             return theta
         p = torch.softmax(theta, -1)
@@ -194,7 +202,8 @@ class ScalarValue(nn.Module):
         self.w = nn.Parameter(torch.full(() if num_runs is None else (num_runs,), float(init)))
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        return self.w.expand(observation.shape[:-1]).unsqueeze(-1)
+        # a copy, not a view of w: the batch keeps these values while SGD updates w in place
+        return _per_run(self.w.unsqueeze(-1), observation).expand(*observation.shape[:-1], 1).clone()
 
 
 def make_corridor_actor(init_preferences=(-1.47, 1.47), prob_floor: float = 0.0, num_runs: int | None = None):

@@ -6,6 +6,7 @@ nearest registered name), value ranges, and the cross-section rules (GAE needs a
 """
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field, PositiveInt, ValidationError, model_valid
 from pgtorchrl.components import REGISTRIES
 from pgtorchrl.registry import STRICT, did_you_mean
 
-__all__ = ["Spec", "SpecError", "load_spec", "parse_spec", "apply_overrides", "flatten"]
+__all__ = ["Spec", "SpecError", "load_spec", "parse_spec", "apply_overrides", "flatten", "expand_sweep"]
 
 
 class SpecError(ValueError):
@@ -43,6 +44,12 @@ class TrainConfig(StrictModel):
     """Critic gradient steps per batch; the first is taken jointly with the actor (Spinning Up: 80)."""
     max_grad_norm: Optional[Annotated[float, Field(gt=0)]] = None
     """Clip the actor's and critic's gradient norms to this value (``null``: no clipping)."""
+    iterations: Optional[Annotated[int, Field(gt=0, le=10**9)]] = None
+    """Stop after this many updates (batches) even if frames remain (``null``: frames only)."""
+    per_step_updates: bool = False
+    """Sutton & Barto's boxed algorithms: after each batch of whole episodes, one optimizer
+    step per time step t = 0, 1, ... (all episodes' step t at once), each with the weights the
+    previous one left, instead of one step on the whole batch."""
 
 
 class EvalConfig(StrictModel):
@@ -50,8 +57,8 @@ class EvalConfig(StrictModel):
 
     every_frames: Optional[PositiveInt] = None
     """Evaluate every this many env frames (``null``: only at the end)."""
-    episodes: Annotated[int, Field(ge=1, le=10000)] = 10
-    """Episodes per evaluation, run side by side in one batched env."""
+    episodes: Annotated[int, Field(ge=0, le=10000)] = 10
+    """Episodes per evaluation, run side by side in one batched env (0: no evaluation at all)."""
     target_return: Optional[float] = None
     """Stop training once ``eval/return_mean`` reaches this (``null``: never stop early)."""
 
@@ -65,6 +72,24 @@ class TrackingConfig(StrictModel):
     """MLflow run name (``null``: MLflow picks one)."""
     log_models: bool = True
     """Log the final actor/critic weights as artifacts."""
+    curve_x: Literal["frames", "iteration"] = "frames"
+    """x axis of the learning-curve plot (``iteration``: one episode per env per iteration
+    with the ``episodes`` collector, as the textbook's figures)."""
+    reference_return: Optional[float] = None
+    """A dashed horizontal line on the learning-curve plot (e.g. the optimal value)."""
+    reference_label: str = "reference"
+    """Its legend label."""
+
+
+class SweepConfig(StrictModel):
+    """Runs the spec once per combination of values, each as a child MLflow run of one parent."""
+
+    values: Annotated[dict[str, Annotated[list[Any], Field(min_length=1, max_length=1000)]], Field(min_length=1)]
+    """``{key.path: [value, ...]}``: the spec fields to vary (values typed as in the file)."""
+    mode: Literal["grid", "zip"] = "grid"
+    """``grid``: every combination; ``zip``: the i-th value of every list together."""
+    labels: Optional[list[str]] = None
+    """A legend label per combination (default: ``key=value`` pairs)."""
 
 
 class Spec(StrictModel):
@@ -84,6 +109,7 @@ class Spec(StrictModel):
     train: TrainConfig
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()
+    sweep: Optional[SweepConfig] = None
 
     @property
     def whole_episodes(self) -> bool:
@@ -120,6 +146,18 @@ class Spec(StrictModel):
             raise _CrossError("critic_optim", "there is no critic to optimize: add a `critic:` section or remove this one")
         if self.train.value_steps > 1 and self.critic is None:
             raise _CrossError("train.value_steps", "value steps need a critic: set 1 or add a `critic:` section")
+        if self.train.per_step_updates and not self.whole_episodes:
+            raise _CrossError("train.per_step_updates", "needs whole-episode batches: use the 'episodes' collector")
+        if self.train.per_step_updates and self.train.value_steps > 1:
+            raise _CrossError("train.value_steps", "per-step updates take one critic step per time step: set 1")
+        if self.sweep is not None:
+            sizes = {len(v) for v in self.sweep.values.values()}
+            lengths = [len(v) for v in self.sweep.values.values()]
+            count = max(lengths) if self.sweep.mode == "zip" else math.prod(lengths)
+            if self.sweep.mode == "zip" and len(sizes) > 1:
+                raise _CrossError("sweep.values", f"mode 'zip' needs lists of one length, got lengths {sorted(sizes)}")
+            if self.sweep.labels is not None and len(self.sweep.labels) != count:
+                raise _CrossError("sweep.labels", f"{len(self.sweep.labels)} labels for {count} combinations")
         if self.collector.name == "sync" and self.collector.frames_per_batch % self.env.num_envs:
             raise _CrossError(
                 "collector.frames_per_batch",
@@ -165,7 +203,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
     return raw
 
 
-_FIXED_SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig}
+_FIXED_SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig, "sweep": SweepConfig}
 
 
 def _fields_at(loc: tuple) -> list[str]:
@@ -257,6 +295,36 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     raw = _read_yaml(text, source)
     raw = apply_overrides(raw, overrides or [], source)
     return parse_spec(raw, source)
+
+
+def expand_sweep(spec: Spec, source: str = "<spec>") -> list[tuple[str, Spec]]:
+    """The ``(label, spec)`` of every combination of ``spec.sweep`` (each without a sweep),
+    validated like a file: a bad value is reported as ``sweep.values.KEY: ...``."""
+    import itertools
+
+    sweep = spec.sweep
+    keys = list(sweep.values)
+    lists = [sweep.values[k] for k in keys]
+    combos = list(zip(*lists)) if sweep.mode == "zip" else list(itertools.product(*lists))
+    base = spec.model_dump(mode="json", exclude={"sweep"})
+    out = []
+    for i, combo in enumerate(combos):
+        raw = copy.deepcopy(base)
+        for key, value in zip(keys, combo):
+            node = raw
+            *parents, last = key.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise SpecError(f"{source}: sweep.values.{key}: {part!r} is not a section of the spec")
+                node = node[part]
+            node[last] = value
+        try:
+            child = parse_spec(raw, source)
+        except SpecError as err:
+            raise SpecError(f"{source}: sweep.values: {str(err).removeprefix(source + ': ')}") from None
+        label = sweep.labels[i] if sweep.labels else ", ".join(f"{k}={v}" for k, v in zip(keys, combo))
+        out.append((label, child))
+    return out
 
 
 def flatten(spec: Spec) -> dict[str, Any]:

@@ -86,11 +86,15 @@ class TrackedRun:
     Args:
         spec: the validated spec (its flattened fields become the run's params).
         spec_text: the spec file as the user wrote it (logged as ``spec/given.yaml``).
+        tags: extra run tags (e.g. ``mlflow.parentRunId`` for a sweep's child run).
+        run_name: overrides ``spec.tracking.run_name``.
     """
 
-    def __init__(self, spec: Spec, spec_text: str | None = None):
+    def __init__(self, spec: Spec, spec_text: str | None = None, tags: dict[str, str] | None = None, run_name: str | None = None):
         self.spec = spec
         self.spec_text = spec_text
+        self.extra_tags = dict(tags or {})
+        self.requested_name = run_name or spec.tracking.run_name
         self.run_id: str | None = None
         self.run_name: str | None = None
         self.experiment_id: str | None = None
@@ -133,10 +137,11 @@ class TrackedRun:
         commit = _git_commit()
         if commit:
             tags["mlflow.source.git.commit"] = commit
+        tags.update(self.extra_tags)
         self._send(
             "open",
             {
-                "run_name": self.spec.tracking.run_name,
+                "run_name": self.requested_name,
                 "tags": tags,
                 "params": {k: str(v) for k, v in flatten(self.spec).items()},
                 "texts": texts,

@@ -17,6 +17,7 @@ from pgtorchrl.collectors import MASK_KEY
 from pgtorchrl.evaluation import episode_stats, evaluate
 from pgtorchrl.functional import explained_variance
 from pgtorchrl.pipeline import Pipeline, build_pipeline
+from pgtorchrl.plots import curve_csv, learning_curve_png
 from pgtorchrl.spec import Spec
 from pgtorchrl.tracking import TrackedRun
 
@@ -35,6 +36,8 @@ class TrainResult:
     eval_return: float | None
     solved: bool
     train_seconds: float
+    curve: list[dict[str, float]]
+    """Every iteration's metrics, with ``iteration`` and ``frames``."""
 
 
 def _check_finite(losses: dict[str, torch.Tensor], iteration: int, frames: int) -> None:
@@ -54,7 +57,8 @@ def _step(optim: torch.optim.Optimizer, params, max_grad_norm: float | None) -> 
 
 
 def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
-    """One policy-gradient update on a flat batch whose ``advantage``/``value_target`` are written.
+    """One policy-gradient update on a batch whose ``advantage``/``value_target`` are written
+    (a padded whole-episode batch counts only its ``("collector", "mask")`` steps).
 
     The actor takes one gradient step on ``loss_actor + loss_entropy``; the critic takes
     ``train.value_steps`` steps on ``loss_critic``, the first one on the same backward pass
@@ -81,25 +85,56 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
             _check_finite({"loss_critic": loss_critic.item()}, iteration, frames)
             loss_critic.backward()
             _step(p.critic_optim, p.critic.parameters(), max_norm)
-    with torch.no_grad():
-        new_log_prob = p.actor.get_dist(batch).log_prob(batch.get("action"))
-        metrics["train/approx_kl"] = (batch.get("action_log_prob") - new_log_prob).mean().item()
+    metrics["train/approx_kl"] = approx_kl(p, batch)
+    return metrics
+
+
+@torch.no_grad()
+def approx_kl(p: Pipeline, batch) -> float:
+    """Mean of ``log pi_old(a|s) - log pi_new(a|s)`` over the batch's real steps."""
+    kl = batch.get("action_log_prob") - p.actor.get_dist(batch).log_prob(batch.get("action"))
+    mask = batch.get(MASK_KEY, None)
+    return (kl.mean() if mask is None else kl[mask].mean()).item()
+
+
+def update_per_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
+    """Sutton & Barto's boxed updates on a whole-episode batch: for t = 0, 1, ..., T-1 one
+    step of every optimizer on every episode's step t, with the weights the previous step left
+    (delta refreshed with the current critic), as the box's inner loop. Reports the losses'
+    means over the steps; finiteness is checked once per batch (the run stops either way)."""
+    sums: dict[str, torch.Tensor] = {}
+    steps = batch.shape[-1]
+    max_norm = p.spec.train.max_grad_norm
+    optimizers = [(p.actor_optim, p.actor)] + ([(p.critic_optim, p.critic)] if p.critic_optim else [])
+    for step in batch.unbind(-1):
+        losses = p.loss(p.advantage.refresh(step))
+        for optim, _ in optimizers:
+            optim.zero_grad(set_to_none=True)
+        sum(v for k, v in losses.items() if k.startswith("loss_")).backward()
+        for optim, module in optimizers:
+            if max_norm is not None:
+                clip_grad_norm_(module.parameters(), max_norm)
+            optim.step()
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0.0) + value.detach()
+    metrics = {f"train/{k}": (v / steps).item() for k, v in sums.items()}
+    _check_finite({k.removeprefix("train/"): v for k, v in metrics.items()}, iteration, frames)
+    metrics["train/approx_kl"] = approx_kl(p, batch)
     return metrics
 
 
 def batch_metrics(p: Pipeline, batch) -> dict[str, float]:
     """What the advantage module computed: ``train/advantage_mean``/``_std`` (before any
-    normalization) and, with a critic, ``train/explained_variance`` of ``value_target``."""
+    normalization) and, with a critic, ``train/explained_variance`` of ``value_target``
+    (over the real steps of a padded batch)."""
     metrics = {f"train/{k}": v for k, v in p.advantage.stats.items()}
     if p.critic is not None:
-        metrics["train/explained_variance"] = explained_variance(batch.get("state_value"), batch.get("value_target"))
+        mask = batch.get(MASK_KEY, None)
+        value, target = batch.get("state_value"), batch.get("value_target")
+        if mask is not None:
+            value, target = value[mask], target[mask]
+        metrics["train/explained_variance"] = explained_variance(value, target)
     return metrics
-
-
-def valid_steps(batch):
-    """The batch flattened to its real steps (whole-episode batches are padded)."""
-    mask = batch.get(MASK_KEY, None)
-    return batch.reshape(-1) if mask is None else batch[mask]
 
 
 def _progress(total: int):
@@ -127,11 +162,13 @@ def train(
     except BaseException:
         run.discard()
         raise
-    eval_env = p.make_eval_env()
+    evaluating = spec.eval.episodes > 0
+    eval_env = p.make_eval_env() if evaluating else None
     collector = p.make_collector()
-    every = spec.eval.every_frames
+    every = spec.eval.every_frames if evaluating else None
     target = spec.eval.target_return
     frames = iteration = 0
+    curve: list[dict[str, float]] = []
     next_eval = every if every else None
     last_eval: float | None = None
     evaluated_at = -1
@@ -145,9 +182,10 @@ def train(
             collected = batch.numel() if mask is None else int(mask.sum())
             frames += collected
             p.advantage(batch)
-            flat = valid_steps(batch)
-            metrics = update(p, flat, iteration, frames) if flat.numel() else {}
-            metrics.update(batch_metrics(p, flat))
+            has_steps = mask is None or bool(batch.get(MASK_KEY).any())  # "drop" may empty a batch
+            step_fn = update_per_step if spec.train.per_step_updates else update
+            metrics = step_fn(p, batch, iteration, frames) if has_steps else {}
+            metrics.update(batch_metrics(p, batch))
             metrics.update(episode_stats(batch))
             now = time.perf_counter()
             metrics["time/fps"] = collected / (now - tick)
@@ -158,12 +196,13 @@ def train(
                 last_eval, evaluated_at = _log_eval(eval_env, p, metrics), frames
                 solved = target is not None and last_eval >= target
             run.log_metrics(metrics, step=frames)
+            curve.append({"iteration": iteration, "frames": frames, **metrics})
             bar.update(collected)
             bar.set_postfix(ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}")
-            if solved:
+            if solved or iteration == spec.train.iterations:
                 break
             tick = time.perf_counter()  # evaluation and logging are not counted in time/fps
-        if evaluated_at != frames:  # always end on an evaluation of the final policy
+        if evaluating and evaluated_at != frames:  # always end on an evaluation of the final policy
             metrics = {}
             last_eval = _log_eval(eval_env, p, metrics)
             solved = target is not None and last_eval >= target
@@ -176,7 +215,9 @@ def train(
             if p.critic is not None:
                 run.log_state_dict(p.critic.state_dict(), "model/critic.pt")
         run.log_metrics({"time/train_seconds": elapsed}, step=frames)
-    return TrainResult(run.run_id, frames, iteration, last_eval, solved, elapsed)
+        run.log_text(curve_csv(curve), "curves.csv")
+        run.log_bytes(learning_curve_png({spec.tracking.run_name or "run": curve}, spec.tracking), "learning_curve.png")
+    return TrainResult(run.run_id, frames, iteration, last_eval, solved, elapsed, curve)
 
 
 def _log_eval(eval_env, p: Pipeline, metrics: dict[str, float]) -> float:

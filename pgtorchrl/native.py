@@ -1,0 +1,47 @@
+"""Batched environments written in torch, with a tensor-level fast path for rollouts.
+
+A :class:`TorchNativeEnv` is an ordinary TorchRL :class:`~torchrl.envs.EnvBase` (a spec can name
+it, a ``Collector`` can drive it, ``check_env_specs`` passes) whose dynamics are two methods on
+plain tensors: :meth:`reset_tensors` and :meth:`step_tensors`. TorchRL's ``_reset``/``_step``
+wrap them in TensorDicts; :func:`pgtorchrl.collectors.first_episodes` calls them directly and
+builds one TensorDict per batch instead of one per step, which removes most per-step overhead
+for small, fast envs. The fast path may step an env past the end of its episode: such steps are
+masked out, so ``step_tensors`` must accept them.
+"""
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torchrl.envs import EnvBase
+
+__all__ = ["TorchNativeEnv"]
+
+
+class TorchNativeEnv(EnvBase):
+    """Base class: implement :meth:`reset_tensors` and :meth:`step_tensors`.
+
+    Both return a ``dict`` of tensors shaped ``[num_envs, ...]`` holding every observation key
+    and ``done``/``terminated``/``truncated`` (``[num_envs, 1]`` booleans); ``step_tensors``
+    adds ``reward``. Envs should also write ``step_count`` and ``episode_reward`` (the keys
+    TorchRL's ``StepCounter``/``RewardSum`` write), which the ``rollout/`` metrics read.
+    """
+
+    batch_locked = True
+
+    def reset_tensors(self, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Resets the envs where ``mask`` (``[num_envs]`` bool) is true, all if ``None``."""
+        raise NotImplementedError
+
+    def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Applies ``action`` to every env and returns the next observations, reward and flags."""
+        raise NotImplementedError
+
+    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        mask = None if tensordict is None else tensordict.get("_reset", None)
+        if mask is not None:
+            mask = mask.reshape(-1)
+        return TensorDict(self.reset_tensors(mask), batch_size=self.batch_size, device=self.device)
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        out = self.step_tensors(tensordict.get(self.action_key))
+        return TensorDict(out, batch_size=self.batch_size, device=self.device)

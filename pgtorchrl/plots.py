@@ -1,0 +1,56 @@
+"""Learning-curve figures (PNG) and their data (CSV) for MLflow artifacts."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Mapping, Sequence
+
+__all__ = ["learning_curve_png", "curve_csv"]
+
+Y = "rollout/episode_return"
+
+
+def curve_csv(curve: Sequence[Mapping[str, float]]) -> str:
+    """Every iteration's metrics as CSV (one column per metric, blank where absent)."""
+    columns: list[str] = []
+    for row in curve:
+        columns += [k for k in row if k not in columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(curve)
+    return out.getvalue()
+
+
+def learning_curve_png(curves: Mapping[str, Sequence[Mapping[str, float]]], tracking, title: str | None = None) -> bytes:
+    """One line per labelled curve of ``rollout/episode_return`` (a band of +-1 standard error
+    where ``rollout/episode_return_se`` exists), x = frames or iteration as ``tracking.curve_x``
+    says, and ``tracking.reference_return`` as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_key = tracking.curve_x
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for label, curve in curves.items():
+        rows = [r for r in curve if Y in r]
+        x = [r[x_key] for r in rows]
+        y = [r[Y] for r in rows]
+        (line,) = ax.plot(x, y, label=label, linewidth=1.2)
+        if rows and all("rollout/episode_return_se" in r for r in rows):
+            se = [r["rollout/episode_return_se"] for r in rows]
+            ax.fill_between(x, [a - b for a, b in zip(y, se)], [a + b for a, b in zip(y, se)], color=line.get_color(), alpha=0.2)
+    if tracking.reference_return is not None:
+        ax.axhline(tracking.reference_return, linestyle="--", color="gray", label=tracking.reference_label)
+    ax.set_xlabel("episode" if x_key == "iteration" else "env frames")
+    ax.set_ylabel("total reward per episode" if x_key == "iteration" else "episode return")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

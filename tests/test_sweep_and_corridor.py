@@ -1,0 +1,123 @@
+"""Sweeps in YAML, and the short-corridor pipelines (Sutton & Barto Figures 13.1 and 13.2)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from pgtorchrl.short_corridor import OPTIMAL_VALUE, ShortCorridorEnv, make_corridor_actor
+from pgtorchrl.spec import SpecError, expand_sweep, load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+REINFORCE = ROOT / "pipelines" / "short_corridor_reinforce.yaml"
+BASELINE = ROOT / "pipelines" / "short_corridor_baseline.yaml"
+
+
+def test_grid_and_zip_sweeps_expand_to_validated_specs():
+    children = expand_sweep(load_spec(REINFORCE))
+    assert [label for label, _ in children] == ["alpha = 2^-12", "alpha = 2^-13", "alpha = 2^-14"]
+    assert [spec.optim.lr for _, spec in children] == [2**-12, 2**-13, 2**-14]
+    assert all(spec.sweep is None for _, spec in children)
+    zipped = expand_sweep(load_spec(BASELINE))
+    assert [(s.advantage.baseline, s.optim.lr) for _, s in zipped] == [("critic", 2**-9), ("none", 2**-13)]
+    grid = expand_sweep(load_spec(REINFORCE, ["sweep.values={optim.lr: [0.1, 0.2], seed: [1, 2, 3]}", "sweep.labels=null"]))
+    assert len(grid) == 6 and grid[0][0] == "optim.lr=0.1, seed=1"
+
+
+def test_sweep_errors_name_the_key():
+    with pytest.raises(SpecError, match=r"sweep.values: optim.lr: Input should be greater than 0"):
+        expand_sweep(load_spec(REINFORCE, ["sweep.values={optim.lr: [-1.0]}", "sweep.labels=null"]), "x.yaml")
+    with pytest.raises(SpecError, match=r"sweep.labels: 2 labels for 3 combinations"):
+        load_spec(REINFORCE, ["sweep.labels=[a, b]"])
+    with pytest.raises(SpecError, match=r"sweep.values: mode 'zip' needs lists of one length"):
+        load_spec(BASELINE, ["sweep.values={optim.lr: [0.1], seed: [1, 2]}"])
+
+
+def test_env_steps_like_the_book():
+    env = ShortCorridorEnv(num_envs=4)
+    right = torch.tensor([[1, 0]] * 4)
+    left = torch.tensor([[0, 1]] * 4)
+    path = []
+    td = env.reset()
+    for action in (left, right, left, right):
+        td = env.step(td.set("action", action))
+        path.append(int(td["next", "state"][0]))
+        td = td["next"]
+    # left in 0 stays; right 0 -> 1; left in 1 is reversed: 1 -> 2; right in 2 -> terminal 3
+    assert path == [0, 1, 2, 3]
+    assert bool(td["terminated"][0]) and float(td["episode_reward"][0]) == -4.0
+
+
+def test_independent_runs_keep_their_own_parameters():
+    actor = make_corridor_actor((-1.47, 1.47), prob_floor=0.05, num_runs=3)
+    theta = actor.module[0].module.theta
+    assert theta.shape == (3, 2)
+    with torch.no_grad():
+        theta[1] = torch.tensor([2.0, -2.0])
+    td = actor(ShortCorridorEnv(3).reset())
+    p_right = td["logits"].softmax(-1)[:, 0]
+    assert p_right[0].item() == pytest.approx(0.05, abs=1e-3) and p_right[1].item() == pytest.approx(0.95, abs=1e-6)
+
+
+def test_short_corridor_sweep_runs_as_parent_and_child_runs(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", str(BASELINE), "train.iterations=30", "env.num_envs=20"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+    )
+    assert proc.returncode == 0, proc.stderr
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("short-corridor-baseline").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 2
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.info.run_name for r in children} == {
+        "REINFORCE with baseline, alpha_theta = 2^-9, alpha_w = 2^-6", "REINFORCE, alpha = 2^-13"}
+    parent_files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"learning_curves.png", "curves.csv"} <= parent_files
+    for child in children:
+        history = client.get_metric_history(child.info.run_id, "rollout/episode_return")
+        assert len(history) == 30
+        assert len(client.get_metric_history(child.info.run_id, "rollout/action_0_prob")) == 30
+    baseline = next(r for r in children if "baseline" in r.info.run_name)
+    # the baseline variant learns within 30 episodes: P(right) moves up from 0.05
+    assert client.get_metric_history(baseline.info.run_id, "rollout/action_0_prob")[-1].value > 0.2
+
+
+@pytest.mark.slow
+def test_figures_match_the_book(tmp_path):
+    """The full Figures 13.1 and 13.2 (100 runs x 1000 episodes each), checked as the closing
+    note reports them (benchmarks/short_corridor_check.py)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    for spec in (REINFORCE, BASELINE):
+        subprocess.run([sys.executable, "-m", "pgtorchrl", str(spec)], check=True, cwd=tmp_path, env=env)
+    check = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "short_corridor_check.py")], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"{OPTIMAL_VALUE:.2f}" in check.stdout
+
+
+def test_fast_rollout_writes_what_torchrls_step_writes():
+    """first_episodes' tensor fast path and TorchRL's step_and_maybe_reset path agree, key by key
+    and value by value, on a deterministic policy (the mode of pi)."""
+    from torchrl.envs import ExplorationType
+
+    from pgtorchrl.collectors import _lean_rollout, _rollout, _categorical_net
+
+    theta = torch.tensor([[0.3, -0.3], [-0.2, 0.2], [1.0, 0.0]])  # right, left, right
+    actor = make_corridor_actor((0.0, 0.0), num_runs=3)
+    with torch.no_grad():
+        actor.module[0].module.theta.copy_(theta)
+    fast, _ = _lean_rollout(ShortCorridorEnv(3), _categorical_net(actor), 12, ExplorationType.DETERMINISTIC)
+    slow, _ = _rollout(ShortCorridorEnv(3), actor, 12, ExplorationType.DETERMINISTIC)
+    keys = set(fast.keys(True, True))
+    assert keys <= set(slow.keys(True, True))
+    for t in range(12):  # TorchRL resets a finished env (slow path); the fast path does not: compare up to the first done
+        done = slow["next", "done"][:, : t + 1].any(1).squeeze(-1)
+        for key in keys:
+            torch.testing.assert_close(fast[key][~done, t].float(), slow[key][~done, t].float(), msg=str(key))
+    assert fast["next", "state"][1, :3].flatten().tolist() == [0, 0, 0]  # always left: stays in 0
