@@ -55,6 +55,21 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _type_name(annotation) -> str:
+    """``int``, ``'a' | 'b'``, ``list[int]``, ``float | None``: a field's type as a user writes it."""
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(map(repr, args))
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if args:
+        inner = [_type_name(a) for a in args]
+        return " | ".join(inner) if origin in (typing.Union, type(int | None)) else f"{origin.__name__}[{', '.join(inner)}]"
+    return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
+
+
 def _list() -> int:
     from pgtorchrl.components import REGISTRIES
 
@@ -69,7 +84,7 @@ def _list() -> int:
             for field, info in entry.model.model_fields.items():
                 if field != "name":
                     default = "required" if info.is_required() else f"default {info.default!r}"
-                    print(f"      {field}: {getattr(info.annotation, '__name__', info.annotation)} ({default})")
+                    print(f"      {field}: {_type_name(info.annotation)} ({default})")
     return 0
 
 

@@ -18,7 +18,7 @@ from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
 
 from pgtorchrl.native import TorchNativeEnv
 
-__all__ = ["first_episodes", "EpisodeCollector"]
+__all__ = ["first_episodes", "EpisodeCollector", "NativeCollector"]
 
 MASK_KEY = ("collector", "mask")
 
@@ -83,42 +83,105 @@ def _rollout(env: EnvBase, policy, max_steps: int, exploration: ExplorationType)
     return torch.stack(steps, dim=len(env.batch_size)), finished
 
 
+def _sample(net, obs: dict, exploration: ExplorationType) -> dict[str, torch.Tensor]:
+    """The categorical policy on plain tensors: ``logits``, a one-hot ``action`` (a sample via
+    the Gumbel-max trick, or the mode) and its ``action_log_prob``."""
+    logits = net.module(*(obs[k] for k in net.in_keys))
+    log_probs = torch.log_softmax(logits, -1)
+    if exploration == ExplorationType.RANDOM:
+        index = (log_probs - torch.empty_like(log_probs).exponential_().log()).argmax(-1)
+    else:
+        index = logits.argmax(-1)
+    return {
+        "logits": logits,
+        "action": torch.nn.functional.one_hot(index, logits.shape[-1]),
+        "action_log_prob": log_probs.gather(-1, index.unsqueeze(-1)).squeeze(-1),
+    }
+
+
+def _stack(columns: dict, batch_size, device) -> TensorDictBase:
+    steps = len(columns["action"])
+    dim = len(batch_size)
+    return TensorDict(
+        {key: torch.stack(values, dim) for key, values in columns.items()}, batch_size=(*batch_size, steps), device=device
+    )
+
+
 def _lean_rollout(env: TorchNativeEnv, net, max_steps: int, exploration: ExplorationType):
     """The fast path for a :class:`TorchNativeEnv` and a categorical policy: plain tensors per
-    step (the policy's logits network, a categorical sample or its mode, the env's
-    ``step_tensors``), one TensorDict per batch, with the keys the ``ProbabilisticActor`` and
-    TorchRL's step would write (``logits``, ``action``, ``action_log_prob``, ``("next", ...)``)."""
+    step (the policy's logits network, :func:`_sample`, the env's ``step_tensors``), one
+    TensorDict per batch, with the keys the ``ProbabilisticActor`` and TorchRL's step write."""
     n = env.batch_size.numel()
     finished = torch.zeros(n, dtype=torch.bool, device=env.device)
     columns: dict = {}
     obs = env.reset_tensors(None)
-    obs_keys = [k for k in obs if k not in ("done", "terminated", "truncated")]
-    module, in_keys = net.module, list(net.in_keys)
     for _ in range(max_steps):
-        logits = module(*(obs[k] for k in in_keys))
-        log_probs = torch.log_softmax(logits, -1)
-        if exploration == ExplorationType.RANDOM:  # Gumbel-max: a sample from softmax(logits)
-            index = (log_probs - torch.empty_like(log_probs).exponential_().log()).argmax(-1)
-        else:
-            index = logits.argmax(-1)
-        action = torch.nn.functional.one_hot(index, logits.shape[-1])
-        nxt = env.step_tensors(action)
-        row = {**obs, "logits": logits, "action": action,
-               "action_log_prob": log_probs.gather(-1, index.unsqueeze(-1)).squeeze(-1)}
+        row = {**obs, **_sample(net, obs, exploration)}
+        nxt = env.step_tensors(row["action"])
         row.update({("next", k): v for k, v in nxt.items()})
         for key, value in row.items():
             columns.setdefault(key, []).append(value)
         finished = finished | nxt["done"].reshape(n)
         if finished.all():
             break
-        obs = {k: nxt[k] for k in obs_keys} | {k: nxt[k] for k in ("done", "terminated", "truncated")}
-    dim = len(env.batch_size)
-    batch = TensorDict(
-        {key: torch.stack(values, dim) for key, values in columns.items()},
-        batch_size=(*env.batch_size, len(columns["action"])),
-        device=env.device,
-    )
-    return batch, finished
+        obs = {k: v for k, v in nxt.items() if k != "reward"}
+    return _stack(columns, env.batch_size, env.device), finished
+
+
+class NativeCollector:
+    """Fixed-frame batches from a :class:`TorchNativeEnv` on the tensor fast path.
+
+    Like TorchRL's ``Collector`` (same keys, ``[num_envs, T]`` batches, episodes carried across
+    batches, finished envs reset as they end), minus its per-step TensorDict work: the policy
+    must be a categorical ``ProbabilisticActor`` (others fall back to calling the actor on a
+    TensorDict each step).
+
+    Args:
+        env: the batched torch env.
+        policy: the actor, sampled with ``ExplorationType.RANDOM``.
+        frames_per_batch: frames per batch (a multiple of the number of envs).
+        total_frames: the frame budget.
+    """
+
+    def __init__(self, env: TorchNativeEnv, policy: TensorDictModuleBase, frames_per_batch: int, total_frames: int):
+        self.env, self.policy = env, policy
+        self.steps = frames_per_batch // env.batch_size.numel()
+        self.total_frames = total_frames
+        self.net = _categorical_net(policy)
+        self._obs: dict | None = None
+
+    def _act(self, obs: dict) -> dict:
+        if self.net is not None:
+            return _sample(self.net, obs, ExplorationType.RANDOM)
+        td = TensorDict(dict(obs), batch_size=self.env.batch_size, device=self.env.device)
+        with set_exploration_type(ExplorationType.RANDOM):
+            out = self.policy(td)
+        return {k: out.get(k) for k in self.policy.out_keys}
+
+    @torch.no_grad()
+    def __iter__(self) -> Iterator[TensorDictBase]:
+        env, frames = self.env, 0
+        if self._obs is None:
+            self._obs = env.reset_tensors(None)
+        while frames < self.total_frames:
+            columns: dict = {}
+            obs = self._obs
+            for _ in range(self.steps):
+                row = {**obs, **self._act(obs)}
+                nxt = env.step_tensors(row["action"])
+                row.update({("next", k): v for k, v in nxt.items()})
+                for key, value in row.items():
+                    columns.setdefault(key, []).append(value)
+                done = nxt["done"].reshape(-1)
+                obs = {k: v for k, v in nxt.items() if k != "reward"}
+                if done.any():  # finished envs start over; ("next", ...) keeps their final state
+                    obs = env.reset_tensors(done)  # every env's current observation
+            self._obs = obs
+            frames += self.steps * env.batch_size.numel()
+            yield _stack(columns, env.batch_size, env.device)
+
+    def shutdown(self) -> None:
+        """Nothing to release (same signature as TorchRL's collectors)."""
 
 
 class EpisodeCollector:

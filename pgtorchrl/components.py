@@ -6,6 +6,7 @@ validating a spec stays cheap.
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal, Optional
 
 from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, PositiveInt
@@ -69,6 +70,16 @@ def short_corridor(*, num_envs: Annotated[int, Field(ge=1, le=10**7)] = 1) -> "E
     from pgtorchrl.short_corridor import make_short_corridor
 
     return make_short_corridor(num_envs)
+
+
+@ENVS.register("torch_cartpole")
+def torch_cartpole(
+    *, num_envs: Annotated[int, Field(ge=1, le=10**8)] = 8, max_episode_steps: PositiveInt = 500
+) -> "EnvBase":
+    """CartPole-v1 in torch (gymnasium's exact dynamics), many envs in one tensor, CPU or CUDA."""
+    from pgtorchrl.cartpole import TorchCartPoleEnv
+
+    return TorchCartPoleEnv(num_envs, max_episode_steps=max_episode_steps)
 
 
 # --- actor and critic ---------------------------------------------------------------------------
@@ -154,6 +165,20 @@ def sync_collector(
     )
 
 
+@COLLECTORS.register("native")
+def native_collector(env: "EnvBase", policy, total_frames: int, *, frames_per_batch: PositiveInt):
+    """Fixed-frame batches from a torch-native env (torch_cartpole, short_corridor) on a tensor fast path."""
+    from pgtorchrl.collectors import NativeCollector
+    from pgtorchrl.native import TorchNativeEnv
+
+    if not isinstance(env, TorchNativeEnv):
+        raise ValueError(
+            f"collector 'native' needs a torch-native env (torch_cartpole, short_corridor), "
+            f"got {type(env).__name__}: use collector 'sync'"
+        )
+    return NativeCollector(env, policy, frames_per_batch, total_frames)
+
+
 @COLLECTORS.register("episodes")
 def episodes_collector(
     env: "EnvBase", policy, total_frames: int, *, max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000
@@ -169,8 +194,7 @@ Truncation = Literal["bootstrap", "drop", "terminal"]
 Baseline = Literal["auto", "none", "mean", "critic"]
 
 
-@ADVANTAGES.register("full_return")
-def full_return(
+def _monte_carlo_fields(
     critic,
     *,
     gamma: Probability = 0.99,
@@ -179,30 +203,26 @@ def full_return(
     truncation: Truncation = "bootstrap",
     gamma_t_factor: bool = False,
 ):
-    """G(tau) for every step of the episode, minus a state-only baseline; whole-episode batches."""
-    from pgtorchrl.advantage import FullReturn
-
-    return FullReturn(
-        critic, gamma=gamma, baseline=baseline, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor
-    )
+    """The spec fields shared by the Monte Carlo return estimators (signature only)."""
 
 
-@ADVANTAGES.register("reward_to_go")
-def reward_to_go(
-    critic,
-    *,
-    gamma: Probability = 0.99,
-    baseline: Baseline = "auto",
-    normalize: bool = False,
-    truncation: Truncation = "bootstrap",
-    gamma_t_factor: bool = False,
-):
-    """G_t minus a state-only baseline (none, batch mean, or V(s_t): REINFORCE with baseline)."""
-    from pgtorchrl.advantage import RewardToGo
+def _monte_carlo(class_name: str, summary: str):
+    @functools.wraps(_monte_carlo_fields)
+    def factory(critic, **fields):
+        from pgtorchrl import advantage
 
-    return RewardToGo(
-        critic, gamma=gamma, baseline=baseline, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor
-    )
+        return getattr(advantage, class_name)(critic, **fields)
+
+    factory.__doc__ = summary
+    return factory
+
+
+ADVANTAGES.register("full_return")(
+    _monte_carlo("FullReturn", "G(tau) for every step of the episode, minus a state-only baseline; whole-episode batches.")
+)
+ADVANTAGES.register("reward_to_go")(
+    _monte_carlo("RewardToGo", "G_t minus a state-only baseline (none, batch mean, or V(s_t): REINFORCE with baseline).")
+)
 
 
 @ADVANTAGES.register("td_error")

@@ -13,6 +13,7 @@ __all__ = [
     "ACTIVATIONS",
     "DISTRIBUTIONS",
     "make_discrete_actor",
+    "categorical_actor",
     "make_gaussian_actor",
     "make_actor",
     "make_critic",
@@ -55,8 +56,14 @@ def make_discrete_actor(
     net = TensorDictModule(
         _mlp(n_obs, n_actions, hidden_sizes, activation), in_keys=[observation_key], out_keys=["logits"]
     )
+    return categorical_actor(net, spec)
+
+
+def categorical_actor(logits_net: TensorDictModule, spec: TensorSpec | None = None) -> ProbabilisticActor:
+    """A one-hot categorical ``ProbabilisticActor`` over a module writing ``logits``; samples in
+    training (``InteractionType.RANDOM``), the mode under ``ExplorationType.DETERMINISTIC``."""
     return ProbabilisticActor(
-        net,
+        logits_net,
         in_keys=["logits"],
         out_keys=["action"],
         spec=spec,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torchrl.data import Categorical, Composite, OneHot, Unbounded
 from torchrl.envs import EnvBase
 
 __all__ = ["TorchNativeEnv"]
@@ -28,8 +29,23 @@ class TorchNativeEnv(EnvBase):
 
     batch_locked = True
 
+    def _standard_specs(self, n_actions: int, **observations: tuple[int, torch.dtype]) -> None:
+        """Specs of a batched env with one-hot actions, a scalar reward, the three done flags,
+        the given observation keys (``name=(size, dtype)``) plus ``step_count`` and
+        ``episode_reward``."""
+        shape, device = tuple(self.batch_size), self.device
+        entries = {name: Unbounded(shape=(*shape, size), dtype=dtype, device=device) for name, (size, dtype) in observations.items()}
+        entries["step_count"] = Unbounded(shape=(*shape, 1), dtype=torch.int64, device=device)
+        entries["episode_reward"] = Unbounded(shape=(*shape, 1), device=device)
+        self.observation_spec = Composite(entries, shape=shape, device=device)
+        self.action_spec = OneHot(n_actions, shape=(*shape, n_actions), device=device)
+        self.reward_spec = Unbounded(shape=(*shape, 1), device=device)
+        flag = Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=device)
+        self.done_spec = Composite(done=flag, terminated=flag.clone(), truncated=flag.clone(), shape=shape, device=device)
+
     def reset_tensors(self, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """Resets the envs where ``mask`` (``[num_envs]`` bool) is true, all if ``None``."""
+        """Resets the envs where ``mask`` (``[num_envs]`` bool) is true, all if ``None``, and
+        returns every env's current observation (the others unchanged, not done)."""
         raise NotImplementedError
 
     def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -18,7 +18,6 @@ import math
 import torch
 from tensordict import TensorDictBase
 from torch import nn
-from torchrl.data import Categorical, Composite, OneHot, Unbounded
 
 from pgtorchrl.native import TorchNativeEnv
 
@@ -94,19 +93,7 @@ class ShortCorridorEnv(TorchNativeEnv):
 
     def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu"):
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
-        shape = (num_envs,)
-        self.observation_spec = Composite(
-            observation=Unbounded(shape=(*shape, 1), device=self.device),
-            state=Unbounded(shape=(*shape, 1), dtype=torch.int64, device=self.device),
-            step_count=Unbounded(shape=(*shape, 1), dtype=torch.int64, device=self.device),
-            episode_reward=Unbounded(shape=(*shape, 1), device=self.device),
-            shape=shape,
-            device=self.device,
-        )
-        self.action_spec = OneHot(2, shape=(*shape, 2), device=self.device)
-        self.reward_spec = Unbounded(shape=(*shape, 1), device=self.device)
-        flag = Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=self.device)
-        self.done_spec = Composite(done=flag, terminated=flag.clone(), truncated=flag.clone(), shape=shape, device=self.device)
+        self._standard_specs(observation=(1, torch.float32), state=(1, torch.int64), n_actions=2)
         self._position = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._observation = torch.ones(num_envs, 1, device=self.device)
@@ -208,21 +195,14 @@ class ScalarValue(nn.Module):
 
 def make_corridor_actor(init_preferences=(-1.47, 1.47), prob_floor: float = 0.0, num_runs: int | None = None):
     """A ``ProbabilisticActor`` over :class:`LinearSoftmaxPreferences` (one-hot actions)."""
-    from tensordict.nn import InteractionType, TensorDictModule
-    from torchrl.modules import OneHotCategorical, ProbabilisticActor
+    from tensordict.nn import TensorDictModule
+
+    from pgtorchrl.models import categorical_actor
 
     net = TensorDictModule(
         LinearSoftmaxPreferences(init_preferences, prob_floor, num_runs), in_keys=["observation"], out_keys=["logits"]
     )
-    return ProbabilisticActor(
-        net,
-        in_keys=["logits"],
-        out_keys=["action"],
-        distribution_class=OneHotCategorical,
-        return_log_prob=True,
-        log_prob_key="action_log_prob",
-        default_interaction_type=InteractionType.RANDOM,
-    )
+    return categorical_actor(net)
 
 
 def exact_gradient(theta: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:

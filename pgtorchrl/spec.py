@@ -158,7 +158,7 @@ class Spec(StrictModel):
                 raise _CrossError("sweep.values", f"mode 'zip' needs lists of one length, got lengths {sorted(sizes)}")
             if self.sweep.labels is not None and len(self.sweep.labels) != count:
                 raise _CrossError("sweep.labels", f"{len(self.sweep.labels)} labels for {count} combinations")
-        if self.collector.name == "sync" and self.collector.frames_per_batch % self.env.num_envs:
+        if self.collector.name in ("sync", "native") and self.collector.frames_per_batch % self.env.num_envs:
             raise _CrossError(
                 "collector.frames_per_batch",
                 f"{self.collector.frames_per_batch} is not a multiple of env.num_envs={self.env.num_envs}",
