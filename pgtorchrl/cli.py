@@ -17,6 +17,7 @@ EPILOG = """examples:
   pgtorchrl pipelines/vpg_cartpole.yaml optim.lr=1.0e-3 seed=3
   pgtorchrl validate pipelines/vpg_cartpole.yaml           check spec and key flow, train nothing
   pgtorchrl list                                           registered components and their fields
+  pgtorchrl eval RUN_ID --episodes 20                      evaluate a trained run's actor
 browse runs:
   mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --workers 1
 """
@@ -29,18 +30,24 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,validate,list}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,validate,list,eval}")
     for name, help_text in (("train", "train a pipeline (the default command)"), ("validate", "validate a spec, build its components, check key flow; no run")):
         cmd = sub.add_parser(name, help=help_text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         cmd.add_argument("pipeline", type=Path, help="a pipeline spec (YAML), e.g. pipelines/vpg_cartpole.yaml")
         cmd.add_argument("overrides", nargs="*", metavar="key.path=value", help="override spec fields (values are YAML)")
+        cmd.add_argument("--seeds", metavar="0-4", help="one child run per seed (0-4 or 0,3,7) under a parent run "
+                         "that plots the mean and 95%% band of eval/return_mean")
     sub.add_parser("list", help="list the registered components and their spec fields")
+    ev = sub.add_parser("eval", help="evaluate a run's trained actor (deterministic episodes)",
+                        epilog="example:\n  pgtorchrl eval 3f2c9d... --episodes 20", formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("run_id", help="an MLflow run id (see the MLflow UI or the train command's last line)")
+    ev.add_argument("--episodes", type=int, default=10, help="episodes to run side by side (default 10)")
     return parser
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = _parser()
-    commands = {"train", "validate", "list"}
+    commands = {"train", "validate", "list", "eval"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv = ["train", *argv]  # `pgtorchrl PIPELINE.yaml` means train
     args = parser.parse_args(argv)
@@ -68,6 +75,37 @@ def _type_name(annotation) -> str:
         inner = [_type_name(a) for a in args]
         return " | ".join(inner) if origin in (typing.Union, type(int | None)) else f"{origin.__name__}[{', '.join(inner)}]"
     return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> ``[0, 1, 2, 3, 4]``; ``"0,3,7"`` -> ``[0, 3, 7]``."""
+    if "-" in text:
+        low, high = (int(x) for x in text.split("-", 1))
+        if high < low:
+            raise ValueError(text)
+        return list(range(low, high + 1))
+    return [int(x) for x in text.split(",")]
+
+
+def _eval(args) -> int:
+    if args.episodes < 1:
+        return _fail(f"--episodes must be at least 1, got {args.episodes}", EXIT_BAD_INPUT)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from mlflow.exceptions import MlflowException
+
+    from pgtorchrl.loading import evaluate_run
+
+    try:
+        returns = evaluate_run(args.run_id, args.episodes)
+    except MlflowException as err:
+        return _fail(f"run {args.run_id!r}: {str(err).splitlines()[0]}", EXIT_BAD_INPUT)
+    except OSError as err:
+        return _fail(f"run {args.run_id!r} has no logged actor ({err}): train with tracking.log_models: true", EXIT_BAD_INPUT)
+    print(f"eval/return_mean={returns.mean().item():.2f} eval/return_std={returns.std(unbiased=False).item():.2f} "
+          f"over {returns.numel()} deterministic episodes")
+    return 0
 
 
 def _list() -> int:
@@ -124,10 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.command == "list":
         return _list()
+    if args.command == "eval":
+        return _eval(args)
     from pgtorchrl.spec import SpecError, expand_sweep, load_spec
 
+    overrides = list(args.overrides)
+    if getattr(args, "seeds", None):
+        try:
+            seeds = _parse_seeds(args.seeds)
+        except ValueError:
+            return _fail(f"--seeds {args.seeds!r}: write a range like 0-4 or a list like 0,3,7", EXIT_BAD_INPUT)
+        overrides.append(f"sweep={{values: {{seed: {seeds}}}}}")
     try:
-        spec = load_spec(args.pipeline, args.overrides)
+        spec = load_spec(args.pipeline, overrides)
         variants = expand_sweep(spec, str(args.pipeline)) if spec.sweep is not None else None
     except SpecError as err:
         return _fail(str(err), EXIT_BAD_INPUT)

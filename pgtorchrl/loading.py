@@ -10,7 +10,7 @@ from pgtorchrl.pipeline import build_policy
 from pgtorchrl.spec import Spec, parse_spec
 from pgtorchrl.tracking import resolve_tracking_uri
 
-__all__ = ["load_actor", "load_critic", "load_run_spec"]
+__all__ = ["load_actor", "load_critic", "load_run_spec", "evaluate_run"]
 
 
 def _download(run_id: str, artifact: str, tracking_uri: str | None, dst: str) -> Path:
@@ -54,3 +54,16 @@ def load_actor(run_id: str, tracking_uri: str | None = None):
 def load_critic(run_id: str, tracking_uri: str | None = None):
     """The trained critic (``ValueOperator`` writing ``state_value``) of an MLflow run."""
     return _load(run_id, "critic", tracking_uri)
+
+
+def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = None) -> torch.Tensor:
+    """The returns of ``episodes`` deterministic episodes of a run's trained actor (one per env
+    of a fresh env built from the run's spec, seeded with the spec's seed)."""
+    from pgtorchrl.components import ENVS
+    from pgtorchrl.evaluation import evaluate
+
+    spec = load_run_spec(run_id, tracking_uri)
+    actor = load_actor(run_id, tracking_uri)
+    env = ENVS.build(spec.env.model_copy(update={"num_envs": episodes}))
+    env.set_seed(spec.seed + 10_000)
+    return evaluate(env, actor)

@@ -5,7 +5,7 @@ import csv
 import io
 from typing import Mapping, Sequence
 
-__all__ = ["learning_curve_png", "curve_csv"]
+__all__ = ["learning_curve_png", "seed_band_png", "curve_csv"]
 
 Y = "rollout/episode_return"
 
@@ -26,13 +26,8 @@ def learning_curve_png(curves: Mapping[str, Sequence[Mapping[str, float]]], trac
     """One line per labelled curve of ``rollout/episode_return`` (a band of +-1 standard error
     where ``rollout/episode_return_se`` exists), x = frames or iteration as ``tracking.curve_x``
     says, and ``tracking.reference_return`` as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     x_key = tracking.curve_x
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = _axes()
     for label, curve in curves.items():
         rows = [r for r in curve if Y in r]
         x = [r[x_key] for r in rows]
@@ -45,6 +40,33 @@ def learning_curve_png(curves: Mapping[str, Sequence[Mapping[str, float]]], trac
         ax.axhline(tracking.reference_return, linestyle="--", color="gray", label=tracking.reference_label)
     ax.set_xlabel("episode" if x_key == "iteration" else "env frames")
     ax.set_ylabel("total reward per episode" if x_key == "iteration" else "episode return")
+    return _png(fig, ax, title)
+
+
+def seed_band_png(band: Mapping[int, Mapping[str, float]], title: str) -> bytes:
+    """The mean of ``eval/return_mean`` across seeds with its 95% band, x = env frames."""
+    fig, ax = _axes()
+    x = list(band)
+    ax.plot(x, [b["eval/return_mean"] for b in band.values()], label="mean over seeds")
+    ax.fill_between(x, [b["eval/return_ci95_low"] for b in band.values()],
+                    [b["eval/return_ci95_high"] for b in band.values()], alpha=0.25, label="95% confidence band")
+    ax.set_xlabel("env frames")
+    ax.set_ylabel("eval/return_mean")
+    return _png(fig, ax, title)
+
+
+def _axes():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(7, 4.5), dpi=110)
+
+
+def _png(fig, ax, title: str | None) -> bytes:
+    import matplotlib.pyplot as plt
+
     if title:
         ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)

@@ -65,6 +65,12 @@ def test_cli_run_is_tracked_with_params_metrics_artifacts_and_loadable_weights(s
     assert td["action"].shape == (2, 2) and td["action_log_prob"].shape == (2,)
     assert critic(td)["state_value"].shape == (2, 1)
 
+    evaluated = run_cli("eval", run.info.run_id, "--episodes", "3")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stdout.startswith("eval/return_mean=") and "over 3 deterministic episodes" in evaluated.stdout
+    missing = run_cli("eval", "0123456789abcdef")
+    assert missing.returncode == 2 and missing.stderr.startswith("pgtorchrl: error: run '0123456789abcdef'")
+
 
 def test_same_spec_and_seed_give_the_same_metrics(store):
     for _ in range(2):

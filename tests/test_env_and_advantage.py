@@ -129,3 +129,24 @@ def test_episode_stats_and_deterministic_evaluation(truncated_batch):
     env.set_seed(0)
     returns = evaluate(env, alternating_policy())
     assert returns.tolist() == [7.0, 7.0, 7.0]  # one full (time-limited) episode per env
+
+
+def test_truncation_modes_on_a_whole_episode_batch():
+    """Row 0 terminates, row 1 is cut by a time limit: 'drop' removes row 1 from the mask,
+    'terminal' ends its return at the cut, 'bootstrap' continues it with V(s_T)."""
+    done = torch.tensor([[0, 1, 0], [0, 0, 1]]).bool().unsqueeze(-1)
+    terminated = torch.tensor([[0, 1, 0], [0, 0, 0]]).bool().unsqueeze(-1)
+    td = TensorDict(
+        {"observation": torch.zeros(2, 3, 4),
+         "next": {"reward": torch.ones(2, 3, 1), "done": done, "terminated": terminated, "observation": torch.ones(2, 3, 4)},
+         "collector": {"mask": torch.tensor([[1, 1, 0], [1, 1, 1]]).bool()}},
+        [2, 3],
+    )
+    dropped = RewardToGo(gamma=1.0, truncation="drop")(td.clone())
+    assert dropped["collector", "mask"].tolist() == [[True, True, False], [False, False, False]]
+    assert dropped["advantage"][1].abs().sum() == 0 and dropped["advantage"][0, :2].flatten().tolist() == [2.0, 1.0]
+    terminal = RewardToGo(gamma=1.0, truncation="terminal")(td.clone())
+    assert terminal["advantage"][1].flatten().tolist() == [3.0, 2.0, 1.0]
+    critic = linear_critic()  # V(s') = 10 + sum(1*[1, 2, 3, 4]) = 20 at the cut's next observation
+    bootstrapped = RewardToGo(critic, gamma=1.0, baseline="none")(td.clone())
+    assert bootstrapped["value_target"][1].flatten().tolist() == [23.0, 22.0, 21.0]

@@ -121,3 +121,28 @@ def test_fast_rollout_writes_what_torchrls_step_writes():
         for key in keys:
             torch.testing.assert_close(fast[key][~done, t].float(), slow[key][~done, t].float(), msg=str(key))
     assert fast["next", "state"][1, :3].flatten().tolist() == [0, 0, 0]  # always left: stays in 0
+
+
+def test_seeds_flag_runs_children_and_a_confidence_band(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "--seeds", "0-2",
+         "train.total_frames=1024", "eval.every_frames=512", "eval.episodes=2", "eval.target_return=null"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+    )
+    assert proc.returncode == 0, proc.stderr
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("vpg-cartpole").experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.params["seed"] for r in children) == ["0", "1", "2"]
+    band = client.get_metric_history(parent.info.run_id, "eval/return_mean")
+    assert [m.step for m in band] == [512, 1024]
+    child_values = [client.get_metric_history(r.info.run_id, "eval/return_mean")[-1].value for r in children]
+    assert band[-1].value == pytest.approx(sum(child_values) / 3, rel=1e-5)
+    low = client.get_metric_history(parent.info.run_id, "eval/return_ci95_low")[-1].value
+    assert low <= band[-1].value
+    assert "eval_across_seeds.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    bad = subprocess.run([sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "--seeds", "4-1"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip() == "pgtorchrl: error: --seeds '4-1': write a range like 0-4 or a list like 0,3,7"
