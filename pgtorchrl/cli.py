@@ -50,6 +50,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     commands = {"train", "validate", "list", "eval"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv = ["train", *argv]  # `pgtorchrl PIPELINE.yaml` means train
+    if argv and argv[0] in ("train", "validate"):  # options may follow the key=value overrides
+        options = [i for i, a in enumerate(argv) if a == "--seeds" or a.startswith("--seeds=")]
+        if options:
+            i = options[0]
+            take = argv[i : i + (1 if "=" in argv[i] else 2)]
+            argv = [argv[0], *take, *(a for j, a in enumerate(argv[1:], 1) if not i <= j < i + len(take))]
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -117,7 +117,9 @@ def make_gaussian_actor(
     if tanh:
         if not isinstance(spec, Bounded):
             raise ValueError("distribution 'tanh_normal' needs a bounded (Box) action spec; use 'normal'.")
-        dist_class, dist_kwargs = TanhNormal, {"low": spec.space.low, "high": spec.space.high}
+        # one action's bounds (a batched env's spec repeats them per env), broadcast over any batch
+        low, high = (bound.reshape(-1, action_dim)[0] for bound in (spec.space.low, spec.space.high))
+        dist_class, dist_kwargs = TanhNormal, {"low": low, "high": high}
     else:
         dist_class, dist_kwargs = IndependentNormal, {}  # a diagonal Gaussian: log-prob summed over dims
     return ProbabilisticActor(
