@@ -164,8 +164,20 @@ def _sweep(args, spec, variants) -> int:
     return 0
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a scheduler stopping the job) ends a run like Ctrl-C: marked KILLED, clean exit."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # the real command line, not an in-process call
+        _sigterm_as_interrupt()
     if args.command == "list":
         return _list()
     if args.command == "eval":

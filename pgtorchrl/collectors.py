@@ -16,6 +16,7 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
 
+from pgtorchrl.models import categorical_logits_net
 from pgtorchrl.native import TorchNativeEnv
 
 __all__ = ["first_episodes", "EpisodeCollector", "NativeCollector"]
@@ -37,7 +38,7 @@ def first_episodes(
     after ``max_steps`` is cut there and marked truncated (``("next", "truncated")``), never
     terminated.
     """
-    net = _categorical_net(policy) if isinstance(env, TorchNativeEnv) else None
+    net = categorical_logits_net(policy) if isinstance(env, TorchNativeEnv) else None
     if net is not None:
         batch, finished = _lean_rollout(env, net, max_steps, exploration)
     else:
@@ -52,18 +53,6 @@ def first_episodes(
             flags[..., -1, :] |= last.unsqueeze(-1)
             batch.set(("next", key), flags)
     return batch
-
-
-def _categorical_net(policy):
-    """The logits network of a ``ProbabilisticActor`` with a one-hot categorical, else ``None``."""
-    from torchrl.modules import OneHotCategorical, ProbabilisticActor
-
-    if not isinstance(policy, ProbabilisticActor):
-        return None
-    head = policy.module[-1]
-    if head.distribution_class is not OneHotCategorical or list(head.in_keys) != ["logits"] or len(policy.module) != 2:
-        return None
-    return policy.module[0]
 
 
 def _rollout(env: EnvBase, policy, max_steps: int, exploration: ExplorationType):
@@ -147,7 +136,7 @@ class NativeCollector:
         self.env, self.policy = env, policy
         self.steps = frames_per_batch // env.batch_size.numel()
         self.total_frames = total_frames
-        self.net = _categorical_net(policy)
+        self.net = categorical_logits_net(policy)
         self._obs: dict | None = None
 
     def _act(self, obs: dict) -> dict:

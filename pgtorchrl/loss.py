@@ -10,6 +10,8 @@ from tensordict.utils import NestedKey
 from torchrl.objectives import LossModule
 from torchrl.objectives.utils import distance_loss
 
+from pgtorchrl.models import categorical_logits_net
+
 __all__ = ["ReinforceLoss"]
 
 
@@ -110,6 +112,8 @@ class ReinforceLoss(LossModule):
         self.reduction = reduction
         self.actor_network = actor_network
         self.critic_network = critic_network
+        # a plain reference, not a second registration of the actor's submodule
+        self.__dict__["_logits_net"] = categorical_logits_net(actor_network)
         self.entropy_coef = float(entropy_coef)
         self.critic_coef = float(critic_coef)
         self.loss_critic_type = loss_critic_type
@@ -146,18 +150,26 @@ class ReinforceLoss(LossModule):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         advantage = self._get(tensordict, self.tensor_keys.advantage, "the policy-gradient weight")
         action = self._get(tensordict, self.tensor_keys.action, "the action taken")
-        dist = self.actor_network.get_dist(tensordict)
-        log_prob = dist.log_prob(action)
+        log_prob, entropy = self._log_prob_and_entropy(tensordict, action)
         if log_prob.shape == advantage.shape[:-1]:
             log_prob = log_prob.unsqueeze(-1)
         out = TensorDict({"loss_actor": -self._reduce_loss(log_prob * advantage.detach(), tensordict)}, batch_size=[])
-        entropy = self._entropy(dist)
         out.set("entropy", self._reduce_loss(entropy, tensordict, reduction="mean").detach())
         if self.entropy_coef > 0:
             out.set("loss_entropy", -self.entropy_coef * self._reduce_loss(entropy, tensordict))
         if self.critic_network is not None:
             out.set("loss_critic", self.loss_critic(tensordict))
         return out
+
+    def _log_prob_and_entropy(self, tensordict: TensorDictBase, action: torch.Tensor):
+        """``log pi(a|s)`` of the stored action under the current policy, and the entropy.
+        A one-hot categorical policy is scored from its logits directly (the same numbers as
+        its distribution's, without building one: this runs once per step in per-step updates)."""
+        if self._logits_net is not None:
+            log_probs = torch.log_softmax(self._logits_net(tensordict).get("logits"), -1)
+            return (log_probs * action).sum(-1), -(log_probs.exp() * log_probs).sum(-1)
+        dist = self.actor_network.get_dist(tensordict)
+        return dist.log_prob(action), self._entropy(dist)
 
     @staticmethod
     def _entropy(dist) -> torch.Tensor:

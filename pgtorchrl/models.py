@@ -14,6 +14,7 @@ __all__ = [
     "DISTRIBUTIONS",
     "make_discrete_actor",
     "categorical_actor",
+    "categorical_logits_net",
     "make_gaussian_actor",
     "make_actor",
     "make_critic",
@@ -72,6 +73,20 @@ def categorical_actor(logits_net: TensorDictModule, spec: TensorSpec | None = No
         log_prob_key=LOG_PROB_KEY,
         default_interaction_type=InteractionType.RANDOM,
     )
+
+
+def categorical_logits_net(policy) -> TensorDictModule | None:
+    """The logits network of a :func:`categorical_actor`-shaped policy (one module writing
+    ``logits``, then a one-hot categorical), else ``None``. Code that only needs the logits
+    (fast rollouts, the loss) uses it to skip building a distribution object."""
+    if not isinstance(policy, ProbabilisticActor) or len(policy.module) != 2:
+        return None
+    net, head = policy.module
+    if head.distribution_class is not OneHotCategorical or list(head.in_keys) != ["logits"]:
+        return None
+    if not isinstance(net, TensorDictModule) or list(net.out_keys) != ["logits"]:
+        return None
+    return net
 
 
 class GaussianHead(nn.Module):

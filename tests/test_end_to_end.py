@@ -115,7 +115,8 @@ def test_non_finite_loss_stops_with_a_clear_message_and_a_failed_run(store):
     assert run.data.tags["error"].startswith("NonFiniteLossError: train/loss_actor is nan")
 
 
-def test_ctrl_c_marks_the_run_killed(store):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_marks_the_run_killed(store, signum):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pgtorchrl", str(VPG), "train.total_frames=10000000", "eval.target_return=null"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -128,7 +129,7 @@ def test_ctrl_c_marks_the_run_killed(store):
         runs = client.search_runs([experiment.experiment_id]) if experiment else []
         if runs and client.get_metric_history(runs[0].info.run_id, "train/loss_actor"):
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == "pgtorchrl: error: interrupted; the MLflow run is marked KILLED"

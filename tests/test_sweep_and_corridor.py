@@ -106,13 +106,14 @@ def test_fast_rollout_writes_what_torchrls_step_writes():
     and value by value, on a deterministic policy (the mode of pi)."""
     from torchrl.envs import ExplorationType
 
-    from pgtorchrl.collectors import _lean_rollout, _rollout, _categorical_net
+    from pgtorchrl.collectors import _lean_rollout, _rollout
+    from pgtorchrl.models import categorical_logits_net
 
     theta = torch.tensor([[0.3, -0.3], [-0.2, 0.2], [1.0, 0.0]])  # right, left, right
     actor = make_corridor_actor((0.0, 0.0), num_runs=3)
     with torch.no_grad():
         actor.module[0].module.theta.copy_(theta)
-    fast, _ = _lean_rollout(ShortCorridorEnv(3), _categorical_net(actor), 12, ExplorationType.DETERMINISTIC)
+    fast, _ = _lean_rollout(ShortCorridorEnv(3), categorical_logits_net(actor), 12, ExplorationType.DETERMINISTIC)
     slow, _ = _rollout(ShortCorridorEnv(3), actor, 12, ExplorationType.DETERMINISTIC)
     keys = set(fast.keys(True, True))
     assert keys <= set(slow.keys(True, True))
