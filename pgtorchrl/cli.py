@@ -18,6 +18,7 @@ EPILOG = """examples:
   pgtorchrl validate pipelines/vpg_cartpole.yaml           check spec and key flow, train nothing
   pgtorchrl list                                           registered components and their fields
   pgtorchrl eval RUN_ID --episodes 20                      evaluate a trained run's actor
+  pgtorchrl compare --experiment vpg-cartpole              one PNG of several runs' learning curves
 browse runs:
   mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --workers 1
 """
@@ -30,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,validate,list,eval}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,validate,list,eval,compare}")
     for name, help_text in (("train", "train a pipeline (the default command)"), ("validate", "validate a spec, build its components, check key flow; no run")):
         cmd = sub.add_parser(name, help=help_text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         cmd.add_argument("pipeline", type=Path, help="a pipeline spec (YAML), e.g. pipelines/vpg_cartpole.yaml")
@@ -42,12 +43,19 @@ def _parser() -> argparse.ArgumentParser:
                         epilog="example:\n  pgtorchrl eval 3f2c9d... --episodes 20", formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("run_id", help="an MLflow run id (see the MLflow UI or the train command's last line)")
     ev.add_argument("--episodes", type=int, default=10, help="episodes to run side by side (default 10)")
+    cmp = sub.add_parser("compare", help="plot several runs' learning curves in one PNG",
+                         epilog="examples:\n  pgtorchrl compare RUN_A RUN_B\n  pgtorchrl compare --experiment vpg-cartpole --metric eval/return_mean",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmp.add_argument("run_ids", nargs="*", help="MLflow run ids")
+    cmp.add_argument("--experiment", help="every top-level run of this MLflow experiment")
+    cmp.add_argument("--metric", default="rollout/episode_return", help="the metric to plot (default rollout/episode_return)")
+    cmp.add_argument("--output", type=Path, default=Path("compare.png"), help="the PNG to write (default compare.png)")
     return parser
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = _parser()
-    commands = {"train", "validate", "list", "eval"}
+    commands = {"train", "validate", "list", "eval", "compare"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv = ["train", *argv]  # `pgtorchrl PIPELINE.yaml` means train
     if argv and argv[0] in ("train", "validate"):  # options may follow the key=value overrides
@@ -111,6 +119,38 @@ def _eval(args) -> int:
         return _fail(f"run {args.run_id!r} has no logged actor ({err}): train with tracking.log_models: true", EXIT_BAD_INPUT)
     print(f"eval/return_mean={returns.mean().item():.2f} eval/return_std={returns.std(unbiased=False).item():.2f} "
           f"over {returns.numel()} deterministic episodes")
+    return 0
+
+
+def _compare(args) -> int:
+    if bool(args.run_ids) == bool(args.experiment):
+        return _fail("compare: name run ids or --experiment NAME (one of the two)", EXIT_BAD_INPUT)
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from pgtorchrl.plots import learning_curve_png
+    from pgtorchrl.spec import TrackingConfig
+    from pgtorchrl.tracking import resolve_tracking_uri
+
+    client = MlflowClient(resolve_tracking_uri(None))
+    try:
+        if args.experiment:
+            experiment = client.get_experiment_by_name(args.experiment)
+            if experiment is None:
+                return _fail(f"compare: no experiment {args.experiment!r}", EXIT_BAD_INPUT)
+            runs = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+        else:
+            runs = [client.get_run(run_id) for run_id in args.run_ids]
+        curves = {}
+        for run in runs:
+            history = client.get_metric_history(run.info.run_id, args.metric)
+            curves[f"{run.info.run_name} ({run.info.run_id[:8]})"] = [{"frames": m.step, args.metric: m.value} for m in history]
+    except MlflowException as err:
+        return _fail(f"compare: {str(err).splitlines()[0]}", EXIT_BAD_INPUT)
+    if not any(curves.values()):
+        return _fail(f"compare: none of these runs logged {args.metric!r}", EXIT_BAD_INPUT)
+    args.output.write_bytes(learning_curve_png(curves, TrackingConfig(), title=args.metric, y=args.metric))
+    print(f"{args.output}: {len(curves)} runs, {args.metric}")
     return 0
 
 
@@ -182,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list()
     if args.command == "eval":
         return _eval(args)
+    if args.command == "compare":
+        return _compare(args)
     from pgtorchrl.spec import SpecError, expand_sweep, load_spec
 
     overrides = list(args.overrides)

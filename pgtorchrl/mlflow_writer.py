@@ -9,6 +9,8 @@ Messages: ``("open", {...})``, ``("metrics", {key: value}, step, timestamp_ms)``
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pickle
 import signal
@@ -22,6 +24,22 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """An exclusive lock beside a SQLite store (``mlflow.db.lock``); nothing for other stores."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri.removeprefix("sqlite:///") + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class _Writer:
     """Prepared before any message arrives: MLflow imported, the store and experiment ready."""
 
@@ -29,9 +47,10 @@ class _Writer:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        mlflow.set_tracking_uri(uri)
-        self.client = MlflowClient(uri)
-        self.experiment_id = mlflow.set_experiment(experiment).experiment_id
+        with _store_lock(uri):  # a new SQLite store is created (migrated) by one process at a time
+            mlflow.set_tracking_uri(uri)
+            self.client = MlflowClient(uri)
+            self.experiment_id = mlflow.set_experiment(experiment).experiment_id
         self.run_id = None
 
     def open(self, cfg: dict) -> None:

@@ -22,24 +22,26 @@ def curve_csv(curve: Sequence[Mapping[str, float]]) -> str:
     return out.getvalue()
 
 
-def learning_curve_png(curves: Mapping[str, Sequence[Mapping[str, float]]], tracking, title: str | None = None) -> bytes:
-    """One line per labelled curve of ``rollout/episode_return`` (a band of +-1 standard error
-    where ``rollout/episode_return_se`` exists), x = frames or iteration as ``tracking.curve_x``
-    says, and ``tracking.reference_return`` as a dashed line."""
+def learning_curve_png(
+    curves: Mapping[str, Sequence[Mapping[str, float]]], tracking, title: str | None = None, y: str = Y
+) -> bytes:
+    """One line per labelled curve of metric ``y`` (a band of +-1 standard error where
+    ``<y>_se`` exists), x = frames or iteration as ``tracking.curve_x`` says, and
+    ``tracking.reference_return`` as a dashed line."""
     x_key = tracking.curve_x
     fig, ax = _axes()
     for label, curve in curves.items():
-        rows = [r for r in curve if Y in r]
-        x = [r[x_key] for r in rows]
-        y = [r[Y] for r in rows]
-        (line,) = ax.plot(x, y, label=label, linewidth=1.2)
-        if rows and all("rollout/episode_return_se" in r for r in rows):
-            se = [r["rollout/episode_return_se"] for r in rows]
-            ax.fill_between(x, [a - b for a, b in zip(y, se)], [a + b for a, b in zip(y, se)], color=line.get_color(), alpha=0.2)
+        rows = [r for r in curve if y in r]
+        xs = [r[x_key] for r in rows]
+        ys = [r[y] for r in rows]
+        (line,) = ax.plot(xs, ys, label=label, linewidth=1.2)
+        if rows and all(f"{y}_se" in r for r in rows):
+            se = [r[f"{y}_se"] for r in rows]
+            ax.fill_between(xs, [a - b for a, b in zip(ys, se)], [a + b for a, b in zip(ys, se)], color=line.get_color(), alpha=0.2)
     if tracking.reference_return is not None:
         ax.axhline(tracking.reference_return, linestyle="--", color="gray", label=tracking.reference_label)
     ax.set_xlabel("episode" if x_key == "iteration" else "env frames")
-    ax.set_ylabel("total reward per episode" if x_key == "iteration" else "episode return")
+    ax.set_ylabel("total reward per episode" if x_key == "iteration" and y == Y else y)
     return _png(fig, ax, title)
 
 

@@ -169,3 +169,20 @@ def test_every_shipped_pipeline_trains_briefly(store, pipeline):
             "eval/return_mean"} <= keys
     if spec.critic is not None:
         assert {"train/loss_critic", "train/explained_variance"} <= keys
+
+
+def test_two_runs_on_one_store_at_once_both_complete(store):
+    procs = [subprocess.Popen([sys.executable, "-m", "pgtorchrl", str(VPG), *TINY, f"seed={s}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (1, 2)]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("vpg-cartpole").experiment_id])
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_actor")] == [256, 512, 768, 1024]
+        assert "environment" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    out = run_cli("compare", "--experiment", "vpg-cartpole", "--output", "cmp.png")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("cmp.png: 2 runs") and Path("cmp.png").read_bytes()[:4] == b"\x89PNG"
+    assert run_cli("compare").returncode == 2
