@@ -95,7 +95,7 @@ def main() -> None:
     mlflow.set_experiment("estimator-report")
     with mlflow.start_run(run_name=f"corridor-{args.episodes}-seed{args.seed}"):
         mlflow.log_params({"episodes": args.episodes, "seed": args.seed, "thetas": str(THETAS)})
-        for step, (theta, gamma, p, rows) in enumerate(tables):
+        for step, (_, _, _, rows) in enumerate(tables):
             for r in rows:
                 slug = re.sub(r"[^A-Za-z0-9_]+", "_", r["estimator"]).strip("_")
                 mlflow.log_metrics({f"variance/{slug}": r["variance"], f"z/{slug}": r["z"]}, step=step)

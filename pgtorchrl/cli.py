@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                         epilog="example:\n  pgtorchrl eval 3f2c9d... --episodes 20", formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("run_id", help="an MLflow run id (see the MLflow UI or the train command's last line)")
     ev.add_argument("--episodes", type=int, default=10, help="episodes to run side by side (default 10)")
+    ev.add_argument("--video", action="store_true", help="also record one rendered episode and log it to the run as video/episode.gif")
     cmp = sub.add_parser("compare", help="plot several runs' learning curves in one PNG",
                          epilog="examples:\n  pgtorchrl compare RUN_A RUN_B\n  pgtorchrl compare --experiment vpg-cartpole --metric eval/return_mean",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,6 +120,22 @@ def _eval(args) -> int:
         return _fail(f"run {args.run_id!r} has no logged actor ({err}): train with tracking.log_models: true", EXIT_BAD_INPUT)
     print(f"eval/return_mean={returns.mean().item():.2f} eval/return_std={returns.std(unbiased=False).item():.2f} "
           f"over {returns.numel()} deterministic episodes")
+    if args.video:
+        return _video(args.run_id)
+    return 0
+
+
+def _video(run_id: str) -> int:
+    from pgtorchrl.loading import load_actor, load_run_spec
+    from pgtorchrl.tracking import resolve_tracking_uri
+    from pgtorchrl.video import log_episode_gif, record_episode
+
+    spec = load_run_spec(run_id)
+    if spec.env.name != "gym":
+        return _fail(f"--video renders gymnasium envs (env.name: gym); run {run_id} used {spec.env.name!r}", EXIT_BAD_INPUT)
+    frames, total = record_episode(spec.env.env_id, load_actor(run_id), seed=spec.seed)
+    path = log_episode_gif(run_id, frames, resolve_tracking_uri(None))
+    print(f"{path}: {len(frames)} frames, return {total:.1f}, logged to run {run_id}")
     return 0
 
 
@@ -158,7 +175,7 @@ def _list() -> int:
     from pgtorchrl.components import REGISTRIES
 
     seen = set()
-    for section, registry in REGISTRIES.items():
+    for registry in REGISTRIES.values():
         if registry.kind in seen:
             continue
         seen.add(registry.kind)

@@ -5,7 +5,8 @@ the experiment at once, then reads pickled messages from stdin, in order, and wr
 one line per event (``opened RUN_ID EXPERIMENT_ID RUN_NAME``, ``error MESSAGE``, ``ended``).
 If stdin closes before an ``end`` message (the trainer died), the run is marked KILLED.
 Messages: ``("open", {...})``, ``("metrics", {key: value}, step, timestamp_ms)``,
-``("tag", key, value)``, ``("artifact", path, bytes)``, ``("end", status, error_or_None)``.
+``("tag", key, value)``, ``("artifact", path, bytes)``, ``("plot", curves, tracking, path)``,
+``("end", status, error_or_None)``.
 """
 from __future__ import annotations
 
@@ -82,6 +83,12 @@ class _Writer:
             local.write_bytes(data)
             folder = str(target.parent) if str(target.parent) != "." else None
             self.client.log_artifact(self.run_id, str(local), folder)
+
+    def plot(self, curves: dict, tracking: dict, path: str) -> None:
+        from pgtorchrl.plots import learning_curve_png
+        from pgtorchrl.spec import TrackingConfig
+
+        self.artifact(path, learning_curve_png(curves, TrackingConfig(**tracking)))
 
     def end(self, status: str, error: str | None) -> None:
         if error:

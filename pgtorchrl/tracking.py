@@ -221,6 +221,11 @@ class TrackedRun:
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
         self._send("artifact", artifact_file, data)
 
+    def log_learning_curve(self, curve: list[dict[str, float]], artifact_file: str = "learning_curve.png") -> None:
+        """The run's learning-curve PNG, drawn by the writer process (matplotlib stays out of this one)."""
+        label = self.requested_name or "run"
+        self._send("plot", {label: curve}, self.spec.tracking.model_dump(), artifact_file)
+
     def log_state_dict(self, state_dict: dict[str, Any], artifact_file: str) -> None:
         """Saves a ``state_dict`` with ``torch.save``; load it with ``torch.load(weights_only=True)``."""
         import torch

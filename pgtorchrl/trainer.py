@@ -17,7 +17,7 @@ from pgtorchrl.collectors import MASK_KEY
 from pgtorchrl.evaluation import episode_stats, evaluate
 from pgtorchrl.functional import explained_variance
 from pgtorchrl.pipeline import Pipeline, build_pipeline
-from pgtorchrl.plots import curve_csv, learning_curve_png
+from pgtorchrl.plots import curve_csv
 from pgtorchrl.spec import Spec
 from pgtorchrl.tracking import TrackedRun
 
@@ -216,7 +216,7 @@ def train(
                 run.log_state_dict(p.critic.state_dict(), "model/critic.pt")
         run.log_metrics({"time/train_seconds": elapsed}, step=frames)
         run.log_text(curve_csv(curve), "curves.csv")
-        run.log_bytes(learning_curve_png({spec.tracking.run_name or "run": curve}, spec.tracking), "learning_curve.png")
+        run.log_learning_curve(curve)
     return TrainResult(run.run_id, frames, iteration, last_eval, solved, elapsed, curve)
 
 

@@ -65,9 +65,12 @@ def test_cli_run_is_tracked_with_params_metrics_artifacts_and_loadable_weights(s
     assert td["action"].shape == (2, 2) and td["action_log_prob"].shape == (2,)
     assert critic(td)["state_value"].shape == (2, 1)
 
-    evaluated = run_cli("eval", run.info.run_id, "--episodes", "3")
+    evaluated = run_cli("eval", run.info.run_id, "--episodes", "3", "--video")
     assert evaluated.returncode == 0, evaluated.stderr
     assert evaluated.stdout.startswith("eval/return_mean=") and "over 3 deterministic episodes" in evaluated.stdout
+    assert "video/episode.gif:" in evaluated.stdout
+    gif = client.download_artifacts(run.info.run_id, "video/episode.gif")
+    assert Path(gif).read_bytes()[:6] == b"GIF89a"
     missing = run_cli("eval", "0123456789abcdef")
     assert missing.returncode == 2 and missing.stderr.startswith("pgtorchrl: error: run '0123456789abcdef'")
 

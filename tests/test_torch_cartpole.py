@@ -19,7 +19,7 @@ def test_same_dynamics_rewards_terminations_and_truncations_as_gymnasium():
     rng = np.random.default_rng(0)
     compared = terminations = truncations = 0
     alive = np.ones(n, dtype=bool)
-    for t in range(steps):
+    for _ in range(steps):
         # a mostly-balancing policy, so that some episodes reach the 500-step limit
         pushes = (env.state[:, 2] + 0.5 * env.state[:, 3] > 0).numpy().astype(int)
         pushes = np.where(rng.random(n) < 0.1, 1 - pushes, pushes)

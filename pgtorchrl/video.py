@@ -1,0 +1,50 @@
+"""Record one deterministic episode of a trained run as an animated GIF and log it to the run."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+from torchrl.envs import ExplorationType, set_exploration_type
+
+__all__ = ["record_episode", "log_episode_gif"]
+
+
+@torch.no_grad()
+def record_episode(env_id: str, actor, seed: int = 0, max_steps: int = 10_000) -> tuple[list[np.ndarray], float]:
+    """The rendered frames (``rgb_array``) and the return of one episode of ``actor``'s mode."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, render_mode="rgb_array")
+    obs, _ = env.reset(seed=seed)
+    frames, total = [env.render()], 0.0
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        for _ in range(max_steps):
+            td = actor(TensorDict({"observation": torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)}, [1]))
+            action = td["action"][0]
+            obs, reward, terminated, truncated, _ = env.step(int(action.argmax()) if discrete else action.numpy())
+            total += float(reward)
+            frames.append(env.render())
+            if terminated or truncated:
+                break
+    env.close()
+    return frames, total
+
+
+def log_episode_gif(run_id: str, frames: list[np.ndarray], tracking_uri: str, fps: int = 30) -> str:
+    """Writes the frames as ``video/episode.gif`` in the run's artifacts; returns that path."""
+    import tempfile
+    from pathlib import Path
+
+    import imageio.v2 as imageio
+    from mlflow.tracking import MlflowClient
+
+    buffer = io.BytesIO()
+    imageio.mimsave(buffer, frames[::2], format="GIF", duration=2 / fps)  # every other frame keeps it small
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "episode.gif"
+        path.write_bytes(buffer.getvalue())
+        MlflowClient(tracking_uri).log_artifact(run_id, str(path), "video")
+    return "video/episode.gif"
