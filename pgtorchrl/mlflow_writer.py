@@ -53,6 +53,13 @@ class _Writer:
             self.client = MlflowClient(uri)
             self.experiment_id = mlflow.set_experiment(experiment).experiment_id
         self.run_id = None
+        # import the plotting stack now, while the trainer is busy, not when the final plot is due
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
+        import pgtorchrl.plots  # noqa: F401
 
     def open(self, cfg: dict) -> None:
         from mlflow.entities import Param
