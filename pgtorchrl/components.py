@@ -148,6 +148,7 @@ def sync_collector(
     env: "EnvBase",
     policy,
     total_frames: int,
+    env_config: dict,
     *,
     frames_per_batch: PositiveInt,
     trajs_per_batch: Optional[PositiveInt] = None,
@@ -166,7 +167,7 @@ def sync_collector(
 
 
 @COLLECTORS.register("native")
-def native_collector(env: "EnvBase", policy, total_frames: int, *, frames_per_batch: PositiveInt):
+def native_collector(env: "EnvBase", policy, total_frames: int, env_config: dict, *, frames_per_batch: PositiveInt):
     """Fixed-frame batches from a torch-native env (torch_cartpole, short_corridor) on a tensor fast path."""
     from pgtorchrl.collectors import NativeCollector
     from pgtorchrl.native import TorchNativeEnv
@@ -179,9 +180,26 @@ def native_collector(env: "EnvBase", policy, total_frames: int, *, frames_per_ba
     return NativeCollector(env, policy, frames_per_batch, total_frames)
 
 
+@COLLECTORS.register("ray")
+def ray_collector(
+    env: "EnvBase",
+    policy,
+    total_frames: int,
+    env_config: dict,
+    *,
+    frames_per_batch: PositiveInt,
+    num_collectors: Annotated[int, Field(ge=1, le=1024)] = 2,
+    address: Optional[str] = None,
+):
+    """TorchRL's Collector(backend="ray"): num_collectors remote workers; address: an existing Ray cluster."""
+    from pgtorchrl.distributed import RayCollection
+
+    return RayCollection(env_config, policy, total_frames, frames_per_batch, num_collectors, address)
+
+
 @COLLECTORS.register("episodes")
 def episodes_collector(
-    env: "EnvBase", policy, total_frames: int, *, max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000
+    env: "EnvBase", policy, total_frames: int, env_config: dict, *, max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000
 ):
     """One complete episode per env per batch, from a reset (i.i.d. episodes of the current policy)."""
     from pgtorchrl.collectors import EpisodeCollector

@@ -10,7 +10,13 @@ from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, 
 from pgtorchrl.keyflow import check_key_flow, env_keys
 from pgtorchrl.spec import Spec
 
-__all__ = ["Pipeline", "build_pipeline", "build_policy"]
+__all__ = ["Pipeline", "build_pipeline", "build_policy", "env_from_config"]
+
+
+def env_from_config(env_config: dict):
+    """Builds the env a spec's ``env:`` section describes (a plain dict: it travels to remote workers)."""
+    entry = ENVS[env_config["name"]]
+    return ENVS.build(entry.model(**env_config))
 
 
 @dataclass
@@ -27,7 +33,8 @@ class Pipeline:
     critic_optim: torch.optim.Optimizer | None
 
     def make_collector(self):
-        return COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames)
+        env_config = self.spec.env.model_dump(mode="json")  # picklable: remote workers build their own env
+        return COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames, env_config)
 
     def make_eval_env(self):
         episodes = self.spec.eval.episodes

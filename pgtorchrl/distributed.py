@@ -1,0 +1,67 @@
+"""Collection across processes and machines on Ray, through TorchRL's own ``Collector``.
+
+``pip install -e ".[ray]"``; a spec selects it with
+``collector: {name: ray, frames_per_batch: 1024, num_collectors: 4, address: null}``. With
+``address: null`` a local Ray starts in this process (one CPU per collector, no dashboard);
+``address: "ray://HOST:10001"`` (or ``"auto"`` on a cluster node) joins an existing cluster.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Iterator
+
+from tensordict import TensorDictBase
+
+__all__ = ["RayCollection"]
+
+
+class RayCollection:
+    """Iterates batches from ``Collector(backend="ray", num_collectors=N)`` and sends the
+    trainer's updated weights to the workers after every batch (on-policy collection).
+
+    Args:
+        env_config: the spec's ``env:`` section as a dict; each worker builds its env from it.
+        policy: the actor (its weights are broadcast; workers run copies).
+        total_frames: the frame budget.
+        frames_per_batch: frames per batch, across all workers.
+        num_collectors: remote collector workers.
+        address: an existing Ray cluster, or ``None`` for a local one.
+    """
+
+    def __init__(self, env_config: dict, policy, total_frames: int, frames_per_batch: int,
+                 num_collectors: int, address: str | None):
+        try:
+            import ray
+        except ImportError:
+            raise ImportError("collector 'ray' needs Ray: pip install -e \".[ray]\"") from None
+        from torchrl.collectors import Collector
+
+        from pgtorchrl.pipeline import env_from_config
+
+        self._started_ray = not ray.is_initialized()
+        if self._started_ray:
+            options = {"include_dashboard": False, "log_to_driver": False}
+            ray.init(address=address, **options) if address else ray.init(num_cpus=num_collectors, **options)
+        self.policy = policy
+        self.collector = Collector(
+            functools.partial(env_from_config, env_config),
+            policy,
+            backend="ray",
+            num_collectors=num_collectors,
+            frames_per_batch=frames_per_batch,
+            total_frames=total_frames,
+            collector_kwargs={"auto_register_policy_transforms": False},
+        )
+
+    def __iter__(self) -> Iterator[TensorDictBase]:
+        self.collector.update_policy_weights_(self.policy)
+        for batch in self.collector:
+            yield batch  # the trainer updates the policy here...
+            self.collector.update_policy_weights_(self.policy)  # ...and the workers get it
+
+    def shutdown(self) -> None:
+        import ray
+
+        self.collector.shutdown()
+        if self._started_ray:
+            ray.shutdown()
