@@ -7,7 +7,7 @@ import gymnasium as gym
 import torch
 from torchrl.envs import Compose, DoubleToFloat, EnvBase, GymWrapper, RewardSum, StepCounter, TransformedEnv
 
-__all__ = ["make_gym_env", "check_gym_id", "max_episode_steps"]
+__all__ = ["make_gym_env", "check_gym_id"]
 
 
 def check_gym_id(env_id: str) -> None:
@@ -44,7 +44,3 @@ def make_gym_env(env_id: str, num_envs: int = 8, *, device: str = "cpu", **gym_k
         transforms.insert(0, DoubleToFloat(in_keys=doubles))
     return TransformedEnv(env, Compose(*transforms))
 
-
-def max_episode_steps(env_id: str) -> int | None:
-    """The time limit gymnasium registers for ``env_id`` (``None`` when it has none)."""
-    return gym.spec(env_id).max_episode_steps
