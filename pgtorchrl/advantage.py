@@ -190,12 +190,37 @@ class AdvantageEstimator(TensorDictModuleBase):
     def _estimate(self, reward, done, terminated, value, next_value, valid):
         raise NotImplementedError  # abstract: each estimator states its own formula
 
+    refreshes = False
+    """Whether :meth:`refresh` changes anything: only a critic baseline of a Monte Carlo return
+    moves with the critic's weights between per-step updates."""
+
     def refresh(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Recomputes the advantage of already-estimated steps with the critic's current
         weights, for per-step updates (Sutton & Barto's box computes delta = G_t - v(S_t, w) with
-        the w of that step). Only a critic baseline of a Monte Carlo return depends on it; the
-        other estimators keep the advantage they wrote."""
+        the w of that step). Only a critic baseline of a Monte Carlo return depends on it
+        (:attr:`refreshes`); the other estimators keep the advantage they wrote."""
+        if not self.refreshes:
+            return tensordict
+        k = self.tensor_keys
+        with torch.no_grad():
+            value = self.critic(tensordict).get(k.value)
+        step_count = tensordict.get(k.step_count) if self.gamma_t_factor else None
+        advantage = self.refreshed(tensordict.get(k.value_target), value, step_count, tensordict.get(k.mask, None))
+        tensordict.set(k.advantage, advantage)
         return tensordict
+
+    def refreshed(
+        self, value_target: torch.Tensor, value: torch.Tensor, step_count: torch.Tensor | None, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        r""":meth:`refresh` on tensors: :math:`\gamma^t (G_t - \hat v(S_t, w))` (the box's
+        :math:`\gamma^t \delta`, Sutton & Barto 2018 Sec. 13.4), zero off ``mask``;
+        ``step_count`` is read only with ``gamma_t_factor``."""
+        advantage = value_target - value.detach()
+        if self.gamma_t_factor:
+            advantage = advantage * discount_weights(step_count, self.gamma).to(advantage.dtype)
+        if mask is not None:
+            advantage = torch.where(mask.unsqueeze(-1), advantage, 0.0)
+        return advantage
 
 
 class _ReturnWeighted(AdvantageEstimator):
@@ -226,19 +251,10 @@ class _ReturnWeighted(AdvantageEstimator):
     def _returns(self, reward, done, terminated, next_value) -> torch.Tensor:
         raise NotImplementedError  # abstract: G(tau) or G_t
 
-    @torch.no_grad()
-    def refresh(self, tensordict: TensorDictBase) -> TensorDictBase:
-        if self.baseline != "critic" or self.normalize or isinstance(self, FullReturn):
-            return tensordict  # weights that do not move with w (normalized ones are batch-level)
-        k = self.tensor_keys
-        advantage = tensordict.get(k.value_target) - self.critic(tensordict).get(k.value)
-        if self.gamma_t_factor:
-            advantage = advantage * discount_weights(tensordict.get(k.step_count), self.gamma).to(advantage.dtype)
-        mask = tensordict.get(k.mask, None)
-        if mask is not None:
-            advantage = torch.where(mask.unsqueeze(-1), advantage, 0.0)
-        tensordict.set(k.advantage, advantage)
-        return tensordict
+    @property
+    def refreshes(self) -> bool:
+        # G(tau) - v(S_t) is not G_t - v(S_t); normalized weights are batch-level: neither refreshes
+        return self.baseline == "critic" and not self.normalize and not isinstance(self, FullReturn)
 
     def _estimate(self, reward, done, terminated, value, next_value, valid):
         weights = self._returns(reward, done, terminated, next_value)

@@ -151,15 +151,48 @@ class ReinforceLoss(LossModule):
         advantage = self._get(tensordict, self.tensor_keys.advantage, "the policy-gradient weight")
         action = self._get(tensordict, self.tensor_keys.action, "the action taken")
         log_prob, entropy = self._log_prob_and_entropy(tensordict, action)
+        losses = self._losses(log_prob, entropy, advantage, lambda x, **kw: self._reduce_loss(x, tensordict, **kw))
+        if self.critic_network is not None:
+            losses["loss_critic"] = self.loss_critic(tensordict)
+        return TensorDict(losses, batch_size=[])
+
+    def step_losses(
+        self,
+        logits: torch.Tensor,
+        action: torch.Tensor,
+        advantage: torch.Tensor,
+        mask: torch.Tensor,
+        value: torch.Tensor | None = None,
+        value_target: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`forward` on plain tensors, for a categorical actor: the same losses from the
+        actor's ``logits``, the one-hot ``action``, the ``advantage`` and (with a critic) its
+        ``value`` and ``value_target``, reduced over the ``mask`` steps. Per-step updates run
+        it once per time step of a batch, where TensorDict bookkeeping would cost more than
+        the maths; ``entropy`` is left out unless ``entropy_coef > 0`` needs it."""
+        log_probs = torch.log_softmax(logits, -1)
+        # the entropy only when it is a loss term: as a metric, once per batch is enough
+        entropy = -(log_probs.exp() * log_probs).sum(-1) if self.entropy_coef > 0 else None
+
+        def reduce(x, **kw):
+            return self._reduce_loss(x, mask=mask, **kw)
+
+        losses = self._losses((log_probs * action).sum(-1), entropy, advantage, reduce)
+        if self.critic_network is not None:
+            losses["loss_critic"] = self._critic_loss(value, value_target, reduce)
+        return losses
+
+    def _losses(self, log_prob, entropy, advantage, reduce) -> dict[str, torch.Tensor]:
+        """The actor's terms; ``reduce`` is the batch reduction (masked where the batch is padded)."""
         if log_prob.shape == advantage.shape[:-1]:
             log_prob = log_prob.unsqueeze(-1)
-        out = TensorDict({"loss_actor": -self._reduce_loss(log_prob * advantage.detach(), tensordict)}, batch_size=[])
-        out.set("entropy", self._reduce_loss(entropy, tensordict, reduction="mean").detach())
+        losses = {"loss_actor": -reduce(log_prob * advantage.detach())}
+        if entropy is None:
+            return losses
+        losses["entropy"] = reduce(entropy, reduction="mean").detach()
         if self.entropy_coef > 0:
-            out.set("loss_entropy", -self.entropy_coef * self._reduce_loss(entropy, tensordict))
-        if self.critic_network is not None:
-            out.set("loss_critic", self.loss_critic(tensordict))
-        return out
+            losses["loss_entropy"] = -self.entropy_coef * reduce(entropy)
+        return losses
 
     def _log_prob_and_entropy(self, tensordict: TensorDictBase, action: torch.Tensor):
         """``log pi(a|s)`` of the stored action under the current policy, and the entropy.
@@ -188,4 +221,7 @@ class ReinforceLoss(LossModule):
         value = self.critic_network(
             tensordict.select(*self.critic_network.in_keys, strict=False)
         ).get(self.tensor_keys.value)
-        return self.critic_coef * self._reduce_loss(distance_loss(target.detach(), value, self.loss_critic_type), tensordict)
+        return self._critic_loss(value, target, lambda x, **kw: self._reduce_loss(x, tensordict, **kw))
+
+    def _critic_loss(self, value: torch.Tensor, value_target: torch.Tensor, reduce) -> torch.Tensor:
+        return self.critic_coef * reduce(distance_loss(value_target.detach(), value, self.loss_critic_type))

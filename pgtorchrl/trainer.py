@@ -11,11 +11,13 @@ import time
 from dataclasses import dataclass
 
 import torch
+from tensordict.nn import TensorDictModule
 from torch.nn.utils import clip_grad_norm_
 
 from pgtorchrl.collectors import MASK_KEY
 from pgtorchrl.evaluation import episode_stats, evaluate
 from pgtorchrl.functional import explained_variance
+from pgtorchrl.models import categorical_logits_net
 from pgtorchrl.pipeline import Pipeline, build_pipeline
 from pgtorchrl.plots import curve_csv
 from pgtorchrl.spec import Spec
@@ -101,13 +103,14 @@ def update_per_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str
     """Sutton & Barto's boxed updates on a whole-episode batch: for t = 0, 1, ..., T-1 one
     step of every optimizer on every episode's step t, with the weights the previous step left
     (delta refreshed with the current critic), as the box's inner loop. Reports the losses'
-    means over the steps; finiteness is checked once per batch (the run stops either way)."""
+    means over the steps and the updated policy's entropy; finiteness is checked once per
+    batch (the run stops either way)."""
     sums: dict[str, torch.Tensor] = {}
     steps = batch.shape[-1]
     max_norm = p.spec.train.max_grad_norm
     optimizers = [(p.actor_optim, p.actor)] + ([(p.critic_optim, p.critic)] if p.critic_optim else [])
-    for step in batch.unbind(-1):
-        losses = p.loss(p.advantage.refresh(step))
+    step_losses = _tensor_step_losses(p, batch) or (p.loss(p.advantage.refresh(step)) for step in batch.unbind(-1))
+    for losses in step_losses:
         for optim, _ in optimizers:
             optim.zero_grad(set_to_none=True)
         sum(v for k, v in losses.items() if k.startswith("loss_")).backward()
@@ -116,11 +119,47 @@ def update_per_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str
                 clip_grad_norm_(module.parameters(), max_norm)
             optim.step()
         for key, value in losses.items():
-            sums[key] = sums.get(key, 0.0) + value.detach()
+            if key.startswith("loss_"):
+                sums[key] = sums.get(key, 0.0) + value.detach()
     metrics = {f"train/{k}": (v / steps).item() for k, v in sums.items()}
     _check_finite({k.removeprefix("train/"): v for k, v in metrics.items()}, iteration, frames)
     metrics["train/approx_kl"] = approx_kl(p, batch)
+    with torch.no_grad():  # the updated policy's entropy over the batch's states
+        metrics["train/entropy"] = p.loss(batch)["entropy"].item()
     return metrics
+
+
+def _tensor_step_losses(p: Pipeline, batch):
+    """The per-step losses of ``batch`` computed on plain tensors, one time step at a time
+    (a generator: each step sees the weights the previous update left), or ``None`` where the
+    actor is not a categorical policy over a plain network or the critic not a plain
+    ``TensorDictModule``. The same modules' networks and maths as ``p.loss(p.advantage.refresh(step))``,
+    minus the TensorDict bookkeeping, which costs more than the maths at one update per step."""
+    net = categorical_logits_net(p.actor)
+    critic = p.critic
+    plain_critic = critic is None or (isinstance(critic, TensorDictModule) and len(critic.out_keys) == 1)
+    if net is None or not plain_critic:
+        return None
+    lk, ak = p.loss.tensor_keys, p.advantage.tensor_keys
+    keys = {*net.in_keys, lk.action, lk.advantage, ak.mask}
+    if critic is not None:
+        keys |= {*critic.in_keys, lk.value_target}
+    if p.advantage.refreshes and p.advantage.gamma_t_factor:
+        keys.add(ak.step_count)
+    time_dim = batch.batch_dims - 1
+    columns = {key: batch.get(key).unbind(time_dim) for key in keys}
+
+    def losses():
+        for t in range(batch.shape[-1]):
+            row = {key: column[t] for key, column in columns.items()}
+            logits = net.module(*(row[k] for k in net.in_keys))
+            value = critic.module(*(row[k] for k in critic.in_keys)) if critic is not None else None
+            advantage = row[lk.advantage]
+            if p.advantage.refreshes:
+                advantage = p.advantage.refreshed(row[lk.value_target], value, row.get(ak.step_count), row[ak.mask])
+            yield p.loss.step_losses(logits, row[lk.action], advantage, row[ak.mask], value, row.get(lk.value_target))
+
+    return losses()
 
 
 def batch_metrics(p: Pipeline, batch) -> dict[str, float]:
