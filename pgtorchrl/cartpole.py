@@ -39,6 +39,8 @@ class TorchCartPoleEnv(TorchNativeEnv):
         torch.Size([4, 3])
     """
 
+    _state_attrs = ("state", "_steps")
+
     def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu", max_episode_steps: int = 500,
                  dtype: torch.dtype = torch.float32):
         super().__init__(device=device, batch_size=torch.Size([num_envs]))

@@ -18,6 +18,7 @@ EPILOG = """examples:
   pgtorchrl validate pipelines/vpg_cartpole.yaml           check spec and key flow, train nothing
   pgtorchrl list                                           registered components and their fields
   pgtorchrl eval RUN_ID --episodes 20                      evaluate a trained run's actor
+  pgtorchrl resume RUN_ID                                  continue a stopped run from its last checkpoint
   pgtorchrl compare --experiment vpg-cartpole              one PNG of several runs' learning curves
 browse runs:
   mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --workers 1
@@ -31,19 +32,24 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,validate,list,eval,compare}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,validate,list,eval,resume,compare}")
     for name, help_text in (("train", "train a pipeline (the default command)"), ("validate", "validate a spec, build its components, check key flow; no run")):
         cmd = sub.add_parser(name, help=help_text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         cmd.add_argument("pipeline", type=Path, help="a pipeline spec (YAML), e.g. pipelines/vpg_cartpole.yaml")
         cmd.add_argument("overrides", nargs="*", metavar="key.path=value", help="override spec fields (values are YAML)")
         cmd.add_argument("--seeds", metavar="0-4", help="one child run per seed (0-4 or 0,3,7) under a parent run "
                          "that plots the mean and 95%% band of eval/return_mean")
+        cmd.add_argument("--dry-run", action="store_true", help="validate only: the same as the validate command")
     sub.add_parser("list", help="list the registered components and their spec fields")
     ev = sub.add_parser("eval", help="evaluate a run's trained actor (deterministic episodes)",
                         epilog="example:\n  pgtorchrl eval 3f2c9d... --episodes 20", formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("run_id", help="an MLflow run id (see the MLflow UI or the train command's last line)")
     ev.add_argument("--episodes", type=int, default=10, help="episodes to run side by side (default 10)")
     ev.add_argument("--video", action="store_true", help="also record one rendered episode and log it to the run as video/episode.gif")
+    res = sub.add_parser("resume", help="continue a stopped run from its newest checkpoint, into the same MLflow run",
+                         epilog="example:\n  pgtorchrl resume 3f2c9d...   (a run left KILLED by Ctrl-C, FAILED, or RUNNING after a crash)",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    res.add_argument("run_id", help="the MLflow run id to continue")
     cmp = sub.add_parser("compare", help="plot several runs' learning curves in one PNG",
                          epilog="examples:\n  pgtorchrl compare RUN_A RUN_B\n  pgtorchrl compare --experiment vpg-cartpole --metric eval/return_mean",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,11 +62,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = _parser()
-    commands = {"train", "validate", "list", "eval", "compare"}
+    commands = {"train", "validate", "list", "eval", "resume", "compare"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         argv = ["train", *argv]  # `pgtorchrl PIPELINE.yaml` means train
     if argv and argv[0] in ("train", "validate"):  # options may follow the key=value overrides
         options = [i for i, a in enumerate(argv) if a == "--seeds" or a.startswith("--seeds=")]
+        argv = [a for a in argv if a != "--dry-run"] + (["--dry-run"] if "--dry-run" in argv else [])
         if options:
             i = options[0]
             take = argv[i : i + (1 if "=" in argv[i] else 2)]
@@ -221,6 +228,41 @@ def _sweep(args, spec, variants) -> int:
     return 0
 
 
+def _resume(args) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from mlflow.exceptions import MlflowException
+
+    from pgtorchrl.checkpoint import CheckpointError, exact
+    from pgtorchrl.loading import resumable_run
+    from pgtorchrl.pipeline import build_pipeline
+    from pgtorchrl.spec import SpecError
+    from pgtorchrl.tracking import TrackedRun
+
+    try:
+        spec, checkpoint = resumable_run(args.run_id)
+    except MlflowException as err:
+        return _fail(f"run {args.run_id!r}: {str(err).splitlines()[0]}", EXIT_BAD_INPUT)
+    except (LookupError, ValueError, SpecError) as err:
+        return _fail(str(err), EXIT_BAD_INPUT)
+    frames = checkpoint["progress"]["frames"]
+    if not exact(checkpoint):
+        print(f"pgtorchrl: warning: {spec.collector.name!r} collection state is not checkpointed: the resumed run "
+              f"restarts its episodes", file=sys.stderr)
+    run = TrackedRun(spec, resume_run_id=args.run_id, tags={"pgtorchrl.resumed_at_frames": str(frames)}).start_writer()
+    try:
+        pipeline = build_pipeline(spec)
+    except (ValueError, TypeError) as err:
+        run.discard()
+        return _fail(f"run {args.run_id}: {err}", EXIT_BAD_INPUT)
+    print(f"resuming run {args.run_id} at {frames} frames", file=sys.stderr)
+    try:
+        return _train(spec, pipeline, run, checkpoint)
+    except CheckpointError as err:
+        return _fail(f"run {args.run_id}: {err}", EXIT_BAD_INPUT)
+
+
 def _sigterm_as_interrupt() -> None:
     """SIGTERM (a scheduler stopping the job) ends a run like Ctrl-C: marked KILLED, clean exit."""
     import signal
@@ -241,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(args)
     if args.command == "compare":
         return _compare(args)
+    if args.command == "resume":
+        return _resume(args)
+    if getattr(args, "dry_run", False):
+        args.command = "validate"
     from pgtorchrl.spec import SpecError, expand_sweep, load_spec
 
     overrides = list(args.overrides)
@@ -281,11 +327,15 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), end="")
         print(f"# {args.pipeline}: valid; components built and key flow checked", file=sys.stderr)
         return 0
+    return _train(spec, pipeline, run)
+
+
+def _train(spec, pipeline, run, checkpoint: dict | None = None) -> int:
     from pgtorchrl.tracking import TrackingError
     from pgtorchrl.trainer import NonFiniteLossError, train
 
     try:
-        result = train(spec, run.spec_text, pipeline, run)
+        result = train(spec, run.spec_text, pipeline, run, checkpoint)
     except KeyboardInterrupt:
         return _fail("interrupted; the MLflow run is marked KILLED", EXIT_INTERRUPTED)
     except (NonFiniteLossError, TrackingError) as err:

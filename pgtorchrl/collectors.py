@@ -138,6 +138,7 @@ class NativeCollector:
         self.total_frames = total_frames
         self.net = categorical_logits_net(policy)
         self._obs: dict | None = None
+        self.frames = 0
 
     def _act(self, obs: dict) -> dict:
         if self.net is not None:
@@ -149,10 +150,10 @@ class NativeCollector:
 
     @torch.no_grad()
     def __iter__(self) -> Iterator[TensorDictBase]:
-        env, frames = self.env, 0
+        env = self.env
         if self._obs is None:
             self._obs = env.reset_tensors(None)
-        while frames < self.total_frames:
+        while self.frames < self.total_frames:
             columns: dict = {}
             obs = self._obs
             for _ in range(self.steps):
@@ -166,7 +167,7 @@ class NativeCollector:
                 if done.any():  # finished envs start over; ("next", ...) keeps their final state
                     obs = env.reset_tensors(done)  # every env's current observation
             self._obs = obs
-            frames += self.steps * env.batch_size.numel()
+            self.frames += self.steps * env.batch_size.numel()
             yield _stack(columns, env.batch_size, env.device)
 
     def shutdown(self) -> None:
@@ -186,12 +187,12 @@ class EpisodeCollector:
     def __init__(self, env: EnvBase, policy: TensorDictModuleBase, total_frames: int, max_steps: int = 100_000):
         self.env, self.policy = env, policy
         self.total_frames, self.max_steps = total_frames, max_steps
+        self.frames = 0
 
     def __iter__(self) -> Iterator[TensorDictBase]:
-        frames = 0
-        while frames < self.total_frames:
+        while self.frames < self.total_frames:
             batch = first_episodes(self.env, self.policy, self.max_steps)
-            frames += int(batch.get(MASK_KEY).sum())
+            self.frames += int(batch.get(MASK_KEY).sum())
             yield batch
 
     def shutdown(self) -> None:

@@ -10,7 +10,7 @@ from pgtorchrl.pipeline import build_policy
 from pgtorchrl.spec import Spec, parse_spec
 from pgtorchrl.tracking import resolve_tracking_uri
 
-__all__ = ["load_actor", "load_critic", "load_run_spec", "evaluate_run"]
+__all__ = ["load_actor", "load_critic", "load_run_spec", "evaluate_run", "latest_checkpoint", "resumable_run"]
 
 
 def _download(run_id: str, artifact: str, tracking_uri: str | None, dst: str) -> Path:
@@ -67,3 +67,34 @@ def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = Non
     env = ENVS.build(spec.env.model_copy(update={"num_envs": episodes}))
     env.set_seed(spec.seed + 10_000)
     return evaluate(env, actor)
+
+
+def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
+    """The newest checkpoint of a run that loads (``torch.load(weights_only=True)``): a
+    checkpoint cut short by a killed process is skipped for the one before it."""
+    from mlflow.tracking import MlflowClient
+
+    from pgtorchrl.checkpoint import CHECKPOINT_DIR, CheckpointError, from_bytes
+
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    paths = sorted((f.path for f in client.list_artifacts(run_id, CHECKPOINT_DIR) if f.path.endswith(".pt")), reverse=True)
+    if not paths:
+        raise LookupError(f"run {run_id} has no checkpoint (tracking.checkpoint_every_frames logs them)")
+    for path in paths:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
+        try:
+            return from_bytes(data)
+        except (CheckpointError, RuntimeError, EOFError, ValueError):
+            continue  # torn or foreign: try the previous one
+    raise LookupError(f"run {run_id}: none of its {len(paths)} checkpoints loads")
+
+
+def resumable_run(run_id: str, tracking_uri: str | None = None) -> tuple[Spec, dict]:
+    """The spec and newest checkpoint of an unfinished run (RUNNING after a crash, KILLED or FAILED)."""
+    from mlflow.tracking import MlflowClient
+
+    status = MlflowClient(resolve_tracking_uri(tracking_uri)).get_run(run_id).info.status
+    if status == "FINISHED":
+        raise ValueError(f"run {run_id} is FINISHED: nothing to resume (train a new run instead)")
+    return load_run_spec(run_id, tracking_uri), latest_checkpoint(run_id, tracking_uri)

@@ -4,7 +4,7 @@ Usage: ``python -m pgtorchrl.mlflow_writer TRACKING_URI EXPERIMENT``. It prepare
 the experiment at once, then reads pickled messages from stdin, in order, and writes them to MLflow; reports on stdout with
 one line per event (``opened RUN_ID EXPERIMENT_ID RUN_NAME``, ``error MESSAGE``, ``ended``).
 If stdin closes before an ``end`` message (the trainer died), the run is marked KILLED.
-Messages: ``("open", {...})``, ``("metrics", {key: value}, step, timestamp_ms)``,
+Messages: ``("open", {...})``, ``("reopen", run_id, tags)``, ``("metrics", {key: value}, step, timestamp_ms)``,
 ``("tag", key, value)``, ``("artifact", path, bytes)``, ``("plot", curves, tracking, path)``,
 ``("end", status, error_or_None)``.
 """
@@ -53,6 +53,7 @@ class _Writer:
             self.client = MlflowClient(uri)
             self.experiment_id = mlflow.set_experiment(experiment).experiment_id
         self.run_id = None
+        self.logged: dict[str, int] = {}  # metric -> last step logged before a resume
         # import the plotting stack now, while the trainer is busy, not when the final plot is due
         import matplotlib
 
@@ -73,10 +74,23 @@ class _Writer:
         for path, text in cfg["texts"].items():
             self.artifact(path, text.encode())
 
+    def reopen(self, run_id: str, tags: dict) -> None:
+        """Continues an existing run (``pgtorchrl resume``): RUNNING again, and each metric's
+        steps already logged are skipped (the resumed run recomputes them from a checkpoint)."""
+        run = self.client.get_run(run_id)
+        self.run_id = run_id
+        self.logged = {
+            key: max(m.step for m in self.client.get_metric_history(run_id, key)) for key in run.data.metrics
+        }
+        self.client.update_run(run_id, status="RUNNING")
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+        _say(f"opened {run_id} {run.info.experiment_id} {run.info.run_name}")
+
     def metrics(self, values: dict, step: int, timestamp: int) -> None:
         from mlflow.entities import Metric
 
-        batch = [Metric(k, v, timestamp, step) for k, v in values.items()]
+        batch = [Metric(k, v, timestamp, step) for k, v in values.items() if step > self.logged.get(k, -1)]
         for i in range(0, len(batch), 1000):  # MLflow's log_batch limit: 1000 metrics a call
             self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 

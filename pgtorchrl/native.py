@@ -28,6 +28,24 @@ class TorchNativeEnv(EnvBase):
     """
 
     batch_locked = True
+    _state_attrs: tuple[str, ...] = ()
+    """The tensor attributes that hold the envs' dynamic state (what a checkpoint saves)."""
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The envs' dynamic state, and the random generator's if the env has one."""
+        state = {name: getattr(self, name).clone() for name in self._state_attrs}
+        generator = getattr(self, "_generator", None)
+        if generator is not None:
+            state["_generator"] = generator.get_state()
+        return state
+
+    def load_state_tensors(self, state: dict[str, torch.Tensor]) -> None:
+        """Restores what :meth:`state_tensors` returned."""
+        for name, value in state.items():
+            if name == "_generator":
+                self._generator.set_state(value)
+            else:
+                setattr(self, name, value.to(self.device))
 
     def _standard_specs(self, n_actions: int, **observations: tuple[int, torch.dtype]) -> None:
         """Specs of a batched env with one-hot actions, a scalar reward, the three done flags,

@@ -91,6 +91,8 @@ class ShortCorridorEnv(TorchNativeEnv):
         [-1.0, -1.0, -1.0]
     """
 
+    _state_attrs = ("_position", "_steps")
+
     def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu"):
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
         self._standard_specs(observation=(1, torch.float32), state=(1, torch.int64), n_actions=2)

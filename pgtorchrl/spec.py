@@ -72,6 +72,10 @@ class TrackingConfig(StrictModel):
     """MLflow run name (``null``: MLflow picks one)."""
     log_models: bool = True
     """Log the final actor/critic weights as artifacts."""
+    checkpoint_every_frames: Optional[Annotated[int, Field(ge=1)]] = 50_000
+    """Log a checkpoint (``checkpoints/frames_N.pt``: weights, optimizers, RNG and env state,
+    progress) every this many frames and at the end; ``pgtorchrl resume RUN_ID`` continues
+    from the newest. ``null``: only at the end."""
     curve_x: Literal["frames", "iteration"] = "frames"
     """x axis of the learning-curve plot (``iteration``: one episode per env per iteration
     with the ``episodes`` collector, as the textbook's figures)."""

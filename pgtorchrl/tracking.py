@@ -94,13 +94,24 @@ class TrackedRun:
         spec_text: the spec file as the user wrote it (logged as ``spec/given.yaml``).
         tags: extra run tags (e.g. ``mlflow.parentRunId`` for a sweep's child run).
         run_name: overrides ``spec.tracking.run_name``.
+        resume_run_id: reopen this existing run instead of creating one (``pgtorchrl resume``):
+            its params and spec artifacts stay, and metrics at steps it already logged are not
+            logged twice.
     """
 
-    def __init__(self, spec: Spec, spec_text: str | None = None, tags: dict[str, str] | None = None, run_name: str | None = None):
+    def __init__(
+        self,
+        spec: Spec,
+        spec_text: str | None = None,
+        tags: dict[str, str] | None = None,
+        run_name: str | None = None,
+        resume_run_id: str | None = None,
+    ):
         self.spec = spec
         self.spec_text = spec_text
         self.extra_tags = dict(tags or {})
         self.requested_name = run_name or spec.tracking.run_name
+        self.resume_run_id = resume_run_id
         self.run_id: str | None = None
         self.run_name: str | None = None
         self.experiment_id: str | None = None
@@ -135,6 +146,9 @@ class TrackedRun:
 
     def __enter__(self) -> "TrackedRun":
         self.start_writer()
+        if self.resume_run_id is not None:
+            self._send("reopen", self.resume_run_id, self.extra_tags)
+            return self
         resolved = yaml.safe_dump(self.spec.model_dump(mode="json"), sort_keys=False)
         texts = {"spec/resolved.yaml": resolved, "environment/requirements.txt": installed_packages()}
         if self.spec_text is not None:

@@ -183,7 +183,11 @@ def _progress(total: int):
 
 
 def train(
-    spec: Spec, spec_text: str | None = None, pipeline: Pipeline | None = None, run: TrackedRun | None = None
+    spec: Spec,
+    spec_text: str | None = None,
+    pipeline: Pipeline | None = None,
+    run: TrackedRun | None = None,
+    checkpoint: dict | None = None,
 ) -> TrainResult:
     """Builds the pipeline (unless given), trains it under an MLflow run and returns what it reached.
 
@@ -192,7 +196,11 @@ def train(
         spec_text: the spec file's text, logged as given.
         pipeline: components already built from ``spec``.
         run: a :class:`TrackedRun` whose writer was started early (the CLI does this).
+        checkpoint: a checkpoint of an earlier run of ``spec`` to continue from
+            (:func:`pgtorchrl.checkpoint.capture`; ``run`` then reopens that run).
     """
+    from pgtorchrl.checkpoint import capture, checkpoint_path, restore, to_bytes
+
     torch.set_num_threads(1)  # small MLPs on few cores: threads cost more than they save
     run = run or TrackedRun(spec, spec_text)
     run.start_writer()
@@ -205,21 +213,32 @@ def train(
     eval_env = p.make_eval_env() if evaluating else None
     collector = p.make_collector()
     every = spec.eval.every_frames if evaluating else None
+    save_every = spec.tracking.checkpoint_every_frames
     target = spec.eval.target_return
-    frames = iteration = 0
-    curve: list[dict[str, float]] = []
-    next_eval = every if every else None
-    last_eval: float | None = None
-    evaluated_at = -1
-    solved = False
-    start = time.perf_counter()
+    # the loop's own state: all of it goes into a checkpoint
+    state = {
+        "frames": 0, "iteration": 0, "next_eval": every, "last_eval": None, "evaluated_at": -1,
+        "solved": False, "elapsed": 0.0, "next_checkpoint": save_every, "curve": [],
+    }
+    if checkpoint is not None:
+        state = restore(p, collector, eval_env, checkpoint)
+    curve: list[dict[str, float]] = state["curve"]
+    done = state["solved"] or state["iteration"] == spec.train.iterations
+
+    def save_checkpoint() -> None:
+        state["elapsed"] = time.perf_counter() - start
+        run.log_bytes(to_bytes(capture(p, collector, eval_env, state)), checkpoint_path(state["frames"]))
+
+    start = time.perf_counter() - state["elapsed"]
     with run, _progress(spec.train.total_frames) as bar:
+        bar.update(state["frames"])
         tick = time.perf_counter()
-        for batch in collector:
-            iteration += 1
+        for batch in () if done else collector:
+            state["iteration"] += 1
             mask = batch.get(MASK_KEY, None)
             collected = batch.numel() if mask is None else int(mask.sum())
-            frames += collected
+            state["frames"] += collected
+            frames, iteration = state["frames"], state["iteration"]
             p.advantage(batch)
             has_steps = mask is None or bool(batch.get(MASK_KEY).any())  # "drop" may empty a batch
             step_fn = update_per_step if spec.train.per_step_updates else update
@@ -229,26 +248,30 @@ def train(
             now = time.perf_counter()
             metrics["time/fps"] = collected / (now - tick)
             metrics["time/elapsed_s"] = now - start
-            tick = now
-            if next_eval is not None and frames >= next_eval:
-                next_eval += every
-                last_eval, evaluated_at = _log_eval(eval_env, p, metrics), frames
-                solved = target is not None and last_eval >= target
+            if state["next_eval"] is not None and frames >= state["next_eval"]:
+                state["next_eval"] += every
+                state["last_eval"], state["evaluated_at"] = _log_eval(eval_env, p, metrics), frames
+                state["solved"] = target is not None and state["last_eval"] >= target
             run.log_metrics(metrics, step=frames)
             curve.append({"iteration": iteration, "frames": frames, **metrics})
             bar.update(collected)
             bar.set_postfix(ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}")
-            if solved or iteration == spec.train.iterations:
+            if state["solved"] or iteration == spec.train.iterations:
                 break
-            tick = time.perf_counter()  # evaluation and logging are not counted in time/fps
-        if evaluating and evaluated_at != frames:  # always end on an evaluation of the final policy
+            if state["next_checkpoint"] is not None and frames >= state["next_checkpoint"]:
+                state["next_checkpoint"] = (frames // save_every + 1) * save_every
+                save_checkpoint()
+            tick = time.perf_counter()  # evaluation, logging and checkpoints are not counted in time/fps
+        frames = state["frames"]
+        if evaluating and state["evaluated_at"] != frames:  # always end on an evaluation of the final policy
             metrics = {}
-            last_eval = _log_eval(eval_env, p, metrics)
-            solved = target is not None and last_eval >= target
+            state["last_eval"], state["evaluated_at"] = _log_eval(eval_env, p, metrics), frames
+            state["solved"] = target is not None and state["last_eval"] >= target
             run.log_metrics(metrics, step=frames)
+        save_checkpoint()  # the end state: resuming a run stopped after this point only finishes it
         collector.shutdown()
-        elapsed = time.perf_counter() - start
-        run.set_tag("solved", str(solved))
+        elapsed = state["elapsed"]
+        run.set_tag("solved", str(state["solved"]))
         if spec.tracking.log_models:
             run.log_state_dict(p.actor.state_dict(), "model/actor.pt")
             if p.critic is not None:
@@ -256,7 +279,7 @@ def train(
         run.log_metrics({"time/train_seconds": elapsed}, step=frames)
         run.log_text(curve_csv(curve), "curves.csv")
         run.log_learning_curve(curve)
-    return TrainResult(run.run_id, frames, iteration, last_eval, solved, elapsed, curve)
+    return TrainResult(run.run_id, frames, state["iteration"], state["last_eval"], state["solved"], elapsed, curve)
 
 
 def _log_eval(eval_env, p: Pipeline, metrics: dict[str, float]) -> float:

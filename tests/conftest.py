@@ -1,4 +1,5 @@
-"""Shared fixtures: a local MLflow server on 127.0.0.1 with a SQLite store and an artifacts folder."""
+"""Shared fixtures: a temporary MLflow store, and a local MLflow server on 127.0.0.1 with a SQLite
+store and an artifacts folder."""
 import socket
 import subprocess
 import sys
@@ -12,6 +13,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A SQLite MLflow store in a temporary folder (also the working directory: artifacts go there)."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri
 
 
 @pytest.fixture

@@ -15,14 +15,6 @@ VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
 TINY = ["train.total_frames=1024", "eval.every_frames=512", "eval.episodes=2", "eval.target_return=null"]
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
-
-
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "pgtorchrl", *args], capture_output=True, text=True)
 

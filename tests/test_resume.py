@@ -1,0 +1,102 @@
+"""Checkpoints and `pgtorchrl resume`: an interrupted run continues into the same MLflow run and
+ends with the learning curve of a run that never stopped (same spec and seed, CPU)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+import pgtorchrl.trainer as trainer
+from pgtorchrl.pipeline import build_pipeline
+from pgtorchrl.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+SHORT = ["eval.every_frames=1024", "eval.episodes=3", "eval.target_return=null", "tracking.checkpoint_every_frames=1024"]
+CASES = {  # one per kind of collection state: TorchRL's Collector over gymnasium, torch-native, whole episodes
+    "vpg_cartpole": ["train.total_frames=5120", *SHORT],
+    "vpg_cartpole_torch": ["train.total_frames=5120", *SHORT],
+    "reinforce_cartpole": ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"],
+}
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "pgtorchrl", *args], capture_output=True, text=True, timeout=600)
+
+
+def history(client, run_id):
+    run = client.get_run(run_id)
+    return {
+        key: [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+        for key in run.data.metrics if not key.startswith("time/")
+    }
+
+
+def interrupted_run(spec, at_iteration: int) -> str:
+    """Trains in this process and presses Ctrl-C during iteration ``at_iteration``."""
+    real = trainer.update
+
+    def update(p, batch, iteration, frames):
+        if iteration == at_iteration:
+            raise KeyboardInterrupt
+        return real(p, batch, iteration, frames)
+
+    trainer.update = update
+    run = trainer.TrackedRun(spec)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(spec, pipeline=build_pipeline(spec), run=run)
+    finally:
+        trainer.update = real
+    return run.run_id
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_resumed_run_matches_the_uninterrupted_one(store, name):
+    path = ROOT / "pipelines" / f"{name}.yaml"
+    spec = load_spec(path, CASES[name])
+    run_id = interrupted_run(spec, at_iteration=9)
+    client = MlflowClient(store)
+    assert client.get_run(run_id).info.status == "KILLED"
+    checkpoints = [f.path for f in client.list_artifacts(run_id, "checkpoints")]
+    assert checkpoints, "the interrupted run kept its checkpoints"
+
+    resumed = cli("resume", run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"mlflow run {run_id}" in resumed.stdout  # the same run, continued
+    assert cli(str(path), *CASES[name]).returncode == 0
+    runs = client.search_runs([client.get_run(run_id).info.experiment_id], order_by=["start_time DESC"])
+    fresh = next(r for r in runs if r.info.run_id != run_id)
+
+    after = client.get_run(run_id)
+    assert after.info.status == "FINISHED"
+    assert int(after.data.tags["pgtorchrl.resumed_at_frames"]) > 0
+    resumed_curve, fresh_curve = history(client, run_id), history(client, fresh.info.run_id)
+    assert len(resumed_curve["rollout/episode_return"]) >= 8
+    assert resumed_curve == fresh_curve  # every metric at every step, no step logged twice
+
+
+def test_checkpoints_load_with_weights_only_and_hold_the_whole_state(store):
+    from pgtorchrl.loading import latest_checkpoint
+
+    spec = load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", CASES["vpg_cartpole"])
+    result = trainer.train(spec)
+    state = latest_checkpoint(result.run_id)  # torch.load(..., weights_only=True) inside
+    assert state["progress"]["frames"] == result.frames == 5120
+    assert {"actor", "critic", "actor_optim", "critic_optim", "rng", "env", "eval_env", "collector"} <= state.keys()
+    assert len(state["env"]["envs"]) == spec.env.num_envs  # every gymnasium sub-env's state
+    actor = build_pipeline(spec).actor
+    actor.load_state_dict(state["actor"])
+    assert all(torch.equal(a, b) for a, b in zip(actor.state_dict().values(), state["actor"].values()))
+
+
+def test_resume_refuses_what_it_cannot_continue(store):
+    spec = load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", CASES["vpg_cartpole"])
+    finished = trainer.train(spec).run_id
+    out = cli("resume", finished)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"pgtorchrl: error: run {finished} is FINISHED: nothing to resume (train a new run instead)"
+    missing = cli("resume", "0123456789abcdef0123456789abcdef")
+    assert missing.returncode == 2 and missing.stderr.startswith("pgtorchrl: error: run '0123456789abcdef")
+    assert len(missing.stderr.strip().splitlines()) == 1
