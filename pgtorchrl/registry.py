@@ -82,6 +82,9 @@ class Registry:
     pgtorchrl.registry.UnknownComponentError: unknown optim 'sdg'; did you mean 'sgd'? (registered: sgd)
     """
 
+    #: Bumped by every registration in any registry: a spec model built earlier is stale.
+    version = 0
+
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
@@ -91,6 +94,7 @@ class Registry:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._entries[name] = Entry(self.kind, name, factory, _spec_model(self.kind, name, factory))
+            Registry.version += 1
             return factory
 
         return decorator

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, Field, PositiveInt, ValidationError, create_model, model_validator
 
 from pgtorchrl.components import REGISTRIES
-from pgtorchrl.registry import STRICT, did_you_mean
+from pgtorchrl.registry import STRICT, Registry, did_you_mean
 
 __all__ = ["Spec", "SpecError", "load_spec", "parse_spec", "apply_overrides", "flatten", "expand_sweep"]
 
 
 class SpecError(ValueError):
     """A spec problem, rendered as one line: ``FILE: key.path: what is wrong and how to fix it``."""
+
+
+PLUGIN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 
 def _section(kind: str):
@@ -95,11 +99,23 @@ class SweepConfig(StrictModel):
     labels: Optional[list[str]] = None
     """A legend label per combination (default: ``key=value`` pairs)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """``sweep: {optim.lr: [1.0e-3, 3.0e-3]}`` means ``sweep: {values: {optim.lr: [...]}}``."""
+        if isinstance(data, dict) and data and not {"values", "mode", "labels"} & data.keys():
+            return {"values": data}
+        return data
+
 
 class Spec(StrictModel):
     """A whole pipeline; see ``pipelines/vpg_cartpole.yaml`` for a commented example."""
 
     experiment: Annotated[str, Field(min_length=1)]
+    plugins: list[Annotated[str, Field(pattern=PLUGIN_PATTERN)]] = []
+    """Python modules imported before the spec is validated: they may register components
+    (``@ACTORS.register("my_actor")``), and only their factories may be named as
+    ``module:function``. A spec without ``plugins`` runs no code but pgtorchrl's."""
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     device: Literal["cpu", "cuda"] = "cpu"
     env: _section("env")
@@ -168,6 +184,9 @@ class Spec(StrictModel):
                 f"{self.collector.frames_per_batch} is not a multiple of env.num_envs={self.env.num_envs}",
             )
         return self
+
+
+_BUILT_AT = Registry.version  # the registries Spec's sections were built from
 
 
 class _CrossError(ValueError):
@@ -266,11 +285,58 @@ def _reject_non_finite(raw: Any, path: str, source: str) -> None:
             _reject_non_finite(v, f"{path}[{i}]", source)
 
 
+def _load_plugins(raw: dict[str, Any], source: str) -> None:
+    """Imports the spec's ``plugins:`` modules and registers the ``module:function`` components
+    its sections name, which must come from those modules."""
+    import importlib
+    import re
+
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(m, str) and re.match(PLUGIN_PATTERN, m) for m in plugins):
+        raise SpecError(f"{source}: plugins: a list of module names like my_package.components")
+    for module in plugins:
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # a plugin's own import error, reported as the spec's problem
+            raise SpecError(f"{source}: plugins: cannot import {module!r} ({type(err).__name__}: {err})") from None
+    for section, registry in REGISTRIES.items():
+        node = raw.get(section)
+        name = node.get("name") if isinstance(node, dict) else None
+        if not isinstance(name, str) or ":" not in name or name in registry:
+            continue
+        module, _, attr = name.partition(":")
+        if module not in plugins:
+            raise SpecError(
+                f"{source}: {section}.name: {name!r} imports code from {module!r}, which the spec does not "
+                f"trust: add it under plugins: [{module}] (or use a registered name)"
+            )
+        factory = getattr(sys.modules[module], attr, None)
+        if not callable(factory):
+            raise SpecError(f"{source}: {section}.name: module {module!r} has no function {attr!r}")
+        registry.register(name)(factory)
+
+
+_spec_classes: dict[int, type] = {}
+
+
+def _spec_class() -> type[Spec]:
+    """:class:`Spec`, or a subclass accepting components registered since it was built (plugins)."""
+    if Registry.version == _BUILT_AT:
+        return Spec
+    if Registry.version not in _spec_classes:
+        optional = ("critic", "critic_optim")
+        fields = {k: (Optional[_section(k)], None) if k in optional else (_section(k), ...) for k in REGISTRIES}
+        _spec_classes[Registry.version] = create_model("Spec", __base__=Spec, **fields)
+    return _spec_classes[Registry.version]
+
+
 def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     """Validates a raw mapping into a :class:`Spec`, or raises a one-line :class:`SpecError`."""
     _reject_non_finite(raw, "", source)
+    if isinstance(raw, dict):
+        _load_plugins(raw, source)
     try:
-        return Spec.model_validate(raw)
+        return _spec_class().model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         for err in errors:

@@ -25,6 +25,8 @@ def test_grid_and_zip_sweeps_expand_to_validated_specs():
     assert [(s.advantage.baseline, s.optim.lr) for _, s in zipped] == [("critic", 2**-9), ("none", 2**-13)]
     grid = expand_sweep(load_spec(REINFORCE, ["sweep.values={optim.lr: [0.1, 0.2], seed: [1, 2, 3]}", "sweep.labels=null"]))
     assert len(grid) == 6 and grid[0][0] == "optim.lr=0.1, seed=1"
+    short = expand_sweep(load_spec(REINFORCE, ["sweep={optim.lr: [1.0e-3, 3.0e-3]}"]))  # the shorthand, on the command line
+    assert [(label, s.optim.lr) for label, s in short] == [("optim.lr=0.001", 1e-3), ("optim.lr=0.003", 3e-3)]
 
 
 def test_sweep_errors_name_the_key():
