@@ -23,17 +23,22 @@ import time
 RESULT = re.compile(r"^(solved|finished): eval/return_mean=(\S+) after (\d+) frames, ([\d.]+) s; mlflow run (\w+)", re.M)
 
 
-def run_once(pipeline: str, seed: int, overrides: list[str], tracking_uri: str) -> dict:
+def timed_process(cmd: list[str], env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Runs a whole process; returns it, its wall seconds and the peak RSS in MB (``ru_maxrss``
+    of children is the max over all children so far: exact for the largest run)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", pipeline, f"seed={seed}", *overrides],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
-    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return proc, wall, max(peak_kb, before) / 1024
+
+
+def run_once(pipeline: str, seed: int, overrides: list[str], tracking_uri: str) -> dict:
+    proc, wall, peak_mb = timed_process(
+        [sys.executable, "-m", "pgtorchrl", pipeline, f"seed={seed}", *overrides],
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+    )
     match = RESULT.search(proc.stdout)
     if proc.returncode or not match:
         raise SystemExit(f"seed {seed}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-2000:]}")
@@ -44,8 +49,7 @@ def run_once(pipeline: str, seed: int, overrides: list[str], tracking_uri: str) 
         "frames": int(match.group(3)),
         "train_s": float(match.group(4)),
         "wall_s": wall,
-        # ru_maxrss of children is the max over all children so far: exact for the largest run
-        "peak_rss_mb": max(peak_kb, before) / 1024,
+        "peak_rss_mb": peak_mb,
     }
 
 

@@ -14,19 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from solve import run_once  # noqa: E402  (the pgtorchrl side: benchmarks/solve.py)
+from solve import run_once, timed_process  # noqa: E402  (the pgtorchrl side: benchmarks/solve.py)
 
 SB3_CHILD = r"""
 import sys, time
-start = time.perf_counter()
 from stable_baselines3 import A2C
 from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
 from stable_baselines3.common.env_util import make_vec_env
@@ -45,14 +42,10 @@ print(f"RESULT {model.num_timesteps} {callback.best_mean_reward} {time.perf_coun
 
 
 def sb3_once(seed: int) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", SB3_CHILD, str(seed)], capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    proc, wall, peak_mb = timed_process([sys.executable, "-c", SB3_CHILD, str(seed)])
     match = re.search(r"^RESULT (\d+) (\S+) (\S+)", proc.stdout, re.M)
     if proc.returncode or not match:
         raise SystemExit(f"sb3 seed {seed}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
         "seed": seed,
         "solved": float(match.group(2)) >= 475.0,
@@ -60,7 +53,7 @@ def sb3_once(seed: int) -> dict:
         "frames": int(match.group(1)),
         "train_s": float(match.group(3)),
         "wall_s": wall,
-        "peak_rss_mb": max(peak_kb, before) / 1024,
+        "peak_rss_mb": peak_mb,
     }
 
 

@@ -102,11 +102,9 @@ def _load_gym_env_state(env, state: dict[str, Any]) -> None:
         layer = getattr(layer, "env", layer)
     base = env.unwrapped
     if "np_random" in state:
-        from gymnasium.utils import seeding
-
-        rng, _ = seeding.np_random(0)
-        rng.bit_generator.state = state["np_random"]
-        base._np_random = rng
+        bit_generator = getattr(np.random, state["np_random"]["bit_generator"])()
+        bit_generator.state = state["np_random"]
+        base._np_random = np.random.Generator(bit_generator)
     if "qpos" in state:
         base.set_state(state["qpos"].numpy(), state["qvel"].numpy())
 
