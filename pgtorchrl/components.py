@@ -152,8 +152,15 @@ def sync_collector(
     *,
     frames_per_batch: PositiveInt,
     trajs_per_batch: Optional[PositiveInt] = None,
+    backend: Literal["direct", "ray"] = "direct",
+    num_collectors: Optional[Annotated[int, Field(ge=1, le=1024)]] = None,
+    address: Optional[str] = None,
 ):
-    """torchrl.collectors.Collector in this process; trajs_per_batch: whole-episode batches."""
+    """torchrl.collectors.Collector: in this process (backend direct), or on Ray workers (backend ray)."""
+    if backend == "ray":
+        from pgtorchrl.distributed import RayCollection
+
+        return RayCollection(env_config, policy, total_frames, frames_per_batch, num_collectors or 2, address)
     from torchrl.collectors import Collector
 
     return Collector(
@@ -191,10 +198,9 @@ def ray_collector(
     num_collectors: Annotated[int, Field(ge=1, le=1024)] = 2,
     address: Optional[str] = None,
 ):
-    """TorchRL's Collector(backend="ray"): num_collectors remote workers; address: an existing Ray cluster."""
-    from pgtorchrl.distributed import RayCollection
-
-    return RayCollection(env_config, policy, total_frames, frames_per_batch, num_collectors, address)
+    """Short for sync with backend ray: num_collectors Ray workers; address: an existing Ray cluster."""
+    return sync_collector(env, policy, total_frames, env_config, frames_per_batch=frames_per_batch,
+                          backend="ray", num_collectors=num_collectors, address=address)
 
 
 @COLLECTORS.register("episodes")

@@ -1,7 +1,7 @@
 """Collection across processes and machines on Ray, through TorchRL's own ``Collector``.
 
 ``pip install -e ".[ray]"``; a spec selects it with
-``collector: {name: ray, frames_per_batch: 1024, num_collectors: 4, address: null}``. With
+``collector: {backend: ray, frames_per_batch: 1024, num_collectors: 4, address: null}``. With
 ``address: null`` a local Ray starts in this process (one CPU per collector, no dashboard);
 ``address: "ray://HOST:10001"`` (or ``"auto"`` on a cluster node) joins an existing cluster.
 """

@@ -53,6 +53,24 @@ def _cuts(done: torch.Tensor) -> torch.Tensor:
     return cut
 
 
+def _affine_scan(offset: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    r"""Solves :math:`y_t = b_t + a_t\, y_{t+1}` backwards in time (:math:`y_T = 0`) along
+    dim ``-2``, the recurrence behind every return below, in :math:`\lceil\log_2 T\rceil`
+    vectorized rounds instead of ``T`` Python steps (Hillis & Steele's doubling scan: after the
+    round of stride ``d`` each ``(b_t, a_t)`` spans steps ``t .. t + 2d - 1``). A zero ``a_t``
+    (an episode boundary) stops the sum there: nothing after it, not even a NaN, reaches ``y_t``."""
+    b, a = offset, factor
+    length, stride = b.shape[-2], 1
+    while stride < length:
+        head = slice(0, length - stride)
+        tail_b, tail_a = b[..., stride:, :], a[..., stride:, :]
+        reach = a[..., head, :]
+        b = torch.cat([b[..., head, :] + torch.where(reach != 0, reach * tail_b, 0.0), b[..., head.stop:, :]], -2)
+        a = torch.cat([reach * tail_a, a[..., head.stop:, :]], -2)
+        stride *= 2
+    return b
+
+
 def reward_to_go(
     reward: torch.Tensor,
     done: torch.Tensor,
@@ -91,17 +109,11 @@ def reward_to_go(
     if next_value is not None:
         tensors["next_value"] = next_value
     check_time_shapes(**tensors)
-    if next_value is None:
-        next_value = torch.zeros_like(reward)
     cut = _cuts(done)
     keep = (~terminated).to(reward.dtype) * gamma
-    out = torch.empty_like(reward)
-    running = next_value[..., -1, :]
-    for t in range(reward.shape[-2] - 1, -1, -1):
-        future = torch.where(cut[..., t, :], next_value[..., t, :], running)
-        running = reward[..., t, :] + keep[..., t, :] * future
-        out[..., t, :] = running
-    return out
+    # G_t = r_t + keep_t * V(s_{t+1}) where the row is cut at t, else r_t + keep_t * G_{t+1}
+    bootstrap = reward if next_value is None else reward + torch.where(cut, keep * next_value, 0.0)
+    return _affine_scan(bootstrap, torch.where(cut, 0.0, keep))
 
 
 def generalized_advantage_estimate(
@@ -135,12 +147,7 @@ def generalized_advantage_estimate(
     check_time_shapes(reward=reward, value=value, next_value=next_value, done=done, terminated=terminated)
     delta = reward + gamma * (~terminated).to(reward.dtype) * next_value - value
     carry = (~_cuts(done)).to(reward.dtype) * (gamma * lmbda)
-    out = torch.empty_like(reward)
-    running = torch.zeros_like(reward[..., -1, :])
-    for t in range(reward.shape[-2] - 1, -1, -1):
-        running = delta[..., t, :] + carry[..., t, :] * running
-        out[..., t, :] = running
-    return out
+    return _affine_scan(delta, carry)
 
 
 def episode_return(
@@ -167,13 +174,13 @@ def episode_return(
     [2.0, 2.0, 2.0, 2.0]
     """
     returns = reward_to_go(reward, done, terminated, next_value, gamma)
-    out = torch.empty_like(returns)
-    current = returns[..., 0, :]
-    for t in range(reward.shape[-2]):
-        if t > 0:  # a new episode starts after each done: its G_0 is the return from there
-            current = torch.where(done[..., t - 1, :], returns[..., t, :], current)
-        out[..., t, :] = current
-    return out
+    # an episode starts at t = 0 and after each done: there w_t = G_t, elsewhere w_t = w_{t-1}
+    # (the same scan run backwards in time on the time-reversed rows)
+    start = torch.ones_like(done)
+    start[..., 1:, :] = done[..., :-1, :]
+    flip = returns.dim() - 2
+    carried = _affine_scan(torch.where(start, returns, 0.0).flip(flip), (~start).to(returns.dtype).flip(flip))
+    return carried.flip(flip)
 
 
 def discount_weights(step_count: torch.Tensor, gamma: float) -> torch.Tensor:

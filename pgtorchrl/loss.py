@@ -171,13 +171,19 @@ class ReinforceLoss(LossModule):
         it once per time step of a batch, where TensorDict bookkeeping would cost more than
         the maths; ``entropy`` is left out unless ``entropy_coef > 0`` needs it."""
         log_probs = torch.log_softmax(logits, -1)
+        log_prob = log_probs.gather(-1, action.argmax(-1, keepdim=True))  # the one-hot action's entry
         # the entropy only when it is a loss term: as a metric, once per batch is enough
         entropy = -(log_probs.exp() * log_probs).sum(-1) if self.entropy_coef > 0 else None
 
         def reduce(x, **kw):
             return self._reduce_loss(x, mask=mask, **kw)
 
-        losses = self._losses((log_probs * action).sum(-1), entropy, advantage, reduce)
+        actor_reduce = reduce
+        if self.reduction == "sum" and entropy is None:
+            # zero weights off the mask give the same masked sum with one autograd node fewer
+            advantage = torch.where(mask.unsqueeze(-1), advantage, 0.0)
+            actor_reduce = self._reduce_loss
+        losses = self._losses(log_prob, entropy, advantage, actor_reduce)
         if self.critic_network is not None:
             losses["loss_critic"] = self._critic_loss(value, value_target, reduce)
         return losses

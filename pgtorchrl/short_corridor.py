@@ -96,20 +96,20 @@ class ShortCorridorEnv(TorchNativeEnv):
     def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu"):
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
         self._standard_specs(observation=(1, torch.float32), state=(1, torch.int64), n_actions=2)
-        self._position = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
-        self._steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        # [num_envs, 1], the layout of the observations: no reshaping per step
+        self._position = torch.zeros(num_envs, 1, dtype=torch.int64, device=self.device)
+        self._steps = torch.zeros(num_envs, 1, dtype=torch.int64, device=self.device)
         self._observation = torch.ones(num_envs, 1, device=self.device)
         self._not_truncated = torch.zeros(num_envs, 1, dtype=torch.bool, device=self.device)
         self._reward = torch.full((num_envs, 1), -1.0, device=self.device)
 
     def _observe(self) -> dict[str, torch.Tensor]:
-        done = (self._position == TERMINAL).unsqueeze(-1)
-        steps = self._steps.unsqueeze(-1)
+        done = self._position == TERMINAL
         return {
             "observation": self._observation,  # identical in every state, by design
-            "state": self._position.unsqueeze(-1),
-            "step_count": steps,
-            "episode_reward": -steps.float(),  # -1 per step: the return so far (RewardSum's key)
+            "state": self._position,
+            "step_count": self._steps,
+            "episode_reward": -self._steps.float(),  # -1 per step: the return so far (RewardSum's key)
             "done": done,
             "terminated": done.clone(),  # its own tensor: consumers may edit flags in place
             "truncated": self._not_truncated,
@@ -120,12 +120,12 @@ class ShortCorridorEnv(TorchNativeEnv):
             self._position = torch.zeros_like(self._position)
             self._steps = torch.zeros_like(self._steps)
         else:
-            self._position = self._position.masked_fill(mask, 0)
-            self._steps = self._steps.masked_fill(mask, 0)
+            self._position = self._position.masked_fill(mask.unsqueeze(-1), 0)
+            self._steps = self._steps.masked_fill(mask.unsqueeze(-1), 0)
         return self._observe()
 
     def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
-        forward = action[..., RIGHT].bool() ^ (self._position == 1)  # state 1 swaps the actions
+        forward = (action[..., RIGHT:RIGHT + 1] == 1) ^ (self._position == 1)  # state 1 swaps the actions
         self._position = (self._position + torch.where(forward, 1, -1)).clamp(0, TERMINAL)
         self._steps = self._steps + 1
         return {**self._observe(), "reward": self._reward}
@@ -143,7 +143,7 @@ def make_short_corridor(num_envs: int = 1, device: str = "cpu") -> ShortCorridor
 def _per_run(param: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
     """Aligns a per-run parameter ``[runs, k]`` with observations ``[runs, *time, 1]`` (a shared
     parameter ``[k]`` broadcasts as it is)."""
-    if param.dim() < 2:
+    if param.dim() < 2 or observation.dim() == 2:  # shared, or already one row per run
         return param
     return param.reshape(param.shape[0], *([1] * (observation.dim() - 2)), param.shape[-1])
 
@@ -174,13 +174,17 @@ class LinearSoftmaxPreferences(nn.Module):
         self.prob_floor = prob_floor
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        theta = _per_run(self.theta, observation).expand(*observation.shape[:-1], 2)
+        theta = _per_run(self.theta, observation)
+        if theta.shape[:-1] != observation.shape[:-1]:
+            theta = theta.expand(*observation.shape[:-1], 2)
         if not self.prob_floor:
             return theta
         p = torch.softmax(theta, -1)
-        floored = p.clamp(self.prob_floor, 1 - self.prob_floor)
-        p = p + (floored - p).detach()  # value clipped, softmax gradient kept
-        return p.log()
+        if not torch.is_grad_enabled():  # acting: the value is all that is needed
+            return p.clamp(self.prob_floor, 1 - self.prob_floor).log()
+        with torch.no_grad():  # the clip as a constant shift: value clipped, softmax gradient kept
+            shift = p.clamp(self.prob_floor, 1 - self.prob_floor) - p
+        return (p + shift).log()
 
 
 class ScalarValue(nn.Module):

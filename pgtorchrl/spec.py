@@ -131,6 +131,16 @@ class Spec(StrictModel):
     tracking: TrackingConfig = TrackingConfig()
     sweep: Optional[SweepConfig] = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_collector(cls, data: Any) -> Any:
+        """A ``collector:`` without a ``name`` is TorchRL's ``Collector`` (``sync``), so
+        ``collector: {backend: ray, num_collectors: 4}`` reads as TorchRL's own call."""
+        section = data.get("collector") if isinstance(data, dict) else None
+        if isinstance(section, dict) and "name" not in section:
+            data = {**data, "collector": {"name": "sync", **section}}
+        return data
+
     @property
     def whole_episodes(self) -> bool:
         """Whether the collector yields complete episodes (one per row)."""
@@ -178,7 +188,15 @@ class Spec(StrictModel):
                 raise _CrossError("sweep.values", f"mode 'zip' needs lists of one length, got lengths {sorted(sizes)}")
             if self.sweep.labels is not None and len(self.sweep.labels) != count:
                 raise _CrossError("sweep.labels", f"{len(self.sweep.labels)} labels for {count} combinations")
-        if self.collector.name in ("sync", "native") and self.collector.frames_per_batch % self.env.num_envs:
+        collector = self.collector
+        if getattr(collector, "backend", None) == "direct":
+            for field in ("num_collectors", "address"):
+                if getattr(collector, field) is not None:
+                    raise _CrossError(f"collector.{field}", "only with backend: ray (backend 'direct' collects in this process)")
+        if getattr(collector, "backend", None) == "ray" and collector.trajs_per_batch is not None:
+            raise _CrossError("collector.trajs_per_batch", "backend 'ray' yields fixed-frame batches: use frames_per_batch")
+        local = self.collector.name == "native" or getattr(collector, "backend", None) == "direct"
+        if local and self.collector.frames_per_batch % self.env.num_envs:
             raise _CrossError(
                 "collector.frames_per_batch",
                 f"{self.collector.frames_per_batch} is not a multiple of env.num_envs={self.env.num_envs}",

@@ -105,23 +105,25 @@ def update_per_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str
     (delta refreshed with the current critic), as the box's inner loop. Reports the losses'
     means over the steps and the updated policy's entropy; finiteness is checked once per
     batch (the run stops either way)."""
-    sums: dict[str, torch.Tensor] = {}
+    history: dict[str, list[torch.Tensor]] = {}
     steps = batch.shape[-1]
     max_norm = p.spec.train.max_grad_norm
     optimizers = [(p.actor_optim, p.actor)] + ([(p.critic_optim, p.critic)] if p.critic_optim else [])
+    params = [prm for optim, _ in optimizers for group in optim.param_groups for prm in group["params"]]
     step_losses = _tensor_step_losses(p, batch) or (p.loss(p.advantage.refresh(step)) for step in batch.unbind(-1))
     for losses in step_losses:
-        for optim, _ in optimizers:
-            optim.zero_grad(set_to_none=True)
-        sum(v for k, v in losses.items() if k.startswith("loss_")).backward()
+        terms = [value for key, value in losses.items() if key.startswith("loss_")]
+        for prm in params:  # zero_grad(set_to_none=True), minus its profiler hook: this runs per step
+            prm.grad = None
+        (terms[0] if len(terms) == 1 else sum(terms)).backward()
         for optim, module in optimizers:
             if max_norm is not None:
                 clip_grad_norm_(module.parameters(), max_norm)
             optim.step()
         for key, value in losses.items():
             if key.startswith("loss_"):
-                sums[key] = sums.get(key, 0.0) + value.detach()
-    metrics = {f"train/{k}": (v / steps).item() for k, v in sums.items()}
+                history.setdefault(key, []).append(value.detach())
+    metrics = {f"train/{k}": (torch.stack(v).sum() / steps).item() for k, v in history.items()}
     _check_finite({k.removeprefix("train/"): v for k, v in metrics.items()}, iteration, frames)
     metrics["train/approx_kl"] = approx_kl(p, batch)
     with torch.no_grad():  # the updated policy's entropy over the batch's states
@@ -147,17 +149,25 @@ def _tensor_step_losses(p: Pipeline, batch):
     if p.advantage.refreshes and p.advantage.gamma_t_factor:
         keys.add(ak.step_count)
     time_dim = batch.batch_dims - 1
-    columns = {key: batch.get(key).unbind(time_dim) for key in keys}
+
+    def column(key):
+        return batch.get(key).unbind(time_dim) if key in keys else [None] * batch.shape[-1]
+
+    # one tuple per time step, in the order the loop below reads them
+    rows = zip(
+        zip(*(column(k) for k in net.in_keys)),
+        zip(*(column(k) for k in critic.in_keys)) if critic is not None else column(None),
+        *(column(k) for k in (lk.action, lk.advantage, ak.mask, lk.value_target, ak.step_count)),
+    )
+    refreshes = p.advantage.refreshes
 
     def losses():
-        for t in range(batch.shape[-1]):
-            row = {key: column[t] for key, column in columns.items()}
-            logits = net.module(*(row[k] for k in net.in_keys))
-            value = critic.module(*(row[k] for k in critic.in_keys)) if critic is not None else None
-            advantage = row[lk.advantage]
-            if p.advantage.refreshes:
-                advantage = p.advantage.refreshed(row[lk.value_target], value, row.get(ak.step_count), row[ak.mask])
-            yield p.loss.step_losses(logits, row[lk.action], advantage, row[ak.mask], value, row.get(lk.value_target))
+        for net_in, critic_in, action, advantage, mask, value_target, step_count in rows:
+            logits = net.module(*net_in)
+            value = critic.module(*critic_in) if critic is not None else None
+            if refreshes:
+                advantage = p.advantage.refreshed(value_target, value, step_count, mask)
+            yield p.loss.step_losses(logits, action, advantage, mask, value, value_target)
 
     return losses()
 

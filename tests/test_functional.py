@@ -68,6 +68,22 @@ def test_reward_to_go_matches_naive_loop(seed, gamma):
     torch.testing.assert_close(got, naive_reward_to_go(reward, done, terminated, next_value, gamma))
 
 
+def test_long_rows_match_the_naive_loop_and_an_episode_end_isolates_what_follows():
+    """300-step rows take 9 rounds of the doubling scan; float32 stays within float32 tolerance of
+    the float64 loop, and a NaN after a termination never reaches the episode before it."""
+    g = torch.Generator().manual_seed(1)
+    reward, next_value = torch.randn(2, 300, 1, generator=g, dtype=torch.float64), torch.randn(2, 300, 1, generator=g, dtype=torch.float64)
+    done = torch.rand(2, 300, 1, generator=g) < 0.01
+    terminated = done.clone()
+    expected = naive_reward_to_go(reward, done, terminated, next_value, 0.99)
+    torch.testing.assert_close(reward_to_go(reward.float(), done, terminated, next_value.float(), 0.99), expected.float())
+    end = int(terminated[0, :, 0].nonzero()[0])
+    reward[0, end + 1 :] = float("nan")
+    got = reward_to_go(reward, done, terminated, next_value, 0.99)
+    assert got[0, : end + 1].isfinite().all() and got[0, end + 1 :].isnan().all()
+    torch.testing.assert_close(got[0, : end + 1], expected[0, : end + 1])
+
+
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("gamma,lmbda", [(0.99, 0.95), (0.9, 0.0), (1.0, 1.0), (0.5, 0.3)])
 def test_gae_matches_naive_loop(seed, gamma, lmbda):

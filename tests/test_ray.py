@@ -1,7 +1,7 @@
 """Collection on Ray (TorchRL's Collector(backend="ray")) learns like local collection.
 
 Starts a local Ray on this machine (2 CPUs, no dashboard) through the spec's
-``collector: {name: ray, num_collectors: 2}``. Needs the ``ray`` extra (``pip install -e ".[ray]"``),
+``collector: {backend: ray, num_collectors: 2}``. Needs the ``ray`` extra (``pip install -e ".[ray]"``),
 which CI installs; elsewhere the test is skipped without it.
 """
 import os
@@ -38,11 +38,11 @@ def test_ray_collection_learns_like_local_collection(tmp_path):
     client = MlflowClient(uri)
     finals = {}
     for name, collector in (("local", "{name: sync, frames_per_batch: 256}"),
-                            ("ray", "{name: ray, frames_per_batch: 256, num_collectors: 2}")):
+                            ("ray", "{backend: ray, frames_per_batch: 256, num_collectors: 2}")):
         run_id = train(collector, tmp_path, uri)
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
-        assert run.data.params["collector.name"] == name.replace("local", "sync")
+        assert (run.data.params["collector.name"], run.data.params["collector.backend"]) == ("sync", name.replace("local", "direct"))
         rollout = [m.value for m in client.get_metric_history(run_id, "rollout/episode_return")]
         assert len(rollout) >= 20 and max(rollout[-10:]) > 2 * rollout[0]  # it learns (batches without an episode end log none)
         finals[name] = client.get_metric_history(run_id, "eval/return_mean")[-1].value

@@ -156,3 +156,18 @@ def test_estimators_that_need_whole_episodes_say_so(tmp_path):
     assert msg.startswith("collector: 'full_return' weighs each step by its whole episode's return")
     msg = error_of(tmp_path, None, ["advantage={name: reward_to_go, baseline: critic}", "critic=null", "critic_optim=null", "train.value_steps=1"])
     assert msg.startswith("advantage.baseline: 'critic' needs a critic")
+
+
+def test_collector_section_reads_like_torchrls_collector_call(tmp_path):
+    """``collector: {backend: ray, num_collectors: 4, address: ...}`` (no name) is TorchRL's
+    ``Collector(backend="ray", ...)``; the Ray-only fields are refused in this process."""
+    spec = load_spec(VPG, ["collector={backend: ray, frames_per_batch: 1024, num_collectors: 4, address: 'ray://head:10001'}"])
+    assert (spec.collector.name, spec.collector.backend, spec.collector.num_collectors) == ("sync", "ray", 4)
+    assert spec.collector.address == "ray://head:10001"
+    assert load_spec(VPG, ["collector={frames_per_batch: 1024}"]).collector.backend == "direct"
+    assert error_of(tmp_path, overrides=["collector={frames_per_batch: 1024, num_collectors: 4}"]) == (
+        "collector.num_collectors: only with backend: ray (backend 'direct' collects in this process)"
+    )
+    assert error_of(tmp_path, overrides=["collector={backend: rey, frames_per_batch: 1024}"]) == (
+        "collector.backend: Input should be 'direct' or 'ray', got 'rey'"
+    )
