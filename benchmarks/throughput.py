@@ -8,7 +8,8 @@ All measured in one process, the compared things alternated, medians over repeat
   against a plain-torch rollout (the MLP policy sampled by hand on the same env tensors);
 - collection + training: pgtorchrl's loop body (collector, GAE module, ReinforceLoss update, the
   functions ``pgtorchrl.trainer.train`` runs; no MLflow) against a plain-torch rollout + GAE +
-  policy-gradient update written here.
+  policy-gradient update written here, doing the same update as the spec (two Adams, clipping,
+  5 critic steps per batch).
 
 The figure that matters is pgtorchrl / plain-torch.
 
@@ -31,6 +32,7 @@ from pgtorchrl.spec import load_spec
 from pgtorchrl.trainer import update
 
 FRAMES = 20_000
+VALUE_STEPS = 5  # vpg_cartpole_torch.yaml's train.value_steps (main() checks it)
 
 
 def raw_torch(envs: int) -> float:
@@ -57,7 +59,10 @@ def raw_gym(envs: int) -> float:
 
 
 class PlainTorch:
-    """The reference: the same 4-64-64-2 tanh policy and 4-64-64-1 critic, hand-written loop."""
+    """The reference: the same 4-64-64-2 tanh policy and 4-64-64-1 critic, hand-written loop,
+    doing the update ``vpg_cartpole_torch.yaml`` asks for: GAE(0.99, 0.95) normalized, Adam for
+    the actor and for the critic, gradient norms clipped to 1, 5 critic steps per batch (the
+    first on the joint backward pass)."""
 
     def __init__(self, envs: int, steps: int):
         self.env = TorchCartPoleEnv(envs)
@@ -65,7 +70,8 @@ class PlainTorch:
         self.steps = steps
         self.pi = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
         self.v = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 1))
-        self.opt = torch.optim.Adam([*self.pi.parameters(), *self.v.parameters()], lr=3e-3)
+        self.pi_opt = torch.optim.Adam(self.pi.parameters(), lr=3e-3)
+        self.v_opt = torch.optim.Adam(self.v.parameters(), lr=3e-3)
 
     @torch.no_grad()
     def rollout(self):
@@ -97,9 +103,17 @@ class PlainTorch:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         logp = torch.distributions.Categorical(logits=self.pi(obs)).log_prob(acts)
         loss = -(logp * adv).mean() + ((self.v(obs).squeeze(-1) - target) ** 2).mean()
-        self.opt.zero_grad()
+        self.pi_opt.zero_grad()
+        self.v_opt.zero_grad()
         loss.backward()
-        self.opt.step()
+        for net, opt in ((self.pi, self.pi_opt), (self.v, self.v_opt)):
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+        for _ in range(VALUE_STEPS - 1):
+            self.v_opt.zero_grad()
+            ((self.v(obs).squeeze(-1) - target) ** 2).mean().backward()
+            nn.utils.clip_grad_norm_(self.v.parameters(), 1.0)
+            self.v_opt.step()
 
 
 def timed(fn, frames_per_call: int, calls: int) -> float:
@@ -124,6 +138,7 @@ def main() -> None:
     overrides = [f"env.num_envs={args.envs}", f"collector.frames_per_batch={batch}", f"train.total_frames={10**9}"]
     spec = load_spec("pipelines/vpg_cartpole_torch.yaml", overrides)
     p = build_pipeline(spec)
+    assert (spec.train.value_steps, spec.train.max_grad_norm) == (VALUE_STEPS, 1.0), "PlainTorch must do the spec's update"
     native = iter(p.make_collector())
     from torchrl.collectors import Collector
 
