@@ -98,12 +98,15 @@ class SweepConfig(StrictModel):
     """``grid``: every combination; ``zip``: the i-th value of every list together."""
     labels: Optional[list[str]] = None
     """A legend label per combination (default: ``key=value`` pairs)."""
+    workers: Annotated[int, Field(ge=1, le=256)] = 1
+    """Child runs trained side by side in this many processes (each on one thread: use up to
+    one per core); 1 trains them one after another in this process."""
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         """``sweep: {optim.lr: [1.0e-3, 3.0e-3]}`` means ``sweep: {values: {optim.lr: [...]}}``."""
-        if isinstance(data, dict) and data and not {"values", "mode", "labels"} & data.keys():
+        if isinstance(data, dict) and data and not {"values", "mode", "labels", "workers"} & data.keys():
             return {"values": data}
         return data
 

@@ -1,8 +1,16 @@
 """Sweeps: one parent MLflow run, one child run per combination of the spec's ``sweep:`` values."""
 from __future__ import annotations
 
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 from pgtorchrl.plots import curve_csv, learning_curve_png, seed_band_png
-from pgtorchrl.spec import Spec, expand_sweep
+from pgtorchrl.spec import Spec, expand_sweep, parse_spec
 from pgtorchrl.tracking import TrackedRun
 from pgtorchrl.trainer import TrainResult, train
 
@@ -16,12 +24,12 @@ def run_sweep(spec: Spec, spec_text: str | None = None, source: str = "<spec>") 
     Every combination is validated before the parent run opens.
     """
     children = expand_sweep(spec, source)
-    results: dict[str, TrainResult] = {}
     with TrackedRun(spec, spec_text) as parent:
         parent_id = parent.wait_opened()
-        for label, child in children:
-            run = TrackedRun(child, spec_text, tags={"mlflow.parentRunId": parent_id, "sweep.label": label}, run_name=label)
-            results[label] = train(child, spec_text, run=run)
+        if spec.sweep.workers == 1:
+            results = {label: _train_child(child, spec_text, parent_id, label) for label, child in children}
+        else:
+            results = _train_in_processes(children, spec_text, parent_id, spec.sweep.workers, source)
         curves = {label: result.curve for label, result in results.items()}
         parent.log_bytes(learning_curve_png(curves, spec.tracking, title=spec.experiment), "learning_curves.png")
         rows = [{"label": label, **row} for label, curve in curves.items() for row in curve]
@@ -33,6 +41,75 @@ def run_sweep(spec: Spec, spec_text: str | None = None, source: str = "<spec>") 
                 parent.log_metrics(stats, step=frames)
             parent.log_bytes(seed_band_png(band, spec.experiment), "eval_across_seeds.png")
     return results
+
+
+def _train_child(child: Spec, spec_text: str | None, parent_id: str, label: str) -> TrainResult:
+    """One combination, as a child run of ``parent_id``."""
+    run = TrackedRun(child, spec_text, tags={"mlflow.parentRunId": parent_id, "sweep.label": label}, run_name=label)
+    return train(child, spec_text, run=run)
+
+
+def _worker() -> None:
+    """A sweep worker process: reads ``(raw spec, source, spec_text, parent_id, label, out)``
+    pickled on stdin, trains that child run (validating the spec again, which imports its
+    plugins) and pickles ``("ok", TrainResult)`` or ``("error", exception)`` to the file ``out``."""
+    raw, source, spec_text, parent_id, label, out = pickle.load(sys.stdin.buffer)
+    try:
+        outcome = ("ok", _train_child(parse_spec(raw, source), spec_text, parent_id, label))
+    except BaseException as err:  # Ctrl-C included: the child run is already marked KILLED
+        try:
+            pickle.dumps(err)
+        except Exception:
+            err = RuntimeError(f"{type(err).__name__}: {err}")
+        outcome = ("error", err)
+    Path(out).write_bytes(pickle.dumps(outcome))
+    raise SystemExit(0 if outcome[0] == "ok" else 1)
+
+
+def _train_in_processes(children, spec_text, parent_id: str, workers: int, source: str) -> dict[str, TrainResult]:
+    """Trains the combinations in up to ``workers`` processes at once, each started fresh
+    (``python -c`` running :func:`_worker`); the results come back in the sweep's order.
+    The first failure stops the others (SIGINT: each running child ends KILLED) and starts no
+    more; Ctrl-C reaches every worker of the terminal's process group the same way."""
+    pending, running, results = list(children), {}, {}
+    with tempfile.TemporaryDirectory(prefix="pgtorchrl-sweep-") as tmp:
+        stop_others = True
+        try:
+            while pending or running:
+                while pending and len(running) < workers:
+                    label, child = pending.pop(0)
+                    out = Path(tmp) / f"{len(results) + len(running)}.pkl"
+                    proc = subprocess.Popen([sys.executable, "-c", "from pgtorchrl.sweep import _worker; _worker()"],
+                                            stdin=subprocess.PIPE)
+                    proc.stdin.write(pickle.dumps((child.model_dump(mode="json"), source, spec_text, parent_id, label, str(out))))
+                    proc.stdin.close()
+                    running[label] = (proc, out)
+                time.sleep(0.1)
+                for label, (proc, out) in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    del running[label]
+                    if not out.exists():
+                        raise RuntimeError(f"sweep {label!r}: its worker process died (exit code {proc.returncode})")
+                    status, value = pickle.loads(out.read_bytes())
+                    if status == "error":
+                        raise value
+                    results[label] = value
+        except KeyboardInterrupt as err:
+            # a terminal's Ctrl-C already reached every worker (a second one could cut short
+            # their cleanup); a SIGTERM sent to this process alone did not
+            stop_others = str(err).startswith("signal")
+            raise
+        finally:
+            for proc, _ in running.values():  # stop the others: each marks its run KILLED
+                if stop_others and proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+            for proc, _ in running.values():
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    return {label: results[label] for label, _ in children}
 
 
 def seed_band(results) -> dict[int, dict[str, float]]:

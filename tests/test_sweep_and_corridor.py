@@ -149,3 +149,57 @@ def test_seeds_flag_runs_children_and_a_confidence_band(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "--seeds", "4-1"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip() == "pgtorchrl: error: --seeds '4-1': write a range like 0-4 or a list like 0,3,7"
+
+
+def _children_metrics(client, experiment, metric="rollout/episode_return"):
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    parents = {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    return runs, {
+        (r.data.tags["mlflow.parentRunId"], r.info.run_name): [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, metric)]
+        for r in runs if r.info.run_id not in parents
+    }
+
+
+def test_sweep_workers_train_children_side_by_side_with_the_same_results(tmp_path):
+    """``sweep.workers: 2`` trains the combinations in two processes; every child's metrics equal
+    those of the same sweep trained one after another."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    for workers in (1, 2):
+        proc = subprocess.run([sys.executable, "-m", "pgtorchrl", str(BASELINE), "train.iterations=20", "env.num_envs=10",
+                               f"sweep.workers={workers}"], capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+    runs, metrics = _children_metrics(MlflowClient(uri), "short-corridor-baseline")
+    assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 6
+    by_parent: dict = {}
+    for (parent, name), history in metrics.items():
+        assert len(history) == 20
+        by_parent.setdefault(parent, {})[name] = history
+    sequential, parallel = by_parent.values()
+    assert sequential == parallel
+
+
+def test_ctrl_c_during_a_parallel_sweep_marks_every_run_killed(tmp_path):
+    import signal
+    import time
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = subprocess.Popen([sys.executable, "-m", "pgtorchrl", str(REINFORCE), "train.iterations=1000", "sweep.workers=2"],
+                            cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, start_new_session=True,
+                            stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(uri)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # until both workers' runs have logged
+        time.sleep(1)
+        try:
+            _, metrics = _children_metrics(client, "short-corridor-reinforce")
+        except Exception:  # the store or the experiment is not there yet
+            continue
+        if sum(bool(history) for history in metrics.values()) == 2:
+            break
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    runs, metrics = _children_metrics(client, "short-corridor-reinforce")
+    assert len(runs) == 3  # the parent and the two running children: the third never started
+    assert {r.info.status for r in runs} == {"KILLED"}
