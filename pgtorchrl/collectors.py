@@ -88,6 +88,17 @@ def _sample(net, obs: dict, exploration: ExplorationType) -> dict[str, torch.Ten
     }
 
 
+def _record_step(env: TorchNativeEnv, row: dict, columns: dict) -> dict[str, torch.Tensor]:
+    """Steps ``env`` with ``row["action"]`` (``row``: the observation and the policy's
+    outputs), appends the row and its ``("next", ...)`` entries to ``columns`` and returns what
+    the step wrote."""
+    nxt = env.step_tensors(row["action"])
+    row.update({("next", k): v for k, v in nxt.items()})
+    for key, value in row.items():
+        columns.setdefault(key, []).append(value)
+    return nxt
+
+
 def _stack(columns: dict, batch_size, device) -> TensorDictBase:
     steps = len(columns["action"])
     dim = len(batch_size)
@@ -105,11 +116,7 @@ def _lean_rollout(env: TorchNativeEnv, net, max_steps: int, exploration: Explora
     columns: dict = {}
     obs = env.reset_tensors(None)
     for _ in range(max_steps):
-        row = {**obs, **_sample(net, obs, exploration)}
-        nxt = env.step_tensors(row["action"])
-        row.update({("next", k): v for k, v in nxt.items()})
-        for key, value in row.items():
-            columns.setdefault(key, []).append(value)
+        nxt = _record_step(env, {**obs, **_sample(net, obs, exploration)}, columns)
         finished = finished | nxt["done"].reshape(n)
         if finished.all():
             break
@@ -157,11 +164,7 @@ class NativeCollector:
             columns: dict = {}
             obs = self._obs
             for _ in range(self.steps):
-                row = {**obs, **self._act(obs)}
-                nxt = env.step_tensors(row["action"])
-                row.update({("next", k): v for k, v in nxt.items()})
-                for key, value in row.items():
-                    columns.setdefault(key, []).append(value)
+                nxt = _record_step(env, {**obs, **self._act(obs)}, columns)
                 done = nxt["done"].reshape(-1)
                 obs = {k: v for k, v in nxt.items() if k != "reward"}
                 if done.any():  # finished envs start over; ("next", ...) keeps their final state

@@ -59,14 +59,11 @@ def load_critic(run_id: str, tracking_uri: str | None = None):
 def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = None) -> torch.Tensor:
     """The returns of ``episodes`` deterministic episodes of a run's trained actor (one per env
     of a fresh env built from the run's spec, seeded with the spec's seed)."""
-    from pgtorchrl.components import ENVS
     from pgtorchrl.evaluation import evaluate
+    from pgtorchrl.pipeline import eval_env
 
     spec = load_run_spec(run_id, tracking_uri)
-    actor = load_actor(run_id, tracking_uri)
-    env = ENVS.build(spec.env.model_copy(update={"num_envs": episodes}))
-    env.set_seed(spec.seed + 10_000)
-    return evaluate(env, actor)
+    return evaluate(eval_env(spec, episodes), load_actor(run_id, tracking_uri))
 
 
 def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:

@@ -10,13 +10,21 @@ from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, 
 from pgtorchrl.keyflow import check_key_flow, env_keys
 from pgtorchrl.spec import Spec
 
-__all__ = ["Pipeline", "build_pipeline", "build_policy", "env_from_config"]
+__all__ = ["Pipeline", "build_pipeline", "build_policy", "env_from_config", "eval_env"]
 
 
 def env_from_config(env_config: dict):
     """Builds the env a spec's ``env:`` section describes (a plain dict: it travels to remote workers)."""
     entry = ENVS[env_config["name"]]
     return ENVS.build(entry.model(**env_config))
+
+
+def eval_env(spec: Spec, episodes: int):
+    """An env of ``episodes`` side-by-side envs for evaluating ``spec``'s actor, seeded on its
+    own stream (``seed + 10000``): evaluation never shifts training's."""
+    env = ENVS.build(spec.env.model_copy(update={"num_envs": episodes}))
+    env.set_seed(spec.seed + 10_000)
+    return env
 
 
 @dataclass
@@ -40,9 +48,7 @@ class Pipeline:
         episodes = self.spec.eval.episodes
         if getattr(self.spec.actor, "independent_runs", False):
             episodes = self.spec.env.num_envs  # one parameter set per env: evaluate each run once
-        env = ENVS.build(self.spec.env.model_copy(update={"num_envs": episodes}))
-        env.set_seed(self.spec.seed + 10_000)  # its own stream: evaluation never shifts training's
-        return env
+        return eval_env(self.spec, episodes)
 
 
 def build_policy(spec: Spec, env=None):

@@ -184,11 +184,10 @@ class Spec(StrictModel):
         if self.train.per_step_updates and self.train.value_steps > 1:
             raise _CrossError("train.value_steps", "per-step updates take one critic step per time step: set 1")
         if self.sweep is not None:
-            sizes = {len(v) for v in self.sweep.values.values()}
             lengths = [len(v) for v in self.sweep.values.values()]
             count = max(lengths) if self.sweep.mode == "zip" else math.prod(lengths)
-            if self.sweep.mode == "zip" and len(sizes) > 1:
-                raise _CrossError("sweep.values", f"mode 'zip' needs lists of one length, got lengths {sorted(sizes)}")
+            if self.sweep.mode == "zip" and len(set(lengths)) > 1:
+                raise _CrossError("sweep.values", f"mode 'zip' needs lists of one length, got lengths {sorted(set(lengths))}")
             if self.sweep.labels is not None and len(self.sweep.labels) != count:
                 raise _CrossError("sweep.labels", f"{len(self.sweep.labels)} labels for {count} combinations")
         collector = self.collector
@@ -198,11 +197,11 @@ class Spec(StrictModel):
                     raise _CrossError(f"collector.{field}", "only with backend: ray (backend 'direct' collects in this process)")
         if getattr(collector, "backend", None) == "ray" and collector.trajs_per_batch is not None:
             raise _CrossError("collector.trajs_per_batch", "backend 'ray' yields fixed-frame batches: use frames_per_batch")
-        local = self.collector.name == "native" or getattr(collector, "backend", None) == "direct"
-        if local and self.collector.frames_per_batch % self.env.num_envs:
+        local = collector.name == "native" or getattr(collector, "backend", None) == "direct"
+        if local and collector.frames_per_batch % self.env.num_envs:
             raise _CrossError(
                 "collector.frames_per_batch",
-                f"{self.collector.frames_per_batch} is not a multiple of env.num_envs={self.env.num_envs}",
+                f"{collector.frames_per_batch} is not a multiple of env.num_envs={self.env.num_envs}",
             )
         return self
 
@@ -236,15 +235,30 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
         path, sep, value = item.partition("=")
         if not sep or not path:
             raise SpecError(f"{source}: override {item!r}: write key.path=value, e.g. optim.lr=1.0e-3")
-        node = raw
-        keys = path.split(".")
-        for key in keys[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise SpecError(f"{source}: override {item!r}: {key!r} is not a section")
-            node = child
-        node[keys[-1]] = _read_yaml(f"v: {value}", f"override {item!r}")["v"] if value else None
+        parsed = _read_yaml(f"v: {value}", f"override {item!r}")["v"] if value else None
+        try:
+            _set_path(raw, path, parsed)
+        except _NotASection as err:
+            raise SpecError(f"{source}: override {item!r}: {err.part!r} is not a section") from None
     return raw
+
+
+class _NotASection(KeyError):
+    def __init__(self, part: str):
+        super().__init__(part)
+        self.part = part
+
+
+def _set_path(raw: dict[str, Any], path: str, value: Any, create: bool = True) -> None:
+    """``raw[a][b][c] = value`` for ``path = "a.b.c"``, creating missing sections (unless not
+    ``create``); raises :class:`_NotASection` where a part of the path is not a section."""
+    node = raw
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {}) if create else node.get(part)
+        if not isinstance(node, dict):
+            raise _NotASection(part)
+    node[last] = value
 
 
 _FIXED_SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig, "sweep": SweepConfig}
@@ -402,13 +416,10 @@ def expand_sweep(spec: Spec, source: str = "<spec>") -> list[tuple[str, Spec]]:
     for i, combo in enumerate(combos):
         raw = copy.deepcopy(base)
         for key, value in zip(keys, combo):
-            node = raw
-            *parents, last = key.split(".")
-            for part in parents:
-                if not isinstance(node.get(part), dict):
-                    raise SpecError(f"{source}: sweep.values.{key}: {part!r} is not a section of the spec")
-                node = node[part]
-            node[last] = value
+            try:
+                _set_path(raw, key, value, create=False)
+            except _NotASection as err:
+                raise SpecError(f"{source}: sweep.values.{key}: {err.part!r} is not a section of the spec") from None
         try:
             child = parse_spec(raw, source)
         except SpecError as err:

@@ -71,14 +71,14 @@ def _train_in_processes(children, spec_text, parent_id: str, workers: int, sourc
     (``python -c`` running :func:`_worker`); the results come back in the sweep's order.
     The first failure stops the others (SIGINT: each running child ends KILLED) and starts no
     more; Ctrl-C reaches every worker of the terminal's process group the same way."""
-    pending, running, results = list(children), {}, {}
+    pending, running, results = list(enumerate(children)), {}, {}
     with tempfile.TemporaryDirectory(prefix="pgtorchrl-sweep-") as tmp:
         stop_others = True
         try:
             while pending or running:
                 while pending and len(running) < workers:
-                    label, child = pending.pop(0)
-                    out = Path(tmp) / f"{len(results) + len(running)}.pkl"
+                    index, (label, child) = pending.pop(0)
+                    out = Path(tmp) / f"{index}.pkl"
                     proc = subprocess.Popen([sys.executable, "-c", "from pgtorchrl.sweep import _worker; _worker()"],
                                             stdin=subprocess.PIPE)
                     proc.stdin.write(pickle.dumps((child.model_dump(mode="json"), source, spec_text, parent_id, label, str(out))))

@@ -239,6 +239,7 @@ def train(
         state["elapsed"] = time.perf_counter() - start
         run.log_bytes(to_bytes(capture(p, collector, eval_env, state)), checkpoint_path(state["frames"]))
 
+    step_fn = update_per_step if spec.train.per_step_updates else update
     start = time.perf_counter() - state["elapsed"]
     with run, _progress(spec.train.total_frames) as bar:
         bar.update(state["frames"])
@@ -251,7 +252,6 @@ def train(
             frames, iteration = state["frames"], state["iteration"]
             p.advantage(batch)
             has_steps = mask is None or bool(batch.get(MASK_KEY).any())  # "drop" may empty a batch
-            step_fn = update_per_step if spec.train.per_step_updates else update
             metrics = step_fn(p, batch, iteration, frames) if has_steps else {}
             metrics.update(batch_metrics(p, batch))
             metrics.update(episode_stats(batch))
