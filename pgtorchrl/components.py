@@ -17,7 +17,11 @@ if TYPE_CHECKING:
     import torch
     from torchrl.envs import EnvBase
 
-__all__ = ["ENVS", "ACTORS", "CRITICS", "COLLECTORS", "ADVANTAGES", "LOSSES", "OPTIMIZERS", "REGISTRIES"]
+    from pgtorchrl.distributed import WorkerEnvs
+
+__all__ = ["RAY_WORKERS", "ENVS", "ACTORS", "CRITICS", "COLLECTORS", "ADVANTAGES", "LOSSES", "OPTIMIZERS", "REGISTRIES"]
+
+RAY_WORKERS = 2  # Ray collector workers when a spec names none
 
 ENVS = Registry("env")
 ACTORS = Registry("actor")
@@ -148,7 +152,7 @@ def sync_collector(
     env: "EnvBase",
     policy,
     total_frames: int,
-    env_config: dict,
+    worker_envs: "WorkerEnvs",
     *,
     frames_per_batch: PositiveInt,
     trajs_per_batch: Optional[PositiveInt] = None,
@@ -160,7 +164,7 @@ def sync_collector(
     if backend == "ray":
         from pgtorchrl.distributed import RayCollection
 
-        return RayCollection(env_config, policy, total_frames, frames_per_batch, num_collectors or 2, address)
+        return RayCollection(worker_envs, policy, total_frames, frames_per_batch, num_collectors or RAY_WORKERS, address)
     from torchrl.collectors import Collector
 
     return Collector(
@@ -174,7 +178,7 @@ def sync_collector(
 
 
 @COLLECTORS.register("native")
-def native_collector(env: "EnvBase", policy, total_frames: int, env_config: dict, *, frames_per_batch: PositiveInt):
+def native_collector(env: "EnvBase", policy, total_frames: int, worker_envs: "WorkerEnvs", *, frames_per_batch: PositiveInt):
     """Fixed-frame batches from a torch-native env (torch_cartpole, short_corridor) on a tensor fast path."""
     from pgtorchrl.collectors import NativeCollector
     from pgtorchrl.native import TorchNativeEnv
@@ -192,20 +196,20 @@ def ray_collector(
     env: "EnvBase",
     policy,
     total_frames: int,
-    env_config: dict,
+    worker_envs: "WorkerEnvs",
     *,
     frames_per_batch: PositiveInt,
-    num_collectors: Annotated[int, Field(ge=1, le=1024)] = 2,
+    num_collectors: Annotated[int, Field(ge=1, le=1024)] = RAY_WORKERS,
     address: Optional[str] = None,
 ):
     """Short for sync with backend ray: num_collectors Ray workers; address: an existing Ray cluster."""
-    return sync_collector(env, policy, total_frames, env_config, frames_per_batch=frames_per_batch,
+    return sync_collector(env, policy, total_frames, worker_envs, frames_per_batch=frames_per_batch,
                           backend="ray", num_collectors=num_collectors, address=address)
 
 
 @COLLECTORS.register("episodes")
 def episodes_collector(
-    env: "EnvBase", policy, total_frames: int, env_config: dict, *, max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000
+    env: "EnvBase", policy, total_frames: int, worker_envs: "WorkerEnvs", *, max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000
 ):
     """One complete episode per env per batch, from a reset (i.i.d. episodes of the current policy)."""
     from pgtorchrl.collectors import EpisodeCollector

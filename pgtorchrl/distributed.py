@@ -8,11 +8,41 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Iterator
 
+import torch
 from tensordict import TensorDictBase
 
-__all__ = ["RayCollection"]
+__all__ = ["RayCollection", "WorkerEnvs"]
+
+SEED_STRIDE = 1 << 16  # worker i's seeds start at seed + (i + 1) * SEED_STRIDE: no sub-env shares a seed
+
+
+@dataclass(frozen=True)
+class WorkerEnvs:
+    """How remote workers build their envs: the spec's ``env:`` section (a plain dict, so it
+    pickles) and the run's seed.
+
+    Worker ``i`` seeds its env and its torch RNG (the policy samples its actions there) with
+    ``seed + (i + 1) * SEED_STRIDE``: a Ray run is reproducible, and no worker repeats another
+    worker's stream, the local env's (``seed``) or evaluation's (``seed + 10000``).
+    """
+
+    env_config: dict
+    seed: int
+
+    def factory(self, worker: int):
+        return functools.partial(_seeded_env, self.env_config, self.seed + (worker + 1) * SEED_STRIDE)
+
+
+def _seeded_env(env_config: dict, seed: int):
+    from pgtorchrl.pipeline import env_from_config
+
+    torch.manual_seed(seed)  # runs in the worker's process: seeds the policy's sampling there
+    env = env_from_config(env_config)
+    env.set_seed(seed)
+    return env
 
 
 class RayCollection:
@@ -20,7 +50,7 @@ class RayCollection:
     trainer's updated weights to the workers after every batch (on-policy collection).
 
     Args:
-        env_config: the spec's ``env:`` section as a dict; each worker builds its env from it.
+        worker_envs: how each worker builds (and seeds) its env.
         policy: the actor (its weights are broadcast; workers run copies).
         total_frames: the frame budget.
         frames_per_batch: frames per batch, across all workers.
@@ -28,7 +58,7 @@ class RayCollection:
         address: an existing Ray cluster, or ``None`` for a local one.
     """
 
-    def __init__(self, env_config: dict, policy, total_frames: int, frames_per_batch: int,
+    def __init__(self, worker_envs: WorkerEnvs, policy, total_frames: int, frames_per_batch: int,
                  num_collectors: int, address: str | None):
         try:
             import ray
@@ -36,18 +66,17 @@ class RayCollection:
             raise ImportError("collector 'ray' needs Ray: pip install -e \".[ray]\"") from None
         from torchrl.collectors import Collector
 
-        from pgtorchrl.pipeline import env_from_config
-
         self._started_ray = not ray.is_initialized()
         if self._started_ray:
             options = {"include_dashboard": False, "log_to_driver": False}
             ray.init(address=address, **options) if address else ray.init(num_cpus=num_collectors, **options)
         self.policy = policy
         self.collector = Collector(
-            functools.partial(env_from_config, env_config),
+            [worker_envs.factory(i) for i in range(num_collectors)],
             policy,
             backend="ray",
             num_collectors=num_collectors,
+            sync=True,  # on-policy: every batch comes from every worker, all running the latest weights
             frames_per_batch=frames_per_batch,
             total_frames=total_frames,
             collector_kwargs={"auto_register_policy_transforms": False},

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
+from pgtorchrl.distributed import WorkerEnvs
 from pgtorchrl.keyflow import check_key_flow, env_keys
 from pgtorchrl.spec import Spec
 
@@ -41,8 +42,8 @@ class Pipeline:
     critic_optim: torch.optim.Optimizer | None
 
     def make_collector(self):
-        env_config = self.spec.env.model_dump(mode="json")  # picklable: remote workers build their own env
-        return COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames, env_config)
+        worker_envs = WorkerEnvs(self.spec.env.model_dump(mode="json"), self.spec.seed)  # for remote workers
+        return COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames, worker_envs)
 
     def make_eval_env(self):
         episodes = self.spec.eval.episodes

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, Field, PositiveInt, ValidationError, create_model, model_validator
 
-from pgtorchrl.components import REGISTRIES
+from pgtorchrl.components import RAY_WORKERS, REGISTRIES
 from pgtorchrl.registry import STRICT, Registry, did_you_mean
 
 __all__ = ["Spec", "SpecError", "load_spec", "parse_spec", "apply_overrides", "flatten", "expand_sweep"]
@@ -197,6 +197,14 @@ class Spec(StrictModel):
                     raise _CrossError(f"collector.{field}", "only with backend: ray (backend 'direct' collects in this process)")
         if getattr(collector, "backend", None) == "ray" and collector.trajs_per_batch is not None:
             raise _CrossError("collector.trajs_per_batch", "backend 'ray' yields fixed-frame batches: use frames_per_batch")
+        if collector.name == "ray" or getattr(collector, "backend", None) == "ray":
+            workers = collector.num_collectors or RAY_WORKERS
+            if collector.frames_per_batch % (workers * self.env.num_envs):
+                raise _CrossError(
+                    "collector.frames_per_batch",
+                    f"{collector.frames_per_batch} does not split evenly over {workers} Ray workers of "
+                    f"env.num_envs={self.env.num_envs} envs: use a multiple of {workers * self.env.num_envs}",
+                )
         local = collector.name == "native" or getattr(collector, "backend", None) == "direct"
         if local and collector.frames_per_batch % self.env.num_envs:
             raise _CrossError(

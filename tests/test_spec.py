@@ -171,3 +171,10 @@ def test_collector_section_reads_like_torchrls_collector_call(tmp_path):
     assert error_of(tmp_path, overrides=["collector={backend: rey, frames_per_batch: 1024}"]) == (
         "collector.backend: Input should be 'direct' or 'ray', got 'rey'"
     )
+    # each of the workers steps env.num_envs envs for an equal share of the batch
+    for collector in ("{backend: ray, frames_per_batch: 1000, num_collectors: 4}", "{name: ray, frames_per_batch: 200}"):
+        workers = 4 if "num_collectors" in collector else 2
+        assert error_of(tmp_path, overrides=[f"collector={collector}"]) == (
+            f"collector.frames_per_batch: {1000 if workers == 4 else 200} does not split evenly over {workers} Ray "
+            f"workers of env.num_envs=8 envs: use a multiple of {workers * 8}"
+        )
