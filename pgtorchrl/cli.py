@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                         epilog="example:\n  pgtorchrl eval 3f2c9d... --episodes 20", formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("run_id", help="an MLflow run id (see the MLflow UI or the train command's last line)")
     ev.add_argument("--episodes", type=int, default=10, help="episodes to run side by side (default 10)")
+    ev.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                    help="where to run the actor and env (default: the run's own device)")
     ev.add_argument("--video", action="store_true", help="also record one rendered episode and log it to the run as video/episode.gif")
     res = sub.add_parser("resume", help="continue a stopped run from its newest checkpoint, into the same MLflow run",
                          epilog="example:\n  pgtorchrl resume 3f2c9d...   (a run left KILLED by Ctrl-C, FAILED, or RUNNING after a crash)",
@@ -120,11 +122,13 @@ def _eval(args) -> int:
     from pgtorchrl.loading import evaluate_run
 
     try:
-        returns = evaluate_run(args.run_id, args.episodes)
+        returns = evaluate_run(args.run_id, args.episodes, device=args.device)
     except MlflowException as err:
         return _fail(f"run {args.run_id!r}: {str(err).splitlines()[0]}", EXIT_BAD_INPUT)
     except OSError as err:
         return _fail(f"run {args.run_id!r} has no logged actor ({err}): train with tracking.log_models: true", EXIT_BAD_INPUT)
+    except ValueError as err:  # device: cuda on a machine without one
+        return _fail(f"run {args.run_id!r}: {err} (or --device cpu)", EXIT_BAD_INPUT)
     print(f"eval/return_mean={returns.mean().item():.2f} eval/return_std={returns.std(unbiased=False).item():.2f} "
           f"over {returns.numel()} deterministic episodes")
     if args.video:
@@ -140,7 +144,7 @@ def _video(run_id: str) -> int:
     spec = load_run_spec(run_id)
     if spec.env.name != "gym":
         return _fail(f"--video renders gymnasium envs (env.name: gym); run {run_id} used {spec.env.name!r}", EXIT_BAD_INPUT)
-    frames, total = record_episode(spec.env.env_id, load_actor(run_id), seed=spec.seed)
+    frames, total = record_episode(spec.env.env_id, load_actor(run_id, device="cpu"), seed=spec.seed)
     path = log_episode_gif(run_id, frames, resolve_tracking_uri(None))
     print(f"{path}: {len(frames)} frames, return {total:.1f}, logged to run {run_id}")
     return 0

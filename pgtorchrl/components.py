@@ -56,8 +56,10 @@ def _known_gym_id(env_id: str) -> str:
 
 
 # --- environments -------------------------------------------------------------------------------
+# Wiring: the spec's top-level ``device``; the env (a torch-native one, its state too) lives there.
 @ENVS.register("gym")
 def gym_env(
+    device: str,
     *,
     env_id: Annotated[str, AfterValidator(_known_gym_id)],
     num_envs: Annotated[int, Field(ge=1, le=4096)] = 8,
@@ -65,25 +67,25 @@ def gym_env(
     """A gymnasium id, ``num_envs`` copies stepped as one batched TorchRL env (GymWrapper)."""
     from pgtorchrl.envs import make_gym_env
 
-    return make_gym_env(env_id, num_envs)
+    return make_gym_env(env_id, num_envs, device=device)
 
 
 @ENVS.register("short_corridor")
-def short_corridor(*, num_envs: Annotated[int, Field(ge=1, le=10**7)] = 1) -> "EnvBase":
+def short_corridor(device: str, *, num_envs: Annotated[int, Field(ge=1, le=10**7)] = 1) -> "EnvBase":
     """Sutton & Barto's short corridor with switched actions (Example 13.1), batched, in torch."""
     from pgtorchrl.short_corridor import make_short_corridor
 
-    return make_short_corridor(num_envs)
+    return make_short_corridor(num_envs, device)
 
 
 @ENVS.register("torch_cartpole")
 def torch_cartpole(
-    *, num_envs: Annotated[int, Field(ge=1, le=10**8)] = 8, max_episode_steps: PositiveInt = 500
+    device: str, *, num_envs: Annotated[int, Field(ge=1, le=10**8)] = 8, max_episode_steps: PositiveInt = 500
 ) -> "EnvBase":
     """CartPole-v1 in torch (gymnasium's exact dynamics), many envs in one tensor, CPU or CUDA."""
     from pgtorchrl.cartpole import TorchCartPoleEnv
 
-    return TorchCartPoleEnv(num_envs, max_episode_steps=max_episode_steps)
+    return TorchCartPoleEnv(num_envs, device=device, max_episode_steps=max_episode_steps)
 
 
 # --- actor and critic ---------------------------------------------------------------------------

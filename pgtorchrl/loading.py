@@ -20,50 +20,56 @@ def _download(run_id: str, artifact: str, tracking_uri: str | None, dst: str) ->
     return Path(client.download_artifacts(run_id, artifact, dst))
 
 
-def load_run_spec(run_id: str, tracking_uri: str | None = None) -> Spec:
-    """The resolved spec a run was trained with."""
+def load_run_spec(run_id: str, tracking_uri: str | None = None, device: str | None = None) -> Spec:
+    """The resolved spec a run was trained with (on ``device`` instead of its own, if given:
+    a run trained on a GPU loads on a CPU-only machine with ``device="cpu"``)."""
     import yaml
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = yaml.safe_load(_download(run_id, "spec/resolved.yaml", tracking_uri, tmp).read_text())
+    if device is not None:
+        raw["device"] = device
     return parse_spec(raw, f"run {run_id}: spec/resolved.yaml")
 
 
-def _load(run_id: str, which: str, tracking_uri: str | None):
-    spec = load_run_spec(run_id, tracking_uri)
+def _load(run_id: str, which: str, tracking_uri: str | None, device: str | None):
+    spec = load_run_spec(run_id, tracking_uri, device)
     env, actor, critic = build_policy(spec)
     module = actor if which == "actor" else critic
     if module is None:
         raise ValueError(f"run {run_id} has no critic (its spec has no `critic:` section)")
     with tempfile.TemporaryDirectory() as tmp:
-        state = torch.load(_download(run_id, f"model/{which}.pt", tracking_uri, tmp), weights_only=True)
+        path = _download(run_id, f"model/{which}.pt", tracking_uri, tmp)
+        state = torch.load(path, weights_only=True, map_location=spec.device)
     module.load_state_dict(state)
     env.close()
     return module
 
 
-def load_actor(run_id: str, tracking_uri: str | None = None):
-    """The trained ``ProbabilisticActor`` of an MLflow run (rebuilt from the run's spec)::
+def load_actor(run_id: str, tracking_uri: str | None = None, device: str | None = None):
+    """The trained ``ProbabilisticActor`` of an MLflow run (rebuilt from the run's spec, on
+    ``device`` if given, else on the run's own)::
 
         actor = load_actor(run_id)
         td = actor(env.reset())  # writes action and action_log_prob
     """
-    return _load(run_id, "actor", tracking_uri)
+    return _load(run_id, "actor", tracking_uri, device)
 
 
-def load_critic(run_id: str, tracking_uri: str | None = None):
+def load_critic(run_id: str, tracking_uri: str | None = None, device: str | None = None):
     """The trained critic (``ValueOperator`` writing ``state_value``) of an MLflow run."""
-    return _load(run_id, "critic", tracking_uri)
+    return _load(run_id, "critic", tracking_uri, device)
 
 
-def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = None) -> torch.Tensor:
+def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = None, device: str | None = None) -> torch.Tensor:
     """The returns of ``episodes`` deterministic episodes of a run's trained actor (one per env
-    of a fresh env built from the run's spec, seeded with the spec's seed)."""
+    of a fresh env built from the run's spec, seeded with the spec's seed), on ``device`` if
+    given, else on the run's own."""
     from pgtorchrl.evaluation import evaluate
     from pgtorchrl.pipeline import eval_env
 
-    spec = load_run_spec(run_id, tracking_uri)
-    return evaluate(eval_env(spec, episodes), load_actor(run_id, tracking_uri))
+    spec = load_run_spec(run_id, tracking_uri, device)
+    return evaluate(eval_env(spec, episodes), load_actor(run_id, tracking_uri, device))
 
 
 def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:

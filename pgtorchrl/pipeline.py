@@ -11,19 +11,27 @@ from pgtorchrl.distributed import WorkerEnvs
 from pgtorchrl.keyflow import check_key_flow, env_keys
 from pgtorchrl.spec import Spec
 
-__all__ = ["Pipeline", "build_pipeline", "build_policy", "env_from_config", "eval_env"]
+__all__ = ["Pipeline", "build_pipeline", "build_policy", "check_device", "env_from_config", "eval_env"]
 
 
-def env_from_config(env_config: dict):
+def env_from_config(env_config: dict, device: str = "cpu"):
     """Builds the env a spec's ``env:`` section describes (a plain dict: it travels to remote workers)."""
     entry = ENVS[env_config["name"]]
-    return ENVS.build(entry.model(**env_config))
+    return ENVS.build(entry.model(**env_config), device)
+
+
+def check_device(device: str) -> None:
+    """A one-line error for ``device: cuda`` where torch sees no CUDA device."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device: 'cuda', but torch {torch.__version__} sees no CUDA device on this machine: set device: cpu"
+        )
 
 
 def eval_env(spec: Spec, episodes: int):
     """An env of ``episodes`` side-by-side envs for evaluating ``spec``'s actor, seeded on its
     own stream (``seed + 10000``): evaluation never shifts training's."""
-    env = ENVS.build(spec.env.model_copy(update={"num_envs": episodes}))
+    env = ENVS.build(spec.env.model_copy(update={"num_envs": episodes}), spec.device)
     env.set_seed(spec.seed + 10_000)
     return env
 
@@ -54,11 +62,13 @@ class Pipeline:
 
 def build_policy(spec: Spec, env=None):
     """The env and the actor (and critic) of a spec, seeded: the same seed gives the same weights."""
+    check_device(spec.device)
     torch.manual_seed(spec.seed)
-    env = env if env is not None else ENVS.build(spec.env)
+    env = env if env is not None else ENVS.build(spec.env, spec.device)
     env.set_seed(spec.seed)
-    actor = ACTORS.build(spec.actor, env)
-    critic = CRITICS.build(spec.critic, env) if spec.critic is not None else None
+    # built on CPU from the env's specs, then moved: every module of the pipeline runs on spec.device
+    actor = ACTORS.build(spec.actor, env).to(spec.device)
+    critic = CRITICS.build(spec.critic, env).to(spec.device) if spec.critic is not None else None
     return env, actor, critic
 
 

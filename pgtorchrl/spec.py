@@ -198,6 +198,8 @@ class Spec(StrictModel):
         if getattr(collector, "backend", None) == "ray" and collector.trajs_per_batch is not None:
             raise _CrossError("collector.trajs_per_batch", "backend 'ray' yields fixed-frame batches: use frames_per_batch")
         if collector.name == "ray" or getattr(collector, "backend", None) == "ray":
+            if self.device != "cpu":
+                raise _CrossError("device", "Ray workers collect on CPU: set device: cpu with a Ray collector")
             workers = collector.num_collectors or RAY_WORKERS
             if collector.frames_per_batch % (workers * self.env.num_envs):
                 raise _CrossError(
