@@ -32,8 +32,8 @@ def load_run_spec(run_id: str, tracking_uri: str | None = None, device: str | No
     return parse_spec(raw, f"run {run_id}: spec/resolved.yaml")
 
 
-def _load(run_id: str, which: str, tracking_uri: str | None, device: str | None):
-    spec = load_run_spec(run_id, tracking_uri, device)
+def _load(spec: Spec, run_id: str, which: str, tracking_uri: str | None):
+    """``which`` module of run ``run_id``, rebuilt from ``spec`` (the run's, as loaded) with its trained weights."""
     env, actor, critic = build_policy(spec)
     module = actor if which == "actor" else critic
     if module is None:
@@ -53,12 +53,12 @@ def load_actor(run_id: str, tracking_uri: str | None = None, device: str | None 
         actor = load_actor(run_id)
         td = actor(env.reset())  # writes action and action_log_prob
     """
-    return _load(run_id, "actor", tracking_uri, device)
+    return _load(load_run_spec(run_id, tracking_uri, device), run_id, "actor", tracking_uri)
 
 
 def load_critic(run_id: str, tracking_uri: str | None = None, device: str | None = None):
     """The trained critic (``ValueOperator`` writing ``state_value``) of an MLflow run."""
-    return _load(run_id, "critic", tracking_uri, device)
+    return _load(load_run_spec(run_id, tracking_uri, device), run_id, "critic", tracking_uri)
 
 
 def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = None, device: str | None = None) -> torch.Tensor:
@@ -68,8 +68,8 @@ def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = Non
     from pgtorchrl.evaluation import evaluate
     from pgtorchrl.pipeline import eval_env
 
-    spec = load_run_spec(run_id, tracking_uri, device)
-    return evaluate(eval_env(spec, episodes), load_actor(run_id, tracking_uri, device))
+    spec = load_run_spec(run_id, tracking_uri, device)  # read once: the env and the actor both need it
+    return evaluate(eval_env(spec, episodes), _load(spec, run_id, "actor", tracking_uri))
 
 
 def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:

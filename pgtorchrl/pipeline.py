@@ -14,10 +14,11 @@ from pgtorchrl.spec import Spec
 __all__ = ["Pipeline", "build_pipeline", "build_policy", "check_device", "env_from_config", "eval_env"]
 
 
-def env_from_config(env_config: dict, device: str = "cpu"):
-    """Builds the env a spec's ``env:`` section describes (a plain dict: it travels to remote workers)."""
+def env_from_config(env_config: dict):
+    """Builds, on CPU, the env a spec's ``env:`` section describes (a plain dict: it travels to
+    remote workers, which collect on CPU)."""
     entry = ENVS[env_config["name"]]
-    return ENVS.build(entry.model(**env_config), device)
+    return ENVS.build(entry.model(**env_config), "cpu")
 
 
 def check_device(device: str) -> None:

@@ -191,13 +191,14 @@ class Spec(StrictModel):
             if self.sweep.labels is not None and len(self.sweep.labels) != count:
                 raise _CrossError("sweep.labels", f"{len(self.sweep.labels)} labels for {count} combinations")
         collector = self.collector
-        if getattr(collector, "backend", None) == "direct":
+        backend = "ray" if collector.name == "ray" else getattr(collector, "backend", None)  # `ray`: sync on Ray
+        if backend == "direct":
             for field in ("num_collectors", "address"):
                 if getattr(collector, field) is not None:
                     raise _CrossError(f"collector.{field}", "only with backend: ray (backend 'direct' collects in this process)")
-        if getattr(collector, "backend", None) == "ray" and collector.trajs_per_batch is not None:
-            raise _CrossError("collector.trajs_per_batch", "backend 'ray' yields fixed-frame batches: use frames_per_batch")
-        if collector.name == "ray" or getattr(collector, "backend", None) == "ray":
+        if backend == "ray":
+            if getattr(collector, "trajs_per_batch", None) is not None:
+                raise _CrossError("collector.trajs_per_batch", "backend 'ray' yields fixed-frame batches: use frames_per_batch")
             if self.device != "cpu":
                 raise _CrossError("device", "Ray workers collect on CPU: set device: cpu with a Ray collector")
             workers = collector.num_collectors or RAY_WORKERS
@@ -207,7 +208,7 @@ class Spec(StrictModel):
                     f"{collector.frames_per_batch} does not split evenly over {workers} Ray workers of "
                     f"env.num_envs={self.env.num_envs} envs: use a multiple of {workers * self.env.num_envs}",
                 )
-        local = collector.name == "native" or getattr(collector, "backend", None) == "direct"
+        local = collector.name == "native" or backend == "direct"
         if local and collector.frames_per_batch % self.env.num_envs:
             raise _CrossError(
                 "collector.frames_per_batch",
