@@ -174,7 +174,7 @@ class AdvantageEstimator(TensorDictModuleBase):
             tensordict.set(k.mask, mask)
         valid = torch.ones_like(reward, dtype=torch.bool) if mask is None else mask.unsqueeze(-1).expand_as(reward)
         advantage, value_target = self._estimate(reward, done, terminated, value, next_value, valid)
-        if self.gamma_t_factor:
+        if self.gamma_t_factor and self.gamma != 1.0:  # gamma^t = 1 for gamma = 1
             advantage = advantage * discount_weights(tensordict.get(k.step_count), self.gamma).to(advantage.dtype)
         advantage = torch.where(valid, advantage, 0.0)  # padding and dropped episodes weigh nothing
         selected = advantage[valid]
@@ -216,7 +216,7 @@ class AdvantageEstimator(TensorDictModuleBase):
         :math:`\gamma^t \delta`, Sutton & Barto 2018 Sec. 13.4), zero off ``mask``;
         ``step_count`` is read only with ``gamma_t_factor``."""
         advantage = value_target - value.detach()
-        if self.gamma_t_factor:
+        if self.gamma_t_factor and self.gamma != 1.0:  # gamma^t = 1 for gamma = 1
             advantage = advantage * discount_weights(step_count, self.gamma).to(advantage.dtype)
         if mask is not None:
             advantage = torch.where(mask.unsqueeze(-1), advantage, 0.0)
@@ -258,7 +258,7 @@ class _ReturnWeighted(AdvantageEstimator):
 
     def _estimate(self, reward, done, terminated, value, next_value, valid):
         weights = self._returns(reward, done, terminated, next_value)
-        value_target = reward_to_go(reward, done, terminated, next_value, self.gamma)
+        value_target = weights if isinstance(self, RewardToGo) else reward_to_go(reward, done, terminated, next_value, self.gamma)
         if self.baseline == "critic":
             weights = weights - value
         elif self.baseline == "mean":

@@ -16,7 +16,7 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
 
-from pgtorchrl.models import categorical_logits_net
+from pgtorchrl.models import categorical_logits_net, log_softmax
 from pgtorchrl.native import TorchNativeEnv
 
 __all__ = ["first_episodes", "EpisodeCollector", "NativeCollector"]
@@ -76,7 +76,7 @@ def _sample(net, obs: dict, exploration: ExplorationType) -> dict[str, torch.Ten
     """The categorical policy on plain tensors: ``logits``, a one-hot ``action`` (a sample via
     the Gumbel-max trick, or the mode) and its ``action_log_prob``."""
     logits = net.module(*(obs[k] for k in net.in_keys))
-    log_probs = torch.log_softmax(logits, -1)
+    log_probs = log_softmax(logits)
     if exploration == ExplorationType.RANDOM:
         index = (log_probs - torch.empty_like(log_probs).exponential_().log()).argmax(-1)
     else:

@@ -10,7 +10,7 @@ from tensordict.utils import NestedKey
 from torchrl.objectives import LossModule
 from torchrl.objectives.utils import distance_loss
 
-from pgtorchrl.models import categorical_logits_net
+from pgtorchrl.models import categorical_logits_net, log_softmax
 
 __all__ = ["ReinforceLoss"]
 
@@ -150,7 +150,7 @@ class ReinforceLoss(LossModule):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         advantage = self._get(tensordict, self.tensor_keys.advantage, "the policy-gradient weight")
         action = self._get(tensordict, self.tensor_keys.action, "the action taken")
-        log_prob, entropy = self._log_prob_and_entropy(tensordict, action)
+        log_prob, entropy = self.log_prob_and_entropy(tensordict, action)
         losses = self._losses(log_prob, entropy, advantage, lambda x, **kw: self._reduce_loss(x, tensordict, **kw))
         if self.critic_network is not None:
             losses["loss_critic"] = self.loss_critic(tensordict)
@@ -170,7 +170,7 @@ class ReinforceLoss(LossModule):
         ``value`` and ``value_target``, reduced over the ``mask`` steps. Per-step updates run
         it once per time step of a batch, where TensorDict bookkeeping would cost more than
         the maths; ``entropy`` is left out unless ``entropy_coef > 0`` needs it."""
-        log_probs = torch.log_softmax(logits, -1)
+        log_probs = log_softmax(logits)
         log_prob = log_probs.gather(-1, action.argmax(-1, keepdim=True))  # the one-hot action's entry
         # the entropy only when it is a loss term: as a metric, once per batch is enough
         entropy = -(log_probs.exp() * log_probs).sum(-1) if self.entropy_coef > 0 else None
@@ -200,14 +200,19 @@ class ReinforceLoss(LossModule):
             losses["loss_entropy"] = -self.entropy_coef * reduce(entropy)
         return losses
 
-    def _log_prob_and_entropy(self, tensordict: TensorDictBase, action: torch.Tensor):
-        """``log pi(a|s)`` of the stored action under the current policy, and the entropy.
-        A one-hot categorical policy is scored from its logits directly (the same numbers as
-        its distribution's, without building one: this runs once per step in per-step updates)."""
-        if self._logits_net is not None:
-            log_probs = torch.log_softmax(self._logits_net(tensordict).get("logits"), -1)
+    def log_prob_and_entropy(self, tensordict: TensorDictBase, action: torch.Tensor | None = None):
+        """``log pi(a|s)`` of the batch's action (or ``action``) under the current policy, and
+        the policy's entropy, per sample. The batch is left as it is: its ``logits`` stay the
+        collecting policy's (what ``rollout/`` metrics read). A one-hot categorical policy is
+        scored from its logits directly (the same numbers as its distribution's, without
+        building one)."""
+        if action is None:
+            action = self._get(tensordict, self.tensor_keys.action, "the action taken")
+        net = self._logits_net
+        if net is not None:
+            log_probs = log_softmax(net.module(*(tensordict.get(k) for k in net.in_keys)))
             return (log_probs * action).sum(-1), -(log_probs.exp() * log_probs).sum(-1)
-        dist = self.actor_network.get_dist(tensordict)
+        dist = self.actor_network.get_dist(tensordict.copy())  # a shallow copy takes its writes
         return dist.log_prob(action), self._entropy(dist)
 
     @staticmethod

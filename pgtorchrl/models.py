@@ -15,6 +15,8 @@ __all__ = [
     "make_discrete_actor",
     "categorical_actor",
     "categorical_logits_net",
+    "softmax",
+    "log_softmax",
     "make_gaussian_actor",
     "make_actor",
     "make_critic",
@@ -87,6 +89,26 @@ def categorical_logits_net(policy) -> TensorDictModule | None:
     if not isinstance(net, TensorDictModule) or list(net.out_keys) != ["logits"]:
         return None
     return net
+
+
+_MOVED_SOFTMAX_NUMEL = 4096
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax`` over the last (action) dim. On large batches it is computed with that
+    dim moved to the front: the same values, but PyTorch's CPU kernel is slow for a short last
+    dim (2 actions x 30,000 steps: 1.5 ms against 0.1 ms), which the fixed-point per-step
+    solver hits; on small ones the extra views would cost more than they save."""
+    if logits.numel() < _MOVED_SOFTMAX_NUMEL:
+        return torch.softmax(logits, -1)
+    return torch.softmax(logits.movedim(-1, 0), 0).movedim(0, -1)
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``torch.log_softmax`` over the last (action) dim, by the same route as :func:`softmax`."""
+    if logits.numel() < _MOVED_SOFTMAX_NUMEL:
+        return torch.log_softmax(logits, -1)
+    return torch.log_softmax(logits.movedim(-1, 0), 0).movedim(0, -1)
 
 
 class GaussianHead(nn.Module):

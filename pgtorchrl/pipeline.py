@@ -9,6 +9,7 @@ import torch
 from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
 from pgtorchrl.distributed import WorkerEnvs
 from pgtorchrl.keyflow import check_key_flow, env_keys
+from pgtorchrl.per_step import fixed_point_unsupported
 from pgtorchrl.spec import Spec
 
 __all__ = ["Pipeline", "build_pipeline", "build_policy", "check_device", "env_from_config", "eval_env"]
@@ -90,4 +91,9 @@ def build_pipeline(spec: Spec) -> Pipeline:
     critic_optim = None
     if critic is not None:
         critic_optim = OPTIMIZERS.build(spec.critic_optim or spec.optim, critic.parameters())
-    return Pipeline(spec, env, actor, critic, advantage, loss, actor_optim, critic_optim)
+    p = Pipeline(spec, env, actor, critic, advantage, loss, actor_optim, critic_optim)
+    if spec.train.per_step_solver == "fixed_point":
+        why = fixed_point_unsupported(p)
+        if why is not None:
+            raise ValueError(f"train.per_step_solver: fixed_point {why}: set sequential (or auto)")
+    return p

@@ -19,6 +19,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
+from pgtorchrl.models import softmax
 from pgtorchrl.native import TorchNativeEnv
 
 __all__ = [
@@ -141,9 +142,10 @@ def make_short_corridor(num_envs: int = 1, device: str = "cpu") -> ShortCorridor
 
 
 def _per_run(param: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
-    """Aligns a per-run parameter ``[runs, k]`` with observations ``[runs, *time, 1]`` (a shared
-    parameter ``[k]`` broadcasts as it is)."""
-    if param.dim() < 2 or observation.dim() == 2:  # shared, or already one row per run
+    """Aligns a per-run parameter ``[runs, k]`` with observations ``[runs, *time, 1]``. A shared
+    parameter ``[k]`` broadcasts as it is, and so does one with a value per run and time step
+    (``[runs, T, k]``: the fixed-point per-step solver's stacked weights)."""
+    if param.dim() < 2 or param.dim() == observation.dim():  # shared, or one row per run (and step)
         return param
     return param.reshape(param.shape[0], *([1] * (observation.dim() - 2)), param.shape[-1])
 
@@ -161,10 +163,15 @@ class LinearSoftmaxPreferences(nn.Module):
             public reproduction of Figure 13.1 that keeps every episode finite.
         num_runs: ``None`` for one shared :math:`\theta`; an integer for that many independent
             :math:`\theta` rows, row ``i`` acting in env ``i`` (many runs as one computation).
+
+    ``independent_runs`` is true when ``theta``'s first dim indexes runs; the forward then also
+    takes a ``theta`` stacked per time step (``[runs, T, 2]``), as
+    :mod:`pgtorchrl.per_step`'s fixed-point solver passes it.
     """
 
     def __init__(self, init_preferences=(-1.47, 1.47), prob_floor: float = 0.0, num_runs: int | None = None):
         super().__init__()
+        self.independent_runs = num_runs is not None
         theta = torch.as_tensor(init_preferences, dtype=torch.float32)
         if num_runs is not None:
             theta = theta.expand(num_runs, 2).clone()
@@ -179,7 +186,7 @@ class LinearSoftmaxPreferences(nn.Module):
             theta = theta.expand(*observation.shape[:-1], 2)
         if not self.prob_floor:
             return theta
-        p = torch.softmax(theta, -1)
+        p = softmax(theta)
         if not torch.is_grad_enabled():  # acting: the value is all that is needed
             return p.clamp(self.prob_floor, 1 - self.prob_floor).log()
         with torch.no_grad():  # the clip as a constant shift: value clipped, softmax gradient kept
@@ -188,10 +195,12 @@ class LinearSoftmaxPreferences(nn.Module):
 
 
 class ScalarValue(nn.Module):
-    r"""The textbook's scalar baseline :math:`\hat v(s, w) = w` (one ``w``, or one per run)."""
+    r"""The textbook's scalar baseline :math:`\hat v(s, w) = w` (one ``w``, or one per run;
+    ``independent_runs`` as for :class:`LinearSoftmaxPreferences`, stacked ``w``: ``[runs, T]``)."""
 
     def __init__(self, init: float = 0.0, num_runs: int | None = None):
         super().__init__()
+        self.independent_runs = num_runs is not None
         self.w = nn.Parameter(torch.full(() if num_runs is None else (num_runs,), float(init)))
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:

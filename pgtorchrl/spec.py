@@ -54,6 +54,10 @@ class TrainConfig(StrictModel):
     """Sutton & Barto's boxed algorithms: after each batch of whole episodes, one optimizer
     step per time step t = 0, 1, ... (all episodes' step t at once), each with the weights the
     previous one left, instead of one step on the whole batch."""
+    per_step_solver: Literal["auto", "sequential", "fixed_point"] = "auto"
+    """How per-step updates are computed (:mod:`pgtorchrl.per_step`): ``sequential`` (the loop
+    as written), ``fixed_point`` (the same recurrence solved for all steps at once: plain SGD,
+    ``loss.reduction: sum``, one parameter row per run) or ``auto`` (fixed_point where it applies)."""
 
 
 class EvalConfig(StrictModel):
@@ -181,6 +185,8 @@ class Spec(StrictModel):
             raise _CrossError("train.value_steps", "value steps need a critic: set 1 or add a `critic:` section")
         if self.train.per_step_updates and not self.whole_episodes:
             raise _CrossError("train.per_step_updates", "needs whole-episode batches: use the 'episodes' collector")
+        if self.train.per_step_solver != "auto" and not self.train.per_step_updates:
+            raise _CrossError("train.per_step_solver", "only with train.per_step_updates: true (or leave it at auto)")
         if self.train.per_step_updates and self.train.value_steps > 1:
             raise _CrossError("train.value_steps", "per-step updates take one critic step per time step: set 1")
         if self.sweep is not None:

@@ -11,13 +11,12 @@ import time
 from dataclasses import dataclass
 
 import torch
-from tensordict.nn import TensorDictModule
 from torch.nn.utils import clip_grad_norm_
 
 from pgtorchrl.collectors import MASK_KEY
 from pgtorchrl.evaluation import episode_stats, evaluate
 from pgtorchrl.functional import explained_variance
-from pgtorchrl.models import categorical_logits_net
+from pgtorchrl.per_step import per_step_updates
 from pgtorchrl.pipeline import Pipeline, build_pipeline
 from pgtorchrl.plots import curve_csv
 from pgtorchrl.spec import Spec
@@ -87,89 +86,37 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
             _check_finite({"loss_critic": loss_critic.item()}, iteration, frames)
             loss_critic.backward()
             _step(p.critic_optim, p.critic.parameters(), max_norm)
-    metrics["train/approx_kl"] = approx_kl(p, batch)
+    metrics["train/approx_kl"] = _policy_stats(p, batch)["train/approx_kl"]
     return metrics
 
 
 @torch.no_grad()
-def approx_kl(p: Pipeline, batch) -> float:
-    """Mean of ``log pi_old(a|s) - log pi_new(a|s)`` over the batch's real steps."""
-    kl = batch.get("action_log_prob") - p.actor.get_dist(batch).log_prob(batch.get("action"))
+def _policy_stats(p: Pipeline, batch) -> dict[str, float]:
+    """The updated policy on the batch's real steps: ``train/approx_kl`` (the mean of
+    ``log pi_old(a|s) - log pi_new(a|s)``, ``pi_old`` the collecting policy) and
+    ``train/entropy``."""
+    log_prob, entropy = p.loss.log_prob_and_entropy(batch)
+    kl = batch.get("action_log_prob") - log_prob
     mask = batch.get(MASK_KEY, None)
-    return (kl.mean() if mask is None else kl[mask].mean()).item()
+    if mask is not None:
+        kl, entropy = kl[mask], entropy[mask]
+    return {"train/approx_kl": kl.mean().item(), "train/entropy": entropy.mean().item()}
 
 
 def update_per_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
-    """Sutton & Barto's boxed updates on a whole-episode batch: for t = 0, 1, ..., T-1 one
-    step of every optimizer on every episode's step t, with the weights the previous step left
-    (delta refreshed with the current critic), as the box's inner loop. Reports the losses'
-    means over the steps and the updated policy's entropy; finiteness is checked once per
-    batch (the run stops either way)."""
-    history: dict[str, list[torch.Tensor]] = {}
+    """Sutton & Barto's boxed updates on a whole-episode batch (:mod:`pgtorchrl.per_step`):
+    one update per time step t = 0, 1, ..., T-1 of every episode, each with the weights the
+    previous one left. Reports the losses' means over the steps, the updated policy's entropy
+    and ``train/approx_kl`` (plus ``train/solver_sweeps`` from the fixed-point solver);
+    finiteness is checked once per batch (the run stops either way)."""
     steps = batch.shape[-1]
-    max_norm = p.spec.train.max_grad_norm
-    optimizers = [(p.actor_optim, p.actor)] + ([(p.critic_optim, p.critic)] if p.critic_optim else [])
-    params = [prm for optim, _ in optimizers for group in optim.param_groups for prm in group["params"]]
-    step_losses = _tensor_step_losses(p, batch) or (p.loss(p.advantage.refresh(step)) for step in batch.unbind(-1))
-    for losses in step_losses:
-        terms = [value for key, value in losses.items() if key.startswith("loss_")]
-        for prm in params:  # zero_grad(set_to_none=True), minus its profiler hook: this runs per step
-            prm.grad = None
-        (terms[0] if len(terms) == 1 else sum(terms)).backward()
-        for optim, module in optimizers:
-            if max_norm is not None:
-                clip_grad_norm_(module.parameters(), max_norm)
-            optim.step()
-        for key, value in losses.items():
-            if key.startswith("loss_"):
-                history.setdefault(key, []).append(value.detach())
-    metrics = {f"train/{k}": (torch.stack(v).sum() / steps).item() for k, v in history.items()}
+    totals = per_step_updates(p, batch)
+    metrics = {f"train/{k}": (v / steps).item() for k, v in totals.items() if k.startswith("loss_")}
     _check_finite({k.removeprefix("train/"): v for k, v in metrics.items()}, iteration, frames)
-    metrics["train/approx_kl"] = approx_kl(p, batch)
-    with torch.no_grad():  # the updated policy's entropy over the batch's states
-        metrics["train/entropy"] = p.loss(batch)["entropy"].item()
+    if "sweeps" in totals:
+        metrics["train/solver_sweeps"] = float(totals["sweeps"])
+    metrics.update(_policy_stats(p, batch))  # the updated policy's KL from the collecting one, and its entropy
     return metrics
-
-
-def _tensor_step_losses(p: Pipeline, batch):
-    """The per-step losses of ``batch`` computed on plain tensors, one time step at a time
-    (a generator: each step sees the weights the previous update left), or ``None`` where the
-    actor is not a categorical policy over a plain network or the critic not a plain
-    ``TensorDictModule``. The same modules' networks and maths as ``p.loss(p.advantage.refresh(step))``,
-    minus the TensorDict bookkeeping, which costs more than the maths at one update per step."""
-    net = categorical_logits_net(p.actor)
-    critic = p.critic
-    plain_critic = critic is None or (isinstance(critic, TensorDictModule) and len(critic.out_keys) == 1)
-    if net is None or not plain_critic:
-        return None
-    lk, ak = p.loss.tensor_keys, p.advantage.tensor_keys
-    keys = {*net.in_keys, lk.action, lk.advantage, ak.mask}
-    if critic is not None:
-        keys |= {*critic.in_keys, lk.value_target}
-    if p.advantage.refreshes and p.advantage.gamma_t_factor:
-        keys.add(ak.step_count)
-    time_dim = batch.batch_dims - 1
-
-    def column(key):
-        return batch.get(key).unbind(time_dim) if key in keys else [None] * batch.shape[-1]
-
-    # one tuple per time step, in the order the loop below reads them
-    rows = zip(
-        zip(*(column(k) for k in net.in_keys)),
-        zip(*(column(k) for k in critic.in_keys)) if critic is not None else column(None),
-        *(column(k) for k in (lk.action, lk.advantage, ak.mask, lk.value_target, ak.step_count)),
-    )
-    refreshes = p.advantage.refreshes
-
-    def losses():
-        for net_in, critic_in, action, advantage, mask, value_target, step_count in rows:
-            logits = net.module(*net_in)
-            value = critic.module(*critic_in) if critic is not None else None
-            if refreshes:
-                advantage = p.advantage.refreshed(value_target, value, step_count, mask)
-            yield p.loss.step_losses(logits, action, advantage, mask, value, value_target)
-
-    return losses()
 
 
 def batch_metrics(p: Pipeline, batch) -> dict[str, float]:

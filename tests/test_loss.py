@@ -135,3 +135,30 @@ def test_same_losses_and_gradients_as_torchrl_a2c_loss():
     sum(v for k, v in theirs.items() if k.startswith("loss_")).backward()
     torch.testing.assert_close(ours_actor.module[0].module.weight.grad, theirs_actor.module[0].module.weight.grad)
     torch.testing.assert_close(critics[0].module.weight.grad, critics[1].module.weight.grad)
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_the_loss_leaves_the_collected_batch_as_it_was(gaussian):
+    """The batch's ``logits`` (or ``loc``/``scale``) are the collecting policy's: ``rollout/``
+    metrics read them after the update, so scoring actions under new weights must not overwrite them."""
+    from torchrl.data import Bounded
+
+    from pgtorchrl.models import make_gaussian_actor
+
+    torch.manual_seed(0)
+    batch, obs, _, _ = tiny_batch()
+    if gaussian:
+        actor = make_gaussian_actor(3, Bounded(-2.0, 2.0, shape=(1,)), hidden_sizes=[4])
+    else:
+        actor = linear_actor(torch.tensor([[0.2, -0.1, 0.3], [-0.4, 0.5, 0.1]]))
+    with torch.no_grad():
+        actor(batch)  # what collection writes: the distribution's parameters, the action's log-prob
+        for prm in actor.parameters():
+            prm.copy_(torch.randn_like(prm))  # an update happened since
+    before = batch.clone()
+    loss = ReinforceLoss(actor)
+    loss(batch)
+    log_prob, _ = loss.log_prob_and_entropy(batch)
+    assert set(batch.keys(True, True)) == set(before.keys(True, True))
+    assert all(torch.equal(batch.get(k), before.get(k)) for k in before.keys(True, True))
+    assert not torch.allclose(log_prob, batch.get("action_log_prob"))  # scored under the new weights

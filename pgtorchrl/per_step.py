@@ -1,0 +1,216 @@
+"""Sutton & Barto's boxed per-step updates on a whole-episode batch, by two solvers.
+
+The boxes (REINFORCE, REINFORCE with baseline; Sutton & Barto 2018 Secs. 13.3-13.4) update the
+weights at every time step ``t = 0, 1, ..., T-1`` of an episode, each step's gradient taken at
+the weights the previous step left. With plain SGD on the step-``t`` loss :math:`L_t` that is
+the recurrence
+
+.. math::
+
+    w_{t+1} = w_t - \\alpha \\nabla L_t(w_t), \\qquad\\text{i.e.}\\qquad
+    w_t = w_0 - \\alpha \\sum_{s<t} \\nabla L_s(w_s).
+
+``sequential`` runs it as written: one forward, backward and optimizer step per time step
+(every optimizer, clipping, any loss reduction).
+
+``fixed_point`` solves the same recurrence for all ``t`` at once, by fixed-point (Picard)
+iteration on the weight trajectory :math:`W = (w_0, \\dots, w_{T-1})`: one *sweep* evaluates
+every :math:`\\nabla L_t(w_t)` in a single batched forward and backward (each step's weights
+are their own tensor, stacked along the batch's time dim), then rebuilds the trajectory with
+an exclusive cumulative sum. After ``k`` sweeps steps ``0..k-1`` are final, so ``T`` sweeps
+give the sequential result exactly; with the textbook's small step sizes the iteration
+contracts and a handful of sweeps suffice. It stops when a sweep moves no weight by more than
+``1e-6`` of its magnitude (the size of the float32 rounding the sequential loop itself makes
+over an episode), after ``T + 1`` sweeps at most, and hands a batch whose sweeps overflow to
+``sequential``. It needs what makes the recurrence above the whole update: plain SGD (no
+momentum, weight decay or clipping), ``loss.reduction: sum`` (per-step losses add up), a
+categorical actor and a plain critic, and modules whose parameters are one row per run
+(``independent_runs``) and accept weights stacked per step. ``auto`` picks ``fixed_point``
+where it applies.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from tensordict.nn import TensorDictModule
+from torch.func import functional_call
+from torch.nn.utils import clip_grad_norm_
+
+from pgtorchrl.models import categorical_logits_net
+
+__all__ = ["per_step_updates", "fixed_point_unsupported", "SOLVERS"]
+
+SOLVERS = ("auto", "sequential", "fixed_point")
+RTOL = 1e-6
+"""A sweep that moves no weight by more than this fraction of its magnitude ends the iteration."""
+
+
+def per_step_updates(p, batch) -> dict[str, torch.Tensor]:
+    """The boxed updates of pipeline ``p`` on a whole-episode batch (every episode's step ``t``
+    at once, in order), by ``p.spec.train.per_step_solver``. Returns each loss summed over the
+    steps and, from the fixed-point solver, ``sweeps``."""
+    totals = _fixed_point(p, batch) if _solver(p) == "fixed_point" else None
+    return totals if totals is not None else _sequential(p, batch)
+
+
+def _solver(p) -> str:
+    solver = p.spec.train.per_step_solver
+    if solver == "auto":
+        return "sequential" if fixed_point_unsupported(p) else "fixed_point"
+    return solver
+
+
+def fixed_point_unsupported(p) -> str | None:
+    """Why the fixed-point solver cannot run pipeline ``p`` (``None`` when it can)."""
+    if p.spec.train.max_grad_norm is not None:
+        return "clips gradients per step (train.max_grad_norm): a step's update is no longer alpha x its gradient"
+    if p.loss.reduction != "sum":
+        return "needs loss.reduction: sum (the per-step losses must add up to the batch's)"
+    for section, optim in (("optim", p.actor_optim), ("critic_optim", p.critic_optim)):
+        if optim is None:
+            continue
+        plain = type(optim) is torch.optim.SGD and all(
+            g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in optim.param_groups
+        )
+        if not plain:
+            return f"needs plain SGD ({section}: name: sgd, momentum 0, weight_decay 0)"
+    net = categorical_logits_net(p.actor)
+    if net is None:
+        return "needs a categorical actor over a logits network"
+    modules = [net.module] + ([p.critic.module] if p.critic is not None else [])
+    if p.critic is not None and not (isinstance(p.critic, TensorDictModule) and len(p.critic.out_keys) == 1):
+        return "needs a critic that is one TensorDictModule"
+    if not all(getattr(m, "independent_runs", False) for m in modules):
+        return "needs modules with one parameter row per run (independent_runs: true)"
+    return None
+
+
+def _columns(p, batch) -> dict:
+    """The tensors the per-step losses read, by role."""
+    lk, ak = p.loss.tensor_keys, p.advantage.tensor_keys
+    net = categorical_logits_net(p.actor)
+    critic = p.critic
+    return {
+        "net_in": [batch.get(k) for k in net.in_keys],
+        "critic_in": [batch.get(k) for k in critic.in_keys] if critic is not None else None,
+        "action": batch.get(lk.action),
+        "advantage": batch.get(lk.advantage),
+        "mask": batch.get(ak.mask),
+        "value_target": batch.get(lk.value_target) if critic is not None else None,
+        "step_count": batch.get(ak.step_count) if p.advantage.refreshes and p.advantage.gamma_t_factor else None,
+    }
+
+
+def _step_losses(p, actor_fn, critic_fn, c: dict) -> dict[str, torch.Tensor]:
+    """``p.loss``'s losses of the steps in ``c`` (one time column, or a whole batch with weights
+    stacked per step), the critic baseline refreshed with the critic's current weights (the box's
+    delta = G_t - v(S_t, w))."""
+    logits = actor_fn(*c["net_in"])
+    value = critic_fn(*c["critic_in"]) if critic_fn is not None else None
+    advantage = c["advantage"]
+    if p.advantage.refreshes:
+        advantage = p.advantage.refreshed(c["value_target"], value, c["step_count"], c["mask"])
+    return p.loss.step_losses(logits, c["action"], advantage, c["mask"], value, c["value_target"])
+
+
+def _sequential(p, batch) -> dict[str, torch.Tensor]:
+    """The box's inner loop: for t = 0..T-1 one step of every optimizer on every episode's step
+    t. Returns each loss summed over the steps."""
+    max_norm = p.spec.train.max_grad_norm
+    optimizers = [(p.actor_optim, p.actor)] + ([(p.critic_optim, p.critic)] if p.critic_optim else [])
+    params = [prm for optim, _ in optimizers for group in optim.param_groups for prm in group["params"]]
+    history: dict[str, list[torch.Tensor]] = {}
+    for losses in _tensor_step_losses(p, batch) or (p.loss(p.advantage.refresh(s)) for s in batch.unbind(-1)):
+        terms = [value for key, value in losses.items() if key.startswith("loss_")]
+        for prm in params:  # zero_grad(set_to_none=True), minus its profiler hook: this runs per step
+            prm.grad = None
+        (terms[0] if len(terms) == 1 else sum(terms)).backward()
+        for optim, module in optimizers:
+            if max_norm is not None:
+                clip_grad_norm_(module.parameters(), max_norm)
+            optim.step()
+        for key, value in losses.items():
+            if key.startswith("loss_"):
+                history.setdefault(key, []).append(value.detach())
+    return {k: torch.stack(v).sum() for k, v in history.items()}
+
+
+def _tensor_step_losses(p, batch):
+    """The per-step losses of ``batch`` on plain tensors, one time step at a time (a generator:
+    each step sees the weights the previous update left), or ``None`` where the actor is not a
+    categorical policy over a plain network or the critic not a plain ``TensorDictModule``. The
+    same modules' networks and maths as ``p.loss(p.advantage.refresh(step))``, minus the
+    TensorDict bookkeeping, which costs more than the maths at one update per step."""
+    net = categorical_logits_net(p.actor)
+    critic = p.critic
+    plain_critic = critic is None or (isinstance(critic, TensorDictModule) and len(critic.out_keys) == 1)
+    if net is None or not plain_critic:
+        return None
+    columns = _columns(p, batch)
+    time_dim = batch.batch_dims - 1
+
+    def at(t: int, value):
+        if value is None:
+            return None
+        return [v.select(time_dim, t) for v in value] if isinstance(value, list) else value.select(time_dim, t)
+
+    critic_fn = critic.module if critic is not None else None
+    return (
+        _step_losses(p, net.module, critic_fn, {k: at(t, v) for k, v in columns.items()}) for t in range(batch.shape[-1])
+    )
+
+
+def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
+    """The fixed-point solver (module docstring). Returns each loss summed over the steps and
+    ``sweeps``, or ``None`` when a sweep overflowed (the caller then runs ``sequential``)."""
+    if batch.batch_dims != 2:  # stacked weights are [runs, T, ...]: one run per batch row
+        return None
+    net = categorical_logits_net(p.actor)
+    modules = {"actor": net.module}
+    if p.critic is not None:
+        modules["critic"] = p.critic.module
+    lr = {id(prm): group["lr"] for optim in (p.actor_optim, p.critic_optim) if optim is not None
+          for group in optim.param_groups for prm in group["params"]}
+    named = [(key, name, prm) for key, module in modules.items() for name, prm in module.named_parameters()]
+    steps = batch.shape[-1]
+    time_dim = 1  # parameters are [runs, ...]; stacked per step: [runs, T, ...]
+    start = [prm.detach().unsqueeze(time_dim).double() for _, _, prm in named]
+    rates = [lr[id(prm)] for _, _, prm in named]
+    # the step gradients g_0..g_{T-1} after a zero column: g[:, :-1].cumsum is the exclusive sum
+    grads = [torch.zeros(w.shape[0], steps + 1, *w.shape[2:], dtype=torch.float64, device=w.device) for w in start]
+    columns = _columns(p, batch)
+    previous = None
+    for sweep in range(1, steps + 2):
+        # w_t = w_0 - alpha * sum_{s<t} g_s, accumulated in float64
+        stacked = [(w0 - rate * g[:, :-1].cumsum(time_dim)).float() for w0, rate, g in zip(start, rates, grads)]
+        leaves = [w.requires_grad_(True) for w in stacked]
+        params = {key: {} for key in modules}
+        for (key, name, _), leaf in zip(named, leaves):
+            params[key][name] = leaf
+
+        def actor_fn(*x):
+            return functional_call(modules["actor"], params["actor"], x)
+
+        def critic_fn(*x):
+            return functional_call(modules["critic"], params["critic"], x)
+
+        losses = _step_losses(p, actor_fn, critic_fn if "critic" in modules else None, columns)
+        total = sum(v for k, v in losses.items() if k.startswith("loss_"))
+        for g, step_grad in zip(grads, torch.autograd.grad(total, leaves)):
+            g[:, 1:].copy_(step_grad)
+        # per weight tensor: its largest magnitude and its largest move since the last sweep
+        sizes = torch.stack([w.detach().abs().max() for w in stacked]).tolist()
+        if not all(math.isfinite(x) for x in sizes):
+            return None  # the iteration overflowed: the sequential loop decides
+        if previous is not None:
+            moves = torch.stack([(w.detach() - v).abs().max() for w, v in zip(stacked, previous)]).tolist()
+            if all(move <= RTOL * max(1.0, size) for move, size in zip(moves, sizes)):
+                break
+        previous = [w.detach() for w in stacked]
+    with torch.no_grad():  # w_T = w_0 - alpha * sum_t g_t
+        for (_, _, prm), w0, rate, g in zip(named, start, rates, grads):
+            prm.copy_((w0 - rate * g.sum(time_dim, keepdim=True)).squeeze(time_dim))
+    totals = {k: v.detach() for k, v in losses.items() if k.startswith("loss_")}
+    totals["sweeps"] = sweep
+    return totals
