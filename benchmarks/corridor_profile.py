@@ -14,6 +14,7 @@ MLflow) and prints:
     python benchmarks/corridor_profile.py --lr 6.103515625e-5              # 2^-14
     python benchmarks/corridor_profile.py pipelines/short_corridor_baseline.yaml --lr 1.953125e-3
     python benchmarks/corridor_profile.py --runs 300 --episodes 300        # more runs per lockstep step
+    python benchmarks/corridor_profile.py --solver sequential              # the per-step loop as written
 """
 from __future__ import annotations
 
