@@ -49,11 +49,16 @@ def test_run_page_and_metric_chart_render(server, tmp_path):
     # the pages, rendered: the run page and its metric charts (the training view of MLflow 3.17)
     base = f"{server}/#/experiments/{experiment.experiment_id}/runs/{run_id}"
     for page in (f"{base}?workflowType=machine_learning", f"{base}/model-metrics?workflowType=machine_learning"):
-        dom = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000", "--dump-dom", page],
-            capture_output=True, text=True, timeout=180,
-        ).stdout
+        # headless Chromium's virtual clock can run out before the page's API calls return (seen
+        # on a loaded machine): a page gets three renders to show the run and its metric
+        for _ in range(3):
+            dom = subprocess.run(
+                [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000", "--dump-dom", page],
+                capture_output=True, text=True, timeout=180,
+            ).stdout
+            if "browser-check" in dom and "eval/return_mean" in dom:
+                break
         assert "browser-check" in dom, page
         assert "eval/return_mean" in dom, page
