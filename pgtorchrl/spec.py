@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
@@ -322,6 +323,8 @@ def _format_error(err: dict[str, Any]) -> str:
             msg += f", got {value!r}"
     elif kind not in ("value_error",) and not isinstance(value, (dict, list)):
         msg += f", got {value!r}"
+        if kind == "literal_error" and isinstance(value, str):  # e.g. per_step_solver: fixed_pont
+            msg += did_you_mean(value, re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
     return f"{path}: {msg.removeprefix('Value error, ')}"
 
 

@@ -46,6 +46,11 @@ def test_unknown_field_of_a_component(tmp_path):
     assert msg.startswith("advantage.lambda: unknown key; did you mean 'lmbda'? (accepted: name, gamma, lmbda, normalize,")
 
 
+def test_a_misspelt_choice_gets_a_did_you_mean(tmp_path):
+    msg = error_of(tmp_path, overrides=["tracking.curve_x=iteratoin"])
+    assert msg == "tracking.curve_x: Input should be 'frames' or 'iteration', got 'iteratoin'; did you mean 'iteration'?"
+
+
 def test_unknown_component_name(tmp_path):
     msg = error_of(tmp_path, overrides=["loss.name=reinforc"])
     assert msg == "loss.name: unknown loss 'reinforc'; did you mean 'reinforce'? (registered: reinforce)"
@@ -169,7 +174,7 @@ def test_collector_section_reads_like_torchrls_collector_call(tmp_path):
         "collector.num_collectors: only with backend: ray (backend 'direct' collects in this process)"
     )
     assert error_of(tmp_path, overrides=["collector={backend: rey, frames_per_batch: 1024}"]) == (
-        "collector.backend: Input should be 'direct' or 'ray', got 'rey'"
+        "collector.backend: Input should be 'direct' or 'ray', got 'rey'; did you mean 'ray'?"
     )
     # each of the workers steps env.num_envs envs for an equal share of the batch
     for collector in ("{backend: ray, frames_per_batch: 1000, num_collectors: 4}", "{name: ray, frames_per_batch: 200}"):
