@@ -39,9 +39,8 @@ from torch.nn.utils import clip_grad_norm_
 
 from pgtorchrl.models import categorical_logits_net
 
-__all__ = ["per_step_updates", "fixed_point_unsupported", "SOLVERS"]
+__all__ = ["per_step_updates", "fixed_point_unsupported"]
 
-SOLVERS = ("auto", "sequential", "fixed_point")
 RTOL = 1e-6
 """A sweep that moves no weight by more than this fraction of its magnitude ends the iteration."""
 
@@ -78,9 +77,9 @@ def fixed_point_unsupported(p) -> str | None:
     net = categorical_logits_net(p.actor)
     if net is None:
         return "needs a categorical actor over a logits network"
-    modules = [net.module] + ([p.critic.module] if p.critic is not None else [])
     if p.critic is not None and not (isinstance(p.critic, TensorDictModule) and len(p.critic.out_keys) == 1):
         return "needs a critic that is one TensorDictModule"
+    modules = [net.module] + ([p.critic.module] if p.critic is not None else [])
     if not all(getattr(m, "independent_runs", False) for m in modules):
         return "needs modules with one parameter row per run (independent_runs: true)"
     return None
