@@ -25,7 +25,8 @@ def episode_stats(batch) -> dict[str, float]:
     """``rollout/episode_return`` (with its standard error ``_se``) and ``rollout/episode_length``:
     means over the episodes that ended in a collected batch (empty when none ended); for
     categorical policies ``rollout/action_<i>_prob``, the mean probability of action ``i`` at
-    the batch's first step (the short corridor's ``P(right)`` is ``action_0``)."""
+    the batch's first step, under the policy that collected it (the short corridor's
+    ``P(right)`` is ``action_0``)."""
     done = batch.get(("next", "done"))
     mask = batch.get(MASK_KEY, None)
     if mask is not None:  # steps past an episode's end in a padded batch are not episodes
