@@ -248,8 +248,8 @@ class _ReturnWeighted(AdvantageEstimator):
             raise ValueError("baseline='critic' needs a critic: add a `critic:` section or use baseline 'mean' or 'none'.")
         self.baseline = ("critic" if critic is not None else "none") if baseline == "auto" else baseline
 
-    def _returns(self, reward, done, terminated, next_value) -> torch.Tensor:
-        raise NotImplementedError  # abstract: G(tau) or G_t
+    def _returns(self, to_go, reward, done, terminated, next_value) -> torch.Tensor:
+        raise NotImplementedError  # abstract: G(tau) or G_t (``to_go`` is G_t, computed once)
 
     @property
     def refreshes(self) -> bool:
@@ -257,8 +257,8 @@ class _ReturnWeighted(AdvantageEstimator):
         return self.baseline == "critic" and not self.normalize and not isinstance(self, FullReturn)
 
     def _estimate(self, reward, done, terminated, value, next_value, valid):
-        weights = self._returns(reward, done, terminated, next_value)
-        value_target = weights if isinstance(self, RewardToGo) else reward_to_go(reward, done, terminated, next_value, self.gamma)
+        value_target = reward_to_go(reward, done, terminated, next_value, self.gamma)
+        weights = self._returns(value_target, reward, done, terminated, next_value)
         if self.baseline == "critic":
             weights = weights - value
         elif self.baseline == "mean":
@@ -273,7 +273,7 @@ class FullReturn(_ReturnWeighted):
     needs whole-episode batches. Formula: :func:`pgtorchrl.functional.episode_return`.
     """
 
-    def _returns(self, reward, done, terminated, next_value):
+    def _returns(self, to_go, reward, done, terminated, next_value):
         return episode_return(reward, done, terminated, next_value, self.gamma)
 
 
@@ -295,8 +295,8 @@ class RewardToGo(_ReturnWeighted):
         [3.0, 2.0, 1.0]
     """
 
-    def _returns(self, reward, done, terminated, next_value):
-        return reward_to_go(reward, done, terminated, next_value, self.gamma)
+    def _returns(self, to_go, reward, done, terminated, next_value):
+        return to_go
 
 
 class GAE(AdvantageEstimator):

@@ -94,21 +94,24 @@ def categorical_logits_net(policy) -> TensorDictModule | None:
 _MOVED_SOFTMAX_NUMEL = 4096
 
 
-def softmax(logits: torch.Tensor) -> torch.Tensor:
-    """``torch.softmax`` over the last (action) dim. On large batches it is computed with that
-    dim moved to the front: the same values, but PyTorch's CPU kernel is slow for a short last
-    dim (2 actions x 30,000 steps: 1.5 ms against 0.1 ms), which the fixed-point per-step
-    solver hits; on small ones the extra views would cost more than they save."""
+def _over_actions(fn, logits: torch.Tensor) -> torch.Tensor:
+    """``fn(logits, -1)``; on large batches computed with the action dim moved to the front:
+    the same values, but PyTorch's CPU kernels are slow for a short last dim (2 actions x 30,000
+    steps: 1.5 ms against 0.1 ms), which the fixed-point per-step solver hits; on small ones the
+    extra views would cost more than they save."""
     if logits.numel() < _MOVED_SOFTMAX_NUMEL:
-        return torch.softmax(logits, -1)
-    return torch.softmax(logits.movedim(-1, 0), 0).movedim(0, -1)
+        return fn(logits, -1)
+    return fn(logits.movedim(-1, 0), 0).movedim(0, -1)
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax`` over the last (action) dim (see :func:`_over_actions`)."""
+    return _over_actions(torch.softmax, logits)
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """``torch.log_softmax`` over the last (action) dim, by the same route as :func:`softmax`."""
-    if logits.numel() < _MOVED_SOFTMAX_NUMEL:
-        return torch.log_softmax(logits, -1)
-    return torch.log_softmax(logits.movedim(-1, 0), 0).movedim(0, -1)
+    """``torch.log_softmax`` over the last (action) dim (see :func:`_over_actions`)."""
+    return _over_actions(torch.log_softmax, logits)
 
 
 class GaussianHead(nn.Module):

@@ -74,14 +74,23 @@ def fixed_point_unsupported(p) -> str | None:
         )
         if not plain:
             return f"needs plain SGD ({section}: name: sgd, momentum 0, weight_decay 0)"
-    net = categorical_logits_net(p.actor)
-    if net is None:
+    why = _not_on_tensors(p)
+    if why is not None:
+        return why
+    modules = [categorical_logits_net(p.actor).module] + ([p.critic.module] if p.critic is not None else [])
+    if not all(getattr(m, "independent_runs", False) for m in modules):
+        return "needs modules with one parameter row per run (independent_runs: true)"
+    return None
+
+
+def _not_on_tensors(p) -> str | None:
+    """Why ``p``'s per-step losses cannot be computed on plain tensors (``None`` when they can):
+    they need a categorical actor over a logits network and a critic that is one
+    ``TensorDictModule``."""
+    if categorical_logits_net(p.actor) is None:
         return "needs a categorical actor over a logits network"
     if p.critic is not None and not (isinstance(p.critic, TensorDictModule) and len(p.critic.out_keys) == 1):
         return "needs a critic that is one TensorDictModule"
-    modules = [net.module] + ([p.critic.module] if p.critic is not None else [])
-    if not all(getattr(m, "independent_runs", False) for m in modules):
-        return "needs modules with one parameter row per run (independent_runs: true)"
     return None
 
 
@@ -141,11 +150,9 @@ def _tensor_step_losses(p, batch):
     categorical policy over a plain network or the critic not a plain ``TensorDictModule``. The
     same modules' networks and maths as ``p.loss(p.advantage.refresh(step))``, minus the
     TensorDict bookkeeping, which costs more than the maths at one update per step."""
-    net = categorical_logits_net(p.actor)
-    critic = p.critic
-    plain_critic = critic is None or (isinstance(critic, TensorDictModule) and len(critic.out_keys) == 1)
-    if net is None or not plain_critic:
+    if _not_on_tensors(p) is not None:
         return None
+    net, critic = categorical_logits_net(p.actor), p.critic
     columns = _columns(p, batch)
     time_dim = batch.batch_dims - 1
 
@@ -179,22 +186,20 @@ def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
     # the step gradients g_0..g_{T-1} after a zero column: g[:, :-1].cumsum is the exclusive sum
     grads = [torch.zeros(w.shape[0], steps + 1, *w.shape[2:], dtype=torch.float64, device=w.device) for w in start]
     columns = _columns(p, batch)
+    params: dict[str, dict[str, torch.Tensor]] = {key: {} for key in modules}  # this sweep's stacked weights
+
+    def call(key: str):
+        return lambda *x: functional_call(modules[key], params[key], x)
+
+    critic_fn = call("critic") if "critic" in modules else None
     previous = None
     for sweep in range(1, steps + 2):
         # w_t = w_0 - alpha * sum_{s<t} g_s, accumulated in float64
         stacked = [(w0 - rate * g[:, :-1].cumsum(time_dim)).float() for w0, rate, g in zip(start, rates, grads)]
         leaves = [w.requires_grad_(True) for w in stacked]
-        params = {key: {} for key in modules}
         for (key, name, _), leaf in zip(named, leaves):
             params[key][name] = leaf
-
-        def actor_fn(*x):
-            return functional_call(modules["actor"], params["actor"], x)
-
-        def critic_fn(*x):
-            return functional_call(modules["critic"], params["critic"], x)
-
-        losses = _step_losses(p, actor_fn, critic_fn if "critic" in modules else None, columns)
+        losses = _step_losses(p, call("actor"), critic_fn, columns)
         total = sum(v for k, v in losses.items() if k.startswith("loss_"))
         for g, step_grad in zip(grads, torch.autograd.grad(total, leaves)):
             g[:, 1:].copy_(step_grad)
