@@ -1,7 +1,10 @@
 """The MLflow writer process behind :class:`pgtorchrl.tracking.TrackedRun`.
 
 Usage: ``python -m pgtorchrl.mlflow_writer TRACKING_URI EXPERIMENT``. It prepares the store and
-the experiment at once, then reads pickled messages from stdin, in order, and writes them to MLflow; reports on stdout with
+the experiment at once, then reads pickled messages from stdin, in order, and writes them to MLflow
+(``metrics`` messages arriving within :data:`_BATCH_SECONDS` of each other go out together, in one
+``log_batch``: a store pays per call far more than per metric, and a trainer logging every few
+milliseconds would otherwise keep this process busy on a core it shares with training); reports on stdout with
 one line per event (``opened RUN_ID EXPERIMENT_ID RUN_NAME``, ``error MESSAGE``, ``ended``).
 If stdin closes before an ``end`` message (the trainer died), the run is marked KILLED.
 Messages: ``("open", {...})``, ``("reopen", run_id, tags)``, ``("metrics", {key: value}, step, timestamp_ms)``,
@@ -14,10 +17,17 @@ import contextlib
 import fcntl
 import os
 import pickle
+import queue
 import signal
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
+
+_BATCH_LIMIT = 1000  # MLflow's log_batch limit: 1000 metrics a call
+_BATCH_SECONDS = 1.0  # metrics wait at most this long for others to share their log_batch
+_END_OF_INPUT = ("eof",)  # the trainer closed the pipe (or sent something unreadable)
 
 
 def _say(line: str) -> None:
@@ -87,12 +97,18 @@ class _Writer:
             self.client.set_tag(run_id, key, value)
         _say(f"opened {run_id} {run.info.experiment_id} {run.info.run_name}")
 
-    def metrics(self, values: dict, step: int, timestamp: int) -> None:
+    def metrics(self, rows: list[tuple[dict, int, int]]) -> None:
+        """``rows``: ``(values, step, timestamp_ms)`` per ``metrics`` message, in order."""
         from mlflow.entities import Metric
 
-        batch = [Metric(k, v, timestamp, step) for k, v in values.items() if step > self.logged.get(k, -1)]
-        for i in range(0, len(batch), 1000):  # MLflow's log_batch limit: 1000 metrics a call
-            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+        batch = [
+            Metric(k, v, timestamp, step)
+            for values, step, timestamp in rows
+            for k, v in values.items()
+            if step > self.logged.get(k, -1)
+        ]
+        for i in range(0, len(batch), _BATCH_LIMIT):
+            self.client.log_batch(self.run_id, metrics=batch[i : i + _BATCH_LIMIT])
 
     def tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
@@ -117,6 +133,49 @@ class _Writer:
         self.client.set_terminated(self.run_id, status=status)
 
 
+def _read_in_background(stream) -> queue.Queue:
+    """Unpickles ``stream``'s messages on a thread into a queue (``_END_OF_INPUT`` last), so
+    the writer can see which messages are already waiting."""
+    messages: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        while True:
+            try:
+                messages.put(pickle.load(stream))
+            except Exception:  # EOF: the trainer is gone (or wrote something unreadable)
+                messages.put(_END_OF_INPUT)
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    return messages
+
+
+def _coalesced(messages: queue.Queue):
+    """The messages in order, each run of consecutive ``metrics`` messages that arrive within
+    :data:`_BATCH_SECONDS` of the first merged into one ``("metrics", [(values, step,
+    timestamp), ...])`` of at most :data:`_BATCH_LIMIT` metrics. Any other message (the run's
+    end included) sends the waiting metrics first, so nothing is held back or lost."""
+    held = None
+    while True:
+        message, held = (held, None) if held is not None else (messages.get(), None)
+        if message[0] != "metrics":
+            yield message
+            continue
+        rows, size = [tuple(message[1:])], len(message[1])
+        deadline = time.monotonic() + _BATCH_SECONDS
+        while size < _BATCH_LIMIT:
+            try:
+                following = messages.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                break
+            if following[0] != "metrics":
+                held = following
+                break
+            rows.append(tuple(following[1:]))
+            size += len(following[1])
+        yield ("metrics", rows)
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides how the run ends
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -126,12 +185,9 @@ def main(argv: list[str]) -> int:
     except Exception as err:
         _say(f"error {type(err).__name__}: {err}")
         return 1
-    stdin = sys.stdin.buffer
     failed = False
-    while True:
-        try:
-            message = pickle.load(stdin)
-        except EOFError:  # the trainer is gone without saying how the run ended
+    for message in _coalesced(_read_in_background(sys.stdin.buffer)):
+        if message is _END_OF_INPUT:  # the trainer is gone without saying how the run ended
             if writer.run_id is not None:
                 writer.end("KILLED", None)
             return 1
