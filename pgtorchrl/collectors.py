@@ -72,56 +72,80 @@ def _rollout(env: EnvBase, policy, max_steps: int, exploration: ExplorationType)
     return torch.stack(steps, dim=len(env.batch_size)), finished
 
 
-def _sample(net, obs: dict, exploration: ExplorationType) -> dict[str, torch.Tensor]:
-    """The categorical policy on plain tensors: ``logits``, a one-hot ``action`` (a sample via
-    the Gumbel-max trick, or the mode) and its ``action_log_prob``."""
+class _GumbelSampler:
+    """One-hot categorical actions from logits by the Gumbel-max trick,
+    :math:`\arg\max_a (l_a + g_a)` with :math:`g_a = -\log E_a`, :math:`E_a \sim \text{Exp}(1)`:
+    an exact sample of :math:`\text{softmax}(l)`. The noise for ``steps`` steps is drawn in one
+    call, so a step costs an add, an argmax and a row lookup, not a call to the random generator."""
+
+    def __init__(self, steps: int, exploration: ExplorationType):
+        self.steps, self.random = steps, exploration == ExplorationType.RANDOM
+        self._noise: torch.Tensor | None = None
+        self._next = steps
+        self._one_hot: torch.Tensor | None = None  # the identity matrix: its rows are the one-hot actions
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """A sampled (or, when not exploring, the most probable) one-hot action."""
+        if self._one_hot is None:
+            self._one_hot = torch.eye(logits.shape[-1], dtype=torch.long, device=logits.device)
+        if not self.random:
+            return self._one_hot.index_select(0, logits.argmax(-1))
+        if self._next == self.steps:
+            shape = (self.steps, *logits.shape)
+            self._noise = torch.empty(shape, dtype=logits.dtype, device=logits.device).exponential_().log_().neg_()
+            self._next = 0
+        self._next += 1
+        return self._one_hot.index_select(0, (logits + self._noise[self._next - 1]).argmax(-1))
+
+
+def _categorical_step(net, obs: dict, sample: _GumbelSampler) -> dict[str, torch.Tensor]:
+    """The categorical policy on plain tensors: its ``logits`` and a one-hot ``action``
+    (``action_log_prob`` is filled in once per batch, by :func:`_stack`)."""
     logits = net.module(*(obs[k] for k in net.in_keys))
-    log_probs = log_softmax(logits)
-    if exploration == ExplorationType.RANDOM:
-        index = (log_probs - torch.empty_like(log_probs).exponential_().log()).argmax(-1)
-    else:
-        index = logits.argmax(-1)
-    return {
-        "logits": logits,
-        "action": torch.nn.functional.one_hot(index, logits.shape[-1]),
-        "action_log_prob": log_probs.gather(-1, index.unsqueeze(-1)).squeeze(-1),
-    }
+    return {"logits": logits, "action": sample(logits)}
 
 
-def _record_step(env: TorchNativeEnv, row: dict, columns: dict) -> dict[str, torch.Tensor]:
-    """Steps ``env`` with ``row["action"]`` (``row``: the observation and the policy's
-    outputs), appends the row and its ``("next", ...)`` entries to ``columns`` and returns what
-    the step wrote."""
-    nxt = env.step_tensors(row["action"])
-    row.update({("next", k): v for k, v in nxt.items()})
-    for key, value in row.items():
-        columns.setdefault(key, []).append(value)
-    return nxt
-
-
-def _stack(columns: dict, batch_size, device) -> TensorDictBase:
-    steps = len(columns["action"])
+def _stack(steps: list[tuple[dict, dict, dict]], batch_size, device, categorical: bool) -> TensorDictBase:
+    """One ``[*batch_size, T]`` TensorDict from ``T`` steps of ``(observation, policy output,
+    next)`` tensor dicts, with the keys TorchRL's step writes (the next ones under ``"next"``)
+    and, for :func:`_categorical_step`'s steps, ``action_log_prob`` computed over the whole batch."""
     dim = len(batch_size)
-    return TensorDict(
-        {key: torch.stack(values, dim) for key, values in columns.items()}, batch_size=(*batch_size, steps), device=device
-    )
+    data = {}
+    for part, prefix in ((0, None), (1, None), (2, "next")):
+        for key in steps[0][part]:
+            data[key if prefix is None else (prefix, key)] = torch.stack([step[part][key] for step in steps], dim)
+    if categorical:  # one log-softmax for all steps
+        index = data["action"].argmax(-1, keepdim=True)
+        data["action_log_prob"] = log_softmax(data["logits"]).gather(-1, index).squeeze(-1)
+    return TensorDict(data, batch_size=(*batch_size, len(steps)), device=device)
+
+
+def _observation(nxt: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the policy sees next: the step's outputs but the reward."""
+    return {k: v for k, v in nxt.items() if k != "reward"}
+
+
+_NOISE_STEPS = 64  # steps of Gumbel noise drawn at once by the episode collector
 
 
 def _lean_rollout(env: TorchNativeEnv, net, max_steps: int, exploration: ExplorationType):
     """The fast path for a :class:`TorchNativeEnv` and a categorical policy: plain tensors per
-    step (the policy's logits network, :func:`_sample`, the env's ``step_tensors``), one
+    step (the policy's logits network, a Gumbel-max sample, the env's ``step_tensors``), one
     TensorDict per batch, with the keys the ``ProbabilisticActor`` and TorchRL's step write."""
     n = env.batch_size.numel()
     finished = torch.zeros(n, dtype=torch.bool, device=env.device)
-    columns: dict = {}
+    sample = _GumbelSampler(min(_NOISE_STEPS, max_steps), exploration)
+    steps = []
     obs = env.reset_tensors(None)
     for _ in range(max_steps):
-        nxt = _record_step(env, {**obs, **_sample(net, obs, exploration)}, columns)
-        finished = finished | nxt["done"].reshape(n)
+        act = _categorical_step(net, obs, sample)
+        nxt = env.step_tensors(act["action"])
+        steps.append((obs, act, nxt))
+        finished.logical_or_(nxt["done"].reshape(n))
         if finished.all():
             break
-        obs = {k: v for k, v in nxt.items() if k != "reward"}
-    return _stack(columns, env.batch_size, env.device), finished
+        obs = _observation(nxt)
+    return _stack(steps, env.batch_size, env.device, categorical=True), finished
 
 
 class NativeCollector:
@@ -147,9 +171,9 @@ class NativeCollector:
         self._obs: dict | None = None
         self.frames = 0
 
-    def _act(self, obs: dict) -> dict:
+    def _act(self, obs: dict, sample: _GumbelSampler) -> dict:
         if self.net is not None:
-            return _sample(self.net, obs, ExplorationType.RANDOM)
+            return _categorical_step(self.net, obs, sample)
         td = TensorDict(dict(obs), batch_size=self.env.batch_size, device=self.env.device)
         with set_exploration_type(ExplorationType.RANDOM):
             out = self.policy(td)
@@ -161,17 +185,21 @@ class NativeCollector:
         if self._obs is None:
             self._obs = env.reset_tensors(None)
         while self.frames < self.total_frames:
-            columns: dict = {}
+            # one batch's noise, drawn at its start: a checkpoint between batches resumes exactly
+            sample = _GumbelSampler(self.steps, ExplorationType.RANDOM)
+            steps = []
             obs = self._obs
             for _ in range(self.steps):
-                nxt = _record_step(env, {**obs, **self._act(obs)}, columns)
+                act = self._act(obs, sample)
+                nxt = env.step_tensors(act["action"])
+                steps.append((obs, act, nxt))
                 done = nxt["done"].reshape(-1)
-                obs = {k: v for k, v in nxt.items() if k != "reward"}
+                obs = _observation(nxt)
                 if done.any():  # finished envs start over; ("next", ...) keeps their final state
                     obs = env.reset_tensors(done)  # every env's current observation
             self._obs = obs
             self.frames += self.steps * env.batch_size.numel()
-            yield _stack(columns, env.batch_size, env.device)
+            yield _stack(steps, env.batch_size, env.device, categorical=self.net is not None)
 
     def shutdown(self) -> None:
         """Nothing to release (same signature as TorchRL's collectors)."""

@@ -161,17 +161,21 @@ class ReinforceLoss(LossModule):
         logits: torch.Tensor,
         action: torch.Tensor,
         advantage: torch.Tensor,
-        mask: torch.Tensor,
+        mask: torch.Tensor | None,
         value: torch.Tensor | None = None,
         value_target: torch.Tensor | None = None,
+        action_index: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """:meth:`forward` on plain tensors, for a categorical actor: the same losses from the
         actor's ``logits``, the one-hot ``action``, the ``advantage`` and (with a critic) its
         ``value`` and ``value_target``, reduced over the ``mask`` steps. Per-step updates run
         it once per time step of a batch, where TensorDict bookkeeping would cost more than
-        the maths; ``entropy`` is left out unless ``entropy_coef > 0`` needs it."""
+        the maths; ``entropy`` is left out unless ``entropy_coef > 0`` needs it.
+        ``action_index`` (``action.argmax(-1, keepdim=True)``) saves recomputing it on repeated calls."""
         log_probs = log_softmax(logits)
-        log_prob = log_probs.gather(-1, action.argmax(-1, keepdim=True))  # the one-hot action's entry
+        if action_index is None:
+            action_index = action.argmax(-1, keepdim=True)
+        log_prob = log_probs.gather(-1, action_index)  # the one-hot action's entry
         # the entropy only when it is a loss term: as a metric, once per batch is enough
         entropy = -(log_probs.exp() * log_probs).sum(-1) if self.entropy_coef > 0 else None
 
@@ -179,7 +183,9 @@ class ReinforceLoss(LossModule):
             return self._reduce_loss(x, mask=mask, **kw)
 
         actor_reduce = reduce
-        if self.reduction == "sum" and entropy is None:
+        if mask is None:  # every step is real
+            pass
+        elif self.reduction == "sum" and entropy is None:
             # zero weights off the mask give the same masked sum with one autograd node fewer
             advantage = torch.where(mask.unsqueeze(-1), advantage, 0.0)
             actor_reduce = self._reduce_loss

@@ -91,7 +91,7 @@ def categorical_logits_net(policy) -> TensorDictModule | None:
     return net
 
 
-_MOVED_SOFTMAX_NUMEL = 4096
+_MOVED_SOFTMAX_NUMEL = 1000
 
 
 def _over_actions(fn, logits: torch.Tensor) -> torch.Tensor:

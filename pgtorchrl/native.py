@@ -31,6 +31,12 @@ class TorchNativeEnv(EnvBase):
     _state_attrs: tuple[str, ...] = ()
     """The tensor attributes that hold the envs' dynamic state (what a checkpoint saves)."""
 
+    def __setattr__(self, name: str, value) -> None:
+        if name in self._state_attrs:  # set at every step: skip nn.Module's bookkeeping for a plain tensor
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The envs' dynamic state, and the random generator's if the env has one."""
         state = {name: getattr(self, name).clone() for name in self._state_attrs}

@@ -15,9 +15,9 @@ the recurrence
 
 ``fixed_point`` solves the same recurrence for all ``t`` at once, by fixed-point (Picard)
 iteration on the weight trajectory :math:`W = (w_0, \\dots, w_{T-1})`: one *sweep* evaluates
-every :math:`\\nabla L_t(w_t)` in a single batched forward and backward (each step's weights
-are their own tensor, stacked along the batch's time dim), then rebuilds the trajectory with
-an exclusive cumulative sum. After ``k`` sweeps steps ``0..k-1`` are final, so ``T`` sweeps
+every :math:`\\nabla L_t(w_t)` in a single batched forward and backward (the episodes' real
+steps packed into one flat batch, each step with its own copy of the weights), then rebuilds
+the trajectory with an exclusive cumulative sum per run. After ``k`` sweeps steps ``0..k-1`` are final, so ``T`` sweeps
 give the sequential result exactly; with the textbook's small step sizes the iteration
 contracts and a handful of sweeps suffice. It stops when a sweep moves no weight by more than
 ``1e-6`` of its magnitude (the size of the float32 rounding the sequential loop itself makes
@@ -25,7 +25,7 @@ over an episode), after ``T + 1`` sweeps at most, and hands a batch whose sweeps
 ``sequential``. It needs what makes the recurrence above the whole update: plain SGD (no
 momentum, weight decay or clipping), ``loss.reduction: sum`` (per-step losses add up), a
 categorical actor and a plain critic, and modules whose parameters are one row per run
-(``independent_runs``) and accept weights stacked per step. ``auto`` picks ``fixed_point``
+(``independent_runs``) and accept one row of weights per observation. ``auto`` picks ``fixed_point``
 where it applies.
 """
 from __future__ import annotations
@@ -119,7 +119,9 @@ def _step_losses(p, actor_fn, critic_fn, c: dict) -> dict[str, torch.Tensor]:
     advantage = c["advantage"]
     if p.advantage.refreshes:
         advantage = p.advantage.refreshed(c["value_target"], value, c["step_count"], c["mask"])
-    return p.loss.step_losses(logits, c["action"], advantage, c["mask"], value, c["value_target"])
+    return p.loss.step_losses(
+        logits, c["action"], advantage, c["mask"], value, c["value_target"], action_index=c.get("action_index")
+    )
 
 
 def _sequential(p, batch) -> dict[str, torch.Tensor]:
@@ -167,10 +169,30 @@ def _tensor_step_losses(p, batch):
     )
 
 
+def _packed(columns: dict, steps: torch.Tensor) -> dict:
+    """``columns`` ``[runs, T, ...]`` at the flat indices ``steps`` only, as one batch ``[N, ...]``."""
+    def pack(value):
+        if value is None:
+            return None
+        if isinstance(value, list):
+            return [pack(v) for v in value]
+        return value.reshape(-1, *value.shape[2:]).index_select(0, steps)
+
+    packed = {k: pack(v) for k, v in columns.items()}
+    packed["mask"] = None  # every packed step is real
+    packed["action_index"] = packed["action"].argmax(-1, keepdim=True)  # once, not once per sweep
+    return packed
+
+
 def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
     """The fixed-point solver (module docstring). Returns each loss summed over the steps and
-    ``sweeps``, or ``None`` when a sweep overflowed (the caller then runs ``sequential``)."""
-    if batch.batch_dims != 2:  # stacked weights are [runs, T, ...]: one run per batch row
+    ``sweeps``, or ``None`` when a sweep overflowed (the caller then runs ``sequential``).
+
+    Only real steps are computed: they are packed into one flat batch of ``N`` steps, run by
+    run and in time order, each with its own weights (``[N, ...]``), so padding after the
+    shorter episodes (most of a lockstep batch) costs nothing. Within a run, the weights'
+    exclusive sum of gradients is a cumulative sum less its value where the run starts."""
+    if batch.batch_dims != 2:  # one run per batch row
         return None
     net = categorical_logits_net(p.actor)
     modules = {"actor": net.module}
@@ -179,30 +201,37 @@ def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
     lr = {id(prm): group["lr"] for optim in (p.actor_optim, p.critic_optim) if optim is not None
           for group in optim.param_groups for prm in group["params"]}
     named = [(key, name, prm) for key, module in modules.items() for name, prm in module.named_parameters()]
-    steps = batch.shape[-1]
-    time_dim = 1  # parameters are [runs, ...]; stacked per step: [runs, T, ...]
-    start = [prm.detach().unsqueeze(time_dim).double() for _, _, prm in named]
-    rates = [lr[id(prm)] for _, _, prm in named]
-    # the step gradients g_0..g_{T-1} after a zero column: g[:, :-1].cumsum is the exclusive sum
-    grads = [torch.zeros(w.shape[0], steps + 1, *w.shape[2:], dtype=torch.float64, device=w.device) for w in start]
     columns = _columns(p, batch)
-    params: dict[str, dict[str, torch.Tensor]] = {key: {} for key in modules}  # this sweep's stacked weights
+    valid = columns["mask"] if columns["mask"] is not None else torch.ones(batch.shape, dtype=torch.bool)
+    steps = valid.reshape(-1).nonzero().squeeze(-1)  # the real steps, run by run, in time order
+    run = steps // batch.shape[-1]  # each real step's run
+    lengths = valid.sum(-1)
+    run_start = (lengths.cumsum(0) - lengths)[run]  # where each real step's run starts in the flat batch
+    columns = _packed(columns, steps)
+    start = [prm.detach().double()[run] for _, _, prm in named]  # w_0, per real step
+    rates = [lr[id(prm)] for _, _, prm in named]
+    grads = [torch.zeros_like(w) for w in start]  # g_t of each real step, float64
+    params: dict[str, dict[str, torch.Tensor]] = {key: {} for key in modules}  # this sweep's weights
 
     def call(key: str):
         return lambda *x: functional_call(modules[key], params[key], x)
 
+    def before(g: torch.Tensor) -> torch.Tensor:
+        """sum_{s<t} g_s within each run, at every real step t."""
+        exclusive = g.cumsum(0) - g
+        return exclusive - exclusive.index_select(0, run_start)
+
     critic_fn = call("critic") if "critic" in modules else None
     previous = None
-    for sweep in range(1, steps + 2):
+    for sweep in range(1, batch.shape[-1] + 2):
         # w_t = w_0 - alpha * sum_{s<t} g_s, accumulated in float64
-        stacked = [(w0 - rate * g[:, :-1].cumsum(time_dim)).float() for w0, rate, g in zip(start, rates, grads)]
+        stacked = [(w0 - rate * before(g)).float() for w0, rate, g in zip(start, rates, grads)]
         leaves = [w.requires_grad_(True) for w in stacked]
         for (key, name, _), leaf in zip(named, leaves):
             params[key][name] = leaf
         losses = _step_losses(p, call("actor"), critic_fn, columns)
         total = sum(v for k, v in losses.items() if k.startswith("loss_"))
-        for g, step_grad in zip(grads, torch.autograd.grad(total, leaves)):
-            g[:, 1:].copy_(step_grad)
+        grads = [step_grad.double() for step_grad in torch.autograd.grad(total, leaves)]
         # per weight tensor: its largest magnitude and its largest move since the last sweep
         sizes = torch.stack([w.detach().abs().max() for w in stacked]).tolist()
         if not all(math.isfinite(x) for x in sizes):
@@ -212,9 +241,10 @@ def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
             if all(move <= RTOL * max(1.0, size) for move, size in zip(moves, sizes)):
                 break
         previous = [w.detach() for w in stacked]
-    with torch.no_grad():  # w_T = w_0 - alpha * sum_t g_t
-        for (_, _, prm), w0, rate, g in zip(named, start, rates, grads):
-            prm.copy_((w0 - rate * g.sum(time_dim, keepdim=True)).squeeze(time_dim))
+    with torch.no_grad():  # w_T = w_0 - alpha * sum_t g_t, per run
+        for (_, _, prm), rate, g in zip(named, rates, grads):
+            total_step = torch.zeros(prm.shape, dtype=torch.float64, device=g.device).index_add_(0, run, g)
+            prm.copy_(prm.double() - rate * total_step)
     totals = {k: v.detach() for k, v in losses.items() if k.startswith("loss_")}
     totals["sweeps"] = sweep
     return totals

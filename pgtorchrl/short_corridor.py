@@ -19,7 +19,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from pgtorchrl.models import softmax
+from pgtorchrl.models import log_softmax, softmax
 from pgtorchrl.native import TorchNativeEnv
 
 __all__ = [
@@ -40,6 +40,9 @@ __all__ = [
 
 RIGHT, LEFT = 0, 1
 TERMINAL = 3
+# the next state, indexed by 2 * state + (action == left): right/left as usual in 0 and 2 (left
+# in 0 stays in 0), reversed in 1; the terminal stays put (the fast path may step past the end)
+_NEXT_STATE = (1, 0, 0, 2, 3, 1, 3, 3)
 OPTIMAL_P = 2 - math.sqrt(2)
 
 
@@ -103,6 +106,7 @@ class ShortCorridorEnv(TorchNativeEnv):
         self._observation = torch.ones(num_envs, 1, device=self.device)
         self._not_truncated = torch.zeros(num_envs, 1, dtype=torch.bool, device=self.device)
         self._reward = torch.full((num_envs, 1), -1.0, device=self.device)
+        self._next_state = torch.tensor(_NEXT_STATE, device=self.device)
 
     def _observe(self) -> dict[str, torch.Tensor]:
         done = self._position == TERMINAL
@@ -126,8 +130,8 @@ class ShortCorridorEnv(TorchNativeEnv):
         return self._observe()
 
     def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
-        forward = (action[..., RIGHT:RIGHT + 1] == 1) ^ (self._position == 1)  # state 1 swaps the actions
-        self._position = (self._position + torch.where(forward, 1, -1)).clamp(0, TERMINAL)
+        left = action[..., LEFT:LEFT + 1].long()  # one-hot: 1 where the action is left
+        self._position = self._next_state.take(torch.add(left, self._position, alpha=2))
         self._steps = self._steps + 1
         return {**self._observe(), "reward": self._reward}
 
@@ -143,8 +147,8 @@ def make_short_corridor(num_envs: int = 1, device: str = "cpu") -> ShortCorridor
 
 def _per_run(param: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
     """Aligns a per-run parameter ``[runs, k]`` with observations ``[runs, *time, 1]``. A shared
-    parameter ``[k]`` broadcasts as it is, and so does one with a value per run and time step
-    (``[runs, T, k]``: the fixed-point per-step solver's stacked weights)."""
+    parameter ``[k]`` broadcasts as it is, and so does one with a row per observation (the
+    fixed-point per-step solver's weights: ``[N, k]`` for ``N`` steps packed into one batch)."""
     if param.dim() < 2 or param.dim() == observation.dim():  # shared, or one row per run (and step)
         return param
     return param.reshape(param.shape[0], *([1] * (observation.dim() - 2)), param.shape[-1])
@@ -165,7 +169,7 @@ class LinearSoftmaxPreferences(nn.Module):
             :math:`\theta` rows, row ``i`` acting in env ``i`` (many runs as one computation).
 
     ``independent_runs`` is true when ``theta``'s first dim indexes runs; the forward then also
-    takes a ``theta`` stacked per time step (``[runs, T, 2]``), as
+    takes a ``theta`` with one row per observation (``[N, 2]``), as
     :mod:`pgtorchrl.per_step`'s fixed-point solver passes it.
     """
 
@@ -186,9 +190,9 @@ class LinearSoftmaxPreferences(nn.Module):
             theta = theta.expand(*observation.shape[:-1], 2)
         if not self.prob_floor:
             return theta
-        p = softmax(theta)
         if not torch.is_grad_enabled():  # acting: the value is all that is needed
-            return p.clamp(self.prob_floor, 1 - self.prob_floor).log()
+            return log_softmax(theta).clamp(math.log(self.prob_floor), math.log1p(-self.prob_floor))
+        p = softmax(theta)
         with torch.no_grad():  # the clip as a constant shift: value clipped, softmax gradient kept
             shift = p.clamp(self.prob_floor, 1 - self.prob_floor) - p
         return (p + shift).log()
@@ -196,7 +200,7 @@ class LinearSoftmaxPreferences(nn.Module):
 
 class ScalarValue(nn.Module):
     r"""The textbook's scalar baseline :math:`\hat v(s, w) = w` (one ``w``, or one per run;
-    ``independent_runs`` as for :class:`LinearSoftmaxPreferences`, stacked ``w``: ``[runs, T]``)."""
+    ``independent_runs`` as for :class:`LinearSoftmaxPreferences`, one ``w`` per observation: ``[N]``)."""
 
     def __init__(self, init: float = 0.0, num_runs: int | None = None):
         super().__init__()

@@ -126,6 +126,26 @@ def test_fast_rollout_writes_what_torchrls_step_writes():
     assert fast["next", "state"][1, :3].flatten().tolist() == [0, 0, 0]  # always left: stays in 0
 
 
+def test_fast_rollouts_gumbel_sampler_draws_softmax_probabilities():
+    """The fast path's sampler (noise drawn for many steps at once) picks each action with
+    probability softmax(logits), across refills of its noise; not exploring, it takes the mode."""
+    from torchrl.envs import ExplorationType
+
+    from pgtorchrl.collectors import _GumbelSampler
+
+    torch.manual_seed(0)
+    logits = torch.tensor([0.3, -1.2, 2.0]).expand(1000, 3)
+    sample = _GumbelSampler(7, ExplorationType.RANDOM)
+    counts = sum(sample(logits) for _ in range(50))  # 50 calls: seven refills of the noise
+    frequency = counts.sum(0) / counts.sum()
+    expected = torch.softmax(logits[0], -1)
+    se = (expected * (1 - expected) / counts.sum()).sqrt()
+    assert ((frequency - expected).abs() < 4 * se).all(), (frequency, expected)
+    assert (counts.sum(-1) == 50).all()  # one action per call, one-hot
+    mode = _GumbelSampler(7, ExplorationType.DETERMINISTIC)(logits)
+    assert mode[:, 2].all() and mode.sum() == 1000
+
+
 def test_seeds_flag_runs_children_and_a_confidence_band(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = subprocess.run(
