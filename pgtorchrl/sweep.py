@@ -1,10 +1,10 @@
 """Sweeps: one parent MLflow run, one child run per combination of the spec's ``sweep:`` values."""
 from __future__ import annotations
 
+import multiprocessing
+import os
 import pickle
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,11 +49,11 @@ def _train_child(child: Spec, spec_text: str | None, parent_id: str, label: str)
     return train(child, spec_text, run=run)
 
 
-def _worker() -> None:
-    """A sweep worker process: reads ``(raw spec, source, spec_text, parent_id, label, out)``
-    pickled on stdin, trains that child run (validating the spec again, which imports its
-    plugins) and pickles ``("ok", TrainResult)`` or ``("error", exception)`` to the file ``out``."""
-    raw, source, spec_text, parent_id, label, out = pickle.load(sys.stdin.buffer)
+def _worker(job: tuple) -> None:
+    """A sweep worker process: ``job`` is ``(raw spec, source, spec_text, parent_id, label,
+    out)``; it trains that child run (validating the spec again, which imports its plugins)
+    and pickles ``("ok", TrainResult)`` or ``("error", exception)`` to the file ``out``."""
+    raw, source, spec_text, parent_id, label, out = job
     try:
         outcome = ("ok", _train_child(parse_spec(raw, source), spec_text, parent_id, label))
     except BaseException as err:  # Ctrl-C included: the child run is already marked KILLED
@@ -66,11 +66,22 @@ def _worker() -> None:
     raise SystemExit(0 if outcome[0] == "ok" else 1)
 
 
+def _workers_context():
+    """Processes forked from a server that has imported the trainer (torch, TorchRL) once,
+    instead of each worker paying those seconds again: multiprocessing's ``forkserver``. As
+    with any multiprocessing start method but ``fork``, a script that starts a sweep with
+    workers must do it under ``if __name__ == "__main__":``."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pgtorchrl.sweep"])
+    return context
+
+
 def _train_in_processes(children, spec_text, parent_id: str, workers: int, source: str) -> dict[str, TrainResult]:
-    """Trains the combinations in up to ``workers`` processes at once, each started fresh
-    (``python -c`` running :func:`_worker`); the results come back in the sweep's order.
+    """Trains the combinations in up to ``workers`` processes at once (:func:`_workers_context`);
+    the results come back in the sweep's order.
     The first failure stops the others (SIGINT: each running child ends KILLED) and starts no
     more; Ctrl-C reaches every worker of the terminal's process group the same way."""
+    context = _workers_context()
     pending, running, results = list(enumerate(children)), {}, {}
     with tempfile.TemporaryDirectory(prefix="pgtorchrl-sweep-") as tmp:
         stop_others = True
@@ -79,18 +90,17 @@ def _train_in_processes(children, spec_text, parent_id: str, workers: int, sourc
                 while pending and len(running) < workers:
                     index, (label, child) = pending.pop(0)
                     out = Path(tmp) / f"{index}.pkl"
-                    proc = subprocess.Popen([sys.executable, "-c", "from pgtorchrl.sweep import _worker; _worker()"],
-                                            stdin=subprocess.PIPE)
-                    proc.stdin.write(pickle.dumps((child.model_dump(mode="json"), source, spec_text, parent_id, label, str(out))))
-                    proc.stdin.close()
+                    job = (child.model_dump(mode="json"), source, spec_text, parent_id, label, str(out))
+                    proc = context.Process(target=_worker, args=(job,), name=f"pgtorchrl-sweep-{index}")
+                    proc.start()
                     running[label] = (proc, out)
                 time.sleep(0.1)
                 for label, (proc, out) in list(running.items()):
-                    if proc.poll() is None:
+                    if proc.exitcode is None:
                         continue
                     del running[label]
                     if not out.exists():
-                        raise RuntimeError(f"sweep {label!r}: its worker process died (exit code {proc.returncode})")
+                        raise RuntimeError(f"sweep {label!r}: its worker process died (exit code {proc.exitcode})")
                     status, value = pickle.loads(out.read_bytes())
                     if status == "error":
                         raise value
@@ -102,13 +112,13 @@ def _train_in_processes(children, spec_text, parent_id: str, workers: int, sourc
             raise
         finally:
             for proc, _ in running.values():  # stop the others: each marks its run KILLED
-                if stop_others and proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
+                if stop_others and proc.exitcode is None:
+                    os.kill(proc.pid, signal.SIGINT)
             for proc, _ in running.values():
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
+                proc.join(timeout=60)
+                if proc.exitcode is None:
                     proc.kill()
+                    proc.join()
     return {label: results[label] for label, _ in children}
 
 
