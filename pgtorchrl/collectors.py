@@ -73,7 +73,7 @@ def _rollout(env: EnvBase, policy, max_steps: int, exploration: ExplorationType)
 
 
 class _GumbelSampler:
-    """One-hot categorical actions from logits by the Gumbel-max trick,
+    r"""One-hot categorical actions from logits by the Gumbel-max trick,
     :math:`\arg\max_a (l_a + g_a)` with :math:`g_a = -\log E_a`, :math:`E_a \sim \text{Exp}(1)`:
     an exact sample of :math:`\text{softmax}(l)`. The noise for ``steps`` steps is drawn in one
     call, so a step costs an add, an argmax and a row lookup, not a call to the random generator."""
