@@ -202,6 +202,17 @@ def _list() -> int:
 
 def _sweep(args, spec, variants) -> int:
     """A spec with ``sweep:``: validate builds every combination; train runs them all."""
+    run = None
+    if args.command == "train":
+        from pgtorchrl.tracking import TrackedRun
+
+        # the parent run's MLflow writer, and the server the workers fork from, import their
+        # libraries in their own processes while this one imports torch
+        run = TrackedRun(spec, args.pipeline.read_text()).start_writer()
+        if spec.sweep.workers > 1:
+            from pgtorchrl.workers import start_worker_server
+
+            start_worker_server()
     import warnings
 
     warnings.filterwarnings("ignore", module="torchrl")
@@ -212,6 +223,8 @@ def _sweep(args, spec, variants) -> int:
         for label, child in variants:
             build_pipeline(child)
     except (KeyFlowError, ValueError, TypeError) as err:
+        if run is not None:
+            run.discard()
         return _fail(f"{args.pipeline}: sweep {label!r}: {err}", EXIT_BAD_INPUT)
     if args.command == "validate":
         print("\n".join(label for label, _ in variants))
@@ -222,7 +235,7 @@ def _sweep(args, spec, variants) -> int:
     from pgtorchrl.trainer import NonFiniteLossError
 
     try:
-        results = run_sweep(spec, args.pipeline.read_text(), str(args.pipeline))
+        results = run_sweep(spec, args.pipeline.read_text(), str(args.pipeline), run=run)
     except KeyboardInterrupt:
         return _fail("interrupted; the MLflow runs are marked KILLED", EXIT_INTERRUPTED)
     except (NonFiniteLossError, TrackingError) as err:

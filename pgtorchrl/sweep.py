@@ -1,7 +1,6 @@
 """Sweeps: one parent MLflow run, one child run per combination of the spec's ``sweep:`` values."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 import signal
@@ -13,18 +12,22 @@ from pgtorchrl.plots import curve_csv, learning_curve_png, seed_band_png
 from pgtorchrl.spec import Spec, expand_sweep, parse_spec
 from pgtorchrl.tracking import TrackedRun
 from pgtorchrl.trainer import TrainResult, train
+from pgtorchrl.workers import workers_context
 
 __all__ = ["run_sweep"]
 
 
-def run_sweep(spec: Spec, spec_text: str | None = None, source: str = "<spec>") -> dict[str, TrainResult]:
+def run_sweep(
+    spec: Spec, spec_text: str | None = None, source: str = "<spec>", run: TrackedRun | None = None
+) -> dict[str, TrainResult]:
     """Trains every combination as a child run of one parent run, which gets the combined
     ``learning_curves.png`` and ``curves.csv`` (a ``label`` column per combination).
 
-    Every combination is validated before the parent run opens.
+    Every combination is validated before the parent run opens. ``run``: the parent's
+    :class:`TrackedRun`, when the caller started its writer early.
     """
     children = expand_sweep(spec, source)
-    with TrackedRun(spec, spec_text) as parent:
+    with run or TrackedRun(spec, spec_text) as parent:
         parent_id = parent.wait_opened()
         if spec.sweep.workers == 1:
             results = {label: _train_child(child, spec_text, parent_id, label) for label, child in children}
@@ -66,22 +69,12 @@ def _worker(job: tuple) -> None:
     raise SystemExit(0 if outcome[0] == "ok" else 1)
 
 
-def _workers_context():
-    """Processes forked from a server that has imported the trainer (torch, TorchRL) once,
-    instead of each worker paying those seconds again: multiprocessing's ``forkserver``. As
-    with any multiprocessing start method but ``fork``, a script that starts a sweep with
-    workers must do it under ``if __name__ == "__main__":``."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["pgtorchrl.sweep"])
-    return context
-
-
 def _train_in_processes(children, spec_text, parent_id: str, workers: int, source: str) -> dict[str, TrainResult]:
-    """Trains the combinations in up to ``workers`` processes at once (:func:`_workers_context`);
+    """Trains the combinations in up to ``workers`` processes at once (:mod:`pgtorchrl.workers`);
     the results come back in the sweep's order.
     The first failure stops the others (SIGINT: each running child ends KILLED) and starts no
     more; Ctrl-C reaches every worker of the terminal's process group the same way."""
-    context = _workers_context()
+    context = workers_context()
     pending, running, results = list(enumerate(children)), {}, {}
     with tempfile.TemporaryDirectory(prefix="pgtorchrl-sweep-") as tmp:
         stop_others = True
