@@ -49,7 +49,7 @@ HiddenSizes = Annotated[list[PositiveInt], Field(max_length=16)]
 
 
 def _known_gym_id(env_id: str) -> str:
-    from pgtorchrl.envs import check_gym_id
+    from pgtorchrl.gym_ids import check_gym_id
 
     check_gym_id(env_id)
     return env_id

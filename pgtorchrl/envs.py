@@ -1,22 +1,13 @@
 """Environment factories: gymnasium ids through TorchRL, batched, with episode statistics."""
 from __future__ import annotations
 
-import difflib
-
 import gymnasium as gym
 import torch
 from torchrl.envs import Compose, DoubleToFloat, EnvBase, GymWrapper, RewardSum, StepCounter, TransformedEnv
 
+from pgtorchrl.gym_ids import check_gym_id
+
 __all__ = ["make_gym_env", "check_gym_id"]
-
-
-def check_gym_id(env_id: str) -> None:
-    """Raises ``ValueError`` with the nearest registered ids if gymnasium does not know ``env_id``."""
-    if env_id in gym.envs.registry:
-        return
-    close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "; see gymnasium.envs.registry for the ids"
-    raise ValueError(f"unknown gymnasium env id {env_id!r}{hint}")
 
 
 def make_gym_env(env_id: str, num_envs: int = 8, *, device: str = "cpu", **gym_kwargs) -> TransformedEnv:
