@@ -30,6 +30,14 @@ _BATCH_SECONDS = 1.0  # metrics wait at most this long for others to share their
 _END_OF_INPUT = ("eof",)  # the trainer closed the pipe (or sent something unreadable)
 
 
+def installed_packages() -> str:
+    """``name==version`` of every installed distribution, sorted (what ``pip freeze`` lists)."""
+    from importlib import metadata
+
+    lines = {f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]}
+    return "\n".join(sorted(lines, key=str.lower)) + "\n"
+
+
 def _say(line: str) -> None:
     sys.stdout.write(line.replace("\n", " ") + "\n")
     sys.stdout.flush()
@@ -83,6 +91,8 @@ class _Writer:
             self.client.log_batch(self.run_id, params=params[i : i + 100])
         for path, text in cfg["texts"].items():
             self.artifact(path, text.encode())
+        # here, not in the trainer: listing every distribution takes a few tenths of a second
+        self.artifact("environment/requirements.txt", installed_packages().encode())
 
     def reopen(self, run_id: str, tags: dict) -> None:
         """Continues an existing run (``pgtorchrl resume``): RUNNING again, and each metric's

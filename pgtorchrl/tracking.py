@@ -47,12 +47,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def installed_packages() -> str:
-    """``name==version`` of every installed distribution, sorted (what ``pip freeze`` lists)."""
-    lines = {f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]}
-    return "\n".join(sorted(lines, key=str.lower)) + "\n"
-
-
 def _git_commit() -> str | None:
     try:
         here = Path(__file__).resolve().parent
@@ -150,7 +144,7 @@ class TrackedRun:
             self._send("reopen", self.resume_run_id, self.extra_tags)
             return self
         resolved = yaml.safe_dump(self.spec.model_dump(mode="json"), sort_keys=False)
-        texts = {"spec/resolved.yaml": resolved, "environment/requirements.txt": installed_packages()}
+        texts = {"spec/resolved.yaml": resolved}  # the writer adds environment/requirements.txt
         if self.spec_text is not None:
             texts["spec/given.yaml"] = self.spec_text
         tags = {f"version.{k}": v for k, v in package_versions().items()}
