@@ -134,8 +134,13 @@ def batch_metrics(p: Pipeline, batch) -> dict[str, float]:
 
 
 def _progress(total: int):
+    import threading
+
     from tqdm import tqdm
 
+    # one bar per process: a thread lock, not tqdm's default multiprocessing one (a semaphore the
+    # resource tracker would report as leaked when the command line leaves with os._exit)
+    tqdm.set_lock(threading.RLock())
     return tqdm(total=total, unit="frames", unit_scale=True, disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
