@@ -183,9 +183,7 @@ class ReinforceLoss(LossModule):
             return self._reduce_loss(x, mask=mask, **kw)
 
         actor_reduce = reduce
-        if mask is None:  # every step is real
-            pass
-        elif self.reduction == "sum" and entropy is None:
+        if mask is not None and self.reduction == "sum" and entropy is None:
             # zero weights off the mask give the same masked sum with one autograd node fewer
             advantage = torch.where(mask.unsqueeze(-1), advantage, 0.0)
             actor_reduce = self._reduce_loss

@@ -111,8 +111,8 @@ def _columns(p, batch) -> dict:
 
 
 def _step_losses(p, actor_fn, critic_fn, c: dict) -> dict[str, torch.Tensor]:
-    """``p.loss``'s losses of the steps in ``c`` (one time column, or a whole batch with weights
-    stacked per step), the critic baseline refreshed with the critic's current weights (the box's
+    """``p.loss``'s losses of the steps in ``c`` (one time column, or the packed real steps with
+    one row of weights each), the critic baseline refreshed with the critic's current weights (the box's
     delta = G_t - v(S_t, w))."""
     logits = actor_fn(*c["net_in"])
     value = critic_fn(*c["critic_in"]) if critic_fn is not None else None

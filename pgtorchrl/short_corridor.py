@@ -38,7 +38,7 @@ __all__ = [
     "estimator_catalogue",
 ]
 
-RIGHT, LEFT = 0, 1
+LEFT = 1  # the one-hot action's column for left (right is column 0)
 TERMINAL = 3
 # the next state, indexed by 2 * state + (action == left): right/left as usual in 0 and 2 (left
 # in 0 stays in 0), reversed in 1; the terminal stays put (the fast path may step past the end)
