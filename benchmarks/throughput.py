@@ -4,14 +4,17 @@ All measured in one process, the compared things alternated, medians over repeat
 
 - raw stepping: the torch CartPole (``TorchCartPoleEnv.step_tensors``) and gymnasium's
   ``SyncVectorEnv`` with random actions;
-- collection: pgtorchrl's ``native`` collector and TorchRL's ``Collector`` over the same torch env,
-  against a plain-torch rollout (the MLP policy sampled by hand on the same env tensors);
+- collection, for each of two env kinds (CartPole-v1 written in torch, ``vpg_cartpole_torch.yaml``;
+  gymnasium's CartPole-v1, ``vpg_cartpole.yaml``): pgtorchrl's ``native`` collector and TorchRL's
+  ``Collector`` (over the same torch env; over ``GymWrapper`` for gymnasium), against a
+  plain-torch rollout (the MLP policy sampled by hand; the torch env's tensors, or a list of
+  gymnasium envs stepped in a loop);
 - collection + training: pgtorchrl's loop body (collector, GAE module, ReinforceLoss update, the
   functions ``pgtorchrl.trainer.train`` runs; no MLflow) against a plain-torch rollout + GAE +
   policy-gradient update written here, doing the same update as the spec (two Adams, clipping,
   5 critic steps per batch).
 
-The figure that matters is pgtorchrl / plain-torch.
+The figures that matter are pgtorchrl / plain-torch, printed for each env kind.
 
     python benchmarks/throughput.py [--envs 8] [--steps 32] [--repeats 5]
 """
@@ -23,6 +26,7 @@ import time
 import warnings
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,7 +36,7 @@ from pgtorchrl.spec import load_spec
 from pgtorchrl.trainer import update
 
 FRAMES = 20_000
-VALUE_STEPS = 5  # vpg_cartpole_torch.yaml's train.value_steps (main() checks it)
+VALUE_STEPS = 5  # the pipelines' train.value_steps (cases_for() checks it)
 
 
 def raw_torch(envs: int) -> float:
@@ -58,14 +62,36 @@ def raw_gym(envs: int) -> float:
     return steps * envs / (time.perf_counter() - start)
 
 
+class GymLoop:
+    """The plain reference's gymnasium envs: ``gym.make`` envs in a list, stepped in a loop and
+    reset as they end, observations stacked by numpy (what a hand-written loop does)."""
+
+    def __init__(self, envs: int):
+        self.envs = [gym.make("CartPole-v1") for _ in range(envs)]
+        self.obs = np.stack([env.reset(seed=i)[0] for i, env in enumerate(self.envs)])
+
+    def reset_tensors(self, mask):
+        for i in range(len(self.envs)) if mask is None else mask.nonzero().flatten().tolist():
+            self.obs[i] = self.envs[i].reset()[0]
+        return {"observation": torch.from_numpy(self.obs.copy())}
+
+    def step_tensors(self, action):
+        steps = [env.step(a) for env, a in zip(self.envs, action.argmax(-1).tolist())]
+        self.obs = np.stack([s[0] for s in steps])
+        terminated = torch.tensor([s[2] for s in steps]).unsqueeze(-1)
+        done = terminated | torch.tensor([s[3] for s in steps]).unsqueeze(-1)
+        reward = torch.tensor([s[1] for s in steps], dtype=torch.float32).unsqueeze(-1)
+        return {"observation": torch.from_numpy(self.obs.copy()), "reward": reward, "done": done, "terminated": terminated}
+
+
 class PlainTorch:
     """The reference: the same 4-64-64-2 tanh policy and 4-64-64-1 critic, hand-written loop,
-    doing the update ``vpg_cartpole_torch.yaml`` asks for: GAE(0.99, 0.95) normalized, Adam for
-    the actor and for the critic, gradient norms clipped to 1, 5 critic steps per batch (the
-    first on the joint backward pass)."""
+    doing the update the pipelines ask for: GAE(0.99, 0.95) normalized, Adam for the actor and
+    for the critic, gradient norms clipped to 1, 5 critic steps per batch (the first on the joint
+    backward pass). ``env``: a :class:`TorchCartPoleEnv` or a :class:`GymLoop`."""
 
-    def __init__(self, envs: int, steps: int):
-        self.env = TorchCartPoleEnv(envs)
+    def __init__(self, env, steps: int):
+        self.env = env
         self.obs = self.env.reset_tensors(None)["observation"]
         self.steps = steps
         self.pi = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
@@ -124,6 +150,38 @@ def timed(fn, frames_per_call: int, calls: int) -> float:
     return frames_per_call * calls / (time.perf_counter() - start)
 
 
+def cases_for(pipeline: str, args, torchrl_env) -> tuple[dict, str]:
+    """The compared collection and training cases over one pipeline's env kind; ``torchrl_env``
+    builds the env TorchRL's Collector steps."""
+    batch = args.envs * args.steps
+    calls = max(1, FRAMES // batch)
+    overrides = [f"env.num_envs={args.envs}", f"collector.frames_per_batch={batch}", f"train.total_frames={10**9}"]
+    spec = load_spec(pipeline, overrides)
+    p = build_pipeline(spec)
+    assert (spec.train.value_steps, spec.train.max_grad_norm) == (VALUE_STEPS, 1.0), "PlainTorch must do the spec's update"
+    assert spec.collector.name == "native", pipeline
+    native = iter(p.make_collector())
+    from torchrl.collectors import Collector
+
+    torchrl_collector = iter(Collector(torchrl_env(p), p.actor, frames_per_batch=batch, total_frames=-1,
+                                       auto_register_policy_transforms=False))
+    kind = "torch env" if spec.env.name == "torch_cartpole" else "gymnasium"
+    plain = PlainTorch(TorchCartPoleEnv(args.envs) if kind == "torch env" else GymLoop(args.envs), args.steps)
+
+    def pgtorchrl_train():
+        b = next(native)
+        p.advantage(b)
+        update(p, b, 1, 0)
+
+    return {
+        f"collect, {kind}: plain torch": lambda: timed(plain.rollout, batch, calls),
+        f"collect, {kind}: pgtorchrl native": lambda: timed(lambda: next(native), batch, calls),
+        f"collect, {kind}: TorchRL Collector": lambda: timed(lambda: next(torchrl_collector), batch, calls),
+        f"collect+train, {kind}: plain torch": lambda: timed(plain.train_step, batch, calls),
+        f"collect+train, {kind}: pgtorchrl": lambda: timed(pgtorchrl_train, batch, calls),
+    }, kind
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", type=int, default=8)
@@ -133,33 +191,20 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    batch = args.envs * args.steps
-    calls = max(1, FRAMES // batch)
-    overrides = [f"env.num_envs={args.envs}", f"collector.frames_per_batch={batch}", f"train.total_frames={10**9}"]
-    spec = load_spec("pipelines/vpg_cartpole_torch.yaml", overrides)
-    p = build_pipeline(spec)
-    assert (spec.train.value_steps, spec.train.max_grad_norm) == (VALUE_STEPS, 1.0), "PlainTorch must do the spec's update"
-    native = iter(p.make_collector())
-    from torchrl.collectors import Collector
-
-    torchrl_collector = iter(Collector(p.env, p.actor, frames_per_batch=batch, total_frames=-1,
-                                       auto_register_policy_transforms=False))
-    plain = PlainTorch(args.envs, args.steps)
-
-    def pgtorchrl_train():
-        b = next(native)
-        p.advantage(b)
-        update(p, b, 1, 0)
+    from pgtorchrl.envs import make_gym_env
 
     cases = {
         "raw step: torch CartPole": lambda: raw_torch(args.envs),
         "raw step: gymnasium SyncVectorEnv": lambda: raw_gym(args.envs),
-        "collect: plain torch": lambda: timed(plain.rollout, batch, calls),
-        "collect: pgtorchrl native": lambda: timed(lambda: next(native), batch, calls),
-        "collect: TorchRL Collector (same env)": lambda: timed(lambda: next(torchrl_collector), batch, calls),
-        "collect+train: plain torch": lambda: timed(plain.train_step, batch, calls),
-        "collect+train: pgtorchrl": lambda: timed(pgtorchrl_train, batch, calls),
     }
+    kinds = []
+    for pipeline, torchrl_env in (
+        ("pipelines/vpg_cartpole_torch.yaml", lambda p: p.env),  # the same torch env
+        ("pipelines/vpg_cartpole.yaml", lambda p: make_gym_env("CartPole-v1", args.envs)),  # GymWrapper
+    ):
+        more, kind = cases_for(pipeline, args, torchrl_env)
+        cases.update(more)
+        kinds.append(kind)
     results = {name: [] for name in cases}
     for _ in range(args.repeats):  # alternate the compared things within every repeat
         for name, case in cases.items():
@@ -167,9 +212,11 @@ def main() -> None:
     median = {name: statistics.median(v) for name, v in results.items()}
     print(f"{args.envs} envs x {args.steps} steps per batch, 4-64-64-2 policy, median of {args.repeats} repeats, 1 thread")
     for name, fps in median.items():
-        print(f"  {name:<40} {fps:>12,.0f} frames/s")
-    print(f"  pgtorchrl / plain torch, collection:          {median['collect: pgtorchrl native'] / median['collect: plain torch']:.2f}")
-    print(f"  pgtorchrl / plain torch, collection+training: {median['collect+train: pgtorchrl'] / median['collect+train: plain torch']:.2f}")
+        print(f"  {name:<48} {fps:>12,.0f} frames/s")
+    for kind in kinds:
+        collect = median[f"collect, {kind}: pgtorchrl native"] / median[f"collect, {kind}: plain torch"]
+        train = median[f"collect+train, {kind}: pgtorchrl"] / median[f"collect+train, {kind}: plain torch"]
+        print(f"  pgtorchrl / plain torch, {kind}: collection {collect:.2f}, collection+training {train:.2f}")
 
 
 if __name__ == "__main__":

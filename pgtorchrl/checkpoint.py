@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-__all__ = ["capture", "restore", "to_bytes", "from_bytes", "CHECKPOINT_DIR", "checkpoint_path", "CheckpointError"]
+__all__ = ["capture", "restore", "to_bytes", "from_bytes", "CHECKPOINT_DIR", "checkpoint_path", "CheckpointError",
+           "gym_env_state", "load_gym_env_state"]
 
 FORMAT = 1
 CHECKPOINT_DIR = "checkpoints"
@@ -76,7 +77,9 @@ def _load_plain_vars(obj, values: dict[str, Any]) -> None:
         setattr(obj, name, value)
 
 
-def _gym_env_state(env) -> dict[str, Any]:
+def gym_env_state(env) -> dict[str, Any]:
+    """One gymnasium env's state: each wrapper's and the base env's plain variables, its
+    ``np_random`` and, for MuJoCo, ``qpos``/``qvel``."""
     layers, layer = [], env
     while True:
         layers.append(_plain_vars(layer))
@@ -95,7 +98,8 @@ def _gym_env_state(env) -> dict[str, Any]:
     return state
 
 
-def _load_gym_env_state(env, state: dict[str, Any]) -> None:
+def load_gym_env_state(env, state: dict[str, Any]) -> None:
+    """Restores what :func:`gym_env_state` returned into an env made from the same id."""
     layer = env
     for values in state["layers"]:
         _load_plain_vars(layer, values)
@@ -125,7 +129,7 @@ def env_state(env) -> dict[str, Any] | None:
         return {"tensors": env.state_tensors()}
     vector = _vector_env(env)
     if vector is not None:
-        return {"vector": _plain_vars(vector), "envs": [_gym_env_state(e) for e in vector.envs]}
+        return {"vector": _plain_vars(vector), "envs": [gym_env_state(e) for e in vector.envs]}
     return None
 
 
@@ -140,7 +144,7 @@ def load_env_state(env, state: dict[str, Any] | None) -> None:
         raise CheckpointError("the checkpoint's env state does not match this spec's env")
     _load_plain_vars(vector, state["vector"])
     for sub_env, sub_state in zip(vector.envs, state["envs"]):
-        _load_gym_env_state(sub_env, sub_state)
+        load_gym_env_state(sub_env, sub_state)
 
 
 def collector_state(collector) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ Heavy libraries (torch, torchrl, mlflow) are imported only by the commands that 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -142,8 +143,9 @@ def _video(run_id: str) -> int:
     from pgtorchrl.video import log_episode_gif, record_episode
 
     spec = load_run_spec(run_id)
-    if spec.env.name != "gym":
-        return _fail(f"--video renders gymnasium envs (env.name: gym); run {run_id} used {spec.env.name!r}", EXIT_BAD_INPUT)
+    if spec.env.name not in ("gym", "gym_native"):
+        return _fail(f"--video renders gymnasium envs (env.name: gym or gym_native); run {run_id} used {spec.env.name!r}",
+                     EXIT_BAD_INPUT)
     frames, total = record_episode(spec.env.env_id, load_actor(run_id, device="cpu"), seed=spec.seed)
     path = log_episode_gif(run_id, frames, resolve_tracking_uri(None))
     print(f"{path}: {len(frames)} frames, return {total:.1f}, logged to run {run_id}")
@@ -292,6 +294,9 @@ def _sigterm_as_interrupt() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    # MLflow's download bars are noise here, and their multiprocessing lock is a semaphore that
+    # the resource tracker reports as leaked when the command leaves with os._exit
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if argv is None:  # the real command line, not an in-process call
         _sigterm_as_interrupt()
     if args.command == "list":

@@ -55,19 +55,36 @@ def _known_gym_id(env_id: str) -> str:
     return env_id
 
 
+GymId = Annotated[str, AfterValidator(_known_gym_id)]
+GymEnvCount = Annotated[int, Field(ge=1, le=4096)]  # gymnasium envs are Python objects, stepped one by one
+
+
 # --- environments -------------------------------------------------------------------------------
 # Wiring: the spec's top-level ``device``; the env (a torch-native one, its state too) lives there.
 @ENVS.register("gym")
 def gym_env(
     device: str,
     *,
-    env_id: Annotated[str, AfterValidator(_known_gym_id)],
-    num_envs: Annotated[int, Field(ge=1, le=4096)] = 8,
+    env_id: GymId,
+    num_envs: GymEnvCount = 8,
 ) -> "EnvBase":
     """A gymnasium id, ``num_envs`` copies stepped as one batched TorchRL env (GymWrapper)."""
     from pgtorchrl.envs import make_gym_env
 
     return make_gym_env(env_id, num_envs, device=device)
+
+
+@ENVS.register("gym_native")
+def gym_native(
+    device: str,
+    *,
+    env_id: GymId,
+    num_envs: GymEnvCount = 8,
+) -> "EnvBase":
+    """A gymnasium id (flat Box observations; Discrete or Box actions) on the tensor fast path."""
+    from pgtorchrl.gym_native import GymNativeEnv
+
+    return GymNativeEnv(env_id, num_envs, device=device)
 
 
 @ENVS.register("short_corridor")
@@ -181,13 +198,13 @@ def sync_collector(
 
 @COLLECTORS.register("native")
 def native_collector(env: "EnvBase", policy, total_frames: int, worker_envs: "WorkerEnvs", *, frames_per_batch: PositiveInt):
-    """Fixed-frame batches from a torch-native env (torch_cartpole, short_corridor) on a tensor fast path."""
+    """Fixed-frame batches from a native env (gym_native, torch_cartpole, short_corridor) on a tensor fast path."""
     from pgtorchrl.collectors import NativeCollector
     from pgtorchrl.native import TorchNativeEnv
 
     if not isinstance(env, TorchNativeEnv):
         raise ValueError(
-            f"collector 'native' needs a torch-native env (torch_cartpole, short_corridor), "
+            f"collector 'native' needs a native env (gym_native, torch_cartpole, short_corridor), "
             f"got {type(env).__name__}: use collector 'sync'"
         )
     return NativeCollector(env, policy, frames_per_batch, total_frames)

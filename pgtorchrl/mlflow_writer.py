@@ -190,13 +190,16 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides how the run ends
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri, experiment = argv
+    # reading starts before MLflow loads: a trainer that is quicker than these imports never
+    # blocks on a full pipe (64 KB: one checkpoint fills it)
+    messages = _read_in_background(sys.stdin.buffer)
     try:
         writer = _Writer(uri, experiment)
     except Exception as err:
         _say(f"error {type(err).__name__}: {err}")
         return 1
     failed = False
-    for message in _coalesced(_read_in_background(sys.stdin.buffer)):
+    for message in _coalesced(messages):
         if message is _END_OF_INPUT:  # the trainer is gone without saying how the run ended
             if writer.run_id is not None:
                 writer.end("KILLED", None)

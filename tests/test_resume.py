@@ -14,10 +14,12 @@ from pgtorchrl.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["eval.every_frames=1024", "eval.episodes=3", "eval.target_return=null", "tracking.checkpoint_every_frames=1024"]
-CASES = {  # one per kind of collection state: TorchRL's Collector over gymnasium, torch-native, whole episodes
-    "vpg_cartpole": ["train.total_frames=5120", *SHORT],
-    "vpg_cartpole_torch": ["train.total_frames=5120", *SHORT],
-    "reinforce_cartpole": ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"],
+CASES = {  # one per kind of collection state: (pipeline, overrides)
+    "gym_native": ("vpg_cartpole", ["train.total_frames=5120", *SHORT]),  # native collector, gymnasium envs
+    "gymwrapper": ("vpg_cartpole", ["env.name=gym", "collector.name=sync", "train.total_frames=5120", *SHORT]),  # TorchRL's Collector
+    "torch_native": ("vpg_cartpole_torch", ["train.total_frames=5120", *SHORT]),
+    "episodes": ("reinforce_cartpole",
+                 ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"]),
 }
 
 
@@ -54,8 +56,9 @@ def interrupted_run(spec, at_iteration: int) -> str:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_resumed_run_matches_the_uninterrupted_one(store, name):
-    path = ROOT / "pipelines" / f"{name}.yaml"
-    spec = load_spec(path, CASES[name])
+    pipeline, overrides = CASES[name]
+    path = ROOT / "pipelines" / f"{pipeline}.yaml"
+    spec = load_spec(path, overrides)
     run_id = interrupted_run(spec, at_iteration=9)
     client = MlflowClient(store)
     assert client.get_run(run_id).info.status == "KILLED"
@@ -65,7 +68,7 @@ def test_resumed_run_matches_the_uninterrupted_one(store, name):
     resumed = cli("resume", run_id)
     assert resumed.returncode == 0, resumed.stderr
     assert f"mlflow run {run_id}" in resumed.stdout  # the same run, continued
-    assert cli(str(path), *CASES[name]).returncode == 0
+    assert cli(str(path), *overrides).returncode == 0
     runs = client.search_runs([client.get_run(run_id).info.experiment_id], order_by=["start_time DESC"])
     fresh = next(r for r in runs if r.info.run_id != run_id)
 
@@ -80,19 +83,19 @@ def test_resumed_run_matches_the_uninterrupted_one(store, name):
 def test_checkpoints_load_with_weights_only_and_hold_the_whole_state(store):
     from pgtorchrl.loading import latest_checkpoint
 
-    spec = load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", CASES["vpg_cartpole"])
+    spec = load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", CASES["gym_native"][1])
     result = trainer.train(spec)
     state = latest_checkpoint(result.run_id)  # torch.load(..., weights_only=True) inside
     assert state["progress"]["frames"] == result.frames == 5120
     assert {"actor", "critic", "actor_optim", "critic_optim", "rng", "env", "eval_env", "collector"} <= state.keys()
-    assert len(state["env"]["envs"]) == spec.env.num_envs  # every gymnasium sub-env's state
+    assert len(state["env"]["tensors"]["envs"]) == spec.env.num_envs  # every gymnasium sub-env's state
     actor = build_pipeline(spec).actor
     actor.load_state_dict(state["actor"])
     assert all(torch.equal(a, b) for a, b in zip(actor.state_dict().values(), state["actor"].values()))
 
 
 def test_resume_refuses_what_it_cannot_continue(store):
-    spec = load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", CASES["vpg_cartpole"])
+    spec = load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", CASES["gym_native"][1])
     finished = trainer.train(spec).run_id
     out = cli("resume", finished)
     assert out.returncode == 2
