@@ -16,11 +16,17 @@ All measured in one process, the compared things alternated, medians over repeat
 
 The figures that matter are pgtorchrl / plain-torch, printed for each env kind.
 
+With ``--device cuda`` everything (env, policy, critic, update) runs on the GPU and only the torch
+CartPole is measured (gymnasium's envs are CPU code); the clock reads after a device sync. At GPU
+scale, many envs and few steps per batch, e.g.:
+
     python benchmarks/throughput.py [--envs 8] [--steps 32] [--repeats 5]
+    python benchmarks/throughput.py --device cuda --envs 262144 --steps 16 --frames 20000000
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 import warnings
@@ -35,27 +41,31 @@ from pgtorchrl.pipeline import build_pipeline
 from pgtorchrl.spec import load_spec
 from pgtorchrl.trainer import update
 
-FRAMES = 20_000
 VALUE_STEPS = 5  # the pipelines' train.value_steps (cases_for() checks it)
 
 
-def raw_torch(envs: int) -> float:
-    env = TorchCartPoleEnv(envs)
+def clock(device: torch.device) -> float:
+    """Seconds, read once the device has finished the work queued so far."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def raw_torch(envs: int, frames: int, device: torch.device) -> float:
+    env = TorchCartPoleEnv(envs, device=device)
     env.reset_tensors(None)
-    steps = FRAMES // envs
-    start = time.perf_counter()
+    steps = max(1, frames // envs)
+    start = clock(device)
     for _ in range(steps):
-        action = torch.nn.functional.one_hot(torch.randint(2, (envs,)), 2)
-        out = env.step_tensors(action)
-        if out["done"].any():
-            env.reset_tensors(out["done"].reshape(-1))
-    return steps * envs / (time.perf_counter() - start)
+        action = torch.nn.functional.one_hot(torch.randint(2, (envs,), device=device), 2)
+        env.reset_finished(env.step_tensors(action))
+    return steps * envs / (clock(device) - start)
 
 
-def raw_gym(envs: int) -> float:
+def raw_gym(envs: int, frames: int) -> float:
     venv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(envs)])
     venv.reset(seed=0)
-    steps = FRAMES // envs
+    steps = max(1, frames // envs)
     start = time.perf_counter()
     for _ in range(steps):
         venv.step(venv.action_space.sample())
@@ -90,12 +100,12 @@ class PlainTorch:
     for the critic, gradient norms clipped to 1, 5 critic steps per batch (the first on the joint
     backward pass). ``env``: a :class:`TorchCartPoleEnv` or a :class:`GymLoop`."""
 
-    def __init__(self, env, steps: int):
+    def __init__(self, env, steps: int, device: torch.device):
         self.env = env
         self.obs = self.env.reset_tensors(None)["observation"]
         self.steps = steps
-        self.pi = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
-        self.v = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 1))
+        self.pi = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2)).to(device)
+        self.v = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 1)).to(device)
         self.pi_opt = torch.optim.Adam(self.pi.parameters(), lr=3e-3)
         self.v_opt = torch.optim.Adam(self.v.parameters(), lr=3e-3)
 
@@ -112,7 +122,7 @@ class PlainTorch:
             terms.append(out["terminated"].squeeze(-1))
             next_obs.append(out["observation"])
             self.obs = out["observation"]
-            if out["done"].any():
+            if self.obs.device.type != "cpu" or out["done"].any():  # on a GPU, masked without asking
                 self.obs = self.env.reset_tensors(out["done"].reshape(-1))["observation"]
         return [torch.stack(x) for x in (obs, acts, rews, dones, terms, next_obs)]
 
@@ -142,20 +152,22 @@ class PlainTorch:
             self.v_opt.step()
 
 
-def timed(fn, frames_per_call: int, calls: int) -> float:
+def timed(fn, frames_per_call: int, calls: int, device: torch.device) -> float:
     fn()  # warm-up
-    start = time.perf_counter()
+    start = clock(device)
     for _ in range(calls):
         fn()
-    return frames_per_call * calls / (time.perf_counter() - start)
+    return frames_per_call * calls / (clock(device) - start)
 
 
 def cases_for(pipeline: str, args, torchrl_env) -> tuple[dict, str]:
     """The compared collection and training cases over one pipeline's env kind; ``torchrl_env``
     builds the env TorchRL's Collector steps."""
     batch = args.envs * args.steps
-    calls = max(1, FRAMES // batch)
-    overrides = [f"env.num_envs={args.envs}", f"collector.frames_per_batch={batch}", f"train.total_frames={10**9}"]
+    calls = max(1, args.frames // batch)
+    device = torch.device(args.device)
+    overrides = [f"env.num_envs={args.envs}", f"collector.frames_per_batch={batch}", f"train.total_frames={10**12}",
+                 f"device={args.device}"]
     spec = load_spec(pipeline, overrides)
     p = build_pipeline(spec)
     assert (spec.train.value_steps, spec.train.max_grad_norm) == (VALUE_STEPS, 1.0), "PlainTorch must do the spec's update"
@@ -166,20 +178,22 @@ def cases_for(pipeline: str, args, torchrl_env) -> tuple[dict, str]:
     torchrl_collector = iter(Collector(torchrl_env(p), p.actor, frames_per_batch=batch, total_frames=-1,
                                        auto_register_policy_transforms=False))
     kind = "torch env" if spec.env.name == "torch_cartpole" else "gymnasium"
-    plain = PlainTorch(TorchCartPoleEnv(args.envs) if kind == "torch env" else GymLoop(args.envs), args.steps)
+    plain_env = TorchCartPoleEnv(args.envs, device=device) if kind == "torch env" else GymLoop(args.envs)
+    plain = PlainTorch(plain_env, args.steps, device)
 
     def pgtorchrl_train():
         b = next(native)
         p.advantage(b)
         update(p, b, 1, 0)
 
-    return {
-        f"collect, {kind}: plain torch": lambda: timed(plain.rollout, batch, calls),
-        f"collect, {kind}: pgtorchrl native": lambda: timed(lambda: next(native), batch, calls),
-        f"collect, {kind}: TorchRL Collector": lambda: timed(lambda: next(torchrl_collector), batch, calls),
-        f"collect+train, {kind}: plain torch": lambda: timed(plain.train_step, batch, calls),
-        f"collect+train, {kind}: pgtorchrl": lambda: timed(pgtorchrl_train, batch, calls),
-    }, kind
+    cases = {
+        f"collect, {kind}: plain torch": plain.rollout,
+        f"collect, {kind}: pgtorchrl native": lambda: next(native),
+        f"collect, {kind}: TorchRL Collector": lambda: next(torchrl_collector),
+        f"collect+train, {kind}: plain torch": plain.train_step,
+        f"collect+train, {kind}: pgtorchrl": pgtorchrl_train,
+    }
+    return {name: functools.partial(timed, fn, batch, calls, device) for name, fn in cases.items()}, kind
 
 
 def main() -> None:
@@ -187,21 +201,22 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=8)
     parser.add_argument("--steps", type=int, default=32, help="steps per env per batch")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=20_000, help="frames per timing (at least one batch)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda: the torch CartPole only)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     from pgtorchrl.envs import make_gym_env
 
-    cases = {
-        "raw step: torch CartPole": lambda: raw_torch(args.envs),
-        "raw step: gymnasium SyncVectorEnv": lambda: raw_gym(args.envs),
-    }
+    device = torch.device(args.device)
+    cases = {"raw step: torch CartPole": lambda: raw_torch(args.envs, args.frames, device)}
+    pipelines = [("pipelines/vpg_cartpole_torch.yaml", lambda p: p.env)]  # TorchRL's Collector: the same torch env
+    if device.type == "cpu":  # gymnasium's envs step on the CPU
+        cases["raw step: gymnasium SyncVectorEnv"] = lambda: raw_gym(args.envs, args.frames)
+        pipelines.append(("pipelines/vpg_cartpole.yaml", lambda p: make_gym_env("CartPole-v1", args.envs)))  # GymWrapper
     kinds = []
-    for pipeline, torchrl_env in (
-        ("pipelines/vpg_cartpole_torch.yaml", lambda p: p.env),  # the same torch env
-        ("pipelines/vpg_cartpole.yaml", lambda p: make_gym_env("CartPole-v1", args.envs)),  # GymWrapper
-    ):
+    for pipeline, torchrl_env in pipelines:
         more, kind = cases_for(pipeline, args, torchrl_env)
         cases.update(more)
         kinds.append(kind)
@@ -210,7 +225,8 @@ def main() -> None:
         for name, case in cases.items():
             results[name].append(case())
     median = {name: statistics.median(v) for name, v in results.items()}
-    print(f"{args.envs} envs x {args.steps} steps per batch, 4-64-64-2 policy, median of {args.repeats} repeats, 1 thread")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU, 1 thread"
+    print(f"{args.envs} envs x {args.steps} steps per batch, 4-64-64-2 policy, median of {args.repeats} repeats, {where}")
     for name, fps in median.items():
         print(f"  {name:<48} {fps:>12,.0f} frames/s")
     for kind in kinds:

@@ -17,7 +17,7 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
 
 from pgtorchrl.models import categorical_logits_net, log_softmax
-from pgtorchrl.native import TorchNativeEnv
+from pgtorchrl.native import TorchNativeEnv, policy_inputs
 
 __all__ = ["first_episodes", "EpisodeCollector", "NativeCollector"]
 
@@ -120,11 +120,6 @@ def _stack(steps: list[tuple[dict, dict, dict]], batch_size, device, categorical
     return TensorDict(data, batch_size=(*batch_size, len(steps)), device=device)
 
 
-def _observation(nxt: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the policy sees next: the step's outputs but the reward."""
-    return {k: v for k, v in nxt.items() if k != "reward"}
-
-
 _NOISE_STEPS = 64  # steps of Gumbel noise drawn at once by the episode collector
 
 
@@ -144,7 +139,7 @@ def _lean_rollout(env: TorchNativeEnv, net, max_steps: int, exploration: Explora
         finished.logical_or_(nxt["done"].reshape(n))
         if finished.all():
             break
-        obs = _observation(nxt)
+        obs = policy_inputs(nxt)
     return _stack(steps, env.batch_size, env.device, categorical=True), finished
 
 
@@ -193,10 +188,7 @@ class NativeCollector:
                 act = self._act(obs, sample)
                 nxt = env.step_tensors(act["action"])
                 steps.append((obs, act, nxt))
-                done = nxt["done"].reshape(-1)
-                obs = _observation(nxt)
-                if done.any():  # finished envs start over; ("next", ...) keeps their final state
-                    obs = env.reset_tensors(done)  # every env's current observation
+                obs = env.reset_finished(nxt)  # ("next", ...) keeps the finished envs' final state
             self._obs = obs
             self.frames += self.steps * env.batch_size.numel()
             yield _stack(steps, env.batch_size, env.device, categorical=self.net is not None)

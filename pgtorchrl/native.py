@@ -15,7 +15,13 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Categorical, Composite, OneHot, Unbounded
 from torchrl.envs import EnvBase
 
-__all__ = ["TorchNativeEnv"]
+__all__ = ["TorchNativeEnv", "policy_inputs"]
+
+
+def policy_inputs(step: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the policy sees after a :meth:`TorchNativeEnv.step_tensors` output: all of it but
+    the reward."""
+    return {k: v for k, v in step.items() if k != "reward"}
 
 
 class TorchNativeEnv(EnvBase):
@@ -75,6 +81,19 @@ class TorchNativeEnv(EnvBase):
     def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
         """Applies ``action`` to every env and returns the next observations, reward and flags."""
         raise NotImplementedError
+
+    def reset_finished(self, step: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the policy sees after ``step`` (a :meth:`step_tensors` output): the envs that
+        finished start over, the others carry on (the reward left out).
+
+        On CPU the reset runs only when some env is done. On an accelerator it always runs,
+        masked: asking whether any env is done would make the host wait for the device at every
+        step, while a masked reset is a few queued kernels.
+        """
+        done = step["done"].reshape(-1)
+        if self.device.type != "cpu" or done.any():
+            return self.reset_tensors(done)  # every env's current observation
+        return policy_inputs(step)
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         mask = None if tensordict is None else tensordict.get("_reset", None)

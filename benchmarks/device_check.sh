@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The GPU checks of pgtorchrl as one command, for a GPU machine whose python3 (3.12) has a CUDA
+# build of torch but not TorchRL, TensorDict, gymnasium, pydantic or MLflow:
+#
+#   bash benchmarks/device_check.sh prepare   # on a machine with pip: their cp312 wheels into .whl/
+#   bash benchmarks/device_check.sh run       # on the GPU machine, with .whl/ beside it
+#
+# `run` installs the wheels into /tmp/site (no network needed), then, logging to $OUT (or /tmp):
+#   1. the CUDA tests (tests/test_device.py: every stage on the GPU, a training run tracked in MLflow);
+#   2. vpg_cartpole_torch.yaml end to end with device=cuda (8 envs: the CPU pipeline's settings);
+#   3. the same pipeline at GPU scale (262,144 envs x 16 steps a batch): its frames/s;
+#   4. benchmarks/throughput.py --device cuda at 65,536, 262,144 and 1,048,576 envs.
+# On the team's GPU machine, in the device tool: `bash benchmarks/device_check.sh run` with carry [".whl"].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# What pgtorchrl needs that the GPU machine's image lacks (its pip list: torch, numpy, pyyaml, tqdm,
+# matplotlib, pytest, hypothesis, pandas, ... are there). The versions are constraints.txt's.
+CORE=(torchrl==0.14.1 tensordict==0.14.3 pyvers==0.2.3 hoptorch==0.1.4 importlib-metadata==9.1.0
+      gymnasium==1.4.0 farama-notifications==0.0.6 pydantic==2.14.4 pydantic-core==2.50.5
+      annotated-types==0.8.0 typing-inspection==0.4.5)
+MLFLOW=(mlflow==3.17.2 mlflow-skinny==3.17.2 mlflow-tracing==3.17.2 cachetools==7.3.3 databricks-sdk==0.162.0
+        google-auth==2.63.0 pyasn1-modules==0.4.2 pyasn1==0.6.5 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12
+        fastapi==0.165.0 starlette==1.10.0 opentelemetry-api==1.45.2 opentelemetry-proto==1.45.2
+        opentelemetry-sdk==1.45.2 opentelemetry-semantic-conventions==0.66b2 gitpython==3.2.1 gitdb==4.0.12
+        smmap==5.0.3 python-dotenv==1.2.4 sqlparse==0.6.1 uvicorn==0.54.0 flask==3.1.3 flask-cors==6.0.5
+        blinker==1.9.0 itsdangerous==2.2.0 alembic==1.20.1 sqlalchemy==2.1.9 mako==1.4.3 docker==7.2.0
+        graphene==3.4.3 graphql-core==3.2.14 graphql-relay==3.2.0 gunicorn==26.2.0 huey==3.5.4 skops==0.16.0
+        prettytable==3.18.0 wcwidth==0.9.4)
+
+prepare() {
+  grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+  local platforms=()
+  for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64 \
+           manylinux_2_34_x86_64 manylinux_2_35_x86_64 manylinux_2_31_x86_64 manylinux_2_24_x86_64 any; do
+    platforms+=(--platform "$p")
+  done
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    "${platforms[@]}" -d .whl "${CORE[@]}" "${MLFLOW[@]}"
+  du -sh .whl
+}
+
+run() {
+  local out=${OUT:-/tmp/device_check} log
+  mkdir -p "$out"
+  log=$out/device_check.log
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MLFLOW_TRACKING_URI=sqlite:////tmp/device_check.db
+  {
+    nvidia-smi -L
+    python3 -c 'import torch, torchrl, tensordict; print("torch", torch.__version__, "torchrl", torchrl.__version__, "tensordict", tensordict.__version__, "cuda", torch.cuda.is_available())'
+    echo "== 1. CUDA tests"
+    python3 -m pytest -q -p no:cacheprovider tests/test_device.py tests/test_torch_cartpole.py || echo "CUDA TESTS FAILED"
+    echo "== 2. vpg_cartpole_torch.yaml, device=cuda"
+    /usr/bin/time -f "whole process %e s, peak RSS %M KB" python3 -m pgtorchrl pipelines/vpg_cartpole_torch.yaml device=cuda
+    echo "== 3. the same at GPU scale: 262144 envs x 16 steps a batch, 20 batches"
+    python3 -m pgtorchrl pipelines/vpg_cartpole_torch.yaml device=cuda env.num_envs=262144 \
+      collector.frames_per_batch=4194304 train.total_frames=83886080 eval.every_frames=null eval.target_return=null
+    echo "== 4. throughput, device=cuda"
+    for envs in 65536 262144 1048576; do
+      python3 benchmarks/throughput.py --device cuda --envs "$envs" --steps 16 --frames $((envs * 16 * 4)) --repeats 3
+    done
+  } 2>&1 | tee "$log"
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  run) run ;;
+  *) echo "usage: bash benchmarks/device_check.sh prepare|run" >&2; exit 2 ;;
+esac
