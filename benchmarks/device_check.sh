@@ -47,15 +47,24 @@ run() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MLFLOW_TRACKING_URI=sqlite:////tmp/device_check.db
   {
+    set +e  # a failed step is reported and the next one still runs: one call to the GPU machine tells all
     nvidia-smi -L
     python3 -c 'import torch, torchrl, tensordict; print("torch", torch.__version__, "torchrl", torchrl.__version__, "tensordict", tensordict.__version__, "cuda", torch.cuda.is_available())'
     echo "== 1. CUDA tests"
-    python3 -m pytest -q -p no:cacheprovider tests/test_device.py tests/test_torch_cartpole.py || echo "CUDA TESTS FAILED"
+    python3 -m pytest -q -p no:cacheprovider tests/test_device.py tests/test_torch_cartpole.py tests/test_native_envs.py
     echo "== 2. vpg_cartpole_torch.yaml, device=cuda"
-    /usr/bin/time -f "whole process %e s, peak RSS %M KB" python3 -m pgtorchrl pipelines/vpg_cartpole_torch.yaml device=cuda
+    time python3 -m pgtorchrl pipelines/vpg_cartpole_torch.yaml device=cuda  # the whole process
     echo "== 3. the same at GPU scale: 262144 envs x 16 steps a batch, 20 batches"
     python3 -m pgtorchrl pipelines/vpg_cartpole_torch.yaml device=cuda env.num_envs=262144 \
-      collector.frames_per_batch=4194304 train.total_frames=83886080 eval.every_frames=null eval.target_return=null
+      collector.frames_per_batch=4194304 train.total_frames=83886080 eval.every_frames=null eval.target_return=null \
+      tracking.checkpoint_every_frames=41943040 | tee /tmp/scale_run.txt
+    python3 - "$(awk '{print $NF}' /tmp/scale_run.txt | tail -1)" <<'PY'
+import statistics, sys
+from mlflow.tracking import MlflowClient
+fps = [m.value for m in MlflowClient().get_metric_history(sys.argv[1], "time/fps")]
+print(f"time/fps (collection + update, per batch): median {statistics.median(fps):,.0f}, "
+      f"median of the last 10 {statistics.median(fps[-10:]):,.0f} frames/s over {len(fps)} batches")
+PY
     echo "== 4. throughput, device=cuda"
     for envs in 65536 262144 1048576; do
       python3 benchmarks/throughput.py --device cuda --envs "$envs" --steps 16 --frames $((envs * 16 * 4)) --repeats 3
