@@ -21,6 +21,8 @@ except ImportError:
         raise
     pytest.skip("ray is not installed (pip install -e '.[ray]')", allow_module_level=True)
 
+pytestmark = pytest.mark.slow  # about 2 min on 2 cores: CI runs it with -m slow
+
 COMMON = ["eval.every_frames=4096", "eval.target_return=null", "eval.episodes=10"]
 RAY = "{backend: ray, frames_per_batch: 256, num_collectors: 2}"
 

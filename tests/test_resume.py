@@ -54,7 +54,11 @@ def interrupted_run(spec, at_iteration: int) -> str:
     return run.run_id
 
 
-@pytest.mark.parametrize("name", list(CASES))
+# the shipped pipelines' collection by default; TorchRL's Collector and whole episodes with -m slow (CI runs both)
+SLOW_CASES = {"gymwrapper", "episodes"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n for n in CASES])
 def test_resumed_run_matches_the_uninterrupted_one(store, name):
     pipeline, overrides = CASES[name]
     path = ROOT / "pipelines" / f"{pipeline}.yaml"
