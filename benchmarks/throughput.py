@@ -165,7 +165,6 @@ def cases_for(pipeline: str, args, torchrl_env) -> tuple[dict, str]:
     builds the env TorchRL's Collector steps."""
     batch = args.envs * args.steps
     calls = max(1, args.frames // batch)
-    device = torch.device(args.device)
     overrides = [f"env.num_envs={args.envs}", f"collector.frames_per_batch={batch}", f"train.total_frames={10**12}",
                  f"device={args.device}"]
     spec = load_spec(pipeline, overrides)
@@ -178,8 +177,8 @@ def cases_for(pipeline: str, args, torchrl_env) -> tuple[dict, str]:
     torchrl_collector = iter(Collector(torchrl_env(p), p.actor, frames_per_batch=batch, total_frames=-1,
                                        auto_register_policy_transforms=False))
     kind = "torch env" if spec.env.name == "torch_cartpole" else "gymnasium"
-    plain_env = TorchCartPoleEnv(args.envs, device=device) if kind == "torch env" else GymLoop(args.envs)
-    plain = PlainTorch(plain_env, args.steps, device)
+    plain_env = TorchCartPoleEnv(args.envs, device=args.device) if kind == "torch env" else GymLoop(args.envs)
+    plain = PlainTorch(plain_env, args.steps, args.device)
 
     def pgtorchrl_train():
         b = next(native)
@@ -193,7 +192,7 @@ def cases_for(pipeline: str, args, torchrl_env) -> tuple[dict, str]:
         f"collect+train, {kind}: plain torch": plain.train_step,
         f"collect+train, {kind}: pgtorchrl": pgtorchrl_train,
     }
-    return {name: functools.partial(timed, fn, batch, calls, device) for name, fn in cases.items()}, kind
+    return {name: functools.partial(timed, fn, batch, calls, args.device) for name, fn in cases.items()}, kind
 
 
 def main() -> None:
@@ -202,14 +201,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32, help="steps per env per batch")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frames", type=int, default=20_000, help="frames per timing (at least one batch)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda: the torch CartPole only)")
+    parser.add_argument("--device", type=torch.device, default="cpu", help="cpu or cuda (cuda: the torch CartPole only)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     from pgtorchrl.envs import make_gym_env
 
-    device = torch.device(args.device)
+    device = args.device
     cases = {"raw step: torch CartPole": lambda: raw_torch(args.envs, args.frames, device)}
     pipelines = [("pipelines/vpg_cartpole_torch.yaml", lambda p: p.env)]  # TorchRL's Collector: the same torch env
     if device.type == "cpu":  # gymnasium's envs step on the CPU
