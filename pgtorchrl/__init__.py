@@ -18,7 +18,7 @@ _EXPORTS = {
     "RewardToGo": "pgtorchrl.advantage",
     "GAE": "pgtorchrl.advantage",
     "reward_to_go": "pgtorchrl.functional",
-    "generalized_advantage_estimate": "pgtorchrl.functional",
+    "generalized_advantage": "pgtorchrl.functional",
     "make_actor": "pgtorchrl.models",
     "make_critic": "pgtorchrl.models",
     "make_discrete_actor": "pgtorchrl.models",

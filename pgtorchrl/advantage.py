@@ -33,7 +33,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 
-from pgtorchrl.functional import discount_weights, episode_return, generalized_advantage_estimate, reward_to_go
+from pgtorchrl.functional import discount_weights, episode_return, generalized_advantage, reward_to_go
 
 __all__ = ["AdvantageEstimator", "FullReturn", "RewardToGo", "TDError", "GAE", "TRUNCATION_MODES", "BASELINES"]
 
@@ -51,7 +51,8 @@ class AdvantageEstimator(TensorDictModuleBase):
     Subclasses implement :meth:`_estimate`, mapping tensors to ``(advantage, value_target)``.
 
     Args:
-        critic: a module writing ``state_value`` from the state alone, or ``None``.
+        value_network: the critic, a module writing ``state_value`` from the state alone, or
+            ``None`` (TorchRL's keyword name, as in :class:`torchrl.objectives.value.GAE`).
         gamma: discount factor in ``[0, 1]``.
         normalize: standardize the advantage over the batch's valid steps.
         truncation: ``"bootstrap"`` (needs a critic), ``"drop"`` or ``"terminal"``.
@@ -86,7 +87,7 @@ class AdvantageEstimator(TensorDictModuleBase):
 
     def __init__(
         self,
-        critic: TensorDictModuleBase | None = None,
+        value_network: TensorDictModuleBase | None = None,
         *,
         gamma: float = 0.99,
         normalize: bool = False,
@@ -95,6 +96,7 @@ class AdvantageEstimator(TensorDictModuleBase):
     ):
         super().__init__()
         name = type(self).__name__
+        critic = value_network
         if self.requires_critic and critic is None:
             raise ValueError(
                 f"{name} needs a critic (a state-value module): add a `critic:` section to the spec, "
@@ -233,7 +235,7 @@ class _ReturnWeighted(AdvantageEstimator):
 
     def __init__(
         self,
-        critic: TensorDictModuleBase | None = None,
+        value_network: TensorDictModuleBase | None = None,
         *,
         gamma: float = 0.99,
         baseline: Literal["auto", "none", "mean", "critic"] = "auto",
@@ -241,12 +243,12 @@ class _ReturnWeighted(AdvantageEstimator):
         truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
         gamma_t_factor: bool = False,
     ):
-        super().__init__(critic, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
+        super().__init__(value_network, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
         if baseline not in BASELINES:
             raise ValueError(f"baseline={baseline!r}: use one of {BASELINES}.")
-        if baseline == "critic" and critic is None:
+        if baseline == "critic" and value_network is None:
             raise ValueError("baseline='critic' needs a critic: add a `critic:` section or use baseline 'mean' or 'none'.")
-        self.baseline = ("critic" if critic is not None else "none") if baseline == "auto" else baseline
+        self.baseline = ("critic" if value_network is not None else "none") if baseline == "auto" else baseline
 
     def _returns(self, to_go, reward, done, terminated, next_value) -> torch.Tensor:
         raise NotImplementedError  # abstract: G(tau) or G_t (``to_go`` is G_t, computed once)
@@ -304,10 +306,10 @@ class GAE(AdvantageEstimator):
 
     ``value_target`` is :math:`\hat A_t + V(s_t)` (the TD(:math:`\lambda`) return), the critic's
     regression target as in Spinning Up's VPG. The formula lives in
-    :func:`pgtorchrl.functional.generalized_advantage_estimate`.
+    :func:`pgtorchrl.functional.generalized_advantage`.
 
     Args:
-        critic: the state-value module (required).
+        value_network: the critic, a state-value module (required).
         gamma: discount in ``[0, 1]``.
         lmbda: the GAE :math:`\lambda` in ``[0, 1]``: 1 is the Monte Carlo advantage, 0 the TD error.
         normalize, truncation, gamma_t_factor: see :class:`AdvantageEstimator`.
@@ -317,7 +319,7 @@ class GAE(AdvantageEstimator):
 
     def __init__(
         self,
-        critic: TensorDictModuleBase,
+        value_network: TensorDictModuleBase,
         *,
         gamma: float = 0.99,
         lmbda: float = 0.95,
@@ -325,13 +327,13 @@ class GAE(AdvantageEstimator):
         truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
         gamma_t_factor: bool = False,
     ):
-        super().__init__(critic, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
+        super().__init__(value_network, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
         if not 0.0 <= lmbda <= 1.0:
             raise ValueError(f"lmbda={lmbda} is outside [0, 1].")
         self.lmbda = float(lmbda)
 
     def _estimate(self, reward, done, terminated, value, next_value, valid):
-        advantage = generalized_advantage_estimate(
+        advantage = generalized_advantage(
             reward, value, next_value, done, terminated, self.gamma, self.lmbda
         )
         return advantage, advantage + value
@@ -343,7 +345,7 @@ class TDError(GAE):
 
     def __init__(
         self,
-        critic: TensorDictModuleBase,
+        value_network: TensorDictModuleBase,
         *,
         gamma: float = 0.99,
         normalize: bool = False,
@@ -351,5 +353,5 @@ class TDError(GAE):
         gamma_t_factor: bool = False,
     ):
         super().__init__(
-            critic, gamma=gamma, lmbda=0.0, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor
+            value_network, gamma=gamma, lmbda=0.0, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor
         )

@@ -1,7 +1,8 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped.
 
 A checkpoint is taken between two iterations of the training loop and holds the actor and
-critic weights, both optimizers' states, torch's RNG, the training progress (frames,
+critic weights, both optimizers' states, the env transforms' running statistics (observation
+normalization is part of the policy), torch's RNG, the training progress (frames,
 iteration, evaluation schedule, the learning curve so far) and the collection state: the
 envs' own states (a torch-native env's tensors; for gymnasium envs each sub-env's variables,
 time-limit counter and ``np_random`` generator, MuJoCo's ``qpos``/``qvel``), the episodes the
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 from tensordict import TensorDict
+
+from pgtorchrl.envs import load_transforms_state, transforms_state
 
 __all__ = ["capture", "restore", "to_bytes", "from_bytes", "CHECKPOINT_DIR", "checkpoint_path", "CheckpointError",
            "gym_env_state", "load_gym_env_state"]
@@ -188,6 +191,7 @@ def capture(p, collector, eval_env, progress: dict[str, Any]) -> dict[str, Any]:
         "actor_optim": p.actor_optim.state_dict(),
         "rng": {"torch": torch.get_rng_state()},
         "env": env_state(collector_env(collector, p)),
+        "env_transforms": transforms_state(collector_env(collector, p)),
         "eval_env": env_state(eval_env) if eval_env is not None else None,
         "collector": collector_state(collector),
     }
@@ -216,6 +220,10 @@ def restore(p, collector, eval_env, state: dict[str, Any]) -> dict[str, Any]:
     except (KeyError, RuntimeError, ValueError) as err:
         raise CheckpointError(f"the checkpoint does not fit this spec's networks: {str(err).splitlines()[0]}") from err
     load_env_state(collector_env(collector, p), state["env"])
+    try:
+        load_transforms_state(collector_env(collector, p), state.get("env_transforms", {}))
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint does not fit this spec's env transforms: {str(err).splitlines()[0]}") from err
     if eval_env is not None:
         load_env_state(eval_env, state["eval_env"])
     load_collector_state(collector, state["collector"])

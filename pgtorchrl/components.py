@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 
     from pgtorchrl.distributed import WorkerEnvs
 
-__all__ = ["RAY_WORKERS", "ENVS", "ACTORS", "CRITICS", "COLLECTORS", "ADVANTAGES", "LOSSES", "OPTIMIZERS", "REGISTRIES"]
+__all__ = ["RAY_WORKERS", "ENVS", "TRANSFORMS", "ACTORS", "CRITICS", "COLLECTORS", "ADVANTAGES", "LOSSES", "OPTIMIZERS",
+           "REGISTRIES", "TORCHRL_PREFIX"]
 
 RAY_WORKERS = 2  # Ray collector workers when a spec names none
 
 ENVS = Registry("env")
+TRANSFORMS = Registry("transform")  # TorchRL env transforms, listed under env.transforms
 ACTORS = Registry("actor")
 CRITICS = Registry("critic")
 COLLECTORS = Registry("collector")
@@ -43,7 +45,11 @@ REGISTRIES: dict[str, Registry] = {
     "critic_optim": OPTIMIZERS,
 }
 
+#: Registry names of TorchRL's own components start with this (``torchrl.A2CLoss``): the rest are pgtorchrl's.
+TORCHRL_PREFIX = "torchrl."
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Keys = Annotated[list[str], Field(min_length=1, max_length=64)]
 Activation = Literal["tanh", "relu", "elu", "gelu", "silu"]
 HiddenSizes = Annotated[list[PositiveInt], Field(max_length=16)]
 
@@ -59,19 +65,76 @@ GymId = Annotated[str, AfterValidator(_known_gym_id)]
 GymEnvCount = Annotated[int, Field(ge=1, le=4096)]  # gymnasium envs are Python objects, stepped one by one
 
 
+# --- env transforms (TorchRL's, by class name) -----------------------------------------------------
+# Wiring: none. Each returns a torchrl.envs.Transform appended, in list order, after the env's own
+# RewardSum and StepCounter (so rollout/ and eval/ returns stay the task's own rewards).
+@TRANSFORMS.register("torchrl.VecNormV2")
+def vec_norm(
+    *,
+    in_keys: Keys = ["observation"],  # noqa: B006
+    decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9999,
+    eps: PositiveFloat = 1.0e-4,
+    reduce_batch_dims: bool = True,
+):
+    """torchrl.envs.VecNormV2: running-statistics normalization (the stats are part of the policy).
+    reduce_batch_dims defaults to true here: one set of statistics over all envs."""
+    from torchrl.envs import VecNormV2
+
+    return VecNormV2(in_keys=in_keys, decay=decay, eps=eps, reduce_batch_dims=reduce_batch_dims)
+
+
+@TRANSFORMS.register("torchrl.ObservationNorm")
+def observation_norm(
+    *, loc: float = 0.0, scale: PositiveFloat = 1.0, in_keys: Keys = ["observation"], standard_normal: bool = False  # noqa: B006
+):
+    """torchrl.envs.ObservationNorm with fixed loc and scale (obs * scale + loc, or (obs - loc) / scale)."""
+    from torchrl.envs import ObservationNorm
+
+    return ObservationNorm(loc=loc, scale=scale, in_keys=in_keys, standard_normal=standard_normal)
+
+
+@TRANSFORMS.register("torchrl.RewardScaling")
+def reward_scaling(*, loc: float = 0.0, scale: PositiveFloat = 1.0, standard_normal: bool = False):
+    """torchrl.envs.RewardScaling: the reward the learner sees is reward * scale + loc."""
+    from torchrl.envs import RewardScaling
+
+    return RewardScaling(loc=loc, scale=scale, standard_normal=standard_normal)
+
+
+@TRANSFORMS.register("torchrl.ClipTransform")
+def clip_transform(
+    *,
+    in_keys: Optional[list[str]] = None,
+    in_keys_inv: Optional[list[str]] = None,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+):
+    """torchrl.envs.ClipTransform: clips in_keys (observations) and in_keys_inv (e.g. [action]) to [low, high]."""
+    from torchrl.envs import ClipTransform
+
+    return ClipTransform(in_keys=in_keys, in_keys_inv=in_keys_inv, low=low, high=high)
+
+
 # --- environments -------------------------------------------------------------------------------
 # Wiring: the spec's top-level ``device``; the env (a torch-native one, its state too) lives there.
+MakeKwargs = Annotated[dict[str, Any], Field(max_length=64)]
+
+
 @ENVS.register("gym")
 def gym_env(
     device: str,
     *,
     env_id: GymId,
     num_envs: GymEnvCount = 8,
+    make_kwargs: MakeKwargs = {},  # noqa: B006
+    transforms: list[TRANSFORMS.spec_type()] = [],  # noqa: B006
 ) -> "EnvBase":
-    """A gymnasium id, ``num_envs`` copies stepped as one batched TorchRL env (GymWrapper)."""
+    """A gymnasium id, num_envs copies stepped as one batched TorchRL env (GymWrapper); make_kwargs go to
+    gymnasium.make; transforms: TorchRL transforms by name."""
     from pgtorchrl.envs import make_gym_env
 
-    return make_gym_env(env_id, num_envs, device=device)
+    built = [TRANSFORMS.build(t) for t in transforms]
+    return make_gym_env(env_id, num_envs, device=device, transforms=built, **make_kwargs)
 
 
 @ENVS.register("gym_native")
@@ -80,11 +143,13 @@ def gym_native(
     *,
     env_id: GymId,
     num_envs: GymEnvCount = 8,
+    make_kwargs: MakeKwargs = {},  # noqa: B006
 ) -> "EnvBase":
-    """A gymnasium id (flat Box observations; Discrete or Box actions) on the tensor fast path."""
+    """A gymnasium id (flat Box observations; Discrete or Box actions) on the tensor fast path (no transforms:
+    use env 'gym' for those); make_kwargs go to gymnasium.make."""
     from pgtorchrl.gym_native import GymNativeEnv
 
-    return GymNativeEnv(env_id, num_envs, device=device)
+    return GymNativeEnv(env_id, num_envs, device=device, **make_kwargs)
 
 
 @ENVS.register("short_corridor")
@@ -110,17 +175,19 @@ def torch_cartpole(
 def mlp_actor(
     env: "EnvBase",
     *,
-    hidden_sizes: HiddenSizes = [64, 64],  # noqa: B006 (pydantic copies defaults)
+    in_keys: Keys = ["observation"],  # noqa: B006 (pydantic copies defaults)
+    hidden_sizes: HiddenSizes = [64, 64],  # noqa: B006
     activation: Activation = "tanh",
     distribution: Literal["auto", "categorical", "normal", "tanh_normal"] = "auto",
     init_log_std: float = -0.5,
 ):
-    """ProbabilisticActor over an MLP: categorical for discrete actions, Gaussian for Box."""
+    """ProbabilisticActor over an MLP reading in_keys: categorical for discrete actions, Gaussian for Box."""
     from pgtorchrl.models import make_actor
 
     return make_actor(
-        env.observation_spec["observation"],
+        env.observation_spec,
         env.action_spec,
+        in_keys=in_keys,
         hidden_sizes=hidden_sizes,
         activation=activation,
         distribution=distribution,
@@ -158,11 +225,17 @@ def scalar_critic(env: "EnvBase", *, init: float = 0.0, independent_runs: bool =
 
 
 @CRITICS.register("mlp")
-def mlp_critic(env: "EnvBase", *, hidden_sizes: HiddenSizes = [64, 64], activation: Activation = "tanh"):  # noqa: B006
-    """ValueOperator over an MLP, writing ``state_value``."""
+def mlp_critic(
+    env: "EnvBase",
+    *,
+    in_keys: Keys = ["observation"],  # noqa: B006
+    hidden_sizes: HiddenSizes = [64, 64],  # noqa: B006
+    activation: Activation = "tanh",
+):
+    """ValueOperator over an MLP reading in_keys, writing state_value."""
     from pgtorchrl.models import make_critic
 
-    return make_critic(env.observation_spec["observation"], hidden_sizes=hidden_sizes, activation=activation)
+    return make_critic(env.observation_spec, in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation)
 
 
 # --- collection ---------------------------------------------------------------------------------
@@ -258,7 +331,7 @@ def _monte_carlo(class_name: str, summary: str):
     def factory(critic, **fields):
         from pgtorchrl import advantage
 
-        return getattr(advantage, class_name)(critic, **fields)
+        return getattr(advantage, class_name)(value_network=critic, **fields)
 
     factory.__doc__ = summary
     return factory
@@ -284,7 +357,7 @@ def td_error(
     """One-step TD error r + gamma V(s') - V(s) as advantage; needs a critic."""
     from pgtorchrl.advantage import TDError
 
-    return TDError(critic, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
+    return TDError(value_network=critic, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
 
 
 @ADVANTAGES.register("gae")
@@ -300,31 +373,110 @@ def gae(
     """GAE(lambda) with the critic as baseline (vanilla policy gradient); needs a critic."""
     from pgtorchrl.advantage import GAE
 
-    return GAE(critic, gamma=gamma, lmbda=lmbda, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
+    return GAE(value_network=critic, gamma=gamma, lmbda=lmbda, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
+
+
+# --- TorchRL's value estimators (torchrl.objectives.value), by class name ----------------------------
+def _needs_critic(name: str, critic) -> None:
+    if critic is None:
+        raise ValueError(f"advantage {name!r} needs a critic (its value_network): add a `critic:` section")
+
+
+@ADVANTAGES.register("torchrl.GAE")
+def torchrl_gae(critic, *, gamma: Probability = 0.99, lmbda: Probability = 0.95, average_gae: bool = False):
+    """torchrl.objectives.value.GAE (value_network = the critic); average_gae standardizes the advantage."""
+    from torchrl.objectives.value import GAE
+
+    _needs_critic("torchrl.GAE", critic)
+    return GAE(gamma=gamma, lmbda=lmbda, value_network=critic, average_gae=average_gae)
+
+
+@ADVANTAGES.register("torchrl.TD0Estimator")
+def torchrl_td0(critic, *, gamma: Probability = 0.99, average_rewards: bool = False):
+    """torchrl.objectives.value.TD0Estimator: the one-step TD error r + gamma V(s') - V(s) (value_network = the critic)."""
+    from torchrl.objectives.value import TD0Estimator
+
+    _needs_critic("torchrl.TD0Estimator", critic)
+    return TD0Estimator(gamma=gamma, value_network=critic, average_rewards=average_rewards)
+
+
+@ADVANTAGES.register("torchrl.TDLambdaEstimator")
+def torchrl_td_lambda(critic, *, gamma: Probability = 0.99, lmbda: Probability = 0.95, average_rewards: bool = False):
+    """torchrl.objectives.value.TDLambdaEstimator: the TD(lambda) return minus V(s) (value_network = the critic)."""
+    from torchrl.objectives.value import TDLambdaEstimator
+
+    _needs_critic("torchrl.TDLambdaEstimator", critic)
+    return TDLambdaEstimator(gamma=gamma, lmbda=lmbda, value_network=critic, average_rewards=average_rewards)
 
 
 # --- loss ---------------------------------------------------------------------------------------
+CriticLossType = Literal["l2", "l1", "smooth_l1"]
+
+
 @LOSSES.register("reinforce")
 def reinforce(
     actor,
     critic,
     *,
-    entropy_coef: NonNegativeFloat = 0.0,
-    critic_coef: NonNegativeFloat = 1.0,
-    loss_critic_type: Literal["l2", "l1", "smooth_l1"] = "l2",
+    entropy_coeff: NonNegativeFloat = 0.0,
+    critic_coeff: NonNegativeFloat = 1.0,
+    loss_critic_type: CriticLossType = "l2",
     reduction: Literal["mean", "sum"] = "mean",
 ):
-    """pgtorchrl's ReinforceLoss: -mean(log pi(a|s) * advantage), critic regression, entropy bonus."""
+    """pgtorchrl's ReinforceLoss: -mean(log pi(a|s) * advantage), critic regression, entropy bonus; critic optional."""
     from pgtorchrl.loss import ReinforceLoss
 
     return ReinforceLoss(
         actor,
         critic,
-        entropy_coef=entropy_coef,
-        critic_coef=critic_coef,
+        entropy_coeff=entropy_coeff,
+        critic_coeff=critic_coeff,
         loss_critic_type=loss_critic_type,
         reduction=reduction,
     )
+
+
+def _torchrl_loss_critic(name: str, critic) -> None:
+    if critic is None:
+        raise ValueError(f"loss {name!r} needs a critic (its critic_network): add a `critic:` section")
+
+
+@LOSSES.register("torchrl.A2CLoss")
+def torchrl_a2c(
+    actor,
+    critic,
+    *,
+    entropy_bonus: bool = True,
+    entropy_coeff: NonNegativeFloat = 0.01,
+    critic_coeff: NonNegativeFloat = 1.0,
+    loss_critic_type: CriticLossType = "smooth_l1",
+    reduction: Literal["mean", "sum"] = "mean",
+    clip_value: Optional[PositiveFloat] = None,
+):
+    """torchrl.objectives.A2CLoss (loss_objective, loss_critic, loss_entropy); needs a critic."""
+    from torchrl.objectives import A2CLoss
+
+    _torchrl_loss_critic("torchrl.A2CLoss", critic)
+    return A2CLoss(
+        actor, critic, entropy_bonus=entropy_bonus, entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
+        loss_critic_type=loss_critic_type, reduction=reduction, clip_value=clip_value,
+    )
+
+
+@LOSSES.register("torchrl.ReinforceLoss")
+def torchrl_reinforce(
+    actor,
+    critic,
+    *,
+    loss_critic_type: CriticLossType = "smooth_l1",
+    reduction: Literal["mean", "sum"] = "mean",
+    clip_value: Optional[PositiveFloat] = None,
+):
+    """torchrl.objectives.ReinforceLoss (loss_actor, loss_value); needs a critic, has no entropy term."""
+    from torchrl.objectives import ReinforceLoss
+
+    _torchrl_loss_critic("torchrl.ReinforceLoss", critic)
+    return ReinforceLoss(actor, critic, loss_critic_type=loss_critic_type, reduction=reduction, clip_value=clip_value)
 
 
 # --- optimizers ---------------------------------------------------------------------------------

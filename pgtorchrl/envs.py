@@ -1,16 +1,39 @@
 """Environment factories: gymnasium ids through TorchRL, batched, with episode statistics."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import gymnasium as gym
 import torch
-from torchrl.envs import Compose, DoubleToFloat, EnvBase, GymWrapper, RewardSum, StepCounter, TransformedEnv
+from tensordict.nn import TensorDictModuleBase
+from torchrl.envs import (
+    Compose,
+    DoubleToFloat,
+    EnvBase,
+    GymWrapper,
+    RewardSum,
+    StepCounter,
+    Transform,
+    TransformedEnv,
+    VecNormV2,
+)
 
 from pgtorchrl.gym_ids import check_gym_id
 
-__all__ = ["make_gym_env", "check_gym_id"]
+__all__ = ["make_gym_env", "check_gym_id", "BUILT_IN_TRANSFORMS", "TRANSFORMS_ARTIFACT", "user_transforms", "transforms_state",
+           "load_transforms_state", "freeze_transforms", "observation_transforms"]
+
+#: The run artifact holding the env transforms' state (:func:`transforms_state`) of a trained policy.
+TRANSFORMS_ARTIFACT = "model/env_transforms.pt"
+
+#: The transforms :func:`make_gym_env` itself puts first (DoubleToFloat where needed, RewardSum,
+#: StepCounter); a user's come after them.
+BUILT_IN_TRANSFORMS = (DoubleToFloat, RewardSum, StepCounter)
 
 
-def make_gym_env(env_id: str, num_envs: int = 8, *, device: str = "cpu", **gym_kwargs) -> TransformedEnv:
+def make_gym_env(
+    env_id: str, num_envs: int = 8, *, device: str = "cpu", transforms: Sequence[Transform] = (), **gym_kwargs
+) -> TransformedEnv:
     """``num_envs`` copies of a gymnasium env stepped as one TorchRL env of batch size ``[num_envs]``.
 
     A gymnasium ``SyncVectorEnv`` with auto-reset disabled, wrapped by TorchRL's ``GymWrapper``
@@ -18,6 +41,9 @@ def make_gym_env(env_id: str, num_envs: int = 8, *, device: str = "cpu", **gym_k
     observation of a truncated episode stays available for bootstrapping). ``RewardSum`` writes
     ``episode_reward`` and ``StepCounter`` writes ``step_count``; both are read for the
     ``rollout/`` metrics. Float64 observations (MuJoCo's) become float32, the networks' dtype.
+    ``transforms`` (TorchRL transforms: observation normalization, reward scaling, clipping)
+    come after those, so ``episode_reward`` stays the task's own return. ``gym_kwargs`` go to
+    ``gymnasium.make``; ``env_id`` may be gymnasium's ``module:EnvId``.
 
     >>> env = make_gym_env("CartPole-v1", num_envs=2)
     >>> env.batch_size
@@ -29,9 +55,53 @@ def make_gym_env(env_id: str, num_envs: int = 8, *, device: str = "cpu", **gym_k
         autoreset_mode=gym.vector.AutoresetMode.DISABLED,
     )
     env: EnvBase = GymWrapper(vector_env, device=device)
-    transforms = [RewardSum(), StepCounter()]
+    built_in = [RewardSum(), StepCounter()]
     doubles = [k for k, spec in env.observation_spec.items(True, True) if spec.dtype == torch.float64]
     if doubles:
-        transforms.insert(0, DoubleToFloat(in_keys=doubles))
-    return TransformedEnv(env, Compose(*transforms))
+        built_in.insert(0, DoubleToFloat(in_keys=doubles))
+    return TransformedEnv(env, Compose(*built_in, *transforms))
+
+
+# -- a user's transforms: part of the policy where they act on observations ---------------------------
+def user_transforms(env) -> list[Transform]:
+    """The transforms a user added to an env built by :func:`make_gym_env` (none for other envs)."""
+    if not isinstance(env, TransformedEnv):
+        return []
+    return [t for t in env.transform if not isinstance(t, BUILT_IN_TRANSFORMS)]
+
+
+def transforms_state(env) -> dict:
+    """The state (running statistics ...) of an env's user transforms: tensors only, so it
+    saves in checkpoints and loads with ``torch.load(weights_only=True)``."""
+    return {str(i): t.state_dict() for i, t in enumerate(user_transforms(env))}
+
+
+def load_transforms_state(env, state: dict | None) -> None:
+    """Loads what :func:`transforms_state` returned into an env built from the same spec."""
+    transforms = user_transforms(env)
+    if len(transforms) != len(state or {}):
+        raise ValueError(f"the saved transform state has {len(state or {})} transforms, this env {len(transforms)}")
+    for i, t in enumerate(transforms):
+        t.load_state_dict(state[str(i)])
+
+
+def freeze_transforms(env) -> None:
+    """Stops an env's running statistics from moving (evaluation uses the training ones as they are)."""
+    for t in user_transforms(env):
+        if hasattr(t, "freeze"):
+            t.freeze()
+
+
+def observation_transforms(env) -> TensorDictModuleBase | None:
+    """An env's user transforms that act on the policy's inputs, as one frozen module for a
+    raw observation (``VecNormV2`` as the ``ObservationNorm`` of its current statistics), or
+    ``None`` when there are none. ``load_actor`` puts it in front of the actor so a loaded
+    policy acts on raw observations as it did in training."""
+    observed = set(env.observation_spec.keys(True, True))
+    parts = []
+    for t in user_transforms(env):
+        if not t.in_keys or not set(t.in_keys) <= observed:
+            continue  # reward scaling, action clipping: not the policy's inputs
+        parts.append(t.to_observation_norm() if isinstance(t, VecNormV2) else t.clone())
+    return Compose(*parts).eval() if parts else None
 

@@ -13,12 +13,19 @@ __all__ = ["evaluate", "episode_stats"]
 def evaluate(env: EnvBase, policy: TensorDictModuleBase, max_steps: int = 100_000) -> torch.Tensor:
     """Runs the deterministic policy (the mode of pi) for one episode in every env of ``env``.
 
-    Returns the undiscounted return of each env's first episode (shape ``[num_envs]``). An
+    Returns the undiscounted return of each env's first episode (shape ``[num_envs]``): the
+    ``("next", "episode_reward")`` of its last step where the env writes one (``RewardSum``
+    before any reward transform: the task's own return), else the sum of its rewards. An
     episode still running after ``max_steps`` steps is cut there and counted as it stands.
     """
     batch = first_episodes(env, policy, max_steps, exploration=ExplorationType.DETERMINISTIC)
-    reward = batch.get(("next", "reward")).squeeze(-1) * batch.get(MASK_KEY)
-    return reward.sum(-1).reshape(-1)
+    mask = batch.get(MASK_KEY)
+    totals = batch.get(("next", "episode_reward"), None)
+    if totals is None:
+        reward = batch.get(("next", "reward")).squeeze(-1) * mask
+        return reward.sum(-1).reshape(-1)
+    last = (mask.sum(-1, keepdim=True) - 1).clamp_min(0)
+    return totals.squeeze(-1).gather(-1, last).reshape(-1)
 
 
 def episode_stats(batch) -> dict[str, float]:

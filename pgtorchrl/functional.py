@@ -17,7 +17,7 @@ import torch
 __all__ = [
     "reward_to_go",
     "episode_return",
-    "generalized_advantage_estimate",
+    "generalized_advantage",
     "discount_weights",
     "explained_variance",
     "check_time_shapes",
@@ -116,7 +116,7 @@ def reward_to_go(
     return _affine_scan(bootstrap, torch.where(cut, 0.0, keep))
 
 
-def generalized_advantage_estimate(
+def generalized_advantage(
     reward: torch.Tensor,
     value: torch.Tensor,
     next_value: torch.Tensor,
@@ -141,7 +141,7 @@ def generalized_advantage_estimate(
 
     >>> r = torch.ones(1, 2, 1); v = torch.zeros(1, 2, 1)
     >>> d = torch.tensor([False, True]).view(1, 2, 1)
-    >>> generalized_advantage_estimate(r, v, v, d, d, gamma=1.0, lmbda=1.0).flatten().tolist()
+    >>> generalized_advantage(r, v, v, d, d, gamma=1.0, lmbda=1.0).flatten().tolist()
     [2.0, 1.0]
     """
     check_time_shapes(reward=reward, value=value, next_value=next_value, done=done, terminated=terminated)

@@ -6,13 +6,28 @@ import difflib
 
 import gymnasium as gym
 
-__all__ = ["check_gym_id"]
+__all__ = ["check_gym_id", "CUSTOM_ENV_HINT"]
+
+CUSTOM_ENV_HINT = (
+    "for your own env, register it (gymnasium.register) in a module listed under plugins:, "
+    "or write env_id: module:EnvId with that module under plugins:"
+)
 
 
 def check_gym_id(env_id: str) -> None:
-    """Raises ``ValueError`` with the nearest registered ids if gymnasium does not know ``env_id``."""
-    if env_id in gym.envs.registry:
+    """Raises ``ValueError`` if gymnasium does not know ``env_id``, with the nearest registered
+    ids and how to bring one's own env. ``module:EnvId`` (gymnasium's own form) is checked as
+    ``EnvId``: the module is imported beforehand, by the spec's ``plugins:``.
+
+    >>> check_gym_id("CartPole-v1")
+    >>> check_gym_id("CartPol-v1")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown gymnasium env id 'CartPol-v1'; did you mean 'CartPole-v1' or 'CartPole-v0'? (for your own env, register it (gymnasium.register) in a module listed under plugins:, or write env_id: module:EnvId with that module under plugins:)
+    """
+    name = env_id.partition(":")[2] or env_id
+    if name in gym.envs.registry:
         return
-    close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "; see gymnasium.envs.registry for the ids"
-    raise ValueError(f"unknown gymnasium env id {env_id!r}{hint}")
+    close = difflib.get_close_matches(name, list(gym.envs.registry), n=2, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"unknown gymnasium env id {env_id!r}{hint} ({CUSTOM_ENV_HINT})")

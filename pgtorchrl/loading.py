@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from pgtorchrl.envs import TRANSFORMS_ARTIFACT, freeze_transforms, load_transforms_state, observation_transforms, user_transforms
 from pgtorchrl.pipeline import build_policy
 from pgtorchrl.spec import Spec, parse_spec
 from pgtorchrl.tracking import resolve_tracking_uri
@@ -32,18 +33,36 @@ def load_run_spec(run_id: str, tracking_uri: str | None = None, device: str | No
     return parse_spec(raw, f"run {run_id}: spec/resolved.yaml")
 
 
-def _load(spec: Spec, run_id: str, which: str, tracking_uri: str | None):
-    """``which`` module of run ``run_id``, rebuilt from ``spec`` (the run's, as loaded) with its trained weights."""
+def _load(spec: Spec, run_id: str, which: str, tracking_uri: str | None, eval_env=None):
+    """``which`` module of run ``run_id``, rebuilt from ``spec`` (the run's, as loaded) with its
+    trained weights, and the frozen observation transforms it was trained behind (or ``None``).
+    ``eval_env``, if given, gets the run's env-transform statistics too (frozen)."""
     env, actor, critic = build_policy(spec)
     module = actor if which == "actor" else critic
     if module is None:
         raise ValueError(f"run {run_id} has no critic (its spec has no `critic:` section)")
     with tempfile.TemporaryDirectory() as tmp:
-        path = _download(run_id, f"model/{which}.pt", tracking_uri, tmp)
-        state = torch.load(path, weights_only=True, map_location=spec.device)
+        state = torch.load(_download(run_id, f"model/{which}.pt", tracking_uri, tmp), weights_only=True,
+                           map_location=spec.device)
+        if user_transforms(env):
+            path = _download(run_id, TRANSFORMS_ARTIFACT, tracking_uri, tmp)
+            transforms = torch.load(path, weights_only=True, map_location=spec.device)
+            for target in (env, eval_env) if eval_env is not None else (env,):
+                load_transforms_state(target, transforms)
+                freeze_transforms(target)
     module.load_state_dict(state)
+    inputs = observation_transforms(env)
     env.close()
-    return module
+    return module, inputs
+
+
+def _with_inputs(module, transforms):
+    """``module`` reading raw observations: behind the frozen observation transforms it was trained with."""
+    if transforms is None:
+        return module
+    from tensordict.nn import TensorDictSequential
+
+    return TensorDictSequential(transforms, module)
 
 
 def load_actor(run_id: str, tracking_uri: str | None = None, device: str | None = None):
@@ -52,13 +71,18 @@ def load_actor(run_id: str, tracking_uri: str | None = None, device: str | None 
 
         actor = load_actor(run_id)
         td = actor(env.reset())  # writes action and action_log_prob
+
+    A run whose env normalizes (or clips) observations with TorchRL transforms returns
+    ``TensorDictSequential(transforms, actor)``: those transforms, frozen at the run's final
+    statistics, then the actor, so it acts on raw observations exactly as in training.
     """
-    return _load(load_run_spec(run_id, tracking_uri, device), run_id, "actor", tracking_uri)
+    return _with_inputs(*_load(load_run_spec(run_id, tracking_uri, device), run_id, "actor", tracking_uri))
 
 
 def load_critic(run_id: str, tracking_uri: str | None = None, device: str | None = None):
-    """The trained critic (``ValueOperator`` writing ``state_value``) of an MLflow run."""
-    return _load(load_run_spec(run_id, tracking_uri, device), run_id, "critic", tracking_uri)
+    """The trained critic (``ValueOperator`` writing ``state_value``) of an MLflow run (behind
+    the run's frozen observation transforms, as :func:`load_actor`)."""
+    return _with_inputs(*_load(load_run_spec(run_id, tracking_uri, device), run_id, "critic", tracking_uri))
 
 
 def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = None, device: str | None = None) -> torch.Tensor:
@@ -69,7 +93,9 @@ def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = Non
     from pgtorchrl.pipeline import eval_env
 
     spec = load_run_spec(run_id, tracking_uri, device)  # read once: the env and the actor both need it
-    return evaluate(eval_env(spec, episodes), _load(spec, run_id, "actor", tracking_uri))
+    env = eval_env(spec, episodes)
+    actor, _ = _load(spec, run_id, "actor", tracking_uri, eval_env=env)  # the env applies the run's transforms
+    return evaluate(env, actor)
 
 
 def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:

@@ -6,7 +6,9 @@ from typing import Sequence
 import torch
 from tensordict.nn import InteractionType, TensorDictModule
 from torch import nn
-from torchrl.data import Bounded, Categorical, OneHot, TensorSpec
+from tensordict import TensorDictBase
+from tensordict.utils import NestedKey
+from torchrl.data import Bounded, Categorical, Composite, OneHot, TensorSpec
 from torchrl.modules import MLP, IndependentNormal, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
 
 __all__ = [
@@ -21,6 +23,9 @@ __all__ = [
     "make_actor",
     "make_critic",
     "GaussianHead",
+    "LOG_PROB_KEY",
+    "log_prob_and_entropy",
+    "input_size",
 ]
 
 #: The activations a spec can name (``activation:``).
@@ -48,7 +53,7 @@ def make_discrete_actor(
     hidden_sizes: Sequence[int] = (64, 64),
     activation: str = "tanh",
     spec: TensorSpec | None = None,
-    observation_key: str = "observation",
+    in_keys: Sequence[NestedKey] = ("observation",),
 ) -> ProbabilisticActor:
     """A categorical policy ``pi(a|s) = softmax(MLP(s))`` over one-hot actions.
 
@@ -57,7 +62,7 @@ def make_discrete_actor(
     ['logits', 'action', 'action_log_prob']
     """
     net = TensorDictModule(
-        _mlp(n_obs, n_actions, hidden_sizes, activation), in_keys=[observation_key], out_keys=["logits"]
+        _mlp(n_obs, n_actions, hidden_sizes, activation), in_keys=list(in_keys), out_keys=["logits"]
     )
     return categorical_actor(net, spec)
 
@@ -128,8 +133,8 @@ class GaussianHead(nn.Module):
         self.net = net
         self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
-    def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        loc = self.net(observation)
+    def forward(self, *observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc = self.net(*observations)  # TorchRL's MLP concatenates several inputs
         return loc, self.log_std.exp().expand_as(loc)
 
 
@@ -140,7 +145,7 @@ def make_gaussian_actor(
     activation: str = "tanh",
     tanh: bool = False,
     init_log_std: float = -0.5,
-    observation_key: str = "observation",
+    in_keys: Sequence[NestedKey] = ("observation",),
 ) -> ProbabilisticActor:
     """A Gaussian policy for ``Box`` actions (diagonal, state-independent log-std, as Spinning
     Up); ``tanh=True`` squashes it into the spec's bounds (TanhNormal). The deterministic
@@ -153,7 +158,7 @@ def make_gaussian_actor(
     """
     action_dim = spec.shape[-1]
     head = GaussianHead(_mlp(n_obs, action_dim, hidden_sizes, activation), action_dim, init_log_std)
-    net = TensorDictModule(head, in_keys=[observation_key], out_keys=["loc", "scale"])
+    net = TensorDictModule(head, in_keys=list(in_keys), out_keys=["loc", "scale"])
     if tanh:
         if not isinstance(spec, Bounded):
             raise ValueError("distribution 'tanh_normal' needs a bounded (Box) action spec; use 'normal'.")
@@ -175,10 +180,53 @@ def make_gaussian_actor(
     )
 
 
+def input_size(observation_spec: TensorSpec, in_keys: Sequence[NestedKey]) -> int:
+    """The MLP input size for ``in_keys`` of ``observation_spec``: the sum of their last dims.
+
+    ``observation_spec`` is an env's whole ``observation_spec`` (a ``Composite``, read at
+    ``in_keys``) or, with one key, that key's own spec. Each must be a flat vector (shape
+    ``[*batch, n]``, the env's batch dims first); anything else is a one-line error naming the
+    key and its shape.
+
+    >>> from torchrl.data import Composite, Unbounded
+    >>> input_size(Composite(obs=Unbounded(4), pos=Unbounded(2)), ["obs", "pos"])
+    6
+    >>> input_size(Unbounded((3, 8, 8)), ["pixels"])
+    Traceback (most recent call last):
+    ...
+    ValueError: observation key 'pixels' has shape (3, 8, 8): the MLP models take flat vectors (shape [n]); flatten it (torchrl.envs.FlattenObservation) or write your own actor
+    """
+    in_keys = list(in_keys)
+    if not in_keys:
+        raise ValueError("in_keys is empty: name the observation key(s) the network reads, e.g. ['observation']")
+    batch_dims = len(getattr(observation_spec, "shape", ()))
+    size = 0
+    for key in in_keys:
+        if isinstance(observation_spec, Composite):
+            if key not in observation_spec.keys(True, True):
+                known = ", ".join(map(str, observation_spec.keys(True, True)))
+                raise ValueError(f"observation key {key!r} is not in the env's observation_spec (it has: {known})")
+            spec, extra = observation_spec[key], batch_dims
+        elif len(in_keys) > 1:
+            raise ValueError(f"in_keys={in_keys} name several keys: pass the env's whole observation_spec (a Composite)")
+        else:
+            spec, extra = observation_spec, 0
+        shape = tuple(spec.shape[extra:])
+        if isinstance(spec, Composite) or len(shape) != 1:
+            what = "a Composite of several entries" if isinstance(spec, Composite) else f"shape {shape}"
+            raise ValueError(
+                f"observation key {key!r} has {what}: the MLP models take flat vectors (shape [n]); "
+                f"flatten it (torchrl.envs.FlattenObservation) or write your own actor"
+            )
+        size += shape[0]
+    return size
+
+
 def make_actor(
     observation_spec: TensorSpec,
     action_spec: TensorSpec,
     *,
+    in_keys: Sequence[NestedKey] = ("observation",),
     hidden_sizes: Sequence[int] = (64, 64),
     activation: str = "tanh",
     distribution: str = "auto",
@@ -187,14 +235,21 @@ def make_actor(
     """The policy for an env's specs: categorical for discrete actions, Gaussian for ``Box``.
 
     Args:
-        observation_spec: the env's ``observation`` spec (its last dim is the input size).
+        observation_spec: the env's ``observation_spec`` (a ``Composite``, read at ``in_keys``),
+            or the spec of the one key in ``in_keys``; each key a flat vector (see :func:`input_size`).
         action_spec: the env's action spec (one-hot/categorical or bounded continuous).
+        in_keys: the observation key(s) the network reads (several are concatenated).
         hidden_sizes: hidden layer widths of the MLP.
         activation: one of :data:`ACTIVATIONS`.
         distribution: one of :data:`DISTRIBUTIONS`.
         init_log_std: initial log-std of Gaussian policies.
+
+    >>> from torchrl.data import Composite, OneHot, Unbounded
+    >>> make_actor(Composite(obs=Unbounded(4)), OneHot(2), in_keys=["obs"], hidden_sizes=[8]).in_keys
+    ['obs']
     """
-    n_obs = observation_spec.shape[-1]
+    in_keys = list(in_keys)
+    n_obs = input_size(observation_spec, in_keys)
     discrete = isinstance(action_spec, (OneHot, Categorical))
     if distribution == "auto":
         distribution = "categorical" if discrete else "normal"
@@ -206,26 +261,51 @@ def make_actor(
             )
         if not isinstance(action_spec, OneHot):
             raise ValueError("discrete actions must be one-hot (GymEnv's default categorical_action_encoding=False).")
-        return make_discrete_actor(n_obs, action_spec.shape[-1], hidden_sizes, activation, spec=action_spec)
+        return make_discrete_actor(n_obs, action_spec.shape[-1], hidden_sizes, activation, spec=action_spec, in_keys=in_keys)
     if discrete:
         raise ValueError(f"distribution {distribution!r} needs a Box action space but the env's actions are discrete; use 'categorical'.")
     return make_gaussian_actor(
-        n_obs, action_spec, hidden_sizes, activation, tanh=distribution == "tanh_normal", init_log_std=init_log_std
+        n_obs, action_spec, hidden_sizes, activation, tanh=distribution == "tanh_normal", init_log_std=init_log_std,
+        in_keys=in_keys,
     )
 
 
 def make_critic(
     observation_spec: TensorSpec,
     *,
+    in_keys: Sequence[NestedKey] = ("observation",),
     hidden_sizes: Sequence[int] = (64, 64),
     activation: str = "tanh",
 ) -> ValueOperator:
-    """A state-value network ``V(s) = MLP(s)`` writing ``state_value``.
+    """A state-value network ``V(s) = MLP(s)`` writing ``state_value``, reading ``in_keys``
+    (several are concatenated; see :func:`input_size` for ``observation_spec``).
 
     >>> from torchrl.data import Unbounded
     >>> make_critic(Unbounded(4), hidden_sizes=[8]).out_keys
     ['state_value']
     """
-    return ValueOperator(
-        _mlp(observation_spec.shape[-1], 1, hidden_sizes, activation), in_keys=["observation"]
-    )
+    in_keys = list(in_keys)
+    return ValueOperator(_mlp(input_size(observation_spec, in_keys), 1, hidden_sizes, activation), in_keys=in_keys)
+
+
+def log_prob_and_entropy(
+    actor: ProbabilisticActor, tensordict: TensorDictBase, action: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log pi(a|s)`` of ``action`` under ``actor``'s current distribution on ``tensordict``,
+    and the distribution's entropy, per sample; the batch is left as it is (its ``logits`` stay
+    the collecting policy's). The one place the scoring fast path lives: a
+    :func:`categorical_actor`-shaped policy is scored from its logits directly (the same numbers
+    as its distribution's, without building one, :func:`categorical_logits_net`); any other
+    actor through ``get_dist`` (TorchRL's ``ProbabilisticActor`` contract). The entropy is a
+    one-sample reparametrized Monte Carlo estimate ``-log pi(a~pi)`` where no closed form exists
+    (TanhNormal)."""
+    net = categorical_logits_net(actor)
+    if net is not None:
+        log_probs = log_softmax(net.module(*(tensordict.get(k) for k in net.in_keys)))
+        return (log_probs * action).sum(-1), -(log_probs.exp() * log_probs).sum(-1)
+    dist = actor.get_dist(tensordict.copy())  # a shallow copy takes its writes
+    try:
+        entropy = dist.entropy()
+    except NotImplementedError:
+        entropy = -dist.log_prob(dist.rsample())
+    return dist.log_prob(action), entropy

@@ -7,7 +7,9 @@ from typing import Any
 import torch
 
 from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
+from pgtorchrl.contracts import check_collector, check_components, check_env, check_optimizer
 from pgtorchrl.distributed import WorkerEnvs
+from pgtorchrl.envs import freeze_transforms, load_transforms_state, transforms_state
 from pgtorchrl.keyflow import check_key_flow, env_keys
 from pgtorchrl.per_step import fixed_point_unsupported
 from pgtorchrl.spec import Spec
@@ -35,6 +37,7 @@ def eval_env(spec: Spec, episodes: int):
     own stream (``seed + 10000``): evaluation never shifts training's."""
     env = ENVS.build(spec.env.model_copy(update={"num_envs": episodes}), spec.device)
     env.set_seed(spec.seed + 10_000)
+    freeze_transforms(env)  # running statistics come from training (Pipeline.sync_eval_env), never from evaluation
     return env
 
 
@@ -53,7 +56,14 @@ class Pipeline:
 
     def make_collector(self):
         worker_envs = WorkerEnvs(self.spec.env.model_dump(mode="json"), self.spec.seed)  # for remote workers
-        return COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames, worker_envs)
+        collector = COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames, worker_envs)
+        check_collector(self.spec, collector)
+        return collector
+
+    def sync_eval_env(self, env) -> None:
+        """Gives the evaluation env the training env's transform statistics, frozen (the
+        normalization a policy was trained with is part of it)."""
+        load_transforms_state(env, transforms_state(self.env))
 
     def make_eval_env(self):
         episodes = self.spec.eval.episodes
@@ -67,6 +77,7 @@ def build_policy(spec: Spec, env=None):
     check_device(spec.device)
     torch.manual_seed(spec.seed)
     env = env if env is not None else ENVS.build(spec.env, spec.device)
+    check_env(spec, env)
     env.set_seed(spec.seed)
     # built on CPU from the env's specs, then moved: every module of the pipeline runs on spec.device
     actor = ACTORS.build(spec.actor, env).to(spec.device)
@@ -75,10 +86,12 @@ def build_policy(spec: Spec, env=None):
 
 
 def build_pipeline(spec: Spec) -> Pipeline:
-    """Builds every component and checks that each module's inputs are written upstream."""
+    """Builds every component, checks each against its kind's contract
+    (:mod:`pgtorchrl.contracts`) and that each module's inputs are written upstream."""
     env, actor, critic = build_policy(spec)
     advantage = ADVANTAGES.build(spec.advantage, critic)
     loss = LOSSES.build(spec.loss, actor, critic)
+    check_components(spec, actor, critic, advantage, loss)
     check_key_flow(
         env_keys(env),
         [
@@ -88,9 +101,12 @@ def build_pipeline(spec: Spec) -> Pipeline:
         ],
     )
     actor_optim = OPTIMIZERS.build(spec.optim, actor.parameters())
+    check_optimizer("optim", spec.optim, actor_optim)
     critic_optim = None
     if critic is not None:
-        critic_optim = OPTIMIZERS.build(spec.critic_optim or spec.optim, critic.parameters())
+        section = "critic_optim" if spec.critic_optim is not None else "optim"
+        critic_optim = OPTIMIZERS.build(getattr(spec, section), critic.parameters())
+        check_optimizer(section, getattr(spec, section), critic_optim)
     p = Pipeline(spec, env, actor, critic, advantage, loss, actor_optim, critic_optim)
     if spec.train.per_step_solver == "fixed_point":
         why = fixed_point_unsupported(p)

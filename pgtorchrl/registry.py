@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal
+from typing import Annotated, Any, Callable, Iterable, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 __all__ = ["Registry", "Entry", "UnknownComponentError", "STRICT", "did_you_mean"]
 
@@ -113,6 +113,17 @@ class Registry:
 
     def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
+
+    def spec_type(self) -> Any:
+        """The spec type of a section of this kind: the discriminated union of every registered
+        component's model, keyed by ``name``."""
+        models = tuple(entry.model for entry in self.entries())
+        union = models[0] if len(models) == 1 else Union[models]  # type: ignore[valid-type]
+        return Annotated[union, Field(discriminator="name")]
+
+    def owners(self, field: str) -> list[str]:
+        """The registered components that accept spec field ``field`` (for error hints)."""
+        return [e.name for e in self.entries() if field in e.model.model_fields]
 
     def build(self, config: BaseModel, *wiring: Any) -> Any:
         """Calls the factory that ``config.name`` names with the wiring and the spec's fields."""

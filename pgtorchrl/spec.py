@@ -31,9 +31,7 @@ PLUGIN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 def _section(kind: str):
     """The discriminated union of every registered component of one section, keyed by ``name``."""
-    models = tuple(entry.model for entry in REGISTRIES[kind].entries())
-    union = models[0] if len(models) == 1 else Union[models]  # type: ignore[valid-type]
-    return Annotated[union, Field(discriminator="name")]
+    return REGISTRIES[kind].spec_type()
 
 
 class StrictModel(BaseModel):
@@ -310,7 +308,12 @@ def _format_error(err: dict[str, Any]) -> str:
         return f"{section}.name: unknown {REGISTRIES[section].kind} {given!r}{did_you_mean(given, names)} (registered: {', '.join(names)})"
     if kind == "extra_forbidden":
         known = _fields_at(loc[:-1])
-        return f"{path}: unknown key{did_you_mean(loc[-1], known)} (accepted: {', '.join(known)})"
+        hint = did_you_mean(loc[-1], known)
+        if not hint and len(loc) == 3 and loc[0] in REGISTRIES:  # a field another component of the section has
+            owners = REGISTRIES[loc[0]].owners(str(loc[-1]))
+            if owners:
+                hint = f" for {REGISTRIES[loc[0]].kind} {loc[1]!r}; {', '.join(map(repr, owners))} accept{'s' if len(owners) == 1 else ''} it"
+        return f"{path}: unknown key{hint} (accepted: {', '.join(known)})"
     if kind == "missing":
         return f"{path}: missing required key"
     msg = err["msg"]

@@ -14,8 +14,11 @@ import torch
 from torch.nn.utils import clip_grad_norm_
 
 from pgtorchrl.collectors import MASK_KEY
+from pgtorchrl.contracts import critic_term
+from pgtorchrl.envs import TRANSFORMS_ARTIFACT, transforms_state
 from pgtorchrl.evaluation import episode_stats, evaluate
 from pgtorchrl.functional import explained_variance
+from pgtorchrl.models import LOG_PROB_KEY, log_prob_and_entropy
 from pgtorchrl.per_step import per_step_updates
 from pgtorchrl.pipeline import Pipeline, build_pipeline
 from pgtorchrl.plots import curve_csv
@@ -61,8 +64,9 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
     """One policy-gradient update on a batch whose ``advantage``/``value_target`` are written
     (a padded whole-episode batch counts only its ``("collector", "mask")`` steps).
 
-    The actor takes one gradient step on ``loss_actor + loss_entropy``; the critic takes
-    ``train.value_steps`` steps on ``loss_critic``, the first one on the same backward pass
+    The actor takes one gradient step on the sum of the loss's ``loss_*`` terms; the critic
+    takes ``train.value_steps`` steps on the loss's critic term (``loss_critic``, or
+    ``loss_value`` for TorchRL's ``ReinforceLoss``), the first one on the same backward pass
     (so ``value_steps: 1`` is the joint A2C-style update, more is Spinning Up's VPG).
     Also measures ``train/approx_kl``, the mean of ``log pi_old(a|s) - log pi_new(a|s)`` over
     the batch, where ``pi_old`` is the policy that collected it.
@@ -80,10 +84,11 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
     metrics["train/grad_norm"] = _step(p.actor_optim, p.actor.parameters(), max_norm)
     if p.critic_optim is not None:
         _step(p.critic_optim, p.critic.parameters(), max_norm)
+        term = critic_term(p.loss)  # the contract: present whenever value_steps > 1
         for _ in range(p.spec.train.value_steps - 1):
             p.critic_optim.zero_grad(set_to_none=True)
-            loss_critic = p.loss.loss_critic(batch)
-            _check_finite({"loss_critic": loss_critic.item()}, iteration, frames)
+            loss_critic = p.loss(batch).get(term)
+            _check_finite({term: loss_critic.item()}, iteration, frames)
             loss_critic.backward()
             _step(p.critic_optim, p.critic.parameters(), max_norm)
     metrics["train/approx_kl"] = _policy_stats(p, batch)["train/approx_kl"]
@@ -95,8 +100,8 @@ def _policy_stats(p: Pipeline, batch) -> dict[str, float]:
     """The updated policy on the batch's real steps: ``train/approx_kl`` (the mean of
     ``log pi_old(a|s) - log pi_new(a|s)``, ``pi_old`` the collecting policy) and
     ``train/entropy``."""
-    log_prob, entropy = p.loss.log_prob_and_entropy(batch)
-    kl = batch.get("action_log_prob") - log_prob
+    log_prob, entropy = log_prob_and_entropy(p.actor, batch, batch.get("action"))
+    kl = batch.get(LOG_PROB_KEY) - log_prob
     mask = batch.get(MASK_KEY, None)
     if mask is not None:
         kl, entropy = kl[mask], entropy[mask]
@@ -120,16 +125,23 @@ def update_per_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str
 
 
 def batch_metrics(p: Pipeline, batch) -> dict[str, float]:
-    """What the advantage module computed: ``train/advantage_mean``/``_std`` (before any
-    normalization) and, with a critic, ``train/explained_variance`` of ``value_target``
-    (over the real steps of a padded batch)."""
-    metrics = {f"train/{k}": v for k, v in p.advantage.stats.items()}
-    if p.critic is not None:
-        mask = batch.get(MASK_KEY, None)
-        value, target = batch.get("state_value"), batch.get("value_target")
-        if mask is not None:
-            value, target = value[mask], target[mask]
-        metrics["train/explained_variance"] = explained_variance(value, target)
+    """What the advantage module computed: its own ``stats`` where it has them (pgtorchrl's:
+    ``train/advantage_mean``/``_std`` before any normalization), else the mean and std of the
+    ``advantage`` it wrote; and, where the batch has ``state_value``, ``train/explained_variance``
+    of ``value_target`` (over the real steps of a padded batch)."""
+    mask = batch.get(MASK_KEY, None)
+
+    def real(x):
+        return x if mask is None else x[mask]
+
+    stats = getattr(p.advantage, "stats", None)
+    if stats is None:
+        advantage = real(batch.get("advantage")).float()
+        stats = {"advantage_mean": advantage.mean().item(), "advantage_std": advantage.std(unbiased=False).item()}
+    metrics = {f"train/{k}": v for k, v in stats.items()}
+    value = batch.get("state_value", None)
+    if p.critic is not None and value is not None:
+        metrics["train/explained_variance"] = explained_variance(real(value), real(batch.get("value_target")))
     return metrics
 
 
@@ -238,6 +250,9 @@ def train(
             run.log_state_dict(p.actor.state_dict(), "model/actor.pt")
             if p.critic is not None:
                 run.log_state_dict(p.critic.state_dict(), "model/critic.pt")
+            transforms = transforms_state(p.env)
+            if transforms:  # normalization statistics: part of the policy (load_actor reads them)
+                run.log_bytes(to_bytes(transforms), TRANSFORMS_ARTIFACT)
         run.log_metrics({"time/train_seconds": elapsed}, step=frames)
         run.log_text(curve_csv(curve), "curves.csv")
         run.log_learning_curve(curve)
@@ -245,6 +260,7 @@ def train(
 
 
 def _log_eval(eval_env, p: Pipeline, metrics: dict[str, float]) -> float:
+    p.sync_eval_env(eval_env)
     returns = evaluate(eval_env, p.actor)
     metrics["eval/return_mean"] = returns.mean().item()
     metrics["eval/return_std"] = returns.std(unbiased=False).item()

@@ -12,7 +12,7 @@ from torchrl.modules import ValueOperator
 from pgtorchrl.advantage import GAE, RewardToGo
 from pgtorchrl.envs import make_gym_env
 from pgtorchrl.evaluation import episode_stats, evaluate
-from pgtorchrl.functional import generalized_advantage_estimate, reward_to_go
+from pgtorchrl.functional import generalized_advantage, reward_to_go
 
 
 class Alternate(nn.Module):
@@ -85,7 +85,7 @@ def test_module_equals_the_pure_function_on_a_collected_batch(truncated_batch):
     with torch.no_grad():
         value = critic(truncated_batch.clone())["state_value"]
         next_value = critic(truncated_batch["next"].clone())["state_value"]
-    expected = generalized_advantage_estimate(
+    expected = generalized_advantage(
         batch["next", "reward"], value, next_value, batch["next", "done"], batch["next", "terminated"], 0.99, 0.9
     )
     torch.testing.assert_close(batch["advantage"], expected)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pgtorchrl.functional import check_time_shapes, generalized_advantage_estimate, reward_to_go
+from pgtorchrl.functional import check_time_shapes, generalized_advantage, reward_to_go
 
 
 def col(*values, dtype=torch.float64):
@@ -88,7 +88,7 @@ def test_long_rows_match_the_naive_loop_and_an_episode_end_isolates_what_follows
 @pytest.mark.parametrize("gamma,lmbda", [(0.99, 0.95), (0.9, 0.0), (1.0, 1.0), (0.5, 0.3)])
 def test_gae_matches_naive_loop(seed, gamma, lmbda):
     reward, value, next_value, done, terminated = random_batch(seed)
-    got = generalized_advantage_estimate(reward, value, next_value, done, terminated, gamma, lmbda)
+    got = generalized_advantage(reward, value, next_value, done, terminated, gamma, lmbda)
     torch.testing.assert_close(got, naive_gae(reward, value, next_value, done, terminated, gamma, lmbda))
 
 
@@ -123,7 +123,7 @@ def test_gae_hand_computed_with_truncation_and_termination():
     done, terminated = flags(0, 1, 1), flags(0, 0, 1)
     # deltas: t0 = 1 + .5*2 - 2 = 0; t1 (truncated: bootstrap 6) = 1 + 3 - 2 = 2; t2 (terminal) = 1 - 2 = -1
     # A_1 = 2 (episode cut), A_0 = 0 + .25 * 2 = 0.5, A_2 = -1
-    got = generalized_advantage_estimate(reward, value, next_value, done, terminated, gamma, lmbda)
+    got = generalized_advantage(reward, value, next_value, done, terminated, gamma, lmbda)
     assert got.flatten().tolist() == [0.5, 2.0, -1.0]
 
 
@@ -131,17 +131,17 @@ def test_gae_lambda_one_is_monte_carlo_advantage_and_zero_is_td_error():
     reward, value, next_value, done, terminated = random_batch(7)
     # as in real batches, V(s_{t+1}) is the next step's V(s) inside an episode
     next_value[:, :-1] = torch.where(done[:, :-1], next_value[:, :-1], value[:, 1:])
-    mc = generalized_advantage_estimate(reward, value, next_value, done, terminated, 0.9, 1.0)
+    mc = generalized_advantage(reward, value, next_value, done, terminated, 0.9, 1.0)
     torch.testing.assert_close(mc, reward_to_go(reward, done, terminated, next_value, 0.9) - value)
-    td = generalized_advantage_estimate(reward, value, next_value, done, terminated, 0.9, 0.0)
+    td = generalized_advantage(reward, value, next_value, done, terminated, 0.9, 0.0)
     torch.testing.assert_close(td, reward + 0.9 * (~terminated) * next_value - value)
 
 
 def test_envs_are_independent():
     reward, value, next_value, done, terminated = random_batch(3, B=3)
-    full = generalized_advantage_estimate(reward, value, next_value, done, terminated, 0.99, 0.95)
+    full = generalized_advantage(reward, value, next_value, done, terminated, 0.99, 0.95)
     for b in range(3):
-        one = generalized_advantage_estimate(
+        one = generalized_advantage(
             reward[b : b + 1], value[b : b + 1], next_value[b : b + 1], done[b : b + 1], terminated[b : b + 1], 0.99, 0.95
         )
         torch.testing.assert_close(full[b : b + 1], one)

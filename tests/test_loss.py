@@ -7,6 +7,7 @@ from torch import nn
 from torchrl.modules import OneHotCategorical, ProbabilisticActor, ValueOperator
 
 from pgtorchrl.loss import ReinforceLoss
+from pgtorchrl.models import log_prob_and_entropy
 
 
 def linear_actor(weight):
@@ -65,7 +66,7 @@ def test_critic_loss_and_its_gradient():
     nn.init.zeros_(critic.module.weight)
     nn.init.constant_(critic.module.bias, 1.5)
     batch, *_ = tiny_batch()
-    out = ReinforceLoss(actor, critic, critic_coef=0.5)(batch)
+    out = ReinforceLoss(actor, critic, critic_coeff=0.5)(batch)
     # V = 1.5 everywhere; targets 1, 2, 3 -> 0.5 * mean((1.5 - y)^2) = 0.5 * (0.25 + 0.25 + 2.25) / 3
     torch.testing.assert_close(out["loss_critic"], torch.tensor(0.5 * 2.75 / 3))
     out["loss_critic"].backward()
@@ -76,7 +77,7 @@ def test_critic_loss_and_its_gradient():
 def test_entropy_bonus():
     actor = linear_actor(torch.zeros(2, 3))  # uniform policy: H = log 2
     batch, *_ = tiny_batch()
-    out = ReinforceLoss(actor, entropy_coef=0.1)(batch)
+    out = ReinforceLoss(actor, entropy_coeff=0.1)(batch)
     torch.testing.assert_close(out["entropy"], torch.tensor(2.0).log())
     torch.testing.assert_close(out["loss_entropy"], -0.1 * torch.tensor(2.0).log())
 
@@ -124,7 +125,7 @@ def test_same_losses_and_gradients_as_torchrl_a2c_loss():
         critics.append(critic)
     ours_actor, theirs_actor = linear_actor(W), linear_actor(W)
     batch, *_ = tiny_batch()
-    ours = ReinforceLoss(ours_actor, critics[0], entropy_coef=0.05, critic_coef=0.5)(batch.clone())
+    ours = ReinforceLoss(ours_actor, critics[0], entropy_coeff=0.05, critic_coeff=0.5)(batch.clone())
     theirs = A2CLoss(
         theirs_actor, critics[1], entropy_coeff=0.05, critic_coeff=0.5, loss_critic_type="l2", functional=False
     )(batch.clone())
@@ -158,7 +159,7 @@ def test_the_loss_leaves_the_collected_batch_as_it_was(gaussian):
     before = batch.clone()
     loss = ReinforceLoss(actor)
     loss(batch)
-    log_prob, _ = loss.log_prob_and_entropy(batch)
+    log_prob, _ = log_prob_and_entropy(actor, batch, batch.get("action"))
     assert set(batch.keys(True, True)) == set(before.keys(True, True))
     assert all(torch.equal(batch.get(k), before.get(k)) for k in before.keys(True, True))
     assert not torch.allclose(log_prob, batch.get("action_log_prob"))  # scored under the new weights
