@@ -233,6 +233,8 @@ class ReinforceLoss(LossModule):
         if self.critic_network is not None:
             loss_critic, _ = self.loss_critic(tensordict)
             losses["loss_critic"] = self._reduce_loss(loss_critic, tensordict)
+        if self.reduction == "none":  # per-step losses in the batch's shape, as TorchRL's losses give them
+            losses = {k: v.squeeze(-1) if k.startswith("loss_") else v for k, v in losses.items()}
         out = TensorDict(losses, batch_size=[])
         return out.select(*self._out_keys) if self._out_keys is not None else out
 

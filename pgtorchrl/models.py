@@ -184,9 +184,9 @@ def input_size(observation_spec: TensorSpec, in_keys: Sequence[NestedKey]) -> in
     """The MLP input size for ``in_keys`` of ``observation_spec``: the sum of their last dims.
 
     ``observation_spec`` is an env's whole ``observation_spec`` (a ``Composite``, read at
-    ``in_keys``) or, with one key, that key's own spec. Each must be a flat vector (shape
-    ``[*batch, n]``, the env's batch dims first); anything else is a one-line error naming the
-    key and its shape.
+    ``in_keys``: its batch dims are known, so each entry must be exactly ``[*batch, n]``) or,
+    with one key, that key's own spec, read as ``[n]`` or ``[envs, n]`` (a 3-D or larger spec
+    is an image, not a vector). Anything else is a one-line error naming the key and its shape.
 
     >>> from torchrl.data import Composite, Unbounded
     >>> input_size(Composite(obs=Unbounded(4), pos=Unbounded(2)), ["obs", "pos"])
@@ -203,14 +203,14 @@ def input_size(observation_spec: TensorSpec, in_keys: Sequence[NestedKey]) -> in
     size = 0
     for key in in_keys:
         if isinstance(observation_spec, Composite):
-            if key not in observation_spec.keys(True, True):
+            if key not in observation_spec.keys(True):
                 known = ", ".join(map(str, observation_spec.keys(True, True)))
                 raise ValueError(f"observation key {key!r} is not in the env's observation_spec (it has: {known})")
             spec, extra = observation_spec[key], batch_dims
         elif len(in_keys) > 1:
             raise ValueError(f"in_keys={in_keys} name several keys: pass the env's whole observation_spec (a Composite)")
-        else:
-            spec, extra = observation_spec, 0
+        else:  # one key's own spec: [n], or a batched env's [envs, n]
+            spec, extra = observation_spec, 1 if len(observation_spec.shape) == 2 else 0
         shape = tuple(spec.shape[extra:])
         if isinstance(spec, Composite) or len(shape) != 1:
             what = "a Composite of several entries" if isinstance(spec, Composite) else f"shape {shape}"

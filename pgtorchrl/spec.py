@@ -155,23 +155,24 @@ class Spec(StrictModel):
     @model_validator(mode="after")
     def _cross_section_rules(self) -> "Spec":
         adv = self.advantage
+        truncation = getattr(adv, "truncation", None)  # pgtorchrl's estimators; TorchRL's always bootstrap
         if adv.name in ("gae", "td_error") and self.critic is None:
             raise _CrossError("advantage.name", f"{adv.name!r} needs a critic: add a `critic:` section or use 'reward_to_go'")
         if getattr(adv, "baseline", None) == "critic" and self.critic is None:
             raise _CrossError("advantage.baseline", "'critic' needs a critic: add a `critic:` section or use 'mean' or 'none'")
-        if adv.truncation == "bootstrap" and self.critic is None:
+        if truncation == "bootstrap" and self.critic is None:
             raise _CrossError(
                 "advantage.truncation",
                 "'bootstrap' needs a critic to value the cut state: add a `critic:` section, or choose "
                 "'drop' (discard truncated episodes) or 'terminal' (treat the time limit as the end)",
             )
         if not self.whole_episodes:
-            if adv.name == "full_return" or adv.truncation == "drop" or self.critic is None:
+            if adv.name == "full_return" or truncation == "drop" or self.critic is None:
                 why = (
                     "'full_return' weighs each step by its whole episode's return"
                     if adv.name == "full_return"
                     else "truncation 'drop' discards whole episodes"
-                    if adv.truncation == "drop"
+                    if truncation == "drop"
                     else "without a critic, a batch-end fragment cannot be bootstrapped"
                 )
                 raise _CrossError(
@@ -196,6 +197,7 @@ class Spec(StrictModel):
             if self.sweep.labels is not None and len(self.sweep.labels) != count:
                 raise _CrossError("sweep.labels", f"{len(self.sweep.labels)} labels for {count} combinations")
         collector = self.collector
+        num_envs = getattr(self.env, "num_envs", 1)  # a plugin env may fix its own batch
         backend = "ray" if collector.name == "ray" else getattr(collector, "backend", None)  # `ray`: sync on Ray
         if backend == "direct":
             for field in ("num_collectors", "address"):
@@ -207,17 +209,17 @@ class Spec(StrictModel):
             if self.device != "cpu":
                 raise _CrossError("device", "Ray workers collect on CPU: set device: cpu with a Ray collector")
             workers = collector.num_collectors or RAY_WORKERS
-            if collector.frames_per_batch % (workers * self.env.num_envs):
+            if collector.frames_per_batch % (workers * num_envs):
                 raise _CrossError(
                     "collector.frames_per_batch",
                     f"{collector.frames_per_batch} does not split evenly over {workers} Ray workers of "
-                    f"env.num_envs={self.env.num_envs} envs: use a multiple of {workers * self.env.num_envs}",
+                    f"env.num_envs={num_envs} envs: use a multiple of {workers * num_envs}",
                 )
         local = collector.name == "native" or backend == "direct"
-        if local and collector.frames_per_batch % self.env.num_envs:
+        if local and collector.frames_per_batch % num_envs:
             raise _CrossError(
                 "collector.frames_per_batch",
-                f"{collector.frames_per_batch} is not a multiple of env.num_envs={self.env.num_envs}",
+                f"{collector.frames_per_batch} is not a multiple of env.num_envs={num_envs}",
             )
         return self
 
@@ -357,6 +359,14 @@ def _load_plugins(raw: dict[str, Any], source: str) -> None:
             importlib.import_module(module)
         except Exception as err:  # a plugin's own import error, reported as the spec's problem
             raise SpecError(f"{source}: plugins: cannot import {module!r} ({type(err).__name__}: {err})") from None
+    env = raw.get("env")
+    env_id = env.get("env_id") if isinstance(env, dict) else None
+    if isinstance(env_id, str) and ":" in env_id and env_id.partition(":")[0] not in plugins:
+        module = env_id.partition(":")[0]
+        raise SpecError(
+            f"{source}: env.env_id: {env_id!r} imports code from {module!r}, which the spec does not trust: "
+            f"add it under plugins: [{module}] (its import registers the env)"
+        )
     for section, registry in REGISTRIES.items():
         node = raw.get(section)
         name = node.get("name") if isinstance(node, dict) else None

@@ -18,6 +18,8 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
     "gym_native": ("vpg_cartpole", ["train.total_frames=5120", *SHORT]),  # native collector, gymnasium envs
     "gymwrapper": ("vpg_cartpole", ["env.name=gym", "collector.name=sync", "train.total_frames=5120", *SHORT]),  # TorchRL's Collector
     "torch_native": ("vpg_cartpole_torch", ["train.total_frames=5120", *SHORT]),
+    "normalized": ("vpg_cartpole", ["env.name=gym", "collector.name=sync", "train.total_frames=5120", *SHORT,
+                                    "env.transforms=[{name: torchrl.VecNormV2, decay: 0.99}, {name: torchrl.RewardScaling, scale: 0.1}]"]),
     "episodes": ("reinforce_cartpole",
                  ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"]),
 }
@@ -55,7 +57,7 @@ def interrupted_run(spec, at_iteration: int) -> str:
 
 
 # the shipped pipelines' collection by default; TorchRL's Collector and whole episodes with -m slow (CI runs both)
-SLOW_CASES = {"gymwrapper", "episodes"}
+SLOW_CASES = {"gymwrapper", "episodes", "normalized"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n for n in CASES])
