@@ -12,6 +12,7 @@ from pathlib import Path
 EXIT_BAD_INPUT = 2
 EXIT_TRAINING_FAILED = 1
 EXIT_INTERRUPTED = 130
+MAX_SEEDS = 1000  # --seeds: as many as a sweep list may hold
 
 EPILOG = """examples:
   pgtorchrl pipelines/vpg_cartpole.yaml                    train, tracked in MLflow
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                          epilog="example:\n  pgtorchrl resume 3f2c9d...   (a run left KILLED by Ctrl-C, FAILED, or RUNNING after a crash)",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     res.add_argument("run_id", help="the MLflow run id to continue")
+    res.add_argument("--checkpoint", type=Path, default=None,
+                     help="continue from this local checkpoint file (one a run saved when its tracking failed) "
+                          "instead of the run's newest logged one")
     cmp = sub.add_parser("compare", help="plot several runs' learning curves in one PNG",
                          epilog="examples:\n  pgtorchrl compare RUN_A RUN_B\n  pgtorchrl compare --experiment vpg-cartpole --metric eval/return_mean",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,6 +77,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         argv = [a for a in argv if a != "--dry-run"] + (["--dry-run"] if "--dry-run" in argv else [])
         if options:
             i = options[0]
+            if argv[i] == "--seeds" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+                print("pgtorchrl: error: --seeds needs a value: a range like 0-4 or a list like 0,3,7", file=sys.stderr)
+                raise SystemExit(EXIT_BAD_INPUT)
             take = argv[i : i + (1 if "=" in argv[i] else 2)]
             argv = [argv[0], *take, *(a for j, a in enumerate(argv[1:], 1) if not i <= j < i + len(take))]
     args = parser.parse_args(argv)
@@ -85,6 +92,25 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def _fail(message: str, code: int) -> int:
     print(f"pgtorchrl: error: {message}", file=sys.stderr)
     return code
+
+
+def _reason(err: BaseException) -> str:
+    """An exception as one short line: its message's first line (cut), with the exception's
+    type where the message alone would not say what failed."""
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else ""
+    text = text if len(text) <= 300 else text[:299] + "..."
+    if text and (isinstance(err, (ValueError, TypeError, LookupError)) or type(err).__module__.startswith("pgtorchrl")):
+        return text  # our own errors, and the builtins our checks raise, say what is wrong by themselves
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _build_failed(source, err: BaseException, run) -> int:
+    """A valid spec whose components could not be built (a missing dependency, an allocation
+    too large, a component that breaks its contract): one line, exit 2, no run left behind."""
+    if run is not None:
+        run.discard()
+    return _fail(f"{source}: {_reason(err)}", EXIT_BAD_INPUT)
 
 
 def _type_name(annotation) -> str:
@@ -106,10 +132,13 @@ def _parse_seeds(text: str) -> list[int]:
     """``"0-4"`` -> ``[0, 1, 2, 3, 4]``; ``"0,3,7"`` -> ``[0, 3, 7]``."""
     if "-" in text:
         low, high = (int(x) for x in text.split("-", 1))
-        if high < low:
+        if high < low or high - low >= MAX_SEEDS:
             raise ValueError(text)
         return list(range(low, high + 1))
-    return [int(x) for x in text.split(",")]
+    seeds = [int(x) for x in text.split(",", MAX_SEEDS)]
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(text)
+    return seeds
 
 
 def _eval(args) -> int:
@@ -121,9 +150,13 @@ def _eval(args) -> int:
     from mlflow.exceptions import MlflowException
 
     from pgtorchrl.loading import evaluate_run
+    from pgtorchrl.tracking import TrackingError, check_store
 
     try:
+        check_store(None, must_exist=True)
         returns = evaluate_run(args.run_id, args.episodes, device=args.device)
+    except TrackingError as err:
+        return _fail(str(err), EXIT_BAD_INPUT)
     except MlflowException as err:
         return _fail(f"run {args.run_id!r}: {str(err).splitlines()[0]}", EXIT_BAD_INPUT)
     except OSError as err:
@@ -185,14 +218,15 @@ def _compare(args) -> int:
 
 
 def _list() -> int:
-    from pgtorchrl.components import REGISTRIES
+    from pgtorchrl.components import REGISTRIES, TORCHRL_PREFIX, TRANSFORMS
 
     seen = set()
-    for registry in REGISTRIES.values():
+    print(f"# names starting with {TORCHRL_PREFIX!r} are TorchRL's own classes (their constructor's keywords); the rest are pgtorchrl's")
+    for registry in [*REGISTRIES.values(), TRANSFORMS]:
         if registry.kind in seen:
             continue
         seen.add(registry.kind)
-        print(f"{registry.kind}:")
+        print(f"{registry.kind}:" if registry is not TRANSFORMS else "transform (a list under env.transforms of env 'gym'):")
         for entry in registry.entries():
             print(f"  {entry.name:<14} {entry.summary}")
             for field, info in entry.model.model_fields.items():
@@ -206,8 +240,12 @@ def _sweep(args, spec, variants) -> int:
     """A spec with ``sweep:``: validate builds every combination; train runs them all."""
     run = None
     if args.command == "train":
-        from pgtorchrl.tracking import TrackedRun
+        from pgtorchrl.tracking import TrackedRun, TrackingError, check_store
 
+        try:
+            check_store(spec.tracking.tracking_uri)
+        except TrackingError as err:
+            return _fail(str(err), EXIT_BAD_INPUT)
         # the parent run's MLflow writer, and the server the workers fork from, import their
         # libraries in their own processes while this one imports torch
         run = TrackedRun(spec, args.pipeline.read_text()).start_writer()
@@ -218,16 +256,13 @@ def _sweep(args, spec, variants) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", module="torchrl")
-    from pgtorchrl.keyflow import KeyFlowError
     from pgtorchrl.pipeline import build_pipeline
 
     try:
         for label, child in variants:
             build_pipeline(child)
-    except (KeyFlowError, ValueError, TypeError) as err:
-        if run is not None:
-            run.discard()
-        return _fail(f"{args.pipeline}: sweep {label!r}: {err}", EXIT_BAD_INPUT)
+    except Exception as err:  # noqa: BLE001 (any failure to build is the spec's, reported in one line)
+        return _build_failed(f"{args.pipeline}: sweep {label!r}", err, run)
     if args.command == "validate":
         print("\n".join(label for label, _ in variants))
         print(f"# {args.pipeline}: valid; {len(variants)} sweep combinations built and key flow checked", file=sys.stderr)
@@ -242,6 +277,8 @@ def _sweep(args, spec, variants) -> int:
         return _fail("interrupted; the MLflow runs are marked KILLED", EXIT_INTERRUPTED)
     except (NonFiniteLossError, TrackingError) as err:
         return _fail(str(err), EXIT_TRAINING_FAILED)
+    except Exception as err:  # noqa: BLE001
+        return _fail(f"sweep failed: {_reason(err)}; its runs are marked FAILED", EXIT_TRAINING_FAILED)
     for label, result in results.items():
         print(f"{label}: {result.iterations} iterations, {result.frames} frames, {result.train_seconds:.1f} s; mlflow run {result.run_id}")
     return 0
@@ -257,14 +294,16 @@ def _resume(args) -> int:
     from pgtorchrl.loading import resumable_run
     from pgtorchrl.pipeline import build_pipeline
     from pgtorchrl.spec import SpecError
-    from pgtorchrl.tracking import TrackedRun
+    from pgtorchrl.tracking import TrackedRun, TrackingError, check_store, run_lock
 
     try:
-        spec, checkpoint = resumable_run(args.run_id)
+        check_store(None, must_exist=True)
+        lock = run_lock(args.run_id)  # noqa: F841 (held until this process ends)
+        spec, checkpoint = resumable_run(args.run_id, checkpoint_file=args.checkpoint)
     except MlflowException as err:
         return _fail(f"run {args.run_id!r}: {str(err).splitlines()[0]}", EXIT_BAD_INPUT)
-    except (LookupError, ValueError, SpecError) as err:
-        return _fail(str(err), EXIT_BAD_INPUT)
+    except (LookupError, ValueError, SpecError, TrackingError, OSError) as err:
+        return _fail(_reason(err), EXIT_BAD_INPUT)
     frames = checkpoint["progress"]["frames"]
     if not exact(checkpoint):
         print(f"pgtorchrl: warning: {spec.collector.name!r} collection state is not checkpointed: the resumed run "
@@ -272,9 +311,8 @@ def _resume(args) -> int:
     run = TrackedRun(spec, resume_run_id=args.run_id, tags={"pgtorchrl.resumed_at_frames": str(frames)}).start_writer()
     try:
         pipeline = build_pipeline(spec)
-    except (ValueError, TypeError) as err:
-        run.discard()
-        return _fail(f"run {args.run_id}: {err}", EXIT_BAD_INPUT)
+    except Exception as err:  # noqa: BLE001
+        return _build_failed(f"run {args.run_id}", err, run)
     print(f"resuming run {args.run_id} at {frames} frames", file=sys.stderr)
     try:
         return _train(spec, pipeline, run, checkpoint)
@@ -316,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             seeds = _parse_seeds(args.seeds)
         except ValueError:
-            return _fail(f"--seeds {args.seeds!r}: write a range like 0-4 or a list like 0,3,7", EXIT_BAD_INPUT)
+            return _fail(f"--seeds {args.seeds[:40]!r}: write a range like 0-4 or a list like 0,3,7 "
+                         f"(at most {MAX_SEEDS} seeds)", EXIT_BAD_INPUT)
         overrides.append(f"sweep={{values: {{seed: {seeds}}}}}")
     try:
         spec = load_spec(args.pipeline, overrides)
@@ -327,22 +366,23 @@ def main(argv: list[str] | None = None) -> int:
         return _sweep(args, spec, variants)
     run = None
     if args.command == "train":
-        from pgtorchrl.tracking import TrackedRun
+        from pgtorchrl.tracking import TrackedRun, TrackingError, check_store
 
+        try:
+            check_store(spec.tracking.tracking_uri)
+        except TrackingError as err:
+            return _fail(str(err), EXIT_BAD_INPUT)
         # MLflow starts up in its own process while torch and the pipeline load here.
         run = TrackedRun(spec, args.pipeline.read_text()).start_writer()
     import warnings
 
     warnings.filterwarnings("ignore", module="torchrl")
-    from pgtorchrl.keyflow import KeyFlowError
     from pgtorchrl.pipeline import build_pipeline
 
     try:
         pipeline = build_pipeline(spec)
-    except (KeyFlowError, ValueError, TypeError) as err:
-        if run is not None:
-            run.discard()
-        return _fail(f"{args.pipeline}: {err}", EXIT_BAD_INPUT)
+    except Exception as err:  # noqa: BLE001 (any failure to build is the spec's, reported in one line)
+        return _build_failed(args.pipeline, err, run)
     if args.command == "validate":
         import yaml
 
@@ -359,9 +399,11 @@ def _train(spec, pipeline, run, checkpoint: dict | None = None) -> int:
     try:
         result = train(spec, run.spec_text, pipeline, run, checkpoint)
     except KeyboardInterrupt:
-        return _fail("interrupted; the MLflow run is marked KILLED", EXIT_INTERRUPTED)
+        return _fail(f"interrupted; {run.outcome()}", EXIT_INTERRUPTED)
     except (NonFiniteLossError, TrackingError) as err:
-        return _fail(str(err), EXIT_TRAINING_FAILED)
+        return _fail(f"{err}; {run.outcome()}", EXIT_TRAINING_FAILED)
+    except Exception as err:  # noqa: BLE001 (out of memory mid-run, an env that breaks ...: one line, not a traceback)
+        return _fail(f"training failed: {_reason(err)}; {run.outcome()}", EXIT_TRAINING_FAILED)
     status = "solved" if result.solved else "finished"
     ret = "n/a" if result.eval_return is None else f"{result.eval_return:.1f}"
     print(

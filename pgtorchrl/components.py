@@ -62,7 +62,8 @@ def _known_gym_id(env_id: str) -> str:
 
 
 GymId = Annotated[str, AfterValidator(_known_gym_id)]
-GymEnvCount = Annotated[int, Field(ge=1, le=4096)]  # gymnasium envs are Python objects, stepped one by one
+GymEnvCount = Annotated[int, Field(ge=1, le=4096)]
+FramesPerBatch = Annotated[int, Field(ge=1, le=10**8)]  # 1M GPU envs x 16 steps is 1.6e7; more cannot be held  # gymnasium envs are Python objects, stepped one by one
 
 
 # --- env transforms (TorchRL's, by class name) -----------------------------------------------------
@@ -129,8 +130,10 @@ def gym_env(
     make_kwargs: MakeKwargs = {},  # noqa: B006
     transforms: list[TRANSFORMS.spec_type()] = [],  # noqa: B006
 ) -> "EnvBase":
-    """A gymnasium id, num_envs copies stepped as one batched TorchRL env (GymWrapper); make_kwargs go to
-    gymnasium.make; transforms: TorchRL transforms by name."""
+    """A gymnasium id as one batched TorchRL env (GymWrapper); make_kwargs to gymnasium.make; TorchRL transforms.
+
+    num_envs copies are stepped side by side; ``transforms`` are TorchRL transforms by name (see
+    the ``transform`` kind), applied in order after the env's RewardSum and StepCounter."""
     from pgtorchrl.envs import make_gym_env
 
     built = [TRANSFORMS.build(t) for t in transforms]
@@ -145,8 +148,9 @@ def gym_native(
     num_envs: GymEnvCount = 8,
     make_kwargs: MakeKwargs = {},  # noqa: B006
 ) -> "EnvBase":
-    """A gymnasium id (flat Box observations; Discrete or Box actions) on the tensor fast path (no transforms:
-    use env 'gym' for those); make_kwargs go to gymnasium.make."""
+    """A gymnasium id (flat Box obs; Discrete or Box actions) on the tensor fast path; make_kwargs to gymnasium.make.
+
+    The fast path applies no TorchRL transforms: use env 'gym' for those."""
     from pgtorchrl.gym_native import GymNativeEnv
 
     return GymNativeEnv(env_id, num_envs, device=device, **make_kwargs)
@@ -246,7 +250,7 @@ def sync_collector(
     total_frames: int,
     worker_envs: "WorkerEnvs",
     *,
-    frames_per_batch: PositiveInt,
+    frames_per_batch: FramesPerBatch,
     trajs_per_batch: Optional[PositiveInt] = None,
     backend: Literal["direct", "ray"] = "direct",
     num_collectors: Optional[Annotated[int, Field(ge=1, le=1024)]] = None,
@@ -270,7 +274,7 @@ def sync_collector(
 
 
 @COLLECTORS.register("native")
-def native_collector(env: "EnvBase", policy, total_frames: int, worker_envs: "WorkerEnvs", *, frames_per_batch: PositiveInt):
+def native_collector(env: "EnvBase", policy, total_frames: int, worker_envs: "WorkerEnvs", *, frames_per_batch: FramesPerBatch):
     """Fixed-frame batches from a native env (gym_native, torch_cartpole, short_corridor) on a tensor fast path."""
     from pgtorchrl.collectors import NativeCollector
     from pgtorchrl.native import TorchNativeEnv
@@ -290,7 +294,7 @@ def ray_collector(
     total_frames: int,
     worker_envs: "WorkerEnvs",
     *,
-    frames_per_batch: PositiveInt,
+    frames_per_batch: FramesPerBatch,
     num_collectors: Annotated[int, Field(ge=1, le=1024)] = RAY_WORKERS,
     address: Optional[str] = None,
 ):

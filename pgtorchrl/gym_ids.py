@@ -6,6 +6,8 @@ import difflib
 
 import gymnasium as gym
 
+from pgtorchrl.registry import shown
+
 __all__ = ["check_gym_id", "CUSTOM_ENV_HINT"]
 
 CUSTOM_ENV_HINT = (
@@ -28,6 +30,6 @@ def check_gym_id(env_id: str) -> None:
     name = env_id.partition(":")[2] or env_id
     if name in gym.envs.registry:
         return
-    close = difflib.get_close_matches(name, list(gym.envs.registry), n=2, cutoff=0.6)
+    close = difflib.get_close_matches(name, list(gym.envs.registry), n=2, cutoff=0.6) if len(name) < 200 else []
     hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"unknown gymnasium env id {env_id!r}{hint} ({CUSTOM_ENV_HINT})")
+    raise ValueError(f"unknown gymnasium env id {shown(env_id)}{hint} ({CUSTOM_ENV_HINT})")

@@ -1,6 +1,7 @@
 """Load a trained actor or critic back from an MLflow run, as TensorDict modules."""
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -99,11 +100,12 @@ def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = Non
 
 
 def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
-    """The newest checkpoint of a run that loads (``torch.load(weights_only=True)``): a
-    checkpoint cut short by a killed process is skipped for the one before it."""
+    """The newest checkpoint of a run that loads (``torch.load(weights_only=True)``): one that
+    does not (cut short by a killed process, damaged, or not a pgtorchrl checkpoint) is skipped
+    with a one-line warning naming it, for the one before it."""
     from mlflow.tracking import MlflowClient
 
-    from pgtorchrl.checkpoint import CHECKPOINT_DIR, CheckpointError, from_bytes
+    from pgtorchrl.checkpoint import CHECKPOINT_DIR, from_bytes
 
     client = MlflowClient(resolve_tracking_uri(tracking_uri))
     paths = sorted((f.path for f in client.list_artifacts(run_id, CHECKPOINT_DIR) if f.path.endswith(".pt")), reverse=True)
@@ -114,16 +116,28 @@ def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
             data = Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
         try:
             return from_bytes(data)
-        except (CheckpointError, RuntimeError, EOFError, ValueError):
-            continue  # torn or foreign: try the previous one
+        except Exception as err:  # any damage at all: torn, random bytes, a pickle weights_only refuses
+            first = (str(err).strip().splitlines() or [""])[0][:160]
+            print(f"pgtorchrl: warning: run {run_id}: {path} does not load ({type(err).__name__}: {first}); "
+                  f"trying the one before it", file=sys.stderr)
     raise LookupError(f"run {run_id}: none of its {len(paths)} checkpoints loads")
 
 
-def resumable_run(run_id: str, tracking_uri: str | None = None) -> tuple[Spec, dict]:
-    """The spec and newest checkpoint of an unfinished run (RUNNING after a crash, KILLED or FAILED)."""
+def resumable_run(run_id: str, tracking_uri: str | None = None, checkpoint_file: str | Path | None = None) -> tuple[Spec, dict]:
+    """The spec and newest checkpoint of an unfinished run (RUNNING after a crash, KILLED or
+    FAILED); ``checkpoint_file``: a local checkpoint to continue from instead (the one a run
+    saves under ``mlruns/recovered/`` when its tracking fails mid-run)."""
     from mlflow.tracking import MlflowClient
+
+    from pgtorchrl.checkpoint import from_bytes
 
     status = MlflowClient(resolve_tracking_uri(tracking_uri)).get_run(run_id).info.status
     if status == "FINISHED":
         raise ValueError(f"run {run_id} is FINISHED: nothing to resume (train a new run instead)")
-    return load_run_spec(run_id, tracking_uri), latest_checkpoint(run_id, tracking_uri)
+    spec = load_run_spec(run_id, tracking_uri)
+    if checkpoint_file is None:
+        return spec, latest_checkpoint(run_id, tracking_uri)
+    try:
+        return spec, from_bytes(Path(checkpoint_file).read_bytes())
+    except Exception as err:  # noqa: BLE001 (missing, damaged or foreign: one line)
+        raise ValueError(f"--checkpoint {checkpoint_file}: does not load ({type(err).__name__})") from None

@@ -85,6 +85,19 @@ def build_policy(spec: Spec, env=None):
     return env, actor, critic
 
 
+def preflight(env, actor, critic) -> None:
+    """One deterministic forward of the actor (and critic) on a batch of the env's shape (its
+    ``fake_tensordict``: no reset, no random draw, so seeded runs are unchanged): a network or
+    env too large to hold fails here, while the pipeline is built, not mid-run."""
+    from torchrl.envs import ExplorationType, set_exploration_type
+
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        td = env.fake_tensordict()
+        actor(td)
+        if critic is not None:
+            critic(td)
+
+
 def build_pipeline(spec: Spec) -> Pipeline:
     """Builds every component, checks each against its kind's contract
     (:mod:`pgtorchrl.contracts`) and that each module's inputs are written upstream."""
@@ -92,6 +105,7 @@ def build_pipeline(spec: Spec) -> Pipeline:
     advantage = ADVANTAGES.build(spec.advantage, critic)
     loss = LOSSES.build(spec.loss, actor, critic)
     check_components(spec, actor, critic, advantage, loss)
+    preflight(env, actor, critic)
     check_key_flow(
         env_keys(env),
         [

@@ -14,16 +14,29 @@ from typing import Annotated, Any, Callable, Iterable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-__all__ = ["Registry", "Entry", "UnknownComponentError", "STRICT", "did_you_mean"]
+__all__ = ["Registry", "Entry", "UnknownComponentError", "STRICT", "did_you_mean", "shown"]
 
 #: Config shared by every spec model: unknown keys are errors, and no silent type coercion
 #: (``lr: "3e-4"`` is a string in YAML and must not pass as a float).
 STRICT = ConfigDict(extra="forbid", strict=True)
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a one-line message never echoes a huge input.
+
+    >>> shown("x" * 1000, limit=12)
+    "'xxxxxxxxxxx... (1002 characters)"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 1]}... ({len(text)} characters)"
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the nearest choice, or ``""``."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
+    word = str(word)
+    if len(word) > 200:  # nothing registered is that long: skip the quadratic comparison
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -31,7 +44,7 @@ class UnknownComponentError(KeyError):
     """A spec named a component its registry does not hold."""
 
     def __init__(self, kind: str, name: str, choices: list[str]):
-        self.message = f"unknown {kind} {name!r}{did_you_mean(name, choices)} (registered: {', '.join(choices)})"
+        self.message = f"unknown {kind} {shown(name)}{did_you_mean(name, choices)} (registered: {', '.join(choices)})"
         super().__init__(self.message)
 
     def __str__(self) -> str:

@@ -11,15 +11,15 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, Field, PositiveInt, ValidationError, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, Field, PositiveInt, ValidationError, create_model, model_validator
 
 from pgtorchrl.components import RAY_WORKERS, REGISTRIES
-from pgtorchrl.registry import STRICT, Registry, did_you_mean
+from pgtorchrl.registry import STRICT, Registry, did_you_mean, shown
 
-__all__ = ["Spec", "SpecError", "load_spec", "parse_spec", "apply_overrides", "flatten", "expand_sweep"]
+__all__ = ["Spec", "SpecError", "in_memory_store", "load_spec", "parse_spec", "apply_overrides", "flatten", "expand_sweep", "read_spec_text"]
 
 
 class SpecError(ValueError):
@@ -27,6 +27,21 @@ class SpecError(ValueError):
 
 
 PLUGIN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+MAX_SPEC_BYTES = 1_000_000
+"""A spec file larger than this is refused before it is read (no pipeline spec comes near)."""
+MAX_SPEC_VALUES = 100_000
+"""A spec whose YAML expands to more values than this (anchors and aliases count once per use)
+is refused: a nested alias "bomb" would otherwise take minutes to walk."""
+MAX_SWEEP_RUNS = 10_000
+"""A sweep of more combinations than this is refused, counted before anything is expanded."""
+def _printable(name: str) -> str:
+    if not name.isprintable():
+        raise ValueError("must be printable text: no control characters (NUL, newline, tab ...)")
+    return name
+
+
+#: Experiment and run names: printable, and short enough for MLflow's stores.
+Name = Annotated[str, Field(min_length=1, max_length=250), AfterValidator(_printable)]
 
 
 def _section(kind: str):
@@ -70,12 +85,27 @@ class EvalConfig(StrictModel):
     """Stop training once ``eval/return_mean`` reaches this (``null``: never stop early)."""
 
 
+def in_memory_store(uri: str) -> bool:
+    """Whether ``uri`` names an in-memory SQLite database (every run in it vanishes with the process).
+
+    >>> [in_memory_store(u) for u in ("sqlite://", "sqlite:///:memory:", "sqlite:///mlruns/mlflow.db")]
+    [True, True, False]
+    """
+    return uri.startswith("sqlite:") and (uri.rstrip("/") == "sqlite:" or ":memory:" in uri)
+
+
+def _stored(uri: str | None) -> str | None:
+    if uri is not None and in_memory_store(uri):
+        raise ValueError("an in-memory SQLite store loses the run when the process ends: use sqlite:///mlruns/mlflow.db")
+    return uri
+
+
 class TrackingConfig(StrictModel):
     """MLflow tracking."""
 
-    tracking_uri: Optional[str] = None
+    tracking_uri: Annotated[Optional[str], AfterValidator(_stored)] = None
     """Tracking store; ``null`` uses $MLFLOW_TRACKING_URI or ``sqlite:///mlruns/mlflow.db``."""
-    run_name: Optional[str] = None
+    run_name: Optional[Name] = None
     """MLflow run name (``null``: MLflow picks one)."""
     log_models: bool = True
     """Log the final actor/critic weights as artifacts."""
@@ -117,7 +147,7 @@ class SweepConfig(StrictModel):
 class Spec(StrictModel):
     """A whole pipeline; see ``pipelines/vpg_cartpole.yaml`` for a commented example."""
 
-    experiment: Annotated[str, Field(min_length=1)]
+    experiment: Name
     plugins: list[Annotated[str, Field(pattern=PLUGIN_PATTERN)]] = []
     """Python modules imported before the spec is validated: they may register components
     (``@ACTORS.register("my_actor")``), and only their factories may be named as
@@ -192,6 +222,12 @@ class Spec(StrictModel):
         if self.sweep is not None:
             lengths = [len(v) for v in self.sweep.values.values()]
             count = max(lengths) if self.sweep.mode == "zip" else math.prod(lengths)
+            if count > MAX_SWEEP_RUNS:
+                raise _CrossError(
+                    "sweep.values",
+                    f"{count} combinations ({' x '.join(map(str, lengths))}) is more than the {MAX_SWEEP_RUNS} runs "
+                    f"a sweep may start: use fewer values, or mode: zip",
+                )
             if self.sweep.mode == "zip" and len(set(lengths)) > 1:
                 raise _CrossError("sweep.values", f"mode 'zip' needs lists of one length, got lengths {sorted(set(lengths))}")
             if self.sweep.labels is not None and len(self.sweep.labels) != count:
@@ -234,16 +270,55 @@ class _CrossError(ValueError):
 
 
 # --- loading ------------------------------------------------------------------------------------
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {shown(key)} (lines {seen[key]} and {line}): keep one", key_node.start_mark
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
+    """How many values ``node`` holds with every alias expanded, counting each shared
+    container once (``sizes`` memoizes by identity): linear in the YAML text, not in its expansion."""
+    if not isinstance(node, (dict, list)):
+        return 1
+    if id(node) not in sizes:
+        sizes[id(node)] = 0  # a cycle (a recursive alias) is counted as it stands
+        children = node.values() if isinstance(node, dict) else node
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
+
+
 def _read_yaml(text: str, source: str) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpecError(f"{source}: {where}malformed YAML ({problem})") from None
+        kind = "" if problem.startswith("duplicate key") else "malformed YAML "
+        raise SpecError(f"{source}: {where}{kind}({problem})" if kind else f"{source}: {where}{problem}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: the YAML nests too deep") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: the spec must be a YAML mapping of sections (experiment, env, actor, ...), got {type(raw).__name__}")
+    size = _expanded_size(raw, {})
+    if size > MAX_SPEC_VALUES:
+        raise SpecError(
+            f"{source}: the spec expands to {size} values, more than {MAX_SPEC_VALUES} (YAML anchors and aliases "
+            f"nested inside each other?): write it out without them"
+        )
     return raw
 
 
@@ -307,7 +382,7 @@ def _format_error(err: dict[str, Any]) -> str:
         given = ctx.get("tag")
         if given is None:
             return f"{section}.name: missing; name a registered {REGISTRIES[section].kind}: {', '.join(names)}"
-        return f"{section}.name: unknown {REGISTRIES[section].kind} {given!r}{did_you_mean(given, names)} (registered: {', '.join(names)})"
+        return f"{section}.name: unknown {REGISTRIES[section].kind} {shown(given)}{did_you_mean(given, names)} (registered: {', '.join(names)})"
     if kind == "extra_forbidden":
         known = _fields_at(loc[:-1])
         hint = did_you_mean(loc[-1], known)
@@ -323,26 +398,32 @@ def _format_error(err: dict[str, Any]) -> str:
     if isinstance(value, str) and kind in ("float_type", "int_type"):
         try:
             float(value)
-            msg += f"; got the string {value!r} (YAML reads 3e-4 as text: write 3.0e-4)"
+            msg += f"; got the string {shown(value)} (YAML reads 3e-4 as text: write 3.0e-4)"
         except ValueError:
-            msg += f", got {value!r}"
+            msg += f", got {shown(value)}"
     elif kind not in ("value_error",) and not isinstance(value, (dict, list)):
-        msg += f", got {value!r}"
+        msg += f", got {shown(value)}"
         if kind == "literal_error" and isinstance(value, str):  # e.g. per_step_solver: fixed_pont
             msg += did_you_mean(value, re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
     return f"{path}: {msg.removeprefix('Value error, ')}"
 
 
-def _reject_non_finite(raw: Any, path: str, source: str) -> None:
-    """YAML's .nan/.inf pass as floats: no spec number may be one."""
+def _reject_non_finite(raw: Any, path: str, source: str, seen: set[int] | None = None) -> None:
+    """YAML's .nan/.inf pass as floats: no spec number may be one. A container shared through
+    YAML aliases is walked once."""
     if isinstance(raw, float) and not math.isfinite(raw):
         raise SpecError(f"{source}: {path}: {raw} is not a finite number")
+    seen = set() if seen is None else seen
+    if isinstance(raw, (dict, list)):
+        if id(raw) in seen:
+            return
+        seen.add(id(raw))
     if isinstance(raw, dict):
         for k, v in raw.items():
-            _reject_non_finite(v, f"{path}.{k}" if path else str(k), source)
+            _reject_non_finite(v, f"{path}.{k}" if path else str(k), source, seen)
     elif isinstance(raw, list):
         for i, v in enumerate(raw):
-            _reject_non_finite(v, f"{path}[{i}]", source)
+            _reject_non_finite(v, f"{path}[{i}]", source, seen)
 
 
 def _load_plugins(raw: dict[str, Any], source: str) -> None:
@@ -424,15 +505,27 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     'CartPole-v1'
     """
     source = str(path)
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise SpecError(f"{source}: no such file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
-        raise SpecError(f"{source}: cannot read the spec ({type(err).__name__})") from None
+    text = read_spec_text(path)
     raw = _read_yaml(text, source)
     raw = apply_overrides(raw, overrides or [], source)
     return parse_spec(raw, source)
+
+
+def read_spec_text(path: str | Path) -> str:
+    """A spec file's text, or a one-line :class:`SpecError`: no such file, not a regular file
+    (a folder, ``/dev/zero``), larger than :data:`MAX_SPEC_BYTES`, unreadable, not UTF-8."""
+    source, path = str(path), Path(path)
+    try:
+        if not path.exists():
+            raise SpecError(f"{source}: no such file")
+        if not path.is_file():
+            raise SpecError(f"{source}: not a regular file: name a YAML spec file")
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"{source}: {size} bytes, more than the {MAX_SPEC_BYTES} a spec may have")
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"{source}: cannot read the spec ({type(err).__name__})") from None
 
 
 def expand_sweep(spec: Spec, source: str = "<spec>") -> list[tuple[str, Spec]]:

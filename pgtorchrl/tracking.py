@@ -20,20 +20,47 @@ from typing import Any
 
 import yaml
 
-from pgtorchrl.spec import Spec, flatten
+from pgtorchrl.spec import Spec, flatten, in_memory_store
 
-__all__ = ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "TrackedRun", "TrackingError", "package_versions"]
+__all__ = ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "check_store", "in_memory_store", "TrackedRun",
+           "TrackingError", "package_versions", "run_lock"]
 
 #: The default store: SQLite under the top-level ``mlruns/`` folder, artifacts beside it.
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 PACKAGES = ("pgtorchrl", "torch", "torchrl", "tensordict", "gymnasium", "mlflow", "numpy")
 
 
-def resolve_tracking_uri(spec_uri: str | None) -> str:
-    """The spec's ``tracking.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else the default."""
+def resolve_tracking_uri(spec_uri: str | None, create: bool = True) -> str:
+    """The spec's ``tracking.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else the default
+    (its folder made, unless not ``create``: commands that only read runs create no store)."""
     uri = spec_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+    if create and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def check_store(spec_uri: str | None, must_exist: bool = False, timeout: float = 5.0) -> str:
+    """The tracking URI, checked before anything trains or is read: not an in-memory SQLite
+    store, an existing SQLite file when ``must_exist`` (``eval``, ``resume``), and a tracking
+    server that answers within ``timeout`` seconds. Raises a one-line :class:`TrackingError`."""
+    uri = resolve_tracking_uri(spec_uri, create=not must_exist)
+    if in_memory_store(uri):
+        raise TrackingError(f"tracking URI {uri!r} is an in-memory SQLite store: the run would vanish with this "
+                            f"process; use a file, e.g. sqlite:///mlruns/mlflow.db")
+    if uri.startswith("sqlite:///") and must_exist:
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise TrackingError(f"no MLflow store at {path}: set MLFLOW_TRACKING_URI to the store the run is in "
+                                f"(or run from the folder you trained in)")
+    if uri.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).read()
+        except OSError as err:  # refused, unreachable, timed out, or an HTTP error
+            reason = getattr(err, "reason", err)
+            raise TrackingError(f"the tracking server {uri} does not answer ({reason}): start it, or point "
+                                f"MLFLOW_TRACKING_URI elsewhere; nothing was trained") from None
     return uri
 
 
@@ -74,6 +101,34 @@ class TrackingError(RuntimeError):
     """The MLflow writer process failed (store unreachable, disk full ...)."""
 
 
+def run_lock(run_id: str, spec_uri: str | None = None):
+    """An exclusive, non-blocking lock on one run (``pgtorchrl resume``: two resumes of one run
+    would write the same steps twice). Returns the open lock file (keep it open while the
+    run trains) or raises :class:`TrackingError` naming the holder."""
+    import fcntl
+    import hashlib
+
+    uri = resolve_tracking_uri(spec_uri, create=False)
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).resolve().parent / ".locks"
+    else:  # a server: a lock per machine, keyed by the server's URI
+        folder = Path(tempfile.gettempdir()) / "pgtorchrl-locks" / hashlib.sha1(uri.encode()).hexdigest()[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / f"{run_id}.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise TrackingError(f"run {run_id} is already being resumed ({holder}): wait for it to end") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
+
+
 class TrackedRun:
     """One MLflow run for one pipeline run, written by a separate writer process.
 
@@ -112,6 +167,8 @@ class TrackedRun:
         self._proc: subprocess.Popen | None = None
         self._lines: list[str] = []
         self._opened = threading.Event()
+        self._writer_gone = threading.Event()  # set by the reader when the writer's stdout closes
+        self.final_status: str | None = None  # what the store says the run ended as, once it has ended
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start_writer(self) -> "TrackedRun":
@@ -125,7 +182,8 @@ class TrackedRun:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
-                env=_child_env(),
+                # a tracking server that goes away fails a write within seconds, not minutes of retries
+                env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20", **_child_env()},
                 start_new_session=True,  # Ctrl-C reaches the trainer, which then ends the run itself
             )
             self._reader = threading.Thread(target=self._read, name="pgtorchrl-mlflow-reader", daemon=True)
@@ -170,27 +228,66 @@ class TrackedRun:
             status = "KILLED" if killed else "FAILED"
             error = None if killed else f"{exc_type.__name__}: {exc}"[:5000]
         try:
-            self._send("end", status, error)
+            self._write("end", status, error)  # even after a writer error: the run's end is what matters now
             self._proc.stdin.close()
         except (BrokenPipeError, OSError):
             pass
-        try:
-            self._proc.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
+        interrupted = False
+        while True:  # the run's end is decided: an interrupt now changes nothing, so wait on
+            try:
+                self._proc.wait(timeout=300)
+                break
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+            except KeyboardInterrupt:
+                interrupted = True
         self._reader.join(timeout=10)
+        if "ended" in self._lines:
+            self.final_status = status
+        elif self.run_id is not None:  # the writer died or failed: close the run from here
+            self.final_status = self._close_directly(status, error or self._problem() or "the MLflow writer stopped")
+        if interrupted:
+            print(f"pgtorchrl: interrupted while the run was being closed: {self.outcome()}", file=sys.stderr)
         problem = self._problem()
         if problem and exc_type is None:
-            raise TrackingError(problem)
+            raise TrackingError(f"{problem}; {self.outcome()}")
+
+    def _close_directly(self, status: str, error: str | None) -> str | None:
+        """Ends the run from this process when the writer cannot (it died, or the store failed
+        it): FAILED (or KILLED) with the reason as the ``error`` tag. Returns the status the run
+        now has, or ``None`` if the store cannot be reached either."""
+        status = "FAILED" if status == "FINISHED" else status  # the writer's failure: not a clean finish
+        try:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(resolve_tracking_uri(self.spec.tracking.tracking_uri))
+            if error:
+                client.set_tag(self.run_id, "error", error[:5000])
+            client.set_terminated(self.run_id, status=status)
+            return status
+        except Exception:  # noqa: BLE001 (the store is gone too: say so, do not mask the first error)
+            return None
+
+    def outcome(self) -> str:
+        """What happened to the MLflow run, in words, for the command line's last line."""
+        if self.run_id is None:
+            return "no MLflow run was opened"
+        if self.final_status is None:
+            return f"the MLflow run {self.run_id} could not be closed (its store is unreachable)"
+        return f"the MLflow run {self.run_id} is marked {self.final_status}"
 
     def _problem(self) -> str | None:
         errors = [line[6:] for line in self._lines if line.startswith("error ")]
         if errors:
             return f"MLflow tracking failed: {errors[0]}"
-        if self._proc.poll() not in (0, None) or "ended" not in self._lines:
+        code = self._proc.poll()
+        if code not in (0, None) or (self._writer_gone.is_set() and "ended" not in self._lines):
+            if code is not None and code < 0:
+                return f"the MLflow writer process was killed (signal {-code})"
             self._stderr.seek(0)
-            tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-1:]
-            return f"the MLflow writer exited with {self._proc.returncode}: {' '.join(tail) or 'no message'}"
+            lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+            errors = [line for line in lines if "Error" in line or "Exception" in line]  # not MLflow's INFO lines
+            return f"the MLflow writer process exited with {code}: {errors[-1][:300] if errors else 'no message'}"
         return None
 
     def _read(self) -> None:
@@ -200,11 +297,22 @@ class TrackedRun:
             if line.startswith("opened "):
                 _, self.run_id, self.experiment_id, self.run_name = line.split(" ", 3)
                 self._opened.set()
+        self._writer_gone.set()
         self._opened.set()  # the writer is gone: nobody waits forever
 
     def _send(self, *message: Any) -> None:
-        if any(line.startswith("error ") for line in self._lines):
-            raise TrackingError(self._problem())
+        """Sends a message to the writer, or raises :class:`TrackingError` at once if the writer
+        has failed or is gone (killed, crashed): the trainer stops rather than train untracked."""
+        if any(line.startswith("error ") for line in self._lines) or self._writer_gone.is_set():
+            self._proc.poll()
+            raise TrackingError(self._problem() or "the MLflow writer process is gone")
+        try:
+            self._write(*message)
+        except (BrokenPipeError, OSError):
+            self._reader.join(timeout=5)
+            raise TrackingError(self._problem() or "the MLflow writer process is gone") from None
+
+    def _write(self, *message: Any) -> None:
         pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         self._proc.stdin.flush()
 

@@ -9,6 +9,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.nn.utils import clip_grad_norm_
@@ -23,13 +24,45 @@ from pgtorchrl.per_step import per_step_updates
 from pgtorchrl.pipeline import Pipeline, build_pipeline
 from pgtorchrl.plots import curve_csv
 from pgtorchrl.spec import Spec
-from pgtorchrl.tracking import TrackedRun
+from pgtorchrl.tracking import TrackedRun, TrackingError
 
-__all__ = ["train", "TrainResult", "NonFiniteLossError"]
+__all__ = ["train", "TrainResult", "NonFiniteLossError", "NonFiniteParametersError", "RECOVERY_DIR"]
+
+RECOVERY_DIR = Path("mlruns") / "recovered"
+"""Where a run whose tracking failed mid-training leaves its last state and metrics (relative to
+the working directory)."""
+EXPLODED = 1e4
+"""A weight larger than this in magnitude is reported (a run can diverge without a NaN loss)."""
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite: training stops rather than corrupt the weights."""
+
+
+class NonFiniteParametersError(NonFiniteLossError):
+    """A network's weights became NaN or infinite (divergence the losses did not show)."""
+
+
+def check_parameters(p: Pipeline, iteration: int, frames: int, run: TrackedRun | None = None) -> None:
+    """Raises :class:`NonFiniteParametersError` if a weight of the actor or critic is not finite
+    (run before anything is saved: no checkpoint or model holds a diverged network), and warns
+    once, on stderr and as the run's ``warning`` tag, when one exceeds :data:`EXPLODED`."""
+    for name, module in (("actor", p.actor), ("critic", p.critic)):
+        if module is None:
+            continue
+        params = [t.detach() for t in module.parameters()]
+        if not all(bool(torch.isfinite(t).all()) for t in params):
+            raise NonFiniteParametersError(
+                f"the {name}'s weights are not finite after iteration {iteration} (frame {frames}): "
+                f"lower optim.lr or set train.max_grad_norm"
+            )
+        largest = max((float(t.abs().max()) for t in params if t.numel()), default=0.0)
+        if largest > EXPLODED and run is not None and not getattr(run, "_warned_exploding", False):
+            message = (f"the {name}'s largest weight is {largest:.3g} at frame {frames}: training may have diverged "
+                       f"(lower optim.lr or set train.max_grad_norm)")
+            print(f"pgtorchrl: warning: {message}", file=sys.stderr)
+            run.set_tag("warning", message)
+            run._warned_exploding = True
 
 
 @dataclass
@@ -178,14 +211,14 @@ def train(
     torch.set_num_threads(1)  # small MLPs on few cores: threads cost more than they save
     run = run or TrackedRun(spec, spec_text)
     run.start_writer()
+    evaluating = spec.eval.episodes > 0
     try:
         p = pipeline or build_pipeline(spec)
+        eval_env = p.make_eval_env() if evaluating else None
+        collector = p.make_collector()
     except BaseException:
         run.discard()
         raise
-    evaluating = spec.eval.episodes > 0
-    eval_env = p.make_eval_env() if evaluating else None
-    collector = p.make_collector()
     every = spec.eval.every_frames if evaluating else None
     save_every = spec.tracking.checkpoint_every_frames
     target = spec.eval.target_return
@@ -200,62 +233,78 @@ def train(
     done = state["solved"] or state["iteration"] == spec.train.iterations
 
     def save_checkpoint() -> None:
+        check_parameters(p, state["iteration"], state["frames"], run)
         state["elapsed"] = time.perf_counter() - start
         run.log_bytes(to_bytes(capture(p, collector, eval_env, state)), checkpoint_path(state["frames"]))
+
+    def save_locally(err: TrackingError) -> TrackingError:
+        """The tracking failed mid-run: this process keeps the state and the metrics so far."""
+        folder = RECOVERY_DIR / (run.run_id or "unopened")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "curves.csv").write_text(curve_csv(curve))
+        path = folder / Path(checkpoint_path(state["frames"])).name
+        check_parameters(p, state["iteration"], state["frames"])
+        path.write_bytes(to_bytes(capture(p, collector, eval_env, state)))
+        how = f"pgtorchrl resume {run.run_id} --checkpoint {path}" if run.run_id else "train again"
+        return TrackingError(f"{err}; training stopped at frame {state['frames']}, its state and metrics are saved "
+                             f"in {folder}/; continue with: {how}")
 
     step_fn = update_per_step if spec.train.per_step_updates else update
     start = time.perf_counter() - state["elapsed"]
     with run, _progress(spec.train.total_frames) as bar:
-        bar.update(state["frames"])
-        tick = time.perf_counter()
-        for batch in () if done else collector:
-            state["iteration"] += 1
-            mask = batch.get(MASK_KEY, None)
-            collected = batch.numel() if mask is None else int(mask.sum())
-            state["frames"] += collected
-            frames, iteration = state["frames"], state["iteration"]
-            p.advantage(batch)
-            has_steps = mask is None or bool(batch.get(MASK_KEY).any())  # "drop" may empty a batch
-            metrics = step_fn(p, batch, iteration, frames) if has_steps else {}
-            metrics.update(batch_metrics(p, batch))
-            metrics.update(episode_stats(batch))
-            now = time.perf_counter()
-            metrics["time/fps"] = collected / (now - tick)
-            metrics["time/elapsed_s"] = now - start
-            if state["next_eval"] is not None and frames >= state["next_eval"]:
-                state["next_eval"] += every
+        try:
+            bar.update(state["frames"])
+            tick = time.perf_counter()
+            for batch in () if done else collector:
+                state["iteration"] += 1
+                mask = batch.get(MASK_KEY, None)
+                collected = batch.numel() if mask is None else int(mask.sum())
+                state["frames"] += collected
+                frames, iteration = state["frames"], state["iteration"]
+                p.advantage(batch)
+                has_steps = mask is None or bool(batch.get(MASK_KEY).any())  # "drop" may empty a batch
+                metrics = step_fn(p, batch, iteration, frames) if has_steps else {}
+                metrics.update(batch_metrics(p, batch))
+                metrics.update(episode_stats(batch))
+                now = time.perf_counter()
+                metrics["time/fps"] = collected / (now - tick)
+                metrics["time/elapsed_s"] = now - start
+                if state["next_eval"] is not None and frames >= state["next_eval"]:
+                    state["next_eval"] += every
+                    state["last_eval"], state["evaluated_at"] = _log_eval(eval_env, p, metrics), frames
+                    state["solved"] = target is not None and state["last_eval"] >= target
+                run.log_metrics(metrics, step=frames)
+                curve.append({"iteration": iteration, "frames": frames, **metrics})
+                bar.update(collected)
+                bar.set_postfix(ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}")
+                if state["solved"] or iteration == spec.train.iterations:
+                    break
+                if state["next_checkpoint"] is not None and frames >= state["next_checkpoint"]:
+                    state["next_checkpoint"] = (frames // save_every + 1) * save_every
+                    save_checkpoint()
+                tick = time.perf_counter()  # evaluation, logging and checkpoints are not counted in time/fps
+            frames = state["frames"]
+            if evaluating and state["evaluated_at"] != frames:  # always end on an evaluation of the final policy
+                metrics = {}
                 state["last_eval"], state["evaluated_at"] = _log_eval(eval_env, p, metrics), frames
                 state["solved"] = target is not None and state["last_eval"] >= target
-            run.log_metrics(metrics, step=frames)
-            curve.append({"iteration": iteration, "frames": frames, **metrics})
-            bar.update(collected)
-            bar.set_postfix(ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}")
-            if state["solved"] or iteration == spec.train.iterations:
-                break
-            if state["next_checkpoint"] is not None and frames >= state["next_checkpoint"]:
-                state["next_checkpoint"] = (frames // save_every + 1) * save_every
-                save_checkpoint()
-            tick = time.perf_counter()  # evaluation, logging and checkpoints are not counted in time/fps
-        frames = state["frames"]
-        if evaluating and state["evaluated_at"] != frames:  # always end on an evaluation of the final policy
-            metrics = {}
-            state["last_eval"], state["evaluated_at"] = _log_eval(eval_env, p, metrics), frames
-            state["solved"] = target is not None and state["last_eval"] >= target
-            run.log_metrics(metrics, step=frames)
-        save_checkpoint()  # the end state: resuming a run stopped after this point only finishes it
-        collector.shutdown()
-        elapsed = state["elapsed"]
-        run.set_tag("solved", str(state["solved"]))
-        if spec.tracking.log_models:
-            run.log_state_dict(p.actor.state_dict(), "model/actor.pt")
-            if p.critic is not None:
-                run.log_state_dict(p.critic.state_dict(), "model/critic.pt")
-            transforms = transforms_state(p.env)
-            if transforms:  # normalization statistics: part of the policy (load_actor reads them)
-                run.log_bytes(to_bytes(transforms), TRANSFORMS_ARTIFACT)
-        run.log_metrics({"time/train_seconds": elapsed}, step=frames)
-        run.log_text(curve_csv(curve), "curves.csv")
-        run.log_learning_curve(curve)
+                run.log_metrics(metrics, step=frames)
+            save_checkpoint()  # the end state: resuming a run stopped after this point only finishes it
+            collector.shutdown()
+            elapsed = state["elapsed"]
+            run.set_tag("solved", str(state["solved"]))
+            if spec.tracking.log_models:  # the parameters were checked by the end-state checkpoint above
+                run.log_state_dict(p.actor.state_dict(), "model/actor.pt")
+                if p.critic is not None:
+                    run.log_state_dict(p.critic.state_dict(), "model/critic.pt")
+                transforms = transforms_state(p.env)
+                if transforms:  # normalization statistics: part of the policy (load_actor reads them)
+                    run.log_bytes(to_bytes(transforms), TRANSFORMS_ARTIFACT)
+            run.log_metrics({"time/train_seconds": elapsed}, step=frames)
+            run.log_text(curve_csv(curve), "curves.csv")
+            run.log_learning_curve(curve)
+        except TrackingError as err:  # the writer died or the store went away: keep what we have here
+            raise save_locally(err) from None
     return TrainResult(run.run_id, frames, state["iteration"], state["last_eval"], state["solved"], elapsed, curve)
 
 

@@ -1,0 +1,305 @@
+"""Whatever fails, nothing is lost and every run ends in a true state: fault injection (real
+processes killed and interrupted, a full disk, a dead tracking server) and hostile input."""
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from pgtorchrl.mlflow_writer import _store_lock
+from pgtorchrl.spec import SpecError, load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
+SHORT = ["eval.episodes=2", "eval.target_return=null", "eval.every_frames=null"]
+
+
+def cli(cwd, *args, env=None, timeout=600):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pgtorchrl", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def runs(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with _store_lock(uri):  # never migrate a new store while a pipeline's writer does
+        client = MlflowClient(uri)
+        return client, client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+# 1 -------------------------------------------------------------------------------------------------------
+def test_damaged_newest_checkpoints_are_skipped_with_a_one_line_warning_each(tmp_path):
+    out = cli(tmp_path, VPG, *SHORT, "train.total_frames=4096", "tracking.checkpoint_every_frames=1024")
+    assert out.returncode == 0, out.stderr
+    client, (run,) = runs(tmp_path)
+    client.set_terminated(run.info.run_id, status="KILLED")  # as if it had been stopped there
+    folder = next(tmp_path.glob(f"mlruns/*/{run.info.run_id}/artifacts/checkpoints"))
+    newest, second = sorted(folder.glob("*.pt"), reverse=True)[:2]
+    newest.write_bytes(os.urandom(4096))  # random bytes
+    torch.save({"format": 1, "evil": torch.nn.Linear(1, 1)}, second)  # a pickle weights_only refuses
+    resumed = cli(tmp_path, "resume", run.info.run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    warnings = [line for line in resumed.stderr.splitlines() if line.startswith("pgtorchrl: warning")]
+    assert len(warnings) == 2 and "Traceback" not in resumed.stderr
+    assert f"checkpoints/{newest.name} does not load (UnpicklingError" in warnings[0]
+    assert f"checkpoints/{second.name} does not load (UnpicklingError" in warnings[1]
+    assert "resuming run" in resumed.stderr and "at 2048 frames" in resumed.stderr
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+# 2 -------------------------------------------------------------------------------------------------------
+def _start(tmp_path, *args):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    return subprocess.Popen([sys.executable, "-m", "pgtorchrl", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+
+
+def _wait_for_run(tmp_path, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (tmp_path / "mlflow.db").exists():
+            client, found = runs(tmp_path)
+            if found and client.get_metric_history(found[0].info.run_id, "time/fps"):
+                return found[0].info.run_id
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    raise AssertionError("no run logged metrics in time")
+
+
+def test_killing_the_writer_stops_training_saves_the_state_locally_and_fails_the_run(tmp_path):
+    from pgtorchrl.checkpoint import from_bytes
+
+    proc = _start(tmp_path, VPG, *SHORT, "train.total_frames=5000000")
+    run_id = _wait_for_run(tmp_path, proc)
+    writer = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "pgtorchrl.mlflow_writer"], capture_output=True,
+                            text=True).stdout.split()
+    os.kill(int(writer[0]), signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    line = one_line(err)
+    assert line.startswith("pgtorchrl: error: the MLflow writer process was killed (signal 9); training stopped at frame ")
+    assert f"continue with: pgtorchrl resume {run_id} --checkpoint mlruns/recovered/{run_id}/frames_" in line
+    assert line.endswith(f"the MLflow run {run_id} is marked FAILED")
+    saved = next((tmp_path / "mlruns" / "recovered" / run_id).glob("frames_*.pt"))
+    assert from_bytes(saved.read_bytes())["progress"]["frames"] > 0  # a checkpoint resume can continue from
+    assert (saved.parent / "curves.csv").read_text().startswith("iteration,")
+    client, _ = runs(tmp_path)
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED" and "writer process was killed" in run.data.tags["error"]
+
+
+# 3, 4 -----------------------------------------------------------------------------------------------------
+BOMB = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['1'] * 9)}]\n"
+               for p, c in zip(["", *"abcdefgh"], "abcdefghi"))
+
+
+@pytest.mark.parametrize("where", ["file", "override"])
+def test_a_yaml_alias_bomb_is_a_one_line_error_in_well_under_a_second(tmp_path, where):
+    path = tmp_path / "bomb.yaml"
+    if where == "file":
+        path.write_text(BOMB + VPG.read_text())
+        overrides = []
+    else:
+        path.write_text(VPG.read_text())
+        overrides = ["env.make_kwargs={" + BOMB.replace("\n", ", ") + "}"]
+    start = time.perf_counter()
+    with pytest.raises(SpecError, match=r"expands to \d+ values, more than 100000 \(YAML anchors and aliases"):
+        load_spec(path, overrides)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_the_number_of_sweep_runs_is_capped_before_anything_is_expanded():
+    values = ", ".join(str(i) for i in range(1000))
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as err:
+        load_spec(VPG, [f"sweep={{seed: [{values}], optim.lr: [{', '.join(['1.0e-3'] * 1000)}]}}"])
+    assert time.perf_counter() - start < 2.0
+    assert str(err.value).endswith("sweep.values: 1000000 combinations (1000 x 1000) is more than the 10000 runs a "
+                                   "sweep may start: use fewer values, or mode: zip")
+
+
+# 5 -------------------------------------------------------------------------------------------------------
+def test_an_unreachable_tracking_server_is_refused_before_anything_trains(tmp_path):
+    from conftest import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    start = time.perf_counter()
+    out = cli(tmp_path, VPG, env={"MLFLOW_TRACKING_URI": uri})
+    assert time.perf_counter() - start < 30
+    assert out.returncode == 2 and out.stdout == ""
+    assert one_line(out.stderr).startswith(f"pgtorchrl: error: the tracking server {uri} does not answer (")
+
+
+# 6 -------------------------------------------------------------------------------------------------------
+BUILD_FAILURES = {
+    "a valid id whose dependency is missing": (["env.name=gym", "collector.name=sync", "env.env_id=CarRacing-v3"],
+                                               "DependencyNotInstalled: Box2D is not installed"),
+    "a network too large to allocate": (["actor.hidden_sizes=[200000, 200000]"], "can't allocate memory"),
+    "a batch too large to hold": (["collector.frames_per_batch=400000000000"], "collector.frames_per_batch: Input should be less than or equal to 100000000"),
+    "a NUL byte in the experiment name": (['experiment="a\\0b"'], "experiment: must be printable text"),
+    "a 100k-character experiment name": ([f"experiment={'x' * 100_000}"], "experiment: String should have at most 250 characters"),
+    "a 500 kB env id": ([f"env.env_id={'x' * 500_000}"], "unknown gymnasium env id 'xxxxxxxx"),
+}
+
+
+@pytest.mark.parametrize("case", BUILD_FAILURES)
+def test_a_spec_that_cannot_be_built_is_one_short_line_and_exit_2_whatever_fails(tmp_path, case):
+    if case.startswith("a valid id"):
+        try:
+            import Box2D  # noqa: F401
+            pytest.skip("Box2D is installed here: CarRacing-v3 builds")
+        except ImportError:
+            pass
+    overrides, expected = BUILD_FAILURES[case]
+    if case.startswith("a 500 kB"):
+        (tmp_path / "big.yaml").write_text(VPG.read_text().replace("env_id: CartPole-v1", f"env_id: {'x' * 500_000}"))
+        out = cli(tmp_path, tmp_path / "big.yaml")
+    else:
+        out = cli(tmp_path, VPG, *overrides)
+    assert out.returncode == 2, out.stderr
+    line = one_line(out.stderr)
+    assert expected in line and len(line) < 600, line
+    if (tmp_path / "mlflow.db").exists():
+        assert not runs(tmp_path)[1]  # nothing was tracked
+
+
+def test_dev_zero_as_the_spec_is_refused_without_reading_it(tmp_path):
+    out = cli(tmp_path, "/dev/zero", timeout=30)
+    assert out.returncode == 2
+    assert one_line(out.stderr) == "pgtorchrl: error: /dev/zero: not a regular file: name a YAML spec file"
+
+
+# 7 -------------------------------------------------------------------------------------------------------
+REINFORCE = ROOT / "pipelines" / "reinforce_cartpole.yaml"
+
+
+def test_weights_that_diverge_in_the_last_update_fail_the_run_before_anything_is_saved(tmp_path):
+    out = cli(tmp_path, REINFORCE, "optim={name: sgd, lr: 1.0e+38}", "train.iterations=1", "loss.reduction=sum", *SHORT)
+    assert out.returncode == 1
+    assert "the actor's weights are not finite after iteration 1" in one_line(out.stderr)
+    client, (run,) = runs(tmp_path)
+    assert run.info.status == "FAILED" and "NonFiniteParametersError" in run.data.tags["error"]
+    assert not [f for f in client.list_artifacts(run.info.run_id) if f.path in ("model", "checkpoints")]
+
+
+def test_weights_that_explode_without_a_nan_warn(tmp_path):
+    out = cli(tmp_path, VPG, "optim={name: adam, lr: 1.0e+6}", "train.max_grad_norm=null", "train.total_frames=4096", *SHORT)
+    assert out.returncode == 0
+    assert "pgtorchrl: warning: the actor's largest weight is" in out.stderr
+    assert "training may have diverged" in runs(tmp_path)[1][0].data.tags["warning"]
+
+
+# 8 -------------------------------------------------------------------------------------------------------
+def test_ctrl_c_before_the_run_opens_is_one_line_and_exit_130(tmp_path):
+    proc = _start(tmp_path, VPG)
+    time.sleep(0.3)  # importing and validating: no run yet
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert one_line(err) in ("pgtorchrl: error: interrupted before any run was opened",
+                             "pgtorchrl: error: interrupted; no MLflow run was opened")
+
+
+def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store, monkeypatch, capsys):
+    from pgtorchrl.tracking import TrackedRun
+
+    spec = load_spec(VPG, SHORT)
+    real_wait = subprocess.Popen.wait
+    calls = []
+
+    def wait(self, timeout=None):
+        calls.append(timeout)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the writer stores the final model
+        return real_wait(self, timeout)
+
+    with TrackedRun(spec) as run:
+        run.log_metrics({"x": 1.0}, step=1)
+        monkeypatch.setattr(subprocess.Popen, "wait", wait)
+    assert run.final_status == "FINISHED"
+    assert MlflowClient(store).get_run(run.run_id).info.status == "FINISHED"
+    assert f"interrupted while the run was being closed: the MLflow run {run.run_id} is marked FINISHED" in capsys.readouterr().err
+
+
+# 9 -------------------------------------------------------------------------------------------------------
+FULL_DISK = '''
+import sys
+if "pgtorchrl.mlflow_writer" in sys.orig_argv:
+    import errno
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+    real = LocalArtifactRepository.log_artifact
+    def log_artifact(self, local_file, artifact_path=None):
+        if artifact_path == "checkpoints" and not local_file.endswith("frames_000000001024.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, local_file, artifact_path)
+    LocalArtifactRepository.log_artifact = log_artifact
+'''
+
+
+def test_a_full_disk_fails_the_run_with_the_reason_and_keeps_the_last_good_checkpoint(tmp_path):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(FULL_DISK)  # the writer's disk fills after the first checkpoint
+    out = cli(tmp_path, VPG, *SHORT, "train.total_frames=8192", "tracking.checkpoint_every_frames=1024",
+              env={"PYTHONPATH": str(hooks)})
+    assert out.returncode == 1
+    assert "No space left on device" in one_line(out.stderr)
+    client, (run,) = runs(tmp_path)
+    assert run.info.status == "FAILED" and "No space left on device" in run.data.tags["error"]
+    kept = [f.path for f in client.list_artifacts(run.info.run_id, "checkpoints")]
+    assert kept == ["checkpoints/frames_000000001024.pt"]
+
+
+# 10 ------------------------------------------------------------------------------------------------------
+def test_smaller_cases(tmp_path):
+    out = cli(tmp_path, VPG, "--seeds")
+    assert out.returncode == 2
+    assert one_line(out.stderr) == "pgtorchrl: error: --seeds needs a value: a range like 0-4 or a list like 0,3,7"
+    dup = tmp_path / "dup.yaml"
+    text = VPG.read_text()
+    dup.write_text(text + "seed: 3\n")
+    first = text.splitlines().index("seed: 0") + 1
+    out = cli(tmp_path, "validate", dup)
+    assert out.returncode == 2
+    assert one_line(out.stderr).endswith(f"duplicate key 'seed' (lines {first} and {len(text.splitlines()) + 1}): keep one")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for command in ("eval", "resume"):
+        out = cli(empty, command, "0123456789abcdef", env={"MLFLOW_TRACKING_URI": ""})
+        assert out.returncode == 2
+        assert one_line(out.stderr).startswith("pgtorchrl: error: no MLflow store at mlruns/mlflow.db")
+        assert not list(empty.iterdir())  # no store, no folder made
+    out = cli(tmp_path, VPG, "tracking.tracking_uri=sqlite://")
+    assert out.returncode == 2 and "in-memory SQLite store" in one_line(out.stderr)
+    out = cli(tmp_path, VPG, env={"MLFLOW_TRACKING_URI": "sqlite:///:memory:"})
+    assert out.returncode == 2 and "in-memory SQLite store" in one_line(out.stderr)
+
+
+def test_two_resumes_of_one_run_cannot_run_at_once(tmp_path, monkeypatch):
+    from pgtorchrl.tracking import run_lock
+
+    out = cli(tmp_path, VPG, *SHORT, "train.total_frames=1024")
+    client, (run,) = runs(tmp_path)
+    client.set_terminated(run.info.run_id, status="KILLED")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    held = run_lock(run.info.run_id)  # a first resume holds the run
+    try:
+        out = cli(tmp_path, "resume", run.info.run_id)
+        assert out.returncode == 2
+        assert one_line(out.stderr) == (f"pgtorchrl: error: run {run.info.run_id} is already being resumed "
+                                        f"(pid {os.getpid()}): wait for it to end")
+    finally:
+        held.close()
+    assert cli(tmp_path, "resume", run.info.run_id).returncode == 0  # free again
