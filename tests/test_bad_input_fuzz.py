@@ -10,6 +10,7 @@ import string
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -72,6 +73,10 @@ def broken_specs(draw):
     return text[:cut] + insert + text[cut:], "yaml_text"
 
 
+ALWAYS_INVALID = ("unknown_key", "section_type")
+"""Mutations no valid spec can come out of (the others may land on a valid value)."""
+
+
 def run_cli(argv):
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
@@ -90,6 +95,7 @@ def test_malformed_specs_fail_in_one_line_with_exit_2(tmp_path, case):
     path.write_text(text)
     code, _, err = run_cli(["validate", str(path)])
     if code == 0:
+        assert kind not in ALWAYS_INVALID, (kind, text)  # an unknown key or a section that is not a mapping
         return  # the mutation happened to produce a valid spec (e.g. an in-range number)
     assert code == 2, (kind, err)
     lines = err.strip().splitlines()
@@ -113,3 +119,40 @@ def test_a_bad_spec_given_to_train_opens_no_run(tmp_path, monkeypatch):
     code, _, err = run_cli([str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "env.env_id=Nope-v9"])
     assert code == 2 and "unknown gymnasium env id 'Nope-v9'" in err
     assert not (tmp_path / "mlflow.db").exists()
+
+
+FIXED_CASES = {  # one malformed spec of every kind, each invalid whatever the draw
+    "value": lambda spec: {**spec, "optim": {**spec["optim"], "lr": "3e-4"}},
+    "unknown_key": lambda spec: {**spec, "train": {**spec["train"], "nope": 1}},
+    "drop_key": lambda spec: {k: v for k, v in spec.items() if k != "env"},
+    "section_type": lambda spec: {**spec, "actor": 5},
+    "non_finite": lambda spec: {**spec, "optim": {**spec["optim"], "lr": float("nan")}},
+    "bad_name": lambda spec: {**spec, "experiment": "a\x00b"},
+    "huge_sweep": lambda spec: {**spec, "sweep": {"seed": list(range(1000)), "optim.lr": [1.0e-3] * 1000}},
+}
+RAW_CASES = {
+    "yaml_text": lambda text: text.replace("env:", "env: [", 1),
+    "duplicate_key": lambda text: text + "\nseed: 4\n",
+    "alias_bomb": lambda text: "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else '1'}]\n"
+                                       for p, c in zip(["", *"abcdefgh"], "abcdefghi")) + text,
+}
+
+
+@pytest.mark.parametrize("kind", [*FIXED_CASES, *RAW_CASES])
+def test_every_malformed_kind_fails_the_train_command_in_one_line_and_leaves_no_run(tmp_path, monkeypatch, kind):
+    """The whole train command (not only validate): exit 2, one line, no traceback, no run RUNNING."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    text = (ROOT / "pipelines" / "vpg_cartpole.yaml").read_text()
+    text = RAW_CASES[kind](text) if kind in RAW_CASES else yaml.safe_dump(FIXED_CASES[kind](copy.deepcopy(BASE)))
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    code, out, err = run_cli([str(path)])
+    assert code == 2 and out == "", (kind, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"pgtorchrl: error: {path}") and "Traceback" not in err, (kind, err)
+    if (tmp_path / "mlflow.db").exists():
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+        assert not client.search_runs([e.experiment_id for e in client.search_experiments()])

@@ -131,8 +131,8 @@ def test_ctrl_c_or_sigterm_marks_the_run_killed(store, signum):
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
-    assert err.strip().splitlines()[-1] == "pgtorchrl: error: interrupted; the MLflow run is marked KILLED"
     _, run = only_run(store)
+    assert err.strip().splitlines()[-1] == f"pgtorchrl: error: interrupted; the MLflow run {run.info.run_id} is marked KILLED"
     assert run.info.status == "KILLED"
 
 
