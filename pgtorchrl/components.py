@@ -483,6 +483,78 @@ def torchrl_reinforce(
     return ReinforceLoss(actor, critic, loss_critic_type=loss_critic_type, reduction=reduction, clip_value=clip_value)
 
 
+def _ppo(cls_name: str, actor, critic, **fields):
+    """A TorchRL PPO loss reading the log-probability key pgtorchrl's actors write."""
+    from torchrl import objectives
+
+    from pgtorchrl.models import LOG_PROB_KEY
+
+    _torchrl_loss_critic(f"torchrl.{cls_name}", critic)
+    loss = getattr(objectives, cls_name)(actor, critic, **fields)
+    loss.set_keys(sample_log_prob=LOG_PROB_KEY)
+    return loss
+
+
+@LOSSES.register("torchrl.PPOLoss")
+def torchrl_ppo(
+    actor,
+    critic,
+    *,
+    entropy_bonus: bool = True,
+    entropy_coeff: NonNegativeFloat = 0.01,
+    critic_coeff: NonNegativeFloat = 1.0,
+    loss_critic_type: CriticLossType = "smooth_l1",
+    normalize_advantage: bool = False,
+    reduction: Literal["mean", "sum"] = "mean",
+    clip_value: Optional[PositiveFloat] = None,
+):
+    """torchrl.objectives.PPOLoss: the unclipped surrogate -mean(ratio * advantage) (NPG's and TRPO's objective)."""
+    return _ppo("PPOLoss", actor, critic, entropy_bonus=entropy_bonus, entropy_coeff=entropy_coeff,
+                critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
+                normalize_advantage=normalize_advantage, reduction=reduction, clip_value=clip_value)
+
+
+@LOSSES.register("torchrl.ClipPPOLoss")
+def torchrl_clip_ppo(
+    actor,
+    critic,
+    *,
+    clip_epsilon: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2,
+    entropy_bonus: bool = True,
+    entropy_coeff: NonNegativeFloat = 0.01,
+    critic_coeff: NonNegativeFloat = 1.0,
+    loss_critic_type: CriticLossType = "smooth_l1",
+    normalize_advantage: bool = False,
+    reduction: Literal["mean", "sum"] = "mean",
+    clip_value: Optional[PositiveFloat] = None,
+):
+    """torchrl.objectives.ClipPPOLoss: PPO's clipped surrogate (train.epochs, train.minibatches, train.target_kl)."""
+    return _ppo("ClipPPOLoss", actor, critic, clip_epsilon=clip_epsilon, entropy_bonus=entropy_bonus,
+                entropy_coeff=entropy_coeff, critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
+                normalize_advantage=normalize_advantage, reduction=reduction, clip_value=clip_value)
+
+
+@LOSSES.register("torchrl.KLPENPPOLoss")
+def torchrl_klpen_ppo(
+    actor,
+    critic,
+    *,
+    dtarg: PositiveFloat = 0.01,
+    beta: PositiveFloat = 1.0,
+    entropy_bonus: bool = True,
+    entropy_coeff: NonNegativeFloat = 0.01,
+    critic_coeff: NonNegativeFloat = 1.0,
+    loss_critic_type: CriticLossType = "smooth_l1",
+    normalize_advantage: bool = False,
+    reduction: Literal["mean", "sum"] = "mean",
+    clip_value: Optional[PositiveFloat] = None,
+):
+    """torchrl.objectives.KLPENPPOLoss: PPO's adaptive KL-penalty surrogate."""
+    return _ppo("KLPENPPOLoss", actor, critic, dtarg=dtarg, beta=beta, entropy_bonus=entropy_bonus,
+                entropy_coeff=entropy_coeff, critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
+                normalize_advantage=normalize_advantage, reduction=reduction, clip_value=clip_value)
+
+
 # --- optimizers ---------------------------------------------------------------------------------
 Betas = Annotated[list[Probability], Field(min_length=2, max_length=2)]
 
@@ -528,3 +600,34 @@ def rmsprop(
     import torch
 
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps)
+
+
+@OPTIMIZERS.register("npg")
+def npg(
+    params: Iterable["torch.nn.Parameter"],
+    *,
+    max_kl: PositiveFloat = 0.01,
+    damping: NonNegativeFloat = 0.1,
+    cg_iters: Annotated[int, Field(ge=1, le=1000)] = 10,
+) -> Any:
+    """Natural policy gradient (Kakade 2001): a step of mean KL max_kl along F^-1 g (actor only)."""
+    from pgtorchrl.trust_region import NaturalPolicyGradient
+
+    return NaturalPolicyGradient(params, max_kl=max_kl, damping=damping, cg_iters=cg_iters)
+
+
+@OPTIMIZERS.register("trpo")
+def trpo(
+    params: Iterable["torch.nn.Parameter"],
+    *,
+    max_kl: PositiveFloat = 0.01,
+    damping: NonNegativeFloat = 0.1,
+    cg_iters: Annotated[int, Field(ge=1, le=1000)] = 10,
+    backtrack_coeff: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8,
+    max_backtracks: Annotated[int, Field(ge=1, le=100)] = 10,
+) -> Any:
+    """TRPO (Schulman et al. 2015): the natural step, then a line search keeping KL <= max_kl (actor only)."""
+    from pgtorchrl.trust_region import TRPO
+
+    return TRPO(params, max_kl=max_kl, damping=damping, cg_iters=cg_iters, backtrack_coeff=backtrack_coeff,
+                max_backtracks=max_backtracks)

@@ -25,6 +25,7 @@ __all__ = [
     "GaussianHead",
     "LOG_PROB_KEY",
     "log_prob_and_entropy",
+    "policy_kl",
     "input_size",
 ]
 
@@ -309,3 +310,14 @@ def log_prob_and_entropy(
     except NotImplementedError:
         entropy = -dist.log_prob(dist.rsample())
     return dist.log_prob(action), entropy
+
+
+def policy_kl(actor: ProbabilisticActor, tensordict: TensorDictBase, old) -> torch.Tensor:
+    r"""Per sample :math:`\mathrm{KL}(\pi_{old}(\cdot|s) \,\|\, \pi_\theta(\cdot|s))`, with a graph
+    through ``actor``'s weights. ``old`` is what :func:`policy_kl` needs of the collecting
+    policy: ``actor.get_dist(tensordict)`` taken before the update under ``torch.no_grad()``
+    (its parameters are constants). A tanh-squashed Gaussian is compared by its Gaussian:
+    the KL is invariant under the (invertible) squashing."""
+    new = actor.get_dist(tensordict.copy())
+    old_base, new_base = getattr(old, "base_dist", old), getattr(new, "base_dist", new)
+    return torch.distributions.kl_divergence(old_base, new_base)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import AfterValidator, BaseModel, Field, PositiveInt, ValidationError, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, Field, PositiveFloat, PositiveInt, ValidationError, create_model, model_validator
 
 from pgtorchrl.components import RAY_WORKERS, REGISTRIES
 from pgtorchrl.registry import STRICT, Registry, did_you_mean, shown
@@ -27,6 +27,8 @@ class SpecError(ValueError):
 
 
 PLUGIN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+TRUST_REGION_OPTIMIZERS = ("npg", "trpo")
+"""Optimizers that take the actor's whole step from the KL geometry (one step per batch)."""
 MAX_SPEC_BYTES = 1_000_000
 """A spec file larger than this is refused before it is read (no pipeline spec comes near)."""
 MAX_SPEC_VALUES = 100_000
@@ -64,6 +66,13 @@ class TrainConfig(StrictModel):
     """Clip the actor's and critic's gradient norms to this value (``null``: no clipping)."""
     iterations: Optional[Annotated[int, Field(gt=0, le=10**9)]] = None
     """Stop after this many updates (batches) even if frames remain (``null``: frames only)."""
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Passes over each batch (PPO: 10); each pass is ``minibatches`` gradient steps."""
+    minibatches: Annotated[int, Field(ge=1, le=10**6)] = 1
+    """Shuffled minibatches per pass (PPO: 32); 1 and ``epochs: 1`` is one step on the whole batch."""
+    target_kl: Optional[PositiveFloat] = None
+    """Stop a batch's passes once ``train/approx_kl`` from the collecting policy exceeds this
+    (``null``: always ``epochs`` passes)."""
     per_step_updates: bool = False
     """Sutton & Barto's boxed algorithms: after each batch of whole episodes, one optimizer
     step per time step t = 0, 1, ... (all episodes' step t at once), each with the weights the
@@ -209,6 +218,20 @@ class Spec(StrictModel):
                     "collector",
                     f"{why}: use whole-episode batches (collector.trajs_per_batch, or the 'episodes' collector)",
                 )
+        if self.optim.name in TRUST_REGION_OPTIMIZERS:
+            if self.critic is not None and self.critic_optim is None:
+                raise _CrossError("critic_optim", f"optim {self.optim.name!r} steps the actor only: name the critic's "
+                                                  f"own optimizer here, e.g. {{name: adam, lr: 1.0e-3}}")
+            if self.train.epochs > 1 or self.train.minibatches > 1 or self.train.per_step_updates:
+                raise _CrossError("train", f"optim {self.optim.name!r} takes one trust-region step per batch: "
+                                           f"set epochs: 1, minibatches: 1, per_step_updates: false")
+        if self.critic_optim is not None and self.critic_optim.name in TRUST_REGION_OPTIMIZERS:
+            raise _CrossError("critic_optim.name", f"{self.critic_optim.name!r} steps a policy: give the critic "
+                                                   f"a gradient optimizer (adam, sgd, rmsprop)")
+        if self.train.target_kl is not None and self.train.epochs == 1:
+            raise _CrossError("train.target_kl", "stops a batch's passes early: use it with epochs > 1")
+        if self.train.per_step_updates and (self.train.epochs > 1 or self.train.minibatches > 1):
+            raise _CrossError("train.per_step_updates", "updates at every time step: set epochs: 1, minibatches: 1")
         if self.critic_optim is not None and self.critic is None:
             raise _CrossError("critic_optim", "there is no critic to optimize: add a `critic:` section or remove this one")
         if self.train.value_steps > 1 and self.critic is None:

@@ -19,12 +19,13 @@ from pgtorchrl.contracts import critic_term
 from pgtorchrl.envs import TRANSFORMS_ARTIFACT, transforms_state
 from pgtorchrl.evaluation import episode_stats, evaluate
 from pgtorchrl.functional import explained_variance
-from pgtorchrl.models import LOG_PROB_KEY, log_prob_and_entropy
+from pgtorchrl.models import LOG_PROB_KEY, log_prob_and_entropy, policy_kl
 from pgtorchrl.per_step import per_step_updates
 from pgtorchrl.pipeline import Pipeline, build_pipeline
 from pgtorchrl.plots import curve_csv
 from pgtorchrl.spec import Spec
 from pgtorchrl.tracking import TrackedRun, TrackingError
+from pgtorchrl.trust_region import NaturalPolicyGradient
 
 __all__ = ["train", "TrainResult", "NonFiniteLossError", "NonFiniteParametersError", "RECOVERY_DIR"]
 
@@ -86,6 +87,11 @@ def _check_finite(losses: dict[str, torch.Tensor], iteration: int, frames: int) 
             )
 
 
+def _scalars(losses) -> dict[str, float]:
+    """A loss's scalar outputs, the metrics it reports (a TorchRL loss may add per-step tensors)."""
+    return {k: v.item() for k, v in losses.items() if v.numel() == 1}
+
+
 def _step(optim: torch.optim.Optimizer, params, max_grad_norm: float | None) -> float:
     """Clips (when asked) and applies the gradients already in ``params``; returns their norm."""
     norm = clip_grad_norm_(params, max_grad_norm if max_grad_norm is not None else float("inf"))
@@ -97,16 +103,44 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
     """One policy-gradient update on a batch whose ``advantage``/``value_target`` are written
     (a padded whole-episode batch counts only its ``("collector", "mask")`` steps).
 
-    The actor takes one gradient step on the sum of the loss's ``loss_*`` terms; the critic
+    With a gradient optimizer, ``train.epochs`` passes over the batch, each in
+    ``train.minibatches`` shuffled minibatches (PPO; 1 and 1: one step on the whole batch), each
+    a :func:`gradient_step`; with ``train.target_kl`` the passes stop once the policy has moved
+    further than that from the collecting one. With a trust-region optimizer (``npg``, ``trpo``)
+    the actor takes one :func:`trust_region_step`. Also measures ``train/approx_kl``, the mean of
+    ``log pi_old(a|s) - log pi_new(a|s)`` over the batch, where ``pi_old`` collected it.
+    """
+    train = p.spec.train
+    if isinstance(p.actor_optim, NaturalPolicyGradient):
+        metrics = trust_region_step(p, batch, iteration, frames)
+    elif train.epochs == 1 and train.minibatches == 1:
+        metrics = gradient_step(p, batch, iteration, frames)
+    else:
+        steps = _real_steps(batch)
+        for epoch in range(1, train.epochs + 1):
+            for index in torch.randperm(steps.numel()).chunk(train.minibatches):
+                metrics = gradient_step(p, steps[index], iteration, frames)
+            if train.target_kl is not None and _policy_stats(p, batch)["train/approx_kl"] > train.target_kl:
+                break  # the policy left the region its batch describes
+        metrics["train/epochs"] = float(epoch)
+    metrics["train/approx_kl"] = _policy_stats(p, batch)["train/approx_kl"]
+    return metrics
+
+
+def _real_steps(batch):
+    """The batch's steps as one flat batch (a padded batch: its ``("collector", "mask")`` steps only)."""
+    mask = batch.get(MASK_KEY, None)
+    return batch.reshape(-1) if mask is None else batch[mask]
+
+
+def gradient_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
+    """The actor takes one gradient step on the sum of the loss's ``loss_*`` terms; the critic
     takes ``train.value_steps`` steps on the loss's critic term (``loss_critic``, or
     ``loss_value`` for TorchRL's ``ReinforceLoss``), the first one on the same backward pass
-    (so ``value_steps: 1`` is the joint A2C-style update, more is Spinning Up's VPG).
-    Also measures ``train/approx_kl``, the mean of ``log pi_old(a|s) - log pi_new(a|s)`` over
-    the batch, where ``pi_old`` is the policy that collected it.
-    """
+    (so ``value_steps: 1`` is the joint A2C-style update, more is Spinning Up's VPG)."""
     max_norm = p.spec.train.max_grad_norm
     losses = p.loss(batch)
-    scalars = {k: v.item() for k, v in losses.items()}
+    scalars = _scalars(losses)
     _check_finite(scalars, iteration, frames)
     total = sum(v for k, v in losses.items() if k.startswith("loss_"))
     p.actor_optim.zero_grad(set_to_none=True)
@@ -117,14 +151,46 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
     metrics["train/grad_norm"] = _step(p.actor_optim, p.actor.parameters(), max_norm)
     if p.critic_optim is not None:
         _step(p.critic_optim, p.critic.parameters(), max_norm)
-        term = critic_term(p.loss)  # the contract: present whenever value_steps > 1
-        for _ in range(p.spec.train.value_steps - 1):
-            p.critic_optim.zero_grad(set_to_none=True)
-            loss_critic = p.loss(batch).get(term)
-            _check_finite({term: loss_critic.item()}, iteration, frames)
-            loss_critic.backward()
-            _step(p.critic_optim, p.critic.parameters(), max_norm)
-    metrics["train/approx_kl"] = _policy_stats(p, batch)["train/approx_kl"]
+        _critic_steps(p, batch, p.spec.train.value_steps - 1, iteration, frames)
+    return metrics
+
+
+def _critic_steps(p: Pipeline, batch, steps: int, iteration: int, frames: int) -> None:
+    """``steps`` gradient steps of the critic's optimizer on the loss's critic term."""
+    term = critic_term(p.loss)  # the contract: present whenever value_steps > 1
+    for _ in range(steps):
+        p.critic_optim.zero_grad(set_to_none=True)
+        loss_critic = p.loss(batch).get(term)
+        _check_finite({term: loss_critic.item()}, iteration, frames)
+        loss_critic.backward()
+        _step(p.critic_optim, p.critic.parameters(), p.spec.train.max_grad_norm)
+
+
+def trust_region_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
+    """NPG or TRPO (:mod:`pgtorchrl.trust_region`): the actor's step solves the natural-gradient
+    problem on the loss's actor terms (every ``loss_*`` but the critic's: for TorchRL's
+    ``PPOLoss``, the surrogate ``-mean(ratio * advantage)``) within the mean KL from the
+    collecting policy; then the critic takes ``train.value_steps`` steps of its own optimizer.
+    Logs the step's ``train/kl`` (measured after it), ``train/line_search_steps``,
+    ``train/cg_residual``, ``train/surrogate_improvement`` and ``train/step_size``."""
+    losses = p.loss(batch)
+    scalars = _scalars(losses)
+    _check_finite(scalars, iteration, frames)
+    actor_terms = [k for k in losses.keys() if k.startswith("loss_") and k != critic_term(p.loss)]
+    mask = batch.get(MASK_KEY, None)
+    with torch.no_grad():
+        old = p.actor.get_dist(batch.copy())  # the collecting policy: constants in the KL
+
+    def closure():
+        out = p.loss(batch)
+        kl = policy_kl(p.actor, batch, old)
+        return sum(out.get(k) for k in actor_terms), (kl if mask is None else kl[mask]).mean()
+
+    p.actor_optim.step(closure)
+    metrics = {f"train/{k}": v for k, v in scalars.items()}
+    metrics.update({f"train/{k}": v for k, v in p.actor_optim.stats.items()})
+    if p.critic_optim is not None:
+        _critic_steps(p, batch, p.spec.train.value_steps, iteration, frames)
     return metrics
 
 

@@ -159,3 +159,67 @@ def test_a_rejected_line_search_leaves_the_policy_unchanged():
     optim.step(closure)
     assert optim.stats["line_search_steps"] == 5 and optim.stats["step_size"] == 0.0
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+# --- PPO through TorchRL's loss is the clipped objective ----------------------------------------------------------
+def test_ppo_through_torchrl_gives_the_clipped_objective_written_out_by_hand():
+    from pgtorchrl.components import LOSSES
+    from pgtorchrl.models import make_actor, make_critic
+    from torchrl.data import Composite, OneHot, Unbounded
+
+    torch.manual_seed(3)
+    spec = Composite(observation=Unbounded(3))
+    actor, critic = make_actor(spec, OneHot(3), hidden_sizes=[8]), make_critic(spec, hidden_sizes=[8])
+    entry = LOSSES["torchrl.ClipPPOLoss"]
+    config = entry.model(name="torchrl.ClipPPOLoss", clip_epsilon=0.2, entropy_bonus=False, critic_coeff=0.5,
+                         loss_critic_type="l2")
+    loss = LOSSES.build(config, actor, critic)
+    n = 16
+    obs = torch.randn(n, 3)
+    action = torch.nn.functional.one_hot(torch.randint(3, (n,)), 3)
+    old_log_prob = torch.log_softmax(torch.randn(n, 3), -1)[action.bool()]  # a different collecting policy
+    batch = TensorDict({"observation": obs, "action": action, "action_log_prob": old_log_prob,
+                        "advantage": torch.randn(n, 1), "value_target": torch.randn(n, 1)}, [n])
+    out = loss(batch.clone())
+    ours = out["loss_objective"] + out["loss_critic"]
+    theirs_grads = torch.autograd.grad(ours, [*actor.parameters(), *critic.parameters()])
+
+    logits = actor.module[0](batch.clone())["logits"]
+    log_prob = torch.log_softmax(logits, -1)[action.bool()]
+    ratio = (log_prob - old_log_prob).exp()
+    adv = batch["advantage"].squeeze(-1)
+    by_hand_objective = -torch.min(ratio * adv, ratio.clamp(0.8, 1.2) * adv).mean()
+    by_hand_critic = 0.5 * ((critic(batch.clone())["state_value"] - batch["value_target"]) ** 2).mean()
+    torch.testing.assert_close(out["loss_objective"], by_hand_objective)
+    torch.testing.assert_close(out["loss_critic"], by_hand_critic)
+    hand_grads = torch.autograd.grad(by_hand_objective + by_hand_critic, [*actor.parameters(), *critic.parameters()])
+    for a, b in zip(theirs_grads, hand_grads):
+        torch.testing.assert_close(a, b)
+
+
+# --- in a pipeline ------------------------------------------------------------------------------------------------
+def test_every_trpo_update_of_a_whole_run_stays_in_the_trust_region(store):
+    from mlflow.tracking import MlflowClient
+
+    from pgtorchrl.spec import load_spec
+    from pgtorchrl.trainer import train
+
+    spec = load_spec(ROOT / "pipelines" / "trpo_cartpole.yaml",
+                     ["train.total_frames=12288", "eval.every_frames=null", "eval.episodes=2", "eval.target_return=null"])
+    result = train(spec)
+    client = MlflowClient(store)
+    kl = [m.value for m in client.get_metric_history(result.run_id, "train/kl")]
+    assert len(kl) == 12 and max(kl) <= spec.optim.max_kl  # measured after each step, on its batch
+    for key in ("train/line_search_steps", "train/cg_residual", "train/surrogate_improvement", "train/step_size"):
+        assert len(client.get_metric_history(result.run_id, key)) == 12, key
+    improvements = [m.value for m in client.get_metric_history(result.run_id, "train/surrogate_improvement")]
+    assert all(i > 0 for i in improvements)  # every accepted step improved the surrogate
+
+
+def test_a_trust_region_optimizer_needs_the_critic_its_own_optimizer():
+    from pgtorchrl.spec import load_spec
+
+    with pytest.raises(Exception, match="critic_optim: optim 'trpo' steps the actor only"):
+        load_spec(ROOT / "pipelines" / "trpo_cartpole.yaml", ["critic_optim=null"])
+    with pytest.raises(Exception, match="takes one trust-region step per batch"):
+        load_spec(ROOT / "pipelines" / "trpo_cartpole.yaml", ["train.epochs=4"])
