@@ -293,7 +293,6 @@ def _resume(args) -> int:
     from pgtorchrl.checkpoint import CheckpointError, exact
     from pgtorchrl.loading import resumable_run
     from pgtorchrl.pipeline import build_pipeline
-    from pgtorchrl.spec import SpecError
     from pgtorchrl.tracking import TrackedRun, TrackingError, check_store, run_lock
 
     try:
@@ -302,7 +301,7 @@ def _resume(args) -> int:
         spec, checkpoint = resumable_run(args.run_id, checkpoint_file=args.checkpoint)
     except MlflowException as err:
         return _fail(f"run {args.run_id!r}: {str(err).splitlines()[0]}", EXIT_BAD_INPUT)
-    except (LookupError, ValueError, SpecError, TrackingError, OSError) as err:
+    except (LookupError, ValueError, TrackingError, OSError) as err:  # SpecError is a ValueError
         return _fail(_reason(err), EXIT_BAD_INPUT)
     frames = checkpoint["progress"]["frames"]
     if not exact(checkpoint):

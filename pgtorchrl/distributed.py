@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from tensordict import TensorDictBase
@@ -22,7 +22,8 @@ SEED_STRIDE = 1 << 16  # worker i's seeds start at seed + (i + 1) * SEED_STRIDE:
 @dataclass(frozen=True)
 class WorkerEnvs:
     """How remote workers build their envs: the spec's ``env:`` section (a plain dict, so it
-    pickles) and the run's seed.
+    pickles), the function that builds an env from it (a module-level function: it pickles by
+    name) and the run's seed.
 
     Worker ``i`` seeds its env and its torch RNG (the policy samples its actions there) with
     ``seed + (i + 1) * SEED_STRIDE``: a Ray run is reproducible, and no worker repeats another
@@ -30,17 +31,16 @@ class WorkerEnvs:
     """
 
     env_config: dict
+    build: Callable[[dict], object]
     seed: int
 
     def factory(self, worker: int):
-        return functools.partial(_seeded_env, self.env_config, self.seed + (worker + 1) * SEED_STRIDE)
+        return functools.partial(_seeded_env, self.build, self.env_config, self.seed + (worker + 1) * SEED_STRIDE)
 
 
-def _seeded_env(env_config: dict, seed: int):
-    from pgtorchrl.pipeline import env_from_config
-
+def _seeded_env(build: Callable[[dict], object], env_config: dict, seed: int):
     torch.manual_seed(seed)  # runs in the worker's process: seeds the policy's sampling there
-    env = env_from_config(env_config)
+    env = build(env_config)
     env.set_seed(seed)
     return env
 

@@ -218,9 +218,6 @@ def main(argv: list[str]) -> int:
         if kind == "end":
             _say("ended")
             return 0
-        if failed:
-            writer.end("FAILED", "tracking failed")
-            return 1
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ class Pipeline:
     critic_optim: torch.optim.Optimizer | None
 
     def make_collector(self):
-        worker_envs = WorkerEnvs(self.spec.env.model_dump(mode="json"), self.spec.seed)  # for remote workers
+        worker_envs = WorkerEnvs(self.spec.env.model_dump(mode="json"), env_from_config, self.spec.seed)  # remote workers
         collector = COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames, worker_envs)
         check_collector(self.spec, collector)
         return collector

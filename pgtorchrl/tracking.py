@@ -162,8 +162,6 @@ class TrackedRun:
         self.requested_name = run_name or spec.tracking.run_name
         self.resume_run_id = resume_run_id
         self.run_id: str | None = None
-        self.run_name: str | None = None
-        self.experiment_id: str | None = None
         self._proc: subprocess.Popen | None = None
         self._lines: list[str] = []
         self._opened = threading.Event()
@@ -230,7 +228,7 @@ class TrackedRun:
         try:
             self._write("end", status, error)  # even after a writer error: the run's end is what matters now
             self._proc.stdin.close()
-        except (BrokenPipeError, OSError):
+        except OSError:  # BrokenPipeError among them
             pass
         interrupted = False
         while True:  # the run's end is decided: an interrupt now changes nothing, so wait on
@@ -295,7 +293,7 @@ class TrackedRun:
             line = raw.decode().rstrip("\n")
             self._lines.append(line)
             if line.startswith("opened "):
-                _, self.run_id, self.experiment_id, self.run_name = line.split(" ", 3)
+                self.run_id = line.split(" ", 2)[1]
                 self._opened.set()
         self._writer_gone.set()
         self._opened.set()  # the writer is gone: nobody waits forever
@@ -308,7 +306,7 @@ class TrackedRun:
             raise TrackingError(self._problem() or "the MLflow writer process is gone")
         try:
             self._write(*message)
-        except (BrokenPipeError, OSError):
+        except OSError:  # BrokenPipeError among them
             self._reader.join(timeout=5)
             raise TrackingError(self._problem() or "the MLflow writer process is gone") from None
 
