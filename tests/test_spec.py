@@ -53,12 +53,12 @@ def test_a_misspelt_choice_gets_a_did_you_mean(tmp_path):
 
 def test_unknown_component_name(tmp_path):
     msg = error_of(tmp_path, overrides=["loss.name=reinforc"])
-    assert msg == "loss.name: unknown loss 'reinforc'; did you mean 'reinforce'? (registered: reinforce, torchrl.A2CLoss, torchrl.ReinforceLoss)"
+    assert msg == "loss.name: unknown loss 'reinforc'; did you mean 'reinforce'? (registered: reinforce, torchrl.A2CLoss, torchrl.ClipPPOLoss, torchrl.KLPENPPOLoss, torchrl.PPOLoss, torchrl.ReinforceLoss)"
 
 
 def test_missing_component_name(tmp_path):
     text = VPG.read_text().replace("  name: adam\n  lr: 3.0e-3", "  lr: 3.0e-3")
-    assert error_of(tmp_path, text).startswith("optim.name: missing; name a registered optim: adam, rmsprop, sgd")
+    assert error_of(tmp_path, text).startswith("optim.name: missing; name a registered optim: adam, npg, rmsprop, sgd, trpo")
 
 
 def test_wrong_type(tmp_path):
@@ -81,7 +81,7 @@ def test_gamma_outside_unit_interval(tmp_path):
 
 def test_non_positive_frame_count(tmp_path):
     assert error_of(tmp_path, overrides=["train.total_frames=0"]) == "train.total_frames: Input should be greater than 0, got 0"
-    assert error_of(tmp_path, overrides=["collector.frames_per_batch=-8"]).startswith("collector.frames_per_batch: Input should be greater than 0")
+    assert error_of(tmp_path, overrides=["collector.frames_per_batch=-8"]).startswith("collector.frames_per_batch: Input should be greater than or equal to 1")
 
 
 def test_non_finite_number(tmp_path):
@@ -127,7 +127,7 @@ def test_cli_reports_a_spec_error_in_one_line_exit_2_and_opens_no_run(tmp_path):
     proc = run_cli(str(VPG), "optim.name=adamw", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"pgtorchrl: error: {VPG}: optim.name: unknown optim 'adamw'; did you mean 'adam'? (registered: adam, rmsprop, sgd)"
+        f"pgtorchrl: error: {VPG}: optim.name: unknown optim 'adamw'; did you mean 'adam'? (registered: adam, npg, rmsprop, sgd, trpo)"
     ]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "mlruns").exists()  # nothing was tracked
