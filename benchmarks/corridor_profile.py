@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from pgtorchrl.collectors import MASK_KEY
-from pgtorchrl.pipeline import build_pipeline
-from pgtorchrl.spec import load_spec
-from pgtorchrl.trainer import update_per_step
+from pgtorchrl.collectors.rollout import MASK_KEY
+from pgtorchrl.spec.pipeline import build_pipeline
+from pgtorchrl.spec.schema import load_spec
+from pgtorchrl.trainers.trainer import update_per_step
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,9 +19,9 @@ import warnings
 
 import torch
 
-from pgtorchrl.advantage import FullReturn, RewardToGo
-from pgtorchrl.collectors import first_episodes
-from pgtorchrl.short_corridor import (
+from pgtorchrl.objectives.value.advantages import FullReturn, RewardToGo
+from pgtorchrl.collectors.rollout import first_episodes
+from pgtorchrl.envs.custom.short_corridor import (
     estimator_catalogue,
     exact_gradient,
     exact_value_critic,
@@ -29,7 +29,7 @@ from pgtorchrl.short_corridor import (
     make_short_corridor,
     per_episode_gradients,
 )
-from pgtorchrl.tracking import resolve_tracking_uri
+from pgtorchrl.record.tracking import resolve_tracking_uri
 
 THETAS = [(-1.47, 1.47), (-1.0, 1.0), (0.0, 0.0), (0.8, -0.2)]
 

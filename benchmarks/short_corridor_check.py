@@ -25,8 +25,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.short_corridor import OPTIMAL_VALUE, corridor_value
-from pgtorchrl.tracking import resolve_tracking_uri
+from pgtorchrl.envs.custom.short_corridor import OPTIMAL_VALUE, corridor_value
+from pgtorchrl.record.tracking import resolve_tracking_uri
 
 
 def curves(client: MlflowClient, experiment: str) -> tuple[str, dict[str, list[float]], dict[str, list[float]]]:

@@ -36,7 +36,7 @@ METHODS = {  # method -> (the step-size field, its grid, the overrides that make
 
 
 def sweep_spec(method: str, frames: int, seeds: list[int], workers: int):
-    from pgtorchrl.spec import load_spec
+    from pgtorchrl.spec.schema import load_spec
 
     field, grid, overrides = METHODS[method]
     transforms = [f"[{{name: torchrl.RewardScaling, scale: {scale}}}]" for scale in SCALES]
@@ -51,7 +51,7 @@ def sweep_spec(method: str, frames: int, seeds: list[int], workers: int):
 
 def run(method: str, frames: int, seeds: list[int], workers: int) -> list[dict]:
     """Trains one method's sweep; one row per child: step size, scale, seed, solved, frames."""
-    from pgtorchrl.sweep import run_sweep
+    from pgtorchrl.spec.sweep import run_sweep
 
     spec = sweep_spec(method, frames, seeds, workers)
     rows = []
@@ -129,7 +129,7 @@ def main() -> None:
     (out / "step_size.txt").write_text(text + "\n")
     import mlflow
 
-    from pgtorchrl.tracking import resolve_tracking_uri
+    from pgtorchrl.record.tracking import resolve_tracking_uri
 
     mlflow.set_tracking_uri(resolve_tracking_uri(None))
     mlflow.set_experiment("step-size")

@@ -10,7 +10,7 @@ All measured in one process, the compared things alternated, medians over repeat
   plain-torch rollout (the MLP policy sampled by hand; the torch env's tensors, or a list of
   gymnasium envs stepped in a loop);
 - collection + training: pgtorchrl's loop body (collector, GAE module, ReinforceLoss update, the
-  functions ``pgtorchrl.trainer.train`` runs; no MLflow) against a plain-torch rollout + GAE +
+  functions ``pgtorchrl.trainers.trainer.train`` runs; no MLflow) against a plain-torch rollout + GAE +
   policy-gradient update written here, doing the same update as the spec (two Adams, clipping,
   5 critic steps per batch).
 
@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pgtorchrl.cartpole import TorchCartPoleEnv
-from pgtorchrl.pipeline import build_pipeline
-from pgtorchrl.spec import load_spec
-from pgtorchrl.trainer import update
+from pgtorchrl.envs.custom.cartpole import TorchCartPoleEnv
+from pgtorchrl.spec.pipeline import build_pipeline
+from pgtorchrl.spec.schema import load_spec
+from pgtorchrl.trainers.trainer import update
 
 VALUE_STEPS = 5  # the pipelines' train.value_steps (cases_for() checks it)
 
@@ -206,7 +206,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    from pgtorchrl.envs import make_gym_env
+    from pgtorchrl.envs.gym import make_gym_env
 
     device = args.device
     cases = {"raw step: torch CartPole": lambda: raw_torch(args.envs, args.frames, device)}

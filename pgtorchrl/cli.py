@@ -149,8 +149,8 @@ def _eval(args) -> int:
     warnings.filterwarnings("ignore")
     from mlflow.exceptions import MlflowException
 
-    from pgtorchrl.loading import evaluate_run
-    from pgtorchrl.tracking import TrackingError, check_store
+    from pgtorchrl.record.loading import evaluate_run
+    from pgtorchrl.record.tracking import TrackingError, check_store
 
     try:
         check_store(None, must_exist=True)
@@ -171,9 +171,9 @@ def _eval(args) -> int:
 
 
 def _video(run_id: str) -> int:
-    from pgtorchrl.loading import load_actor, load_run_spec
-    from pgtorchrl.tracking import resolve_tracking_uri
-    from pgtorchrl.video import log_episode_gif, record_episode
+    from pgtorchrl.record.loading import load_actor, load_run_spec
+    from pgtorchrl.record.tracking import resolve_tracking_uri
+    from pgtorchrl.record.video import log_episode_gif, record_episode
 
     spec = load_run_spec(run_id)
     if spec.env.name not in ("gym", "gym_native"):
@@ -191,9 +191,9 @@ def _compare(args) -> int:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from pgtorchrl.plots import learning_curve_png
-    from pgtorchrl.spec import TrackingConfig
-    from pgtorchrl.tracking import resolve_tracking_uri
+    from pgtorchrl.record.plots import learning_curve_png
+    from pgtorchrl.spec.schema import TrackingConfig
+    from pgtorchrl.record.tracking import resolve_tracking_uri
 
     client = MlflowClient(resolve_tracking_uri(None))
     try:
@@ -218,7 +218,7 @@ def _compare(args) -> int:
 
 
 def _list() -> int:
-    from pgtorchrl.components import REGISTRIES, TORCHRL_PREFIX, TRANSFORMS
+    from pgtorchrl.spec.components import REGISTRIES, TORCHRL_PREFIX, TRANSFORMS
 
     seen = set()
     print(f"# names starting with {TORCHRL_PREFIX!r} are TorchRL's own classes (their constructor's keywords); the rest are pgtorchrl's")
@@ -240,7 +240,7 @@ def _sweep(args, spec, variants) -> int:
     """A spec with ``sweep:``: validate builds every combination; train runs them all."""
     run = None
     if args.command == "train":
-        from pgtorchrl.tracking import TrackedRun, TrackingError, check_store
+        from pgtorchrl.record.tracking import TrackedRun, TrackingError, check_store
 
         try:
             check_store(spec.tracking.tracking_uri)
@@ -250,13 +250,13 @@ def _sweep(args, spec, variants) -> int:
         # libraries in their own processes while this one imports torch
         run = TrackedRun(spec, args.pipeline.read_text()).start_writer()
         if spec.sweep.workers > 1:
-            from pgtorchrl.workers import start_worker_server
+            from pgtorchrl.spec.workers import start_worker_server
 
             start_worker_server()
     import warnings
 
     warnings.filterwarnings("ignore", module="torchrl")
-    from pgtorchrl.pipeline import build_pipeline
+    from pgtorchrl.spec.pipeline import build_pipeline
 
     try:
         for label, child in variants:
@@ -267,9 +267,9 @@ def _sweep(args, spec, variants) -> int:
         print("\n".join(label for label, _ in variants))
         print(f"# {args.pipeline}: valid; {len(variants)} sweep combinations built and key flow checked", file=sys.stderr)
         return 0
-    from pgtorchrl.sweep import run_sweep
-    from pgtorchrl.tracking import TrackingError
-    from pgtorchrl.trainer import NonFiniteLossError
+    from pgtorchrl.spec.sweep import run_sweep
+    from pgtorchrl.record.tracking import TrackingError
+    from pgtorchrl.trainers.trainer import NonFiniteLossError
 
     try:
         results = run_sweep(spec, args.pipeline.read_text(), str(args.pipeline), run=run)
@@ -290,10 +290,10 @@ def _resume(args) -> int:
     warnings.filterwarnings("ignore")
     from mlflow.exceptions import MlflowException
 
-    from pgtorchrl.checkpoint import CheckpointError, exact
-    from pgtorchrl.loading import resumable_run
-    from pgtorchrl.pipeline import build_pipeline
-    from pgtorchrl.tracking import TrackedRun, TrackingError, check_store, run_lock
+    from pgtorchrl.trainers.checkpoint import CheckpointError, exact
+    from pgtorchrl.record.loading import resumable_run
+    from pgtorchrl.spec.pipeline import build_pipeline
+    from pgtorchrl.record.tracking import TrackedRun, TrackingError, check_store, run_lock
 
     try:
         check_store(None, must_exist=True)
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         return _resume(args)
     if getattr(args, "dry_run", False):
         args.command = "validate"
-    from pgtorchrl.spec import SpecError, expand_sweep, load_spec
+    from pgtorchrl.spec.schema import SpecError, expand_sweep, load_spec
 
     overrides = list(args.overrides)
     if getattr(args, "seeds", None):
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         return _sweep(args, spec, variants)
     run = None
     if args.command == "train":
-        from pgtorchrl.tracking import TrackedRun, TrackingError, check_store
+        from pgtorchrl.record.tracking import TrackedRun, TrackingError, check_store
 
         try:
             check_store(spec.tracking.tracking_uri)
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", module="torchrl")
-    from pgtorchrl.pipeline import build_pipeline
+    from pgtorchrl.spec.pipeline import build_pipeline
 
     try:
         pipeline = build_pipeline(spec)
@@ -392,8 +392,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(spec, pipeline, run, checkpoint: dict | None = None) -> int:
-    from pgtorchrl.tracking import TrackingError
-    from pgtorchrl.trainer import NonFiniteLossError, train
+    from pgtorchrl.record.tracking import TrackingError
+    from pgtorchrl.trainers.trainer import NonFiniteLossError, train
 
     try:
         result = train(spec, run.spec_text, pipeline, run, checkpoint)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.mlflow_writer import _store_lock
+from pgtorchrl.record.mlflow_writer import _store_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
@@ -89,9 +89,9 @@ def test_same_spec_and_seed_give_the_same_metrics(store):
 
 
 def test_non_finite_loss_stops_with_a_clear_message_and_a_failed_run(store):
-    from pgtorchrl.pipeline import build_pipeline
-    from pgtorchrl.spec import load_spec
-    from pgtorchrl.trainer import NonFiniteLossError, train
+    from pgtorchrl.spec.pipeline import build_pipeline
+    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.trainers.trainer import NonFiniteLossError, train
 
     spec = load_spec(VPG, TINY)
     pipeline = build_pipeline(spec)
@@ -153,8 +153,8 @@ def test_build_failure_opens_no_run(store, tmp_path):
 
 @pytest.mark.parametrize("pipeline", sorted(p.name for p in (ROOT / "pipelines").glob("*.yaml")))
 def test_every_shipped_pipeline_trains_briefly(store, pipeline):
-    from pgtorchrl.spec import load_spec
-    from pgtorchrl.trainer import train
+    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.trainers.trainer import train
 
     spec = load_spec(ROOT / "pipelines" / pipeline, ["train.total_frames=1024", "eval.every_frames=null", "eval.episodes=2"])
     result = train(spec)

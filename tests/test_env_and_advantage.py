@@ -9,10 +9,10 @@ from torch import nn
 from torchrl.collectors import Collector
 from torchrl.modules import ValueOperator
 
-from pgtorchrl.advantage import GAE, RewardToGo
-from pgtorchrl.envs import make_gym_env
-from pgtorchrl.evaluation import episode_stats, evaluate
-from pgtorchrl.functional import generalized_advantage, reward_to_go
+from pgtorchrl.objectives.value.advantages import GAE, RewardToGo
+from pgtorchrl.envs.gym import make_gym_env
+from pgtorchrl.trainers.evaluation import episode_stats, evaluate
+from pgtorchrl.objectives.value.functional import generalized_advantage, reward_to_go
 
 
 class Alternate(nn.Module):

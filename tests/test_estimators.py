@@ -8,10 +8,10 @@ discounted reward-to-go without the gamma^t factor, are shown to miss it.
 import pytest
 import torch
 
-from pgtorchrl.advantage import FullReturn, RewardToGo
-from pgtorchrl.collectors import first_episodes
-from pgtorchrl.loss import ReinforceLoss
-from pgtorchrl.short_corridor import (
+from pgtorchrl.objectives.value.advantages import FullReturn, RewardToGo
+from pgtorchrl.collectors.rollout import first_episodes
+from pgtorchrl.objectives.reinforce import ReinforceLoss
+from pgtorchrl.envs.custom.short_corridor import (
     estimator_catalogue,
     exact_gradient,
     exact_value_critic,

@@ -12,8 +12,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.mlflow_writer import _store_lock
-from pgtorchrl.spec import SpecError, load_spec
+from pgtorchrl.record.mlflow_writer import _store_lock
+from pgtorchrl.spec.schema import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
@@ -79,11 +79,11 @@ def _wait_for_run(tmp_path, proc, timeout=120):
 
 
 def test_killing_the_writer_stops_training_saves_the_state_locally_and_fails_the_run(tmp_path):
-    from pgtorchrl.checkpoint import from_bytes
+    from pgtorchrl.trainers.checkpoint import from_bytes
 
     proc = _start(tmp_path, VPG, *SHORT, "train.total_frames=5000000")
     run_id = _wait_for_run(tmp_path, proc)
-    writer = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "pgtorchrl.mlflow_writer"], capture_output=True,
+    writer = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "pgtorchrl.record.mlflow_writer"], capture_output=True,
                             text=True).stdout.split()
     os.kill(int(writer[0]), signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
@@ -213,7 +213,7 @@ def test_ctrl_c_before_the_run_opens_is_one_line_and_exit_130(tmp_path):
 
 
 def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store, monkeypatch, capsys):
-    from pgtorchrl.tracking import TrackedRun
+    from pgtorchrl.record.tracking import TrackedRun
 
     spec = load_spec(VPG, SHORT)
     real_wait = subprocess.Popen.wait
@@ -236,7 +236,7 @@ def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store,
 # 9 -------------------------------------------------------------------------------------------------------
 FULL_DISK = '''
 import sys
-if "pgtorchrl.mlflow_writer" in sys.orig_argv:
+if "pgtorchrl.record.mlflow_writer" in sys.orig_argv:
     import errno
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
     real = LocalArtifactRepository.log_artifact
@@ -288,7 +288,7 @@ def test_smaller_cases(tmp_path):
 
 
 def test_two_resumes_of_one_run_cannot_run_at_once(tmp_path, monkeypatch):
-    from pgtorchrl.tracking import run_lock
+    from pgtorchrl.record.tracking import run_lock
 
     out = cli(tmp_path, VPG, *SHORT, "train.total_frames=1024")
     client, (run,) = runs(tmp_path)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pgtorchrl.functional import check_time_shapes, generalized_advantage, reward_to_go
+from pgtorchrl.objectives.value.functional import check_time_shapes, generalized_advantage, reward_to_go
 
 
 def col(*values, dtype=torch.float64):

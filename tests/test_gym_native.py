@@ -8,10 +8,10 @@ from torchrl.collectors import Collector
 from torchrl.envs import ExplorationType
 from torchrl.envs.utils import check_env_specs
 
-from pgtorchrl.collectors import MASK_KEY, NativeCollector, first_episodes
-from pgtorchrl.envs import make_gym_env
-from pgtorchrl.gym_native import GymNativeEnv
-from pgtorchrl.models import make_actor
+from pgtorchrl.collectors.rollout import MASK_KEY, NativeCollector, first_episodes
+from pgtorchrl.envs.gym import make_gym_env
+from pgtorchrl.envs.gym_native import GymNativeEnv
+from pgtorchrl.modules.models import make_actor
 
 
 def actor_for(env, seed=0):

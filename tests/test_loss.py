@@ -6,8 +6,8 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.modules import OneHotCategorical, ProbabilisticActor, ValueOperator
 
-from pgtorchrl.loss import ReinforceLoss
-from pgtorchrl.models import log_prob_and_entropy
+from pgtorchrl.objectives.reinforce import ReinforceLoss
+from pgtorchrl.modules.models import log_prob_and_entropy
 
 
 def linear_actor(weight):
@@ -144,7 +144,7 @@ def test_the_loss_leaves_the_collected_batch_as_it_was(gaussian):
     metrics read them after the update, so scoring actions under new weights must not overwrite them."""
     from torchrl.data import Bounded
 
-    from pgtorchrl.models import make_gaussian_actor
+    from pgtorchrl.modules.models import make_gaussian_actor
 
     torch.manual_seed(0)
     batch, obs, _, _ = tiny_batch()

@@ -1,8 +1,8 @@
 """The MLflow writer process's batching: metrics share log_batch calls, nothing reordered or lost."""
 import queue
 
-from pgtorchrl import mlflow_writer
-from pgtorchrl.mlflow_writer import _END_OF_INPUT, _coalesced
+from pgtorchrl.record import mlflow_writer
+from pgtorchrl.record.mlflow_writer import _END_OF_INPUT, _coalesced
 
 
 def _queue(*messages) -> queue.Queue:

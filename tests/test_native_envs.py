@@ -7,9 +7,9 @@ whether any env is done. Both must hand the policy the same observations.
 import pytest
 import torch
 
-from pgtorchrl.cartpole import TorchCartPoleEnv
-from pgtorchrl.gym_native import GymNativeEnv
-from pgtorchrl.short_corridor import make_short_corridor
+from pgtorchrl.envs.custom.cartpole import TorchCartPoleEnv
+from pgtorchrl.envs.gym_native import GymNativeEnv
+from pgtorchrl.envs.custom.short_corridor import make_short_corridor
 
 ENVS = {
     "torch_cartpole": lambda n: TorchCartPoleEnv(n),

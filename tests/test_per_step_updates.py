@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import pgtorchrl.per_step as per_step
-import pgtorchrl.trainer as trainer
-from pgtorchrl.collectors import MASK_KEY, first_episodes
-from pgtorchrl.pipeline import build_pipeline
-from pgtorchrl.spec import SpecError, load_spec
+import pgtorchrl.trainers.per_step as per_step
+import pgtorchrl.trainers.trainer as trainer
+from pgtorchrl.collectors.rollout import MASK_KEY, first_episodes
+from pgtorchrl.spec.pipeline import build_pipeline
+from pgtorchrl.spec.schema import SpecError, load_spec
 
 BASELINE = Path(__file__).resolve().parents[1] / "pipelines" / "short_corridor_baseline.yaml"
 

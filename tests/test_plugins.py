@@ -17,7 +17,7 @@ Path("imported.marker").write_text("my_components was imported")
 @ACTORS.register("tiny_mlp")
 def tiny_mlp(env, *, width: Annotated[int, Field(ge=1)] = 16):
     """An MLP actor with one hidden layer of `width` units."""
-    from pgtorchrl.models import make_actor
+    from pgtorchrl.modules.models import make_actor
     return make_actor(env.observation_spec["observation"], env.action_spec, hidden_sizes=[width])
 
 def adamw(params, *, lr: float = 1e-3, weight_decay: float = 0.01):

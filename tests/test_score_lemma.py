@@ -7,7 +7,7 @@ import torch
 from tensordict import TensorDict
 from torchrl.data import Bounded, OneHot, Unbounded
 
-from pgtorchrl.models import make_actor
+from pgtorchrl.modules.models import make_actor
 
 CHUNKS, PER_CHUNK = 40, 500
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pgtorchrl.spec import SpecError, flatten, load_spec
+from pgtorchrl.spec.schema import SpecError, flatten, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"

@@ -8,8 +8,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.short_corridor import OPTIMAL_VALUE, ShortCorridorEnv, make_corridor_actor
-from pgtorchrl.spec import SpecError, expand_sweep, load_spec
+from pgtorchrl.envs.custom.short_corridor import OPTIMAL_VALUE, ShortCorridorEnv, make_corridor_actor
+from pgtorchrl.spec.schema import SpecError, expand_sweep, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 REINFORCE = ROOT / "pipelines" / "short_corridor_reinforce.yaml"
@@ -108,8 +108,8 @@ def test_fast_rollout_writes_what_torchrls_step_writes():
     and value by value, on a deterministic policy (the mode of pi)."""
     from torchrl.envs import ExplorationType
 
-    from pgtorchrl.collectors import _lean_rollout, _rollout
-    from pgtorchrl.models import categorical_logits_net
+    from pgtorchrl.collectors.rollout import _lean_rollout, _rollout
+    from pgtorchrl.modules.models import categorical_logits_net
 
     theta = torch.tensor([[0.3, -0.3], [-0.2, 0.2], [1.0, 0.0]])  # right, left, right
     actor = make_corridor_actor((0.0, 0.0), num_runs=3)
@@ -131,7 +131,7 @@ def test_fast_rollouts_gumbel_sampler_draws_softmax_probabilities():
     probability softmax(logits), across refills of its noise; not exploring, it takes the mode."""
     from torchrl.envs import ExplorationType
 
-    from pgtorchrl.collectors import _GumbelSampler
+    from pgtorchrl.collectors.rollout import _GumbelSampler
 
     torch.manual_seed(0)
     logits = torch.tensor([0.3, -1.2, 2.0]).expand(1000, 3)
@@ -203,7 +203,7 @@ def test_ctrl_c_during_a_parallel_sweep_marks_every_run_killed(tmp_path):
     import signal
     import time
 
-    from pgtorchrl.mlflow_writer import _store_lock
+    from pgtorchrl.record.mlflow_writer import _store_lock
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = subprocess.Popen([sys.executable, "-m", "pgtorchrl", str(REINFORCE), "train.iterations=1000", "sweep.workers=2"],

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from torchrl.envs.utils import check_env_specs
 
-from pgtorchrl.cartpole import TorchCartPoleEnv
+from pgtorchrl.envs.custom.cartpole import TorchCartPoleEnv
 
 
 def test_same_dynamics_rewards_terminations_and_truncations_as_gymnasium():

@@ -14,8 +14,8 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.objectives import A2CLoss, ValueEstimators
 from torchrl.objectives.value import GAE as TorchRLGAE
 
-from pgtorchrl.loss import ReinforceLoss
-from pgtorchrl.models import make_actor, make_critic
+from pgtorchrl.objectives.reinforce import ReinforceLoss
+from pgtorchrl.modules.models import make_actor, make_critic
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
@@ -246,12 +246,12 @@ NORMALIZED = ["env.name=gym", "collector.name=sync", "train.total_frames=2048", 
 
 
 def test_normalization_statistics_travel_with_the_policy_to_checkpoints_eval_and_load_actor(store):
-    from pgtorchrl.envs import user_transforms
-    from pgtorchrl.evaluation import evaluate
-    from pgtorchrl.loading import evaluate_run, latest_checkpoint, load_actor
-    from pgtorchrl.pipeline import build_pipeline, eval_env
-    from pgtorchrl.spec import load_spec
-    from pgtorchrl.trainer import train
+    from pgtorchrl.envs.gym import user_transforms
+    from pgtorchrl.trainers.evaluation import evaluate
+    from pgtorchrl.record.loading import evaluate_run, latest_checkpoint, load_actor
+    from pgtorchrl.spec.pipeline import build_pipeline, eval_env
+    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.trainers.trainer import train
 
     spec = load_spec(VPG, NORMALIZED)
     p = build_pipeline(spec)

@@ -11,7 +11,7 @@ from tensordict import TensorDict
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from pgtorchrl.trust_region import TRPO, NaturalPolicyGradient, conjugate_gradient, fisher_vector_product, flat
+from pgtorchrl.objectives.trust_region import TRPO, NaturalPolicyGradient, conjugate_gradient, fisher_vector_product, flat
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -163,8 +163,8 @@ def test_a_rejected_line_search_leaves_the_policy_unchanged():
 
 # --- PPO through TorchRL's loss is the clipped objective ----------------------------------------------------------
 def test_ppo_through_torchrl_gives_the_clipped_objective_written_out_by_hand():
-    from pgtorchrl.components import LOSSES
-    from pgtorchrl.models import make_actor, make_critic
+    from pgtorchrl.spec.components import LOSSES
+    from pgtorchrl.modules.models import make_actor, make_critic
     from torchrl.data import Composite, OneHot, Unbounded
 
     torch.manual_seed(3)
@@ -201,8 +201,8 @@ def test_ppo_through_torchrl_gives_the_clipped_objective_written_out_by_hand():
 def test_every_trpo_update_of_a_whole_run_stays_in_the_trust_region(store):
     from mlflow.tracking import MlflowClient
 
-    from pgtorchrl.spec import load_spec
-    from pgtorchrl.trainer import train
+    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.trainers.trainer import train
 
     spec = load_spec(ROOT / "pipelines" / "trpo_cartpole.yaml",
                      ["train.total_frames=12288", "eval.every_frames=null", "eval.episodes=2", "eval.target_return=null"])
@@ -217,7 +217,7 @@ def test_every_trpo_update_of_a_whole_run_stays_in_the_trust_region(store):
 
 
 def test_a_trust_region_optimizer_needs_the_critic_its_own_optimizer():
-    from pgtorchrl.spec import load_spec
+    from pgtorchrl.spec.schema import load_spec
 
     with pytest.raises(Exception, match="critic_optim: optim 'trpo' steps the actor only"):
         load_spec(ROOT / "pipelines" / "trpo_cartpole.yaml", ["critic_optim=null"])

@@ -13,7 +13,7 @@ import multiprocessing.forkserver
 
 __all__ = ["workers_context", "start_worker_server"]
 
-_PRELOAD = ["pgtorchrl.sweep"]  # what every worker needs: the trainer, torch, TorchRL
+_PRELOAD = ["pgtorchrl.spec.sweep"]  # what every worker needs: the trainer, torch, TorchRL
 
 
 def workers_context():

@@ -16,8 +16,8 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
 
-from pgtorchrl.models import categorical_logits_net, log_softmax
-from pgtorchrl.native import TorchNativeEnv, policy_inputs
+from pgtorchrl.modules.models import categorical_logits_net, log_softmax
+from pgtorchrl.envs.native import TorchNativeEnv, policy_inputs
 
 __all__ = ["first_episodes", "EpisodeCollector", "NativeCollector"]
 

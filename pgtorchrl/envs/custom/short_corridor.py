@@ -19,8 +19,8 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from pgtorchrl.models import log_softmax, softmax
-from pgtorchrl.native import TorchNativeEnv
+from pgtorchrl.modules.models import log_softmax, softmax
+from pgtorchrl.envs.native import TorchNativeEnv
 
 __all__ = [
     "ShortCorridorEnv",
@@ -170,7 +170,7 @@ class LinearSoftmaxPreferences(nn.Module):
 
     ``independent_runs`` is true when ``theta``'s first dim indexes runs; the forward then also
     takes a ``theta`` with one row per observation (``[N, 2]``), as
-    :mod:`pgtorchrl.per_step`'s fixed-point solver passes it.
+    :mod:`pgtorchrl.trainers.per_step`'s fixed-point solver passes it.
     """
 
     def __init__(self, init_preferences=(-1.47, 1.47), prob_floor: float = 0.0, num_runs: int | None = None):
@@ -216,7 +216,7 @@ def make_corridor_actor(init_preferences=(-1.47, 1.47), prob_floor: float = 0.0,
     """A ``ProbabilisticActor`` over :class:`LinearSoftmaxPreferences` (one-hot actions)."""
     from tensordict.nn import TensorDictModule
 
-    from pgtorchrl.models import categorical_actor
+    from pgtorchrl.modules.models import categorical_actor
 
     net = TensorDictModule(
         LinearSoftmaxPreferences(init_preferences, prob_floor, num_runs), in_keys=["observation"], out_keys=["logits"]
@@ -261,7 +261,7 @@ def exact_value_critic(theta, gamma: float = 1.0):
 def estimator_catalogue(theta, gamma: float = 1.0) -> dict:
     """The slides' estimators as pgtorchrl advantage modules, in the order the slides reduce
     variance; the baselines are the exact :math:`v_\\pi` of ``theta`` (or the batch mean)."""
-    from pgtorchrl.advantage import GAE, FullReturn, RewardToGo, TDError
+    from pgtorchrl.objectives.value.advantages import GAE, FullReturn, RewardToGo, TDError
 
     def exact():
         return exact_value_critic(theta, gamma)

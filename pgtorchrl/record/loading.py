@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from pgtorchrl.envs import TRANSFORMS_ARTIFACT, freeze_transforms, load_transforms_state, observation_transforms, user_transforms
-from pgtorchrl.pipeline import build_policy
-from pgtorchrl.spec import Spec, parse_spec
-from pgtorchrl.tracking import resolve_tracking_uri
+from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, freeze_transforms, load_transforms_state, observation_transforms, user_transforms
+from pgtorchrl.spec.pipeline import build_policy
+from pgtorchrl.spec.schema import Spec, parse_spec
+from pgtorchrl.record.tracking import resolve_tracking_uri
 
 __all__ = ["load_actor", "load_critic", "load_run_spec", "evaluate_run", "latest_checkpoint", "resumable_run"]
 
@@ -90,8 +90,8 @@ def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = Non
     """The returns of ``episodes`` deterministic episodes of a run's trained actor (one per env
     of a fresh env built from the run's spec, seeded with the spec's seed), on ``device`` if
     given, else on the run's own."""
-    from pgtorchrl.evaluation import evaluate
-    from pgtorchrl.pipeline import eval_env
+    from pgtorchrl.trainers.evaluation import evaluate
+    from pgtorchrl.spec.pipeline import eval_env
 
     spec = load_run_spec(run_id, tracking_uri, device)  # read once: the env and the actor both need it
     env = eval_env(spec, episodes)
@@ -105,7 +105,7 @@ def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
     with a one-line warning naming it, for the one before it."""
     from mlflow.tracking import MlflowClient
 
-    from pgtorchrl.checkpoint import CHECKPOINT_DIR, from_bytes
+    from pgtorchrl.trainers.checkpoint import CHECKPOINT_DIR, from_bytes
 
     client = MlflowClient(resolve_tracking_uri(tracking_uri))
     paths = sorted((f.path for f in client.list_artifacts(run_id, CHECKPOINT_DIR) if f.path.endswith(".pt")), reverse=True)
@@ -129,7 +129,7 @@ def resumable_run(run_id: str, tracking_uri: str | None = None, checkpoint_file:
     saves under ``mlruns/recovered/`` when its tracking fails mid-run)."""
     from mlflow.tracking import MlflowClient
 
-    from pgtorchrl.checkpoint import from_bytes
+    from pgtorchrl.trainers.checkpoint import from_bytes
 
     status = MlflowClient(resolve_tracking_uri(tracking_uri)).get_run(run_id).info.status
     if status == "FINISHED":

@@ -1,7 +1,7 @@
 """The training loop: collect -> advantage -> loss -> optimizer step(s) -> log -> evaluate.
 
 One readable loop in the style of CleanRL's ``ppo.py``; every hyperparameter comes from the spec
-(see :mod:`pgtorchrl.spec` for what each one means).
+(see :mod:`pgtorchrl.spec.schema` for what each one means).
 """
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from pathlib import Path
 import torch
 from torch.nn.utils import clip_grad_norm_
 
-from pgtorchrl.collectors import MASK_KEY
-from pgtorchrl.contracts import critic_term
-from pgtorchrl.envs import TRANSFORMS_ARTIFACT, transforms_state
-from pgtorchrl.evaluation import episode_stats, evaluate
-from pgtorchrl.functional import explained_variance
-from pgtorchrl.models import LOG_PROB_KEY, log_prob_and_entropy, policy_kl
-from pgtorchrl.per_step import per_step_updates
-from pgtorchrl.pipeline import Pipeline, build_pipeline
-from pgtorchrl.plots import curve_csv
-from pgtorchrl.spec import Spec
-from pgtorchrl.tracking import TrackedRun, TrackingError
-from pgtorchrl.trust_region import NaturalPolicyGradient
+from pgtorchrl.collectors.rollout import MASK_KEY
+from pgtorchrl.spec.contracts import critic_term
+from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, transforms_state
+from pgtorchrl.trainers.evaluation import episode_stats, evaluate
+from pgtorchrl.objectives.value.functional import explained_variance
+from pgtorchrl.modules.models import LOG_PROB_KEY, log_prob_and_entropy, policy_kl
+from pgtorchrl.trainers.per_step import per_step_updates
+from pgtorchrl.spec.pipeline import Pipeline, build_pipeline
+from pgtorchrl.record.plots import curve_csv
+from pgtorchrl.spec.schema import Spec
+from pgtorchrl.record.tracking import TrackedRun, TrackingError
+from pgtorchrl.objectives.trust_region import NaturalPolicyGradient
 
 __all__ = ["train", "TrainResult", "NonFiniteLossError", "NonFiniteParametersError", "RECOVERY_DIR"]
 
@@ -167,7 +167,7 @@ def _critic_steps(p: Pipeline, batch, steps: int, iteration: int, frames: int) -
 
 
 def trust_region_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
-    """NPG or TRPO (:mod:`pgtorchrl.trust_region`): the actor's step solves the natural-gradient
+    """NPG or TRPO (:mod:`pgtorchrl.objectives.trust_region`): the actor's step solves the natural-gradient
     problem on the loss's actor terms (every ``loss_*`` but the critic's: for TorchRL's
     ``PPOLoss``, the surrogate ``-mean(ratio * advantage)``) within the mean KL from the
     collecting policy; then the critic takes ``train.value_steps`` steps of its own optimizer.
@@ -208,7 +208,7 @@ def _policy_stats(p: Pipeline, batch) -> dict[str, float]:
 
 
 def update_per_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
-    """Sutton & Barto's boxed updates on a whole-episode batch (:mod:`pgtorchrl.per_step`):
+    """Sutton & Barto's boxed updates on a whole-episode batch (:mod:`pgtorchrl.trainers.per_step`):
     one update per time step t = 0, 1, ..., T-1 of every episode, each with the weights the
     previous one left. Reports the losses' means over the steps, the updated policy's entropy
     and ``train/approx_kl`` (plus ``train/solver_sweeps`` from the fixed-point solver);
@@ -270,9 +270,9 @@ def train(
         pipeline: components already built from ``spec``.
         run: a :class:`TrackedRun` whose writer was started early (the CLI does this).
         checkpoint: a checkpoint of an earlier run of ``spec`` to continue from
-            (:func:`pgtorchrl.checkpoint.capture`; ``run`` then reopens that run).
+            (:func:`pgtorchrl.trainers.checkpoint.capture`; ``run`` then reopens that run).
     """
-    from pgtorchrl.checkpoint import capture, checkpoint_path, restore, to_bytes
+    from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
 
     torch.set_num_threads(1)  # small MLPs on few cores: threads cost more than they save
     run = run or TrackedRun(spec, spec_text)

@@ -42,7 +42,7 @@ from typing import Any, Iterable, Protocol, runtime_checkable
 import torch
 from tensordict.utils import NestedKey
 
-from pgtorchrl.models import LOG_PROB_KEY
+from pgtorchrl.modules.models import LOG_PROB_KEY
 
 __all__ = [
     "ContractError",
@@ -233,8 +233,8 @@ def critic_term(loss) -> str | None:
 def per_step_unsupported(loss, advantage) -> str | None:
     """Why per-step updates cannot drive these components (``None`` when they can): they call
     the tensor-level methods of pgtorchrl's own loss and estimators."""
-    from pgtorchrl.advantage import AdvantageEstimator
-    from pgtorchrl.loss import ReinforceLoss
+    from pgtorchrl.objectives.value.advantages import AdvantageEstimator
+    from pgtorchrl.objectives.reinforce import ReinforceLoss
 
     if not isinstance(loss, ReinforceLoss):
         return f"needs pgtorchrl's loss 'reinforce' (got {type(loss).__name__})"

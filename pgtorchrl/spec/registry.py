@@ -25,7 +25,7 @@ def shown(value: Any, limit: int = 80) -> str:
     """``repr(value)``, cut to ``limit`` characters: a one-line message never echoes a huge input.
 
     >>> shown("x" * 1000, limit=12)
-    "'xxxxxxxxxxx... (1002 characters)"
+    "'xxxxxxxxxx... (1002 characters)"
     """
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit - 1]}... ({len(text)} characters)"
@@ -92,7 +92,7 @@ class Registry:
     >>> optimizers["sdg"]
     Traceback (most recent call last):
     ...
-    pgtorchrl.registry.UnknownComponentError: unknown optim 'sdg'; did you mean 'sgd'? (registered: sgd)
+    pgtorchrl.spec.registry.UnknownComponentError: unknown optim 'sdg'; did you mean 'sgd'? (registered: sgd)
     """
 
     #: Bumped by every registration in any registry: a spec model built earlier is stale.

@@ -3,7 +3,7 @@
 TorchRL's ``GymWrapper`` turns every step into TensorDicts, specs checks and transforms: about
 1 ms per step of 8 CartPoles here, against some 0.1 ms for the gymnasium envs themselves. This
 env steps the same gymnasium envs (``gym.make(env_id)``: its ``TimeLimit`` truncates) behind
-:class:`~pgtorchrl.native.TorchNativeEnv`'s tensor interface, so the ``native`` collector and
+:class:`~pgtorchrl.envs.native.TorchNativeEnv`'s tensor interface, so the ``native`` collector and
 the evaluation drive it without per-step TensorDicts. It stays a TorchRL ``EnvBase``:
 TorchRL's ``Collector`` and ``check_env_specs`` work on it as on any env.
 """
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torchrl.data import Bounded
 
-from pgtorchrl.gym_ids import check_gym_id
-from pgtorchrl.native import TorchNativeEnv
+from pgtorchrl.envs.ids import check_gym_id
+from pgtorchrl.envs.native import TorchNativeEnv
 
 __all__ = ["GymNativeEnv"]
 
@@ -114,13 +114,13 @@ class GymNativeEnv(TorchNativeEnv):
     def state_tensors(self) -> dict:
         """The arrays above (as tensors) and every sub-env's state (its variables, its wrappers',
         its ``np_random``)."""
-        from pgtorchrl.checkpoint import gym_env_state
+        from pgtorchrl.trainers.checkpoint import gym_env_state
 
         return {**{name: torch.tensor(getattr(self, name)) for name in self._state_attrs},
                 "envs": [gym_env_state(env) for env in self.envs]}
 
     def load_state_tensors(self, state: dict) -> None:
-        from pgtorchrl.checkpoint import CheckpointError, load_gym_env_state
+        from pgtorchrl.trainers.checkpoint import CheckpointError, load_gym_env_state
 
         if len(state["envs"]) != len(self.envs):
             raise CheckpointError("the checkpoint's env state does not match this spec's env")

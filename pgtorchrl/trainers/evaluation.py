@@ -5,7 +5,7 @@ import torch
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType
 
-from pgtorchrl.collectors import MASK_KEY, first_episodes
+from pgtorchrl.collectors.rollout import MASK_KEY, first_episodes
 
 __all__ = ["evaluate", "episode_stats"]
 

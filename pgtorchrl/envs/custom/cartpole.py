@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from pgtorchrl.native import TorchNativeEnv
+from pgtorchrl.envs.native import TorchNativeEnv
 
 __all__ = ["TorchCartPoleEnv"]
 

@@ -11,7 +11,7 @@ from tensordict.utils import NestedKey
 from torchrl.objectives import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
 
-from pgtorchrl.models import log_prob_and_entropy, log_softmax
+from pgtorchrl.modules.models import log_prob_and_entropy, log_softmax
 
 __all__ = ["ReinforceLoss"]
 
@@ -40,7 +40,7 @@ class ReinforceLoss(LossModule):
     spellings. Unlike TorchRL's ``ReinforceLoss``, the critic is optional (critic-free
     REINFORCE), there is an entropy term, and the critic output is ``loss_critic`` (as
     ``A2CLoss``). The advantage is read from the batch when an advantage module (see
-    :mod:`pgtorchrl.advantage`) wrote it; otherwise, as TorchRL's losses do, the loss's own
+    :mod:`pgtorchrl.objectives.value.advantages`) wrote it; otherwise, as TorchRL's losses do, the loss's own
     :attr:`value_estimator` (GAE by default, :meth:`make_value_estimator`) computes it, which
     needs a critic.
 
@@ -69,7 +69,7 @@ class ReinforceLoss(LossModule):
     Examples:
         >>> import torch
         >>> from tensordict import TensorDict
-        >>> from pgtorchrl.models import make_discrete_actor
+        >>> from pgtorchrl.modules.models import make_discrete_actor
         >>> actor = make_discrete_actor(n_obs=3, n_actions=2, hidden_sizes=[8])
         >>> loss = ReinforceLoss(actor)
         >>> batch = TensorDict({"observation": torch.randn(5, 3),
@@ -167,7 +167,7 @@ class ReinforceLoss(LossModule):
         if self.critic_network is None:
             raise ValueError(
                 "this ReinforceLoss has no critic, and TorchRL's value estimators need a value network: "
-                "pass critic_network=..., or write the advantage with pgtorchrl.advantage.RewardToGo"
+                "pass critic_network=..., or write the advantage with pgtorchrl.objectives.value.advantages.RewardToGo"
             )
         value_type, hp = self._prepare_value_estimator_kwargs(value_type, **hyperparams)
         if value_type is None:  # an estimator class or instance: handled by LossModule
@@ -217,7 +217,7 @@ class ReinforceLoss(LossModule):
             raise KeyError(
                 f"ReinforceLoss needs {key!r} ({why}) but the batch has only "
                 f"{sorted(map(str, tensordict.keys(True, True)))}; run an advantage module "
-                f"(pgtorchrl.advantage) first or rename with loss.set_keys(...)."
+                f"(pgtorchrl.objectives.value.advantages) first or rename with loss.set_keys(...)."
             )
         return value
 

@@ -1,6 +1,6 @@
 """TensorDict modules that write ``advantage`` and ``value_target`` into a collected batch.
 
-Thin wrappers over :mod:`pgtorchrl.functional`: they read the batch's keys, run the critic (if
+Thin wrappers over :mod:`pgtorchrl.objectives.value.functional`: they read the batch's keys, run the critic (if
 any) on ``observation`` and ``("next", "observation")`` without gradients, call the pure maths and
 write the results back. A batch is a TorchRL collector batch shaped ``[*envs, T]``, or a
 whole-episode batch ``[episodes, T_max]`` whose ``("collector", "mask")`` marks the real steps.
@@ -33,7 +33,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 
-from pgtorchrl.functional import discount_weights, episode_return, generalized_advantage, reward_to_go
+from pgtorchrl.objectives.value.functional import discount_weights, episode_return, generalized_advantage, reward_to_go
 
 __all__ = ["AdvantageEstimator", "FullReturn", "RewardToGo", "TDError", "GAE", "TRUNCATION_MODES", "BASELINES"]
 
@@ -272,7 +272,7 @@ class FullReturn(_ReturnWeighted):
     r"""Every step of an episode weighted by the same :math:`G(\tau)` (minus a baseline).
 
     The first estimator of the slides ("Plugging grad-log-prob into the gradient update");
-    needs whole-episode batches. Formula: :func:`pgtorchrl.functional.episode_return`.
+    needs whole-episode batches. Formula: :func:`pgtorchrl.objectives.value.functional.episode_return`.
     """
 
     def _returns(self, to_go, reward, done, terminated, next_value):
@@ -285,7 +285,7 @@ class RewardToGo(_ReturnWeighted):
     Without a critic this is critic-free REINFORCE (``advantage = value_target = G_t``); with
     ``baseline="critic"`` it is REINFORCE with baseline (:math:`\delta = G_t - \hat v(S_t, w)`,
     Sutton & Barto 2018 Sec. 13.4), the Monte Carlo advantage. The formula lives in
-    :func:`pgtorchrl.functional.reward_to_go`.
+    :func:`pgtorchrl.objectives.value.functional.reward_to_go`.
 
     Examples:
         >>> import torch
@@ -306,7 +306,7 @@ class GAE(AdvantageEstimator):
 
     ``value_target`` is :math:`\hat A_t + V(s_t)` (the TD(:math:`\lambda`) return), the critic's
     regression target as in Spinning Up's VPG. The formula lives in
-    :func:`pgtorchrl.functional.generalized_advantage`.
+    :func:`pgtorchrl.objectives.value.functional.generalized_advantage`.
 
     Args:
         value_network: the critic, a state-value module (required).

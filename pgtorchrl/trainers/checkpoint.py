@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from pgtorchrl.envs import load_transforms_state, transforms_state
+from pgtorchrl.envs.gym import load_transforms_state, transforms_state
 
 __all__ = ["capture", "restore", "to_bytes", "from_bytes", "CHECKPOINT_DIR", "checkpoint_path", "CheckpointError",
            "gym_env_state", "load_gym_env_state"]
@@ -126,7 +126,7 @@ def _vector_env(env):
 # -- envs and collectors -----------------------------------------------------------------------------
 def env_state(env) -> dict[str, Any] | None:
     """A batched env's state, or ``None`` for an env kind that cannot be captured."""
-    from pgtorchrl.native import TorchNativeEnv
+    from pgtorchrl.envs.native import TorchNativeEnv
 
     if isinstance(env, TorchNativeEnv):
         return {"tensors": env.state_tensors()}
@@ -155,7 +155,7 @@ def collector_state(collector) -> dict[str, Any] | None:
     cannot be captured (remote workers)."""
     from torchrl.collectors import Collector
 
-    from pgtorchrl.collectors import EpisodeCollector, NativeCollector
+    from pgtorchrl.collectors.rollout import EpisodeCollector, NativeCollector
 
     if isinstance(collector, Collector):
         # the Collector's counters and the TensorDict it carries into the next step (private:

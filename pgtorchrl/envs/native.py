@@ -3,7 +3,7 @@
 A :class:`TorchNativeEnv` is an ordinary TorchRL :class:`~torchrl.envs.EnvBase` (a spec can name
 it, a ``Collector`` can drive it, ``check_env_specs`` passes) whose dynamics are two methods on
 plain tensors: :meth:`reset_tensors` and :meth:`step_tensors`. TorchRL's ``_reset``/``_step``
-wrap them in TensorDicts; :func:`pgtorchrl.collectors.first_episodes` calls them directly and
+wrap them in TensorDicts; :func:`pgtorchrl.collectors.rollout.first_episodes` calls them directly and
 builds one TensorDict per batch instead of one per step, which removes most per-step overhead
 for small, fast envs. The fast path may step an env past the end of its episode: such steps are
 masked out, so ``step_tensors`` must accept them.

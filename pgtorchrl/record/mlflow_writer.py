@@ -1,6 +1,6 @@
-"""The MLflow writer process behind :class:`pgtorchrl.tracking.TrackedRun`.
+"""The MLflow writer process behind :class:`pgtorchrl.record.tracking.TrackedRun`.
 
-Usage: ``python -m pgtorchrl.mlflow_writer TRACKING_URI EXPERIMENT``. It prepares the store and
+Usage: ``python -m pgtorchrl.record.mlflow_writer TRACKING_URI EXPERIMENT``. It prepares the store and
 the experiment at once, then reads pickled messages from stdin, in order, and writes them to MLflow
 (``metrics`` messages arriving within :data:`_BATCH_SECONDS` of each other go out together, in one
 ``log_batch``: a store pays per call far more than per metric, and a trainer logging every few
@@ -78,7 +78,7 @@ class _Writer:
         matplotlib.use("Agg")
         import matplotlib.pyplot  # noqa: F401
 
-        import pgtorchrl.plots  # noqa: F401
+        import pgtorchrl.record.plots  # noqa: F401
 
     def open(self, cfg: dict) -> None:
         from mlflow.entities import Param
@@ -132,8 +132,8 @@ class _Writer:
             self.client.log_artifact(self.run_id, str(local), folder)
 
     def plot(self, curves: dict, tracking: dict, path: str) -> None:
-        from pgtorchrl.plots import learning_curve_png
-        from pgtorchrl.spec import TrackingConfig
+        from pgtorchrl.record.plots import learning_curve_png
+        from pgtorchrl.spec.schema import TrackingConfig
 
         self.artifact(path, learning_curve_png(curves, TrackingConfig(**tracking)))
 

@@ -18,7 +18,7 @@ from torchrl.envs import (
     VecNormV2,
 )
 
-from pgtorchrl.gym_ids import check_gym_id
+from pgtorchrl.envs.ids import check_gym_id
 
 __all__ = ["make_gym_env", "check_gym_id", "BUILT_IN_TRANSFORMS", "TRANSFORMS_ARTIFACT", "user_transforms", "transforms_state",
            "load_transforms_state", "freeze_transforms", "observation_transforms"]

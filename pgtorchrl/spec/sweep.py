@@ -8,11 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pgtorchrl.plots import curve_csv, learning_curve_png, seed_band_png
-from pgtorchrl.spec import Spec, expand_sweep, parse_spec
-from pgtorchrl.tracking import TrackedRun
-from pgtorchrl.trainer import TrainResult, train
-from pgtorchrl.workers import workers_context
+from pgtorchrl.record.plots import curve_csv, learning_curve_png, seed_band_png
+from pgtorchrl.spec.schema import Spec, expand_sweep, parse_spec
+from pgtorchrl.record.tracking import TrackedRun
+from pgtorchrl.trainers.trainer import TrainResult, train
+from pgtorchrl.spec.workers import workers_context
 
 __all__ = ["run_sweep"]
 
@@ -70,7 +70,7 @@ def _worker(job: tuple) -> None:
 
 
 def _train_in_processes(children, spec_text, parent_id: str, workers: int, source: str) -> dict[str, TrainResult]:
-    """Trains the combinations in up to ``workers`` processes at once (:mod:`pgtorchrl.workers`);
+    """Trains the combinations in up to ``workers`` processes at once (:mod:`pgtorchrl.spec.workers`);
     the results come back in the sweep's order.
     The first failure stops the others (SIGINT: each running child ends KILLED) and starts no
     more; Ctrl-C reaches every worker of the terminal's process group the same way."""

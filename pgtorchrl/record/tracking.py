@@ -2,7 +2,7 @@
 
 The run is a context manager: it ends FINISHED on success, KILLED on Ctrl-C/SIGTERM and FAILED
 (with the error as the ``error`` tag) on an exception, so no run is ever left RUNNING. The
-MLflow calls themselves happen in :mod:`pgtorchrl.mlflow_writer`, a child process.
+MLflow calls themselves happen in :mod:`pgtorchrl.record.mlflow_writer`, a child process.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from pgtorchrl.spec import Spec, flatten, in_memory_store
+from pgtorchrl.spec.schema import Spec, flatten, in_memory_store
 
 __all__ = ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "check_store", "in_memory_store", "TrackedRun",
            "TrackingError", "package_versions", "run_lock"]
@@ -92,7 +92,7 @@ def _git_commit() -> str | None:
 
 def _child_env() -> dict[str, str]:
     """This process's environment, with pgtorchrl importable even from an uninstalled checkout."""
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding the pgtorchrl package
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
 
@@ -133,7 +133,7 @@ class TrackedRun:
     """One MLflow run for one pipeline run, written by a separate writer process.
 
     ``import mlflow``, the store's set-up and every write run in a child process
-    (``python -m pgtorchrl.mlflow_writer``) on another core, fed in order through a pipe, so
+    (``python -m pgtorchrl.record.mlflow_writer``) on another core, fed in order through a pipe, so
     tracking costs the training loop almost nothing. The run always ends with a status:
     FINISHED, KILLED (Ctrl-C, or this process dying: the writer then sees its pipe close) or
     FAILED with the error as the ``error`` tag.
@@ -176,7 +176,7 @@ class TrackedRun:
             uri = resolve_tracking_uri(self.spec.tracking.tracking_uri)
             self._stderr = tempfile.TemporaryFile()
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "pgtorchrl.mlflow_writer", uri, self.spec.experiment],
+                [sys.executable, "-m", "pgtorchrl.record.mlflow_writer", uri, self.spec.experiment],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,

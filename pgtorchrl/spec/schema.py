@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal, Optional
 import yaml
 from pydantic import AfterValidator, BaseModel, Field, PositiveFloat, PositiveInt, ValidationError, create_model, model_validator
 
-from pgtorchrl.components import RAY_WORKERS, REGISTRIES
-from pgtorchrl.registry import STRICT, Registry, did_you_mean, shown
+from pgtorchrl.spec.components import RAY_WORKERS, REGISTRIES
+from pgtorchrl.spec.registry import STRICT, Registry, did_you_mean, shown
 
 __all__ = ["Spec", "SpecError", "in_memory_store", "load_spec", "parse_spec", "apply_overrides", "flatten", "expand_sweep", "read_spec_text"]
 
@@ -78,7 +78,7 @@ class TrainConfig(StrictModel):
     step per time step t = 0, 1, ... (all episodes' step t at once), each with the weights the
     previous one left, instead of one step on the whole batch."""
     per_step_solver: Literal["auto", "sequential", "fixed_point"] = "auto"
-    """How per-step updates are computed (:mod:`pgtorchrl.per_step`): ``sequential`` (the loop
+    """How per-step updates are computed (:mod:`pgtorchrl.trainers.per_step`): ``sequential`` (the loop
     as written), ``fixed_point`` (the same recurrence solved for all steps at once: plain SGD,
     ``loss.reduction: sum``, one parameter row per run) or ``auto`` (fixed_point where it applies)."""
 

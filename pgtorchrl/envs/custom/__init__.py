@@ -1,0 +1,1 @@
+"""Environments written in torch: CartPole-v1 and Sutton & Barto's short corridor."""

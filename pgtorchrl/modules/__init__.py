@@ -1,0 +1,1 @@
+"""Actor and critic networks as TorchRL modules, and the categorical fast path they share."""

@@ -1,0 +1,1 @@
+"""Losses (pgtorchrl's REINFORCE) and policy optimizers (natural gradient, TRPO)."""

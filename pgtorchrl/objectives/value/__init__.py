@@ -1,0 +1,1 @@
+"""Returns and advantages: pure tensor maths (functional) under thin TensorDict modules (advantages)."""

@@ -1,0 +1,1 @@
+"""The training loop, per-step (boxed) updates, evaluation and checkpoints."""
