@@ -221,9 +221,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    # the run is closed and every write committed: skip unloading MLflow, SQLAlchemy and
-    # matplotlib (a few tenths of a second the trainer would wait for)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    from pgtorchrl.record.fast_exit import leave
+
+    leave(main(sys.argv[1:]))  # the run is closed and every write committed (see fast_exit for why)
