@@ -253,7 +253,7 @@ def test_a_full_disk_fails_the_run_with_the_reason_and_keeps_the_last_good_check
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(FULL_DISK)  # the writer's disk fills after the first checkpoint
     out = cli(tmp_path, VPG, *SHORT, "train.total_frames=8192", "tracking.checkpoint_every_frames=1024",
-              env={"PYTHONPATH": str(hooks)})
+              env={"PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")]))})
     assert out.returncode == 1
     assert "No space left on device" in one_line(out.stderr)
     client, (run,) = runs(tmp_path)

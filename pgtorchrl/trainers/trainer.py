@@ -123,7 +123,9 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
             if train.target_kl is not None and _policy_stats(p, batch)["train/approx_kl"] > train.target_kl:
                 break  # the policy left the region its batch describes
         metrics["train/epochs"] = float(epoch)
-    metrics["train/approx_kl"] = _policy_stats(p, batch)["train/approx_kl"]
+    stats = _policy_stats(p, batch)
+    metrics["train/approx_kl"] = stats["train/approx_kl"]
+    metrics.setdefault("train/entropy", stats["train/entropy"])  # where the loss reports none (no entropy term)
     return metrics
 
 
