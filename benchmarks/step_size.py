@@ -3,7 +3,10 @@ when CartPole-v1's rewards are scaled by 0.01, 1 and 100 (TorchRL's RewardScalin
 
 Each method runs as one MLflow sweep (a parent run, a child per step size x reward scale x seed,
 two at a time): VPG (GAE advantages *not* normalized, so the gradient's size follows the reward's)
-over a grid of learning rates, NPG and TRPO (TorchRL's PPOLoss surrogate) over a grid of max_kl.
+over a grid of learning rates, with Adam (whose steps do not follow the gradient's size) and with
+plain SGD (the slides' gradient step), and NPG and TRPO (TorchRL's PPOLoss surrogate) over a grid
+of max_kl. The table and figure are built from every finished child run in the tracking store,
+so methods can be run in separate invocations (``--methods vpg_sgd``) and reported together.
 A run solves when its deterministic evaluation (10 episodes, the task's own unscaled return)
 reaches 475. The script prints, per method and step size, the runs solved at each scale and the
 median frames to solve, and the step sizes that solve every run at all three scales; it saves the
@@ -29,7 +32,8 @@ COMMON = [
 TRUST_REGION = ["loss={name: torchrl.PPOLoss, entropy_bonus: false, loss_critic_type: l2}",
                 "collector.frames_per_batch=1024", "train.value_steps=10"]
 METHODS = {  # method -> (the step-size field, its grid, the overrides that make the method)
-    "vpg": ("optim.lr", [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2], []),
+    "vpg": ("optim.lr", [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2], []),  # Adam: its steps ignore the gradient's scale
+    "vpg_sgd": ("optim.lr", [1.0e-4, 1.0e-3, 1.0e-2, 1.0e-1, 1.0, 10.0], ["optim={name: sgd}"]),  # the slides' gradient step
     "npg": ("optim.max_kl", [0.003, 0.01, 0.03, 0.1], ["optim={name: npg}", *TRUST_REGION]),
     "trpo": ("optim.max_kl", [0.003, 0.01, 0.03, 0.1], ["optim={name: trpo}", *TRUST_REGION]),
 }
@@ -49,16 +53,31 @@ def sweep_spec(method: str, frames: int, seeds: list[int], workers: int):
     ])
 
 
-def run(method: str, frames: int, seeds: list[int], workers: int) -> list[dict]:
-    """Trains one method's sweep; one row per child: step size, scale, seed, solved, frames."""
+def run(method: str, frames: int, seeds: list[int], workers: int) -> None:
+    """Trains one method's sweep (its child runs land in the MLflow experiment ``step-size-METHOD``)."""
     from pgtorchrl.spec.sweep import run_sweep
 
-    spec = sweep_spec(method, frames, seeds, workers)
+    run_sweep(sweep_spec(method, frames, seeds, workers), source=f"step_size {method}")
+
+
+def rows_from_store(methods) -> list[dict]:
+    """One row per finished child run of each method's sweeps in the tracking store: step size,
+    scale, seed, solved, frames (so the table and figure cover methods run in earlier sessions)."""
+    from mlflow.tracking import MlflowClient
+
+    from pgtorchrl.record.tracking import resolve_tracking_uri
+
+    client = MlflowClient(resolve_tracking_uri(None))
     rows = []
-    for label, result in run_sweep(spec, source=f"step_size {method}").items():
-        step, scale, seed = (part.split("=")[1] for part in label.split(" "))
-        rows.append({"method": method, "step": float(step), "scale": float(scale), "seed": int(seed),
-                     "solved": result.solved, "frames": result.frames})
+    for method in methods:
+        experiment = client.get_experiment_by_name(f"step-size-{method}")
+        if experiment is None:
+            continue
+        for child in client.search_runs([experiment.experiment_id], "tags.`sweep.label` != '' and attributes.status = 'FINISHED'"):
+            step, scale, seed = (part.split("=")[1] for part in child.data.tags["sweep.label"].split(" "))
+            end = client.get_metric_history(child.info.run_id, "time/train_seconds")
+            rows.append({"method": method, "step": float(step), "scale": float(scale), "seed": int(seed),
+                         "solved": child.data.tags.get("solved") == "True", "frames": end[-1].step if end else 0})
     return rows
 
 
@@ -99,7 +118,7 @@ def figure(rows: list[dict]) -> bytes:
         ax.set_xscale("log")
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel(METHODS[method][0].replace("optim.", ""))
-        ax.set_title(method.upper())
+        ax.set_title({"vpg": "VPG (Adam)", "vpg_sgd": "VPG (SGD)"}.get(method, method.upper()))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("fraction of seeds solved")
     axes[0][-1].legend(fontsize=8)
@@ -116,11 +135,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=60_000, help="frame budget per run (default 60000)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--report-only", action="store_true", help="no training: the table and figure of the store's runs")
     args = parser.parse_args()
-    rows = []
-    for method in args.methods:
-        rows += run(method, args.frames, args.seeds, args.workers)
-        print(table([r for r in rows if r["method"] == method]), flush=True)
+    for method in [] if args.report_only else args.methods:
+        run(method, args.frames, args.seeds, args.workers)
+        print(table(rows_from_store([method])), flush=True)
+    rows = rows_from_store(METHODS)
     text, png = table(rows), figure(rows)
     print(text)
     out = ROOT / "benchmarks" / "results"

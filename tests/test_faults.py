@@ -303,3 +303,31 @@ def test_two_resumes_of_one_run_cannot_run_at_once(tmp_path, monkeypatch):
     finally:
         held.close()
     assert cli(tmp_path, "resume", run.info.run_id).returncode == 0  # free again
+
+
+def test_a_tracking_server_that_goes_away_mid_run_leaves_the_state_and_metrics_here(tmp_path, server):
+    """The server answers at the start, then dies: training stops, what it had is kept locally."""
+    env = {"MLFLOW_TRACKING_URI": server}
+    proc = subprocess.Popen([sys.executable, "-m", "pgtorchrl", str(VPG), *SHORT, "train.total_frames=5000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, **env})
+    client = MlflowClient(server)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        experiment = client.get_experiment_by_name("vpg-cartpole")
+        found = client.search_runs([experiment.experiment_id]) if experiment else []
+        if found and client.get_metric_history(found[0].info.run_id, "time/fps"):
+            break
+        time.sleep(0.5)
+    run_id = found[0].info.run_id
+    server_pid = subprocess.run(["pgrep", "-f", f"--port {server.rsplit(':', 1)[1]}"], capture_output=True,
+                                text=True).stdout.split()
+    for pid in server_pid:
+        os.kill(int(pid), signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    line = one_line(err)
+    assert "MLflow tracking failed" in line and f"saved in mlruns/recovered/{run_id}/" in line
+    assert line.endswith(f"the MLflow run {run_id} could not be closed (its store is unreachable)")
+    folder = tmp_path / "mlruns" / "recovered" / run_id
+    assert (folder / "curves.csv").read_text().count("\n") > 1 and list(folder.glob("frames_*.pt"))

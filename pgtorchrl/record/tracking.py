@@ -255,6 +255,8 @@ class TrackedRun:
         it): FAILED (or KILLED) with the reason as the ``error`` tag. Returns the status the run
         now has, or ``None`` if the store cannot be reached either."""
         status = "FAILED" if status == "FINISHED" else status  # the writer's failure: not a clean finish
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # a server that is gone: say so within seconds
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "5"
         try:
             from mlflow.tracking import MlflowClient
 
