@@ -168,7 +168,7 @@ def test_seeds_flag_runs_children_and_a_confidence_band(tmp_path):
     assert "eval_across_seeds.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     bad = subprocess.run([sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "--seeds", "4-1"],
                          capture_output=True, text=True, cwd=tmp_path)
-    assert bad.returncode == 2 and bad.stderr.strip() == "pgtorchrl: error: --seeds '4-1': write a range like 0-4 or a list like 0,3,7"
+    assert bad.returncode == 2 and bad.stderr.strip() == "pgtorchrl: error: --seeds '4-1': write a range like 0-4 or a list like 0,3,7 (at most 1000 seeds)"
 
 
 def _children_metrics(client, experiment, metric="rollout/episode_return"):
