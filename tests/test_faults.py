@@ -320,7 +320,7 @@ def test_a_tracking_server_that_goes_away_mid_run_leaves_the_state_and_metrics_h
             break
         time.sleep(0.5)
     run_id = found[0].info.run_id
-    server_pid = subprocess.run(["pgrep", "-f", f"--port {server.rsplit(':', 1)[1]}"], capture_output=True,
+    server_pid = subprocess.run(["pgrep", "-f", f"port {server.rsplit(':', 1)[1]}"], capture_output=True,
                                 text=True).stdout.split()
     for pid in server_pid:
         os.kill(int(pid), signal.SIGKILL)
