@@ -7,6 +7,7 @@ validating a spec stays cheap.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal, Optional
 
 from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, PositiveInt
@@ -483,20 +484,7 @@ def torchrl_reinforce(
     return ReinforceLoss(actor, critic, loss_critic_type=loss_critic_type, reduction=reduction, clip_value=clip_value)
 
 
-def _ppo(cls_name: str, actor, critic, **fields):
-    """A TorchRL PPO loss reading the log-probability key pgtorchrl's actors write."""
-    from torchrl import objectives
-
-    from pgtorchrl.modules.models import LOG_PROB_KEY
-
-    _torchrl_loss_critic(f"torchrl.{cls_name}", critic)
-    loss = getattr(objectives, cls_name)(actor, critic, **fields)
-    loss.set_keys(sample_log_prob=LOG_PROB_KEY)
-    return loss
-
-
-@LOSSES.register("torchrl.PPOLoss")
-def torchrl_ppo(
+def _ppo_fields(
     actor,
     critic,
     *,
@@ -508,51 +496,40 @@ def torchrl_ppo(
     reduction: Literal["mean", "sum"] = "mean",
     clip_value: Optional[PositiveFloat] = None,
 ):
-    """torchrl.objectives.PPOLoss: the unclipped surrogate -mean(ratio * advantage) (NPG's and TRPO's objective)."""
-    return _ppo("PPOLoss", actor, critic, entropy_bonus=entropy_bonus, entropy_coeff=entropy_coeff,
-                critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
-                normalize_advantage=normalize_advantage, reduction=reduction, clip_value=clip_value)
+    """The spec fields TorchRL's PPO losses share (signature only: the keyword names of their constructors)."""
 
 
-@LOSSES.register("torchrl.ClipPPOLoss")
-def torchrl_clip_ppo(
-    actor,
-    critic,
-    *,
-    clip_epsilon: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2,
-    entropy_bonus: bool = True,
-    entropy_coeff: NonNegativeFloat = 0.01,
-    critic_coeff: NonNegativeFloat = 1.0,
-    loss_critic_type: CriticLossType = "smooth_l1",
-    normalize_advantage: bool = False,
-    reduction: Literal["mean", "sum"] = "mean",
-    clip_value: Optional[PositiveFloat] = None,
-):
-    """torchrl.objectives.ClipPPOLoss: PPO's clipped surrogate (train.epochs, train.minibatches, train.target_kl)."""
-    return _ppo("ClipPPOLoss", actor, critic, clip_epsilon=clip_epsilon, entropy_bonus=entropy_bonus,
-                entropy_coeff=entropy_coeff, critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
-                normalize_advantage=normalize_advantage, reduction=reduction, clip_value=clip_value)
+def _ppo(cls_name: str, summary: str, **own: tuple[Any, Any]):
+    """A factory of ``torchrl.objectives.<cls_name>`` whose spec fields are :func:`_ppo_fields`'
+    plus ``own`` (``name=(annotation, default)``); the loss reads the log-probability key
+    pgtorchrl's actors write."""
+    shared = inspect.signature(_ppo_fields)
+    extra = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=t, default=d) for k, (t, d) in own.items()]
+    params = list(shared.parameters.values())
+
+    def factory(actor, critic, **fields):
+        from torchrl import objectives
+
+        from pgtorchrl.modules.models import LOG_PROB_KEY
+
+        _torchrl_loss_critic(f"torchrl.{cls_name}", critic)
+        loss = getattr(objectives, cls_name)(actor, critic, **fields)
+        loss.set_keys(sample_log_prob=LOG_PROB_KEY)
+        return loss
+
+    factory.__signature__ = shared.replace(parameters=params[:2] + extra + params[2:])
+    factory.__doc__ = summary
+    return factory
 
 
-@LOSSES.register("torchrl.KLPENPPOLoss")
-def torchrl_klpen_ppo(
-    actor,
-    critic,
-    *,
-    dtarg: PositiveFloat = 0.01,
-    beta: PositiveFloat = 1.0,
-    entropy_bonus: bool = True,
-    entropy_coeff: NonNegativeFloat = 0.01,
-    critic_coeff: NonNegativeFloat = 1.0,
-    loss_critic_type: CriticLossType = "smooth_l1",
-    normalize_advantage: bool = False,
-    reduction: Literal["mean", "sum"] = "mean",
-    clip_value: Optional[PositiveFloat] = None,
-):
-    """torchrl.objectives.KLPENPPOLoss: PPO's adaptive KL-penalty surrogate."""
-    return _ppo("KLPENPPOLoss", actor, critic, dtarg=dtarg, beta=beta, entropy_bonus=entropy_bonus,
-                entropy_coeff=entropy_coeff, critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
-                normalize_advantage=normalize_advantage, reduction=reduction, clip_value=clip_value)
+LOSSES.register("torchrl.PPOLoss")(_ppo(
+    "PPOLoss", "torchrl.objectives.PPOLoss: the unclipped surrogate -mean(ratio * advantage) (NPG's and TRPO's objective)."))
+LOSSES.register("torchrl.ClipPPOLoss")(_ppo(
+    "ClipPPOLoss", "torchrl.objectives.ClipPPOLoss: PPO's clipped surrogate (train.epochs, train.minibatches, train.target_kl).",
+    clip_epsilon=(Annotated[float, Field(gt=0.0, lt=1.0)], 0.2)))
+LOSSES.register("torchrl.KLPENPPOLoss")(_ppo(
+    "KLPENPPOLoss", "torchrl.objectives.KLPENPPOLoss: PPO's adaptive KL-penalty surrogate.",
+    dtarg=(PositiveFloat, 0.01), beta=(PositiveFloat, 1.0)))
 
 
 # --- optimizers ---------------------------------------------------------------------------------
