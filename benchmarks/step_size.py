@@ -33,7 +33,7 @@ TRUST_REGION = ["loss={name: torchrl.PPOLoss, entropy_bonus: false, loss_critic_
                 "collector.frames_per_batch=1024", "train.value_steps=10"]
 METHODS = {  # method -> (the step-size field, its grid, the overrides that make the method)
     "vpg": ("optim.lr", [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2], []),  # Adam: its steps ignore the gradient's scale
-    "vpg_sgd": ("optim.lr", [1.0e-4, 1.0e-3, 1.0e-2, 1.0e-1, 1.0, 10.0], ["optim={name: sgd}"]),  # the slides' gradient step
+    "vpg_sgd": ("optim.lr", [1.0e-3, 1.0e-2, 1.0e-1, 1.0], ["optim={name: sgd}"]),  # the slides' gradient step
     "npg": ("optim.max_kl", [0.003, 0.01, 0.03, 0.1], ["optim={name: npg}", *TRUST_REGION]),
     "trpo": ("optim.max_kl", [0.003, 0.01, 0.03, 0.1], ["optim={name: trpo}", *TRUST_REGION]),
 }
