@@ -40,6 +40,7 @@ def runs(tmp_path):
 
 
 # 1 -------------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # real processes trained, killed and resumed: a minute or more each
 def test_damaged_newest_checkpoints_are_skipped_with_a_one_line_warning_each(tmp_path):
     out = cli(tmp_path, VPG, *SHORT, "train.total_frames=4096", "tracking.checkpoint_every_frames=1024")
     assert out.returncode == 0, out.stderr
@@ -78,6 +79,7 @@ def _wait_for_run(tmp_path, proc, timeout=120):
     raise AssertionError("no run logged metrics in time")
 
 
+@pytest.mark.slow  # real processes trained, killed and resumed: a minute or more each
 def test_killing_the_writer_stops_training_saves_the_state_locally_and_fails_the_run(tmp_path):
     from pgtorchrl.trainers.checkpoint import from_bytes
 
@@ -305,6 +307,7 @@ def test_two_resumes_of_one_run_cannot_run_at_once(tmp_path, monkeypatch):
     assert cli(tmp_path, "resume", run.info.run_id).returncode == 0  # free again
 
 
+@pytest.mark.slow  # real processes trained, killed and resumed: a minute or more each
 def test_a_tracking_server_that_goes_away_mid_run_leaves_the_state_and_metrics_here(tmp_path, server):
     """The server answers at the start, then dies: training stops, what it had is kept locally."""
     env = {"MLFLOW_TRACKING_URI": server}
