@@ -34,6 +34,14 @@ junk_scalars = st.one_of(
 )
 
 
+def accepted_at(section: str) -> list[str]:
+    """The keys the spec accepts in ``section`` of BASE (top level for ``""``), optional ones included."""
+    from pgtorchrl.spec.schema import _fields_at
+
+    loc = (section, BASE[section]["name"]) if section and isinstance(BASE[section], dict) and "name" in BASE[section] else (section,)
+    return _fields_at(loc if section else ())
+
+
 def mutate(draw_value, path: str, spec: dict) -> dict:
     node = spec
     *parents, last = path.split(".")
@@ -53,8 +61,8 @@ def broken_specs(draw):
         section = draw(st.sampled_from(["", *SECTIONS]))
         key = draw(st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=10))
         path = f"{section}.{key}" if section else key
-        if path in KEY_PATHS or key in BASE or (section and key == "name"):
-            path = path + "_x"
+        if key in accepted_at(section) or key in BASE or (section and key == "name"):
+            path = path + "_x"  # a key the spec accepts there (optional fields included) is not unknown
         return yaml.safe_dump(mutate(1, path, spec)), "unknown_key"
     if kind == "drop_key":
         section = draw(st.sampled_from(["env", "actor", "collector", "advantage", "loss", "optim", "train", "experiment"]))

@@ -453,7 +453,6 @@ def _load_plugins(raw: dict[str, Any], source: str) -> None:
     """Imports the spec's ``plugins:`` modules and registers the ``module:function`` components
     its sections name, which must come from those modules."""
     import importlib
-    import re
 
     plugins = raw.get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(m, str) and re.match(PLUGIN_PATTERN, m) for m in plugins):
@@ -465,8 +464,8 @@ def _load_plugins(raw: dict[str, Any], source: str) -> None:
             raise SpecError(f"{source}: plugins: cannot import {module!r} ({type(err).__name__}: {err})") from None
     env = raw.get("env")
     env_id = env.get("env_id") if isinstance(env, dict) else None
-    if isinstance(env_id, str) and ":" in env_id and env_id.partition(":")[0] not in plugins:
-        module = env_id.partition(":")[0]
+    module = env_id.partition(":")[0] if isinstance(env_id, str) and ":" in env_id else None
+    if module is not None and module not in plugins and re.match(PLUGIN_PATTERN, module):  # else: an unknown id
         raise SpecError(
             f"{source}: env.env_id: {env_id!r} imports code from {module!r}, which the spec does not trust: "
             f"add it under plugins: [{module}] (its import registers the env)"
@@ -477,6 +476,8 @@ def _load_plugins(raw: dict[str, Any], source: str) -> None:
         if not isinstance(name, str) or ":" not in name or name in registry:
             continue
         module, _, attr = name.partition(":")
+        if not re.match(PLUGIN_PATTERN, module):
+            raise SpecError(f"{source}: {section}.name: {shown(name)} is neither a registered name nor module:function")
         if module not in plugins:
             raise SpecError(
                 f"{source}: {section}.name: {name!r} imports code from {module!r}, which the spec does not "
