@@ -48,13 +48,13 @@ def test_damaged_newest_checkpoints_are_skipped_with_a_one_line_warning_each(tmp
     client.set_terminated(run.info.run_id, status="KILLED")  # as if it had been stopped there
     folder = next(tmp_path.glob(f"mlruns/*/{run.info.run_id}/artifacts/checkpoints"))
     newest, second = sorted(folder.glob("*.pt"), reverse=True)[:2]
-    newest.write_bytes(os.urandom(4096))  # random bytes
+    newest.write_bytes(os.urandom(4096))  # random bytes (whichever error torch.load raises on them)
     torch.save({"format": 1, "evil": torch.nn.Linear(1, 1)}, second)  # a pickle weights_only refuses
     resumed = cli(tmp_path, "resume", run.info.run_id)
     assert resumed.returncode == 0, resumed.stderr
     warnings = [line for line in resumed.stderr.splitlines() if line.startswith("pgtorchrl: warning")]
     assert len(warnings) == 2 and "Traceback" not in resumed.stderr
-    assert f"checkpoints/{newest.name} does not load (UnpicklingError" in warnings[0]
+    assert f"checkpoints/{newest.name} does not load (" in warnings[0]  # random bytes: the error type varies
     assert f"checkpoints/{second.name} does not load (UnpicklingError" in warnings[1]
     assert "resuming run" in resumed.stderr and "at 2048 frames" in resumed.stderr
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
