@@ -109,13 +109,13 @@ def test_critic_free_reward_to_go_and_normalization():
 
 
 def test_gae_requires_a_critic_and_valid_hyperparameters():
-    with pytest.raises(ValueError, match="GAE needs a critic"):
+    with pytest.raises(ValueError, match="GAE: 'gae' needs a critic"):
         GAE(None)
-    with pytest.raises(ValueError, match="lmbda=1.5 is outside"):
+    with pytest.raises(ValueError, match="GAE: lmbda: Input should be less than or equal to 1, got 1.5"):
         GAE(linear_critic(), lmbda=1.5)
     with pytest.raises(ValueError, match="'reward_key' is not a key of RewardToGo"):
         RewardToGo(linear_critic()).set_keys(reward_key="r")
-    with pytest.raises(ValueError, match="without a critic cannot bootstrap a time-limit truncation"):
+    with pytest.raises(ValueError, match="RewardToGo: truncation: 'bootstrap' needs a critic to value the cut state"):
         RewardToGo()
     action_critic = ValueOperator(nn.Linear(6, 1), in_keys=["observation", "action"])
     with pytest.raises(ValueError, match="baseline may depend on the state only"):

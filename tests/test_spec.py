@@ -43,7 +43,7 @@ def test_unknown_top_level_key(tmp_path):
 
 def test_unknown_field_of_a_component(tmp_path):
     msg = error_of(tmp_path, overrides=["advantage.lambda=0.9"])
-    assert msg.startswith("advantage.lambda: unknown key; did you mean 'lmbda'? (accepted: name, gamma, lmbda, normalize,")
+    assert msg.startswith("advantage.lambda: unknown key; did you mean 'lmbda'? (accepted: name, gamma, normalize, truncation, gamma_t_factor, lmbda)")
 
 
 def test_a_misspelt_choice_gets_a_did_you_mean(tmp_path):

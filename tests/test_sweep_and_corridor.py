@@ -103,49 +103,6 @@ def test_figures_match_the_book(tmp_path):
     assert f"{OPTIMAL_VALUE:.2f}" in check.stdout
 
 
-def test_fast_rollout_writes_what_torchrls_step_writes():
-    """first_episodes' tensor fast path and TorchRL's step_and_maybe_reset path agree, key by key
-    and value by value, on a deterministic policy (the mode of pi)."""
-    from torchrl.envs import ExplorationType
-
-    from pgtorchrl.collectors.rollout import _lean_rollout, _rollout
-    from pgtorchrl.modules.models import categorical_logits_net
-
-    theta = torch.tensor([[0.3, -0.3], [-0.2, 0.2], [1.0, 0.0]])  # right, left, right
-    actor = make_corridor_actor((0.0, 0.0), num_runs=3)
-    with torch.no_grad():
-        actor.module[0].module.theta.copy_(theta)
-    fast, _ = _lean_rollout(ShortCorridorEnv(3), categorical_logits_net(actor), 12, ExplorationType.DETERMINISTIC)
-    slow, _ = _rollout(ShortCorridorEnv(3), actor, 12, ExplorationType.DETERMINISTIC)
-    keys = set(fast.keys(True, True))
-    assert keys <= set(slow.keys(True, True))
-    for t in range(12):  # TorchRL resets a finished env (slow path); the fast path does not: compare up to the first done
-        done = slow["next", "done"][:, : t + 1].any(1).squeeze(-1)
-        for key in keys:
-            torch.testing.assert_close(fast[key][~done, t].float(), slow[key][~done, t].float(), msg=str(key))
-    assert fast["next", "state"][1, :3].flatten().tolist() == [0, 0, 0]  # always left: stays in 0
-
-
-def test_fast_rollouts_gumbel_sampler_draws_softmax_probabilities():
-    """The fast path's sampler (noise drawn for many steps at once) picks each action with
-    probability softmax(logits), across refills of its noise; not exploring, it takes the mode."""
-    from torchrl.envs import ExplorationType
-
-    from pgtorchrl.collectors.rollout import _GumbelSampler
-
-    torch.manual_seed(0)
-    logits = torch.tensor([0.3, -1.2, 2.0]).expand(1000, 3)
-    sample = _GumbelSampler(7, ExplorationType.RANDOM)
-    counts = sum(sample(logits) for _ in range(50))  # 50 calls: seven refills of the noise
-    frequency = counts.sum(0) / counts.sum()
-    expected = torch.softmax(logits[0], -1)
-    se = (expected * (1 - expected) / counts.sum()).sqrt()
-    assert ((frequency - expected).abs() < 4 * se).all(), (frequency, expected)
-    assert (counts.sum(-1) == 50).all()  # one action per call, one-hot
-    mode = _GumbelSampler(7, ExplorationType.DETERMINISTIC)(logits)
-    assert mode[:, 2].all() and mode.sum() == 1000
-
-
 def test_seeds_flag_runs_children_and_a_confidence_band(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = subprocess.run(

@@ -16,7 +16,7 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
 
-from pgtorchrl.modules.models import categorical_logits_net, log_softmax
+from pgtorchrl.modules.fast_categorical import PolicyStep, categorical_logits_net, one_hot_log_prob
 from pgtorchrl.envs.native import TorchNativeEnv, policy_inputs
 
 __all__ = ["first_episodes", "EpisodeCollector", "NativeCollector"]
@@ -38,9 +38,8 @@ def first_episodes(
     after ``max_steps`` is cut there and marked truncated (``("next", "truncated")``), never
     terminated.
     """
-    net = categorical_logits_net(policy) if isinstance(env, TorchNativeEnv) else None
-    if net is not None:
-        batch, finished = _lean_rollout(env, net, max_steps, exploration)
+    if isinstance(env, TorchNativeEnv) and categorical_logits_net(policy) is not None:
+        batch, finished = _lean_rollout(env, policy, max_steps, exploration)
     else:
         batch, finished = _rollout(env, policy, max_steps, exploration)
     done = batch.get(("next", "done")).squeeze(-1)
@@ -72,75 +71,41 @@ def _rollout(env: EnvBase, policy, max_steps: int, exploration: ExplorationType)
     return torch.stack(steps, dim=len(env.batch_size)), finished
 
 
-class _GumbelSampler:
-    r"""One-hot categorical actions from logits by the Gumbel-max trick,
-    :math:`\arg\max_a (l_a + g_a)` with :math:`g_a = -\log E_a`, :math:`E_a \sim \text{Exp}(1)`:
-    an exact sample of :math:`\text{softmax}(l)`. The noise for ``steps`` steps is drawn in one
-    call, so a step costs an add, an argmax and a row lookup, not a call to the random generator."""
-
-    def __init__(self, steps: int, exploration: ExplorationType):
-        self.steps, self.random = steps, exploration == ExplorationType.RANDOM
-        self._noise: torch.Tensor | None = None
-        self._next = steps
-        self._one_hot: torch.Tensor | None = None  # the identity matrix: its rows are the one-hot actions
-
-    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        """A sampled (or, when not exploring, the most probable) one-hot action."""
-        if self._one_hot is None:
-            self._one_hot = torch.eye(logits.shape[-1], dtype=torch.long, device=logits.device)
-        if not self.random:
-            return self._one_hot.index_select(0, logits.argmax(-1))
-        if self._next == self.steps:
-            shape = (self.steps, *logits.shape)
-            self._noise = torch.empty(shape, dtype=logits.dtype, device=logits.device).exponential_().log_().neg_()
-            self._next = 0
-        self._next += 1
-        return self._one_hot.index_select(0, (logits + self._noise[self._next - 1]).argmax(-1))
-
-
-def _categorical_step(net, obs: dict, sample: _GumbelSampler) -> dict[str, torch.Tensor]:
-    """The categorical policy on plain tensors: its ``logits`` and a one-hot ``action``
-    (``action_log_prob`` is filled in once per batch, by :func:`_stack`)."""
-    logits = net.module(*(obs[k] for k in net.in_keys))
-    return {"logits": logits, "action": sample(logits)}
-
-
 def _stack(steps: list[tuple[dict, dict, dict]], batch_size, device, categorical: bool) -> TensorDictBase:
     """One ``[*batch_size, T]`` TensorDict from ``T`` steps of ``(observation, policy output,
     next)`` tensor dicts, with the keys TorchRL's step writes (the next ones under ``"next"``)
-    and, for :func:`_categorical_step`'s steps, ``action_log_prob`` computed over the whole batch."""
+    and, for the categorical fast path's steps, ``action_log_prob`` computed over the whole batch."""
     dim = len(batch_size)
     data = {}
     for part, prefix in ((0, None), (1, None), (2, "next")):
         for key in steps[0][part]:
             data[key if prefix is None else (prefix, key)] = torch.stack([step[part][key] for step in steps], dim)
     if categorical:  # one log-softmax for all steps
-        index = data["action"].argmax(-1, keepdim=True)
-        data["action_log_prob"] = log_softmax(data["logits"]).gather(-1, index).squeeze(-1)
+        data["action_log_prob"] = one_hot_log_prob(data["logits"], data["action"].argmax(-1, keepdim=True)).squeeze(-1)
     return TensorDict(data, batch_size=(*batch_size, len(steps)), device=device)
 
 
 _NOISE_STEPS = 64  # steps of Gumbel noise drawn at once by the episode collector
 
 
-def _lean_rollout(env: TorchNativeEnv, net, max_steps: int, exploration: ExplorationType):
+def _lean_rollout(env: TorchNativeEnv, policy, max_steps: int, exploration: ExplorationType):
     """The fast path for a :class:`TorchNativeEnv` and a categorical policy: plain tensors per
-    step (the policy's logits network, a Gumbel-max sample, the env's ``step_tensors``), one
+    step (:class:`~pgtorchrl.modules.fast_categorical.PolicyStep`, the env's ``step_tensors``), one
     TensorDict per batch, with the keys the ``ProbabilisticActor`` and TorchRL's step write."""
     n = env.batch_size.numel()
     finished = torch.zeros(n, dtype=torch.bool, device=env.device)
-    sample = _GumbelSampler(min(_NOISE_STEPS, max_steps), exploration)
+    act = PolicyStep(policy, min(_NOISE_STEPS, max_steps), exploration, env.batch_size, env.device)
     steps = []
     obs = env.reset_tensors(None)
     for _ in range(max_steps):
-        act = _categorical_step(net, obs, sample)
-        nxt = env.step_tensors(act["action"])
-        steps.append((obs, act, nxt))
+        out = act(obs)
+        nxt = env.step_tensors(out["action"])
+        steps.append((obs, out, nxt))
         finished.logical_or_(nxt["done"].reshape(n))
         if finished.all():
             break
         obs = policy_inputs(nxt)
-    return _stack(steps, env.batch_size, env.device, categorical=True), finished
+    return _stack(steps, env.batch_size, env.device, categorical=act.fast), finished
 
 
 class NativeCollector:
@@ -162,17 +127,8 @@ class NativeCollector:
         self.env, self.policy = env, policy
         self.steps = frames_per_batch // env.batch_size.numel()
         self.total_frames = total_frames
-        self.net = categorical_logits_net(policy)
         self._obs: dict | None = None
         self.frames = 0
-
-    def _act(self, obs: dict, sample: _GumbelSampler) -> dict:
-        if self.net is not None:
-            return _categorical_step(self.net, obs, sample)
-        td = TensorDict(dict(obs), batch_size=self.env.batch_size, device=self.env.device)
-        with set_exploration_type(ExplorationType.RANDOM):
-            out = self.policy(td)
-        return {k: out.get(k) for k in self.policy.out_keys}
 
     @torch.no_grad()
     def __iter__(self) -> Iterator[TensorDictBase]:
@@ -181,17 +137,17 @@ class NativeCollector:
             self._obs = env.reset_tensors(None)
         while self.frames < self.total_frames:
             # one batch's noise, drawn at its start: a checkpoint between batches resumes exactly
-            sample = _GumbelSampler(self.steps, ExplorationType.RANDOM)
+            act = PolicyStep(self.policy, self.steps, ExplorationType.RANDOM, env.batch_size, env.device)
             steps = []
             obs = self._obs
             for _ in range(self.steps):
-                act = self._act(obs, sample)
-                nxt = env.step_tensors(act["action"])
-                steps.append((obs, act, nxt))
+                out = act(obs)
+                nxt = env.step_tensors(out["action"])
+                steps.append((obs, out, nxt))
                 obs = env.reset_finished(nxt)  # ("next", ...) keeps the finished envs' final state
             self._obs = obs
             self.frames += self.steps * env.batch_size.numel()
-            yield _stack(steps, env.batch_size, env.device, categorical=self.net is not None)
+            yield _stack(steps, env.batch_size, env.device, categorical=act.fast)
 
     def shutdown(self) -> None:
         """Nothing to release (same signature as TorchRL's collectors)."""

@@ -11,28 +11,24 @@ from tensordict.utils import NestedKey
 from torchrl.data import Bounded, Categorical, Composite, OneHot, TensorSpec
 from torchrl.modules import MLP, IndependentNormal, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
 
+from pgtorchrl.modules.choices import ACTIVATION_CLASSES, DISTRIBUTIONS
+
 __all__ = [
     "ACTIVATIONS",
     "DISTRIBUTIONS",
     "make_discrete_actor",
     "categorical_actor",
-    "categorical_logits_net",
-    "softmax",
-    "log_softmax",
     "make_gaussian_actor",
     "make_actor",
     "make_critic",
     "GaussianHead",
     "LOG_PROB_KEY",
-    "log_prob_and_entropy",
     "policy_kl",
     "input_size",
 ]
 
-#: The activations a spec can name (``activation:``).
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
-#: The action distributions a spec can name (``distribution:``); ``auto`` picks from the action spec.
-DISTRIBUTIONS = ("auto", "categorical", "normal", "tanh_normal")
+#: The activations a spec can name (``activation:``), as classes.
+ACTIVATIONS = {name: getattr(nn, cls) for name, cls in ACTIVATION_CLASSES.items()}
 
 # The log-prob key is pinned: tensordict's composite_lp_aggregate() would otherwise choose between
 # "sample_log_prob" and "action_log_prob" behind the user's back.
@@ -81,43 +77,6 @@ def categorical_actor(logits_net: TensorDictModule, spec: TensorSpec | None = No
         log_prob_key=LOG_PROB_KEY,
         default_interaction_type=InteractionType.RANDOM,
     )
-
-
-def categorical_logits_net(policy) -> TensorDictModule | None:
-    """The logits network of a :func:`categorical_actor`-shaped policy (one module writing
-    ``logits``, then a one-hot categorical), else ``None``. Code that only needs the logits
-    (fast rollouts, the loss) uses it to skip building a distribution object."""
-    if not isinstance(policy, ProbabilisticActor) or len(policy.module) != 2:
-        return None
-    net, head = policy.module
-    if head.distribution_class is not OneHotCategorical or list(head.in_keys) != ["logits"]:
-        return None
-    if not isinstance(net, TensorDictModule) or list(net.out_keys) != ["logits"]:
-        return None
-    return net
-
-
-_MOVED_SOFTMAX_NUMEL = 1000
-
-
-def _over_actions(fn, logits: torch.Tensor) -> torch.Tensor:
-    """``fn(logits, -1)``; on large batches computed with the action dim moved to the front:
-    the same values, but PyTorch's CPU kernels are slow for a short last dim (2 actions x 30,000
-    steps: 1.5 ms against 0.1 ms), which the fixed-point per-step solver hits; on small ones the
-    extra views would cost more than they save."""
-    if logits.numel() < _MOVED_SOFTMAX_NUMEL:
-        return fn(logits, -1)
-    return fn(logits.movedim(-1, 0), 0).movedim(0, -1)
-
-
-def softmax(logits: torch.Tensor) -> torch.Tensor:
-    """``torch.softmax`` over the last (action) dim (see :func:`_over_actions`)."""
-    return _over_actions(torch.softmax, logits)
-
-
-def log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """``torch.log_softmax`` over the last (action) dim (see :func:`_over_actions`)."""
-    return _over_actions(torch.log_softmax, logits)
 
 
 class GaussianHead(nn.Module):
@@ -287,29 +246,6 @@ def make_critic(
     """
     in_keys = list(in_keys)
     return ValueOperator(_mlp(input_size(observation_spec, in_keys), 1, hidden_sizes, activation), in_keys=in_keys)
-
-
-def log_prob_and_entropy(
-    actor: ProbabilisticActor, tensordict: TensorDictBase, action: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``log pi(a|s)`` of ``action`` under ``actor``'s current distribution on ``tensordict``,
-    and the distribution's entropy, per sample; the batch is left as it is (its ``logits`` stay
-    the collecting policy's). The one place the scoring fast path lives: a
-    :func:`categorical_actor`-shaped policy is scored from its logits directly (the same numbers
-    as its distribution's, without building one, :func:`categorical_logits_net`); any other
-    actor through ``get_dist`` (TorchRL's ``ProbabilisticActor`` contract). The entropy is a
-    one-sample reparametrized Monte Carlo estimate ``-log pi(a~pi)`` where no closed form exists
-    (TanhNormal)."""
-    net = categorical_logits_net(actor)
-    if net is not None:
-        log_probs = log_softmax(net.module(*(tensordict.get(k) for k in net.in_keys)))
-        return (log_probs * action).sum(-1), -(log_probs.exp() * log_probs).sum(-1)
-    dist = actor.get_dist(tensordict.copy())  # a shallow copy takes its writes
-    try:
-        entropy = dist.entropy()
-    except NotImplementedError:
-        entropy = -dist.log_prob(dist.rsample())
-    return dist.log_prob(action), entropy
 
 
 def policy_kl(actor: ProbabilisticActor, tensordict: TensorDictBase, old) -> torch.Tensor:

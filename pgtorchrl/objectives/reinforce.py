@@ -11,7 +11,8 @@ from tensordict.utils import NestedKey
 from torchrl.objectives import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
 
-from pgtorchrl.modules.models import log_prob_and_entropy, log_softmax
+from pgtorchrl.objectives.choices import CRITIC_LOSS_TYPES, CriticLossType
+from pgtorchrl.modules.fast_categorical import log_prob_and_entropy, log_softmax
 
 __all__ = ["ReinforceLoss"]
 
@@ -120,7 +121,7 @@ class ReinforceLoss(LossModule):
         *,
         entropy_coeff: float = 0.0,
         critic_coeff: float = 1.0,
-        loss_critic_type: str = "l2",
+        loss_critic_type: CriticLossType = "l2",
         reduction: str = "mean",
         functional: bool = True,
     ) -> None:
@@ -131,8 +132,8 @@ class ReinforceLoss(LossModule):
                 f"actor_network must be a probabilistic actor with get_dist() (e.g. "
                 f"torchrl.modules.ProbabilisticActor), got {type(actor_network).__name__}."
             )
-        if loss_critic_type not in ("l1", "l2", "smooth_l1"):
-            raise ValueError(f"loss_critic_type={loss_critic_type!r}: use 'l2', 'l1' or 'smooth_l1'.")
+        if loss_critic_type not in CRITIC_LOSS_TYPES:
+            raise ValueError(f"loss_critic_type={loss_critic_type!r}: use one of {', '.join(map(repr, CRITIC_LOSS_TYPES))}.")
         if reduction not in ("none", "mean", "sum"):
             raise ValueError(f"reduction={reduction!r}: use 'mean', 'sum' or 'none'.")
         self.reduction = reduction

@@ -6,12 +6,14 @@ validating a spec stays cheap.
 """
 from __future__ import annotations
 
-import functools
 import inspect
 from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal, Optional
 
 from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
+from pgtorchrl.modules.choices import Activation, Distribution
+from pgtorchrl.objectives.choices import CriticLossType
+from pgtorchrl.objectives.value.options import ESTIMATORS, Estimator, Probability, option_fields
 from pgtorchrl.spec.registry import Registry
 
 if TYPE_CHECKING:
@@ -49,9 +51,7 @@ REGISTRIES: dict[str, Registry] = {
 #: Registry names of TorchRL's own components start with this (``torchrl.A2CLoss``): the rest are pgtorchrl's.
 TORCHRL_PREFIX = "torchrl."
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Keys = Annotated[list[str], Field(min_length=1, max_length=64)]
-Activation = Literal["tanh", "relu", "elu", "gelu", "silu"]
 HiddenSizes = Annotated[list[PositiveInt], Field(max_length=16)]
 
 
@@ -183,7 +183,7 @@ def mlp_actor(
     in_keys: Keys = ["observation"],  # noqa: B006 (pydantic copies defaults)
     hidden_sizes: HiddenSizes = [64, 64],  # noqa: B006
     activation: Activation = "tanh",
-    distribution: Literal["auto", "categorical", "normal", "tanh_normal"] = "auto",
+    distribution: Distribution = "auto",
     init_log_std: float = -0.5,
 ):
     """ProbabilisticActor over an MLP reading in_keys: categorical for discrete actions, Gaussian for Box."""
@@ -315,76 +315,35 @@ def episodes_collector(
 
 
 # --- advantages ---------------------------------------------------------------------------------
-Truncation = Literal["bootstrap", "drop", "terminal"]
-Baseline = Literal["auto", "none", "mean", "critic"]
+# pgtorchrl's estimators: their fields, choices and the critic rule are written once, in
+# pgtorchrl.objectives.value.options (torch-free), for the classes and the spec alike.
+def _estimator(name: str, entry: Estimator):
+    """The factory of estimator ``name``: ``advantages.<class>(critic, **fields)``, whose spec
+    fields are the options class's fields."""
 
-
-def _monte_carlo_fields(
-    critic,
-    *,
-    gamma: Probability = 0.99,
-    baseline: Baseline = "auto",
-    normalize: bool = False,
-    truncation: Truncation = "bootstrap",
-    gamma_t_factor: bool = False,
-):
-    """The spec fields shared by the Monte Carlo return estimators (signature only)."""
-
-
-def _monte_carlo(class_name: str, summary: str):
-    @functools.wraps(_monte_carlo_fields)
     def factory(critic, **fields):
-        from pgtorchrl.objectives.value import advantages as advantage
+        from pgtorchrl.objectives.value import advantages
 
-        return getattr(advantage, class_name)(value_network=critic, **fields)
+        return getattr(advantages, entry.class_name)(critic, **fields)
 
-    factory.__doc__ = summary
+    params = [inspect.Parameter("critic", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+               for field, annotation, default in option_fields(entry.options)]
+    factory.__signature__ = inspect.Signature(params)
+    factory.__doc__ = entry.summary
+    factory.__name__ = name
     return factory
 
 
-ADVANTAGES.register("full_return")(
-    _monte_carlo("FullReturn", "G(tau) for every step of the episode, minus a state-only baseline; whole-episode batches.")
-)
-ADVANTAGES.register("reward_to_go")(
-    _monte_carlo("RewardToGo", "G_t minus a state-only baseline (none, batch mean, or V(s_t): REINFORCE with baseline).")
-)
-
-
-@ADVANTAGES.register("td_error")
-def td_error(
-    critic,
-    *,
-    gamma: Probability = 0.99,
-    normalize: bool = False,
-    truncation: Truncation = "bootstrap",
-    gamma_t_factor: bool = False,
-):
-    """One-step TD error r + gamma V(s') - V(s) as advantage; needs a critic."""
-    from pgtorchrl.objectives.value.advantages import TDError
-
-    return TDError(value_network=critic, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
-
-
-@ADVANTAGES.register("gae")
-def gae(
-    critic,
-    *,
-    gamma: Probability = 0.99,
-    lmbda: Probability = 0.95,
-    normalize: bool = False,
-    truncation: Truncation = "bootstrap",
-    gamma_t_factor: bool = False,
-):
-    """GAE(lambda) with the critic as baseline (vanilla policy gradient); needs a critic."""
-    from pgtorchrl.objectives.value.advantages import GAE
-
-    return GAE(value_network=critic, gamma=gamma, lmbda=lmbda, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
+for _name, _entry in ESTIMATORS.items():
+    ADVANTAGES.register(_name)(_estimator(_name, _entry))
 
 
 # --- TorchRL's value estimators (torchrl.objectives.value), by class name ----------------------------
-def _needs_critic(name: str, critic) -> None:
+def _needs_critic(kind: str, name: str, critic, argument: str) -> None:
+    """TorchRL's estimators and losses take a critic as their ``argument`` (``value_network``, ``critic_network``)."""
     if critic is None:
-        raise ValueError(f"advantage {name!r} needs a critic (its value_network): add a `critic:` section")
+        raise ValueError(f"{kind} {name!r} needs a critic (its {argument}): add a `critic:` section")
 
 
 @ADVANTAGES.register("torchrl.GAE")
@@ -392,7 +351,7 @@ def torchrl_gae(critic, *, gamma: Probability = 0.99, lmbda: Probability = 0.95,
     """torchrl.objectives.value.GAE (value_network = the critic); average_gae standardizes the advantage."""
     from torchrl.objectives.value import GAE
 
-    _needs_critic("torchrl.GAE", critic)
+    _needs_critic("advantage", "torchrl.GAE", critic, "value_network")
     return GAE(gamma=gamma, lmbda=lmbda, value_network=critic, average_gae=average_gae)
 
 
@@ -401,7 +360,7 @@ def torchrl_td0(critic, *, gamma: Probability = 0.99, average_rewards: bool = Fa
     """torchrl.objectives.value.TD0Estimator: the one-step TD error r + gamma V(s') - V(s) (value_network = the critic)."""
     from torchrl.objectives.value import TD0Estimator
 
-    _needs_critic("torchrl.TD0Estimator", critic)
+    _needs_critic("advantage", "torchrl.TD0Estimator", critic, "value_network")
     return TD0Estimator(gamma=gamma, value_network=critic, average_rewards=average_rewards)
 
 
@@ -410,14 +369,11 @@ def torchrl_td_lambda(critic, *, gamma: Probability = 0.99, lmbda: Probability =
     """torchrl.objectives.value.TDLambdaEstimator: the TD(lambda) return minus V(s) (value_network = the critic)."""
     from torchrl.objectives.value import TDLambdaEstimator
 
-    _needs_critic("torchrl.TDLambdaEstimator", critic)
+    _needs_critic("advantage", "torchrl.TDLambdaEstimator", critic, "value_network")
     return TDLambdaEstimator(gamma=gamma, lmbda=lmbda, value_network=critic, average_rewards=average_rewards)
 
 
 # --- loss ---------------------------------------------------------------------------------------
-CriticLossType = Literal["l2", "l1", "smooth_l1"]
-
-
 @LOSSES.register("reinforce")
 def reinforce(
     actor,
@@ -441,11 +397,6 @@ def reinforce(
     )
 
 
-def _torchrl_loss_critic(name: str, critic) -> None:
-    if critic is None:
-        raise ValueError(f"loss {name!r} needs a critic (its critic_network): add a `critic:` section")
-
-
 @LOSSES.register("torchrl.A2CLoss")
 def torchrl_a2c(
     actor,
@@ -461,7 +412,7 @@ def torchrl_a2c(
     """torchrl.objectives.A2CLoss (loss_objective, loss_critic, loss_entropy); needs a critic."""
     from torchrl.objectives import A2CLoss
 
-    _torchrl_loss_critic("torchrl.A2CLoss", critic)
+    _needs_critic("loss", "torchrl.A2CLoss", critic, "critic_network")
     return A2CLoss(
         actor, critic, entropy_bonus=entropy_bonus, entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
         loss_critic_type=loss_critic_type, reduction=reduction, clip_value=clip_value,
@@ -480,7 +431,7 @@ def torchrl_reinforce(
     """torchrl.objectives.ReinforceLoss (loss_actor, loss_value); needs a critic, has no entropy term."""
     from torchrl.objectives import ReinforceLoss
 
-    _torchrl_loss_critic("torchrl.ReinforceLoss", critic)
+    _needs_critic("loss", "torchrl.ReinforceLoss", critic, "critic_network")
     return ReinforceLoss(actor, critic, loss_critic_type=loss_critic_type, reduction=reduction, clip_value=clip_value)
 
 
@@ -512,7 +463,7 @@ def _ppo(cls_name: str, summary: str, **own: tuple[Any, Any]):
 
         from pgtorchrl.modules.models import LOG_PROB_KEY
 
-        _torchrl_loss_critic(f"torchrl.{cls_name}", critic)
+        _needs_critic("loss", f"torchrl.{cls_name}", critic, "critic_network")
         loss = getattr(objectives, cls_name)(actor, critic, **fields)
         loss.set_keys(sample_log_prob=LOG_PROB_KEY)
         return loss

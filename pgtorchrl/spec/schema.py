@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Optional
 import yaml
 from pydantic import AfterValidator, BaseModel, Field, PositiveFloat, PositiveInt, ValidationError, create_model, model_validator
 
+from pgtorchrl.objectives.value.options import ESTIMATORS, critic_problem
 from pgtorchrl.spec.components import RAY_WORKERS, REGISTRIES
 from pgtorchrl.spec.registry import STRICT, Registry, did_you_mean, shown
 
@@ -195,16 +196,10 @@ class Spec(StrictModel):
     def _cross_section_rules(self) -> "Spec":
         adv = self.advantage
         truncation = getattr(adv, "truncation", None)  # pgtorchrl's estimators; TorchRL's always bootstrap
-        if adv.name in ("gae", "td_error") and self.critic is None:
-            raise _CrossError("advantage.name", f"{adv.name!r} needs a critic: add a `critic:` section or use 'reward_to_go'")
-        if getattr(adv, "baseline", None) == "critic" and self.critic is None:
-            raise _CrossError("advantage.baseline", "'critic' needs a critic: add a `critic:` section or use 'mean' or 'none'")
-        if truncation == "bootstrap" and self.critic is None:
-            raise _CrossError(
-                "advantage.truncation",
-                "'bootstrap' needs a critic to value the cut state: add a `critic:` section, or choose "
-                "'drop' (discard truncated episodes) or 'terminal' (treat the time limit as the end)",
-            )
+        if adv.name in ESTIMATORS:
+            problem = critic_problem(adv.name, adv, self.critic is not None)
+            if problem is not None:
+                raise _CrossError(f"advantage.{problem[0]}", problem[1])
         if not self.whole_episodes:
             if adv.name == "full_return" or truncation == "drop" or self.critic is None:
                 why = (

@@ -25,8 +25,8 @@ Options shared by all: ``normalize`` (standardize over the batch), ``gamma_t_fac
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import inspect
+from dataclasses import asdict, dataclass
 
 import torch
 from tensordict import TensorDictBase
@@ -34,11 +34,9 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 
 from pgtorchrl.objectives.value.functional import discount_weights, episode_return, generalized_advantage, reward_to_go
+from pgtorchrl.objectives.value.options import ESTIMATORS, critic_problem, option_fields, validated
 
-__all__ = ["AdvantageEstimator", "FullReturn", "RewardToGo", "TDError", "GAE", "TRUNCATION_MODES", "BASELINES"]
-
-TRUNCATION_MODES = ("bootstrap", "drop", "terminal")
-BASELINES = ("auto", "none", "mean", "critic")
+__all__ = ["AdvantageEstimator", "FullReturn", "RewardToGo", "TDError", "GAE"]
 
 
 def _next(key: NestedKey) -> tuple:
@@ -53,10 +51,10 @@ class AdvantageEstimator(TensorDictModuleBase):
     Args:
         value_network: the critic, a module writing ``state_value`` from the state alone, or
             ``None`` (TorchRL's keyword name, as in :class:`torchrl.objectives.value.GAE`).
-        gamma: discount factor in ``[0, 1]``.
-        normalize: standardize the advantage over the batch's valid steps.
-        truncation: ``"bootstrap"`` (needs a critic), ``"drop"`` or ``"terminal"``.
-        gamma_t_factor: multiply the advantage by :math:`\\gamma^t` (Sutton & Barto's box).
+        **options: keyword-only, those of the estimator's options class in
+            :mod:`pgtorchrl.objectives.value.options` (``gamma``, ``normalize``, ``truncation``,
+            ``gamma_t_factor``; ``baseline`` for the Monte Carlo returns, ``lmbda`` for GAE), with
+            the same types, ranges and defaults as the spec's ``advantage:`` section.
 
     After each call, :attr:`stats` holds the advantage's mean and std before normalization.
     """
@@ -83,44 +81,35 @@ class AdvantageEstimator(TensorDictModuleBase):
         step_count: NestedKey = "step_count"
         mask: NestedKey = ("collector", "mask")
 
-    requires_critic = False
+    spec_name = ""
+    """The estimator's registry name: its options, and whether it needs a critic, come from
+    :data:`pgtorchrl.objectives.value.options.ESTIMATORS` (written once for the class and the spec)."""
 
-    def __init__(
-        self,
-        value_network: TensorDictModuleBase | None = None,
-        *,
-        gamma: float = 0.99,
-        normalize: bool = False,
-        truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
-        gamma_t_factor: bool = False,
-    ):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.spec_name:  # the constructor's signature, as help() and inspect show it
+            params = [inspect.Parameter("value_network", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
+            params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+                       for name, annotation, default in option_fields(ESTIMATORS[cls.spec_name].options)]
+            cls.__signature__ = inspect.Signature(params)
+
+    def __init__(self, value_network: TensorDictModuleBase | None = None, **options):
         super().__init__()
         name = type(self).__name__
         critic = value_network
-        if self.requires_critic and critic is None:
-            raise ValueError(
-                f"{name} needs a critic (a state-value module): add a `critic:` section to the spec, "
-                f"or use the critic-free `reward_to_go` advantage."
-            )
+        opts = validated(ESTIMATORS[self.spec_name].options, name, options)
+        problem = critic_problem(self.spec_name, opts, critic is not None)
+        if problem is not None:
+            field, message = problem
+            raise ValueError(f"{name}: {message}" if field == "name" else f"{name}: {field}: {message}")
         if critic is not None and any(k in ("action", ("action",)) for k in critic.in_keys):
             raise ValueError(
                 f"{name}: the critic reads 'action', but a baseline may depend on the state only "
                 f"(an action-dependent baseline biases the policy gradient); use a ValueOperator on observations."
             )
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma={gamma} is outside [0, 1].")
-        if truncation not in TRUNCATION_MODES:
-            raise ValueError(f"truncation={truncation!r}: use one of {TRUNCATION_MODES}.")
-        if truncation == "bootstrap" and critic is None:
-            raise ValueError(
-                f"{name} without a critic cannot bootstrap a time-limit truncation: set truncation to "
-                f"'drop' (discard truncated episodes) or 'terminal' (treat the cut as the end), or add a critic."
-            )
+        for key, value in asdict(opts).items():  # gamma, normalize, truncation, gamma_t_factor (+ lmbda, baseline)
+            setattr(self, key, value)
         self.critic = critic
-        self.gamma = float(gamma)
-        self.normalize = normalize
-        self.truncation = truncation
-        self.gamma_t_factor = gamma_t_factor
         self.tensor_keys = self._AcceptedKeys()
         self.stats: dict[str, float] = {}
 
@@ -233,22 +222,10 @@ class _ReturnWeighted(AdvantageEstimator):
     The critic's regression target is always the reward-to-go :math:`G_t`.
     """
 
-    def __init__(
-        self,
-        value_network: TensorDictModuleBase | None = None,
-        *,
-        gamma: float = 0.99,
-        baseline: Literal["auto", "none", "mean", "critic"] = "auto",
-        normalize: bool = False,
-        truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
-        gamma_t_factor: bool = False,
-    ):
-        super().__init__(value_network, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
-        if baseline not in BASELINES:
-            raise ValueError(f"baseline={baseline!r}: use one of {BASELINES}.")
-        if baseline == "critic" and value_network is None:
-            raise ValueError("baseline='critic' needs a critic: add a `critic:` section or use baseline 'mean' or 'none'.")
-        self.baseline = ("critic" if value_network is not None else "none") if baseline == "auto" else baseline
+    def __init__(self, value_network: TensorDictModuleBase | None = None, **options):
+        super().__init__(value_network, **options)
+        if self.baseline == "auto":
+            self.baseline = "critic" if value_network is not None else "none"
 
     def _returns(self, to_go, reward, done, terminated, next_value) -> torch.Tensor:
         raise NotImplementedError  # abstract: G(tau) or G_t (``to_go`` is G_t, computed once)
@@ -275,6 +252,8 @@ class FullReturn(_ReturnWeighted):
     needs whole-episode batches. Formula: :func:`pgtorchrl.objectives.value.functional.episode_return`.
     """
 
+    spec_name = "full_return"
+
     def _returns(self, to_go, reward, done, terminated, next_value):
         return episode_return(reward, done, terminated, next_value, self.gamma)
 
@@ -297,6 +276,8 @@ class RewardToGo(_ReturnWeighted):
         [3.0, 2.0, 1.0]
     """
 
+    spec_name = "reward_to_go"
+
     def _returns(self, to_go, reward, done, terminated, next_value):
         return to_go
 
@@ -310,27 +291,11 @@ class GAE(AdvantageEstimator):
 
     Args:
         value_network: the critic, a state-value module (required).
-        gamma: discount in ``[0, 1]``.
-        lmbda: the GAE :math:`\lambda` in ``[0, 1]``: 1 is the Monte Carlo advantage, 0 the TD error.
-        normalize, truncation, gamma_t_factor: see :class:`AdvantageEstimator`.
+        gamma, lmbda, normalize, truncation, gamma_t_factor: see
+            :class:`pgtorchrl.objectives.value.options.GAEOptions`.
     """
 
-    requires_critic = True
-
-    def __init__(
-        self,
-        value_network: TensorDictModuleBase,
-        *,
-        gamma: float = 0.99,
-        lmbda: float = 0.95,
-        normalize: bool = False,
-        truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
-        gamma_t_factor: bool = False,
-    ):
-        super().__init__(value_network, gamma=gamma, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor)
-        if not 0.0 <= lmbda <= 1.0:
-            raise ValueError(f"lmbda={lmbda} is outside [0, 1].")
-        self.lmbda = float(lmbda)
+    spec_name = "gae"
 
     def _estimate(self, reward, done, terminated, value, next_value, valid):
         advantage = generalized_advantage(
@@ -343,15 +308,5 @@ class TDError(GAE):
     r"""The one-step TD error :math:`\delta_t = r_t + \gamma V(s_{t+1}) - V(s_t)` as advantage
     (GAE with :math:`\lambda = 0`; the slides' "TD-error, or advantage")."""
 
-    def __init__(
-        self,
-        value_network: TensorDictModuleBase,
-        *,
-        gamma: float = 0.99,
-        normalize: bool = False,
-        truncation: Literal["bootstrap", "drop", "terminal"] = "bootstrap",
-        gamma_t_factor: bool = False,
-    ):
-        super().__init__(
-            value_network, gamma=gamma, lmbda=0.0, normalize=normalize, truncation=truncation, gamma_t_factor=gamma_t_factor
-        )
+    spec_name = "td_error"
+    lmbda = 0.0  # GAE(0) is the TD error
