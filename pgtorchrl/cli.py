@@ -284,6 +284,64 @@ def _sweep(args, spec, variants) -> int:
     return 0
 
 
+def _tune(args, spec) -> int:
+    """A spec with ``tune:``: validate checks the space and builds the spec; train runs the study."""
+    from pgtorchrl.spec.schema import SpecError
+    from pgtorchrl.spec.tune import check_space
+
+    try:
+        check_space(spec, str(args.pipeline))
+    except SpecError as err:
+        return _fail(str(err), EXIT_BAD_INPUT)
+    if args.command == "train":
+        from pgtorchrl.record.tracking import TrackingError, check_store
+
+        try:
+            check_store(spec.tracking.tracking_uri)
+        except TrackingError as err:
+            return _fail(str(err), EXIT_BAD_INPUT)
+        if spec.tune.workers > 1 and spec.tune.backend == "local":
+            from pgtorchrl.spec.workers import start_worker_server
+
+            start_worker_server()
+    import warnings
+
+    warnings.filterwarnings("ignore", module="torchrl")
+    try:
+        import optuna  # noqa: F401 (checked before anything trains)
+    except ImportError:
+        return _fail(f'{args.pipeline}: tune: needs Optuna: pip install -c constraints.txt -e ".[tune]"', EXIT_BAD_INPUT)
+    from pgtorchrl.spec.pipeline import build_pipeline
+
+    try:
+        build_pipeline(spec)
+    except Exception as err:  # noqa: BLE001 (any failure to build is the spec's, reported in one line)
+        return _build_failed(args.pipeline, err, None)
+    if args.command == "validate":
+        print(f"# {args.pipeline}: valid; the search space's bounds validate, components built and key flow checked",
+              file=sys.stderr)
+        return 0
+    from pgtorchrl.record.tracking import TrackingError
+    from pgtorchrl.spec.tune import run_study
+
+    try:
+        summary = run_study(spec, args.pipeline.read_text(), str(args.pipeline))
+    except KeyboardInterrupt:
+        return _fail("interrupted; the running trials are marked FAIL in the study and their MLflow runs KILLED; "
+                     "run the same command to continue the study", EXIT_INTERRUPTED)
+    except TrackingError as err:
+        return _fail(str(err), EXIT_TRAINING_FAILED)
+    except Exception as err:  # noqa: BLE001
+        return _fail(f"study failed: {_reason(err)}; its MLflow runs are marked FAILED", EXIT_TRAINING_FAILED)
+    states = ", ".join(f"{n} {s.lower()}" for s, n in summary.states.items())
+    if summary.best_trial is None:
+        print(f"study {summary.study_name}: {states}; no trial completed; mlflow run {summary.parent_run_id}")
+    else:
+        print(f"study {summary.study_name}: {states}; best trial {summary.best_trial}: {summary.best_value:.6g} "
+              f"with {summary.best_params}; best.yaml logged to mlflow run {summary.parent_run_id}")
+    return 0
+
+
 def _resume(args) -> int:
     import warnings
 
@@ -363,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err), EXIT_BAD_INPUT)
     if variants is not None:
         return _sweep(args, spec, variants)
+    if spec.tune is not None:
+        return _tune(args, spec)
     run = None
     if args.command == "train":
         from pgtorchrl.record.tracking import TrackedRun, TrackingError, check_store

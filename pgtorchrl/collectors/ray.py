@@ -60,16 +60,11 @@ class RayCollection:
 
     def __init__(self, worker_envs: WorkerEnvs, policy, total_frames: int, frames_per_batch: int,
                  num_collectors: int, address: str | None):
-        try:
-            import ray
-        except ImportError:
-            raise ImportError("collector 'ray' needs Ray: pip install -e \".[ray]\"") from None
         from torchrl.collectors import Collector
 
-        self._started_ray = not ray.is_initialized()
-        if self._started_ray:
-            options = {"include_dashboard": False, "log_to_driver": False}
-            ray.init(address=address, **options) if address else ray.init(num_cpus=num_collectors, **options)
+        from pgtorchrl.spec.remote import start_ray
+
+        self._started_ray = start_ray(address, num_collectors)
         self.policy = policy
         self.collector = Collector(
             [worker_envs.factory(i) for i in range(num_collectors)],

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, Field, PositiveFloat, PositiveIn
 from pgtorchrl.objectives.value.options import ESTIMATORS, critic_problem
 from pgtorchrl.spec.components import RAY_WORKERS, REGISTRIES
 from pgtorchrl.spec.registry import STRICT, Registry, did_you_mean, shown
+from pgtorchrl.spec.search_space import FRAMES_TO_TARGET, TuneConfig
 
 __all__ = ["Spec", "SpecError", "in_memory_store", "load_spec", "parse_spec", "apply_overrides", "flatten", "expand_sweep", "read_spec_text"]
 
@@ -142,14 +143,19 @@ class SweepConfig(StrictModel):
     labels: Optional[list[str]] = None
     """A legend label per combination (default: ``key=value`` pairs)."""
     workers: Annotated[int, Field(ge=1, le=256)] = 1
-    """Child runs trained side by side in this many processes (each on one thread: use up to
-    one per core); 1 trains them one after another in this process."""
+    """Child runs trained side by side (each on one thread: use up to one per core); with
+    ``backend: local``, 1 trains them one after another in this process, more in local processes."""
+    backend: Literal["local", "ray"] = "local"
+    """``local``: this machine's processes; ``ray``: each child run a Ray task, ``workers`` at a time,
+    on a local Ray or the cluster at ``address``."""
+    address: Optional[str] = None
+    """With ``backend: ray``: an existing cluster (``auto``, ``ray://HOST:10001``); ``null`` starts a local Ray."""
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         """``sweep: {optim.lr: [1.0e-3, 3.0e-3]}`` means ``sweep: {values: {optim.lr: [...]}}``."""
-        if isinstance(data, dict) and data and not {"values", "mode", "labels", "workers"} & data.keys():
+        if isinstance(data, dict) and data and not set(cls.model_fields) & data.keys():
             return {"values": data}
         return data
 
@@ -176,6 +182,7 @@ class Spec(StrictModel):
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()
     sweep: Optional[SweepConfig] = None
+    tune: Optional[TuneConfig] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -250,6 +257,10 @@ class Spec(StrictModel):
                 raise _CrossError("sweep.values", f"mode 'zip' needs lists of one length, got lengths {sorted(set(lengths))}")
             if self.sweep.labels is not None and len(self.sweep.labels) != count:
                 raise _CrossError("sweep.labels", f"{len(self.sweep.labels)} labels for {count} combinations")
+            if self.sweep.address is not None and self.sweep.backend != "ray":
+                raise _CrossError("sweep.address", "only with backend: ray (backend 'local' runs on this machine)")
+        if self.tune is not None:
+            self._tune_rules(self.tune)
         collector = self.collector
         num_envs = getattr(self.env, "num_envs", 1)  # a plugin env may fix its own batch
         backend = "ray" if collector.name == "ray" else getattr(collector, "backend", None)  # `ray`: sync on Ray
@@ -276,6 +287,20 @@ class Spec(StrictModel):
                 f"{collector.frames_per_batch} is not a multiple of env.num_envs={num_envs}",
             )
         return self
+
+
+    def _tune_rules(self, tune: TuneConfig) -> None:
+        if self.sweep is not None:
+            raise _CrossError("tune", "a spec has a sweep: or a tune: section, not both (the study picks its own values)")
+        if tune.metric == FRAMES_TO_TARGET and (self.eval.target_return is None or self.eval.episodes == 0):
+            raise _CrossError("tune.metric", f"{FRAMES_TO_TARGET!r} needs eval.target_return and eval.episodes > 0")
+        if tune.metric.startswith("eval/") and self.eval.episodes == 0:
+            raise _CrossError("tune.metric", f"{tune.metric!r} needs evaluations: set eval.episodes > 0")
+        if tune.pruner != "none" and (self.eval.every_frames is None or self.eval.episodes == 0):
+            raise _CrossError("tune.pruner", "prunes at evaluations during training: set eval.every_frames "
+                                             "(and eval.episodes > 0), or pruner: none")
+        if tune.address is not None and tune.backend != "ray":
+            raise _CrossError("tune.address", "only with backend: ray (backend 'local' runs on this machine)")
 
 
 _BUILT_AT = Registry.version  # the registries Spec's sections were built from
@@ -372,7 +397,8 @@ def _set_path(raw: dict[str, Any], path: str, value: Any, create: bool = True) -
     node[last] = value
 
 
-_FIXED_SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig, "sweep": SweepConfig}
+_FIXED_SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig, "sweep": SweepConfig,
+                   "tune": TuneConfig}
 
 
 def _fields_at(loc: tuple) -> list[str]:

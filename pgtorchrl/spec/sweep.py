@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pgtorchrl.record.plots import curve_csv, learning_curve_png, seed_band_png
 from pgtorchrl.spec.schema import Spec, expand_sweep, parse_spec
-from pgtorchrl.record.tracking import TrackedRun
+from pgtorchrl.record.tracking import TrackedRun, resolve_tracking_uri
 from pgtorchrl.trainers.trainer import TrainResult, train
 from pgtorchrl.spec.workers import workers_context
 
@@ -29,7 +29,9 @@ def run_sweep(
     children = expand_sweep(spec, source)
     with run or TrackedRun(spec, spec_text) as parent:
         parent_id = parent.wait_opened()
-        if spec.sweep.workers == 1:
+        if spec.sweep.backend == "ray":
+            results = _train_on_ray(children, spec_text, parent_id, spec, source)
+        elif spec.sweep.workers == 1:
             results = {label: _train_child(child, spec_text, parent_id, label) for label, child in children}
         else:
             results = _train_in_processes(children, spec_text, parent_id, spec.sweep.workers, source)
@@ -50,6 +52,25 @@ def _train_child(child: Spec, spec_text: str | None, parent_id: str, label: str)
     """One combination, as a child run of ``parent_id``."""
     run = TrackedRun(child, spec_text, tags={"mlflow.parentRunId": parent_id, "sweep.label": label}, run_name=label)
     return train(child, spec_text, run=run)
+
+
+def _ray_child(raw: dict, source: str, spec_text: str | None, parent_id: str, label: str, cwd: str,
+               tracking_uri: str) -> TrainResult:
+    """A Ray task: one combination as a child run, in the driver's folder and MLflow store."""
+    if os.path.isdir(cwd):
+        os.chdir(cwd)  # relative stores (sqlite:///mlruns/...) mean the driver's folder
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    return _train_child(parse_spec(raw, source), spec_text, parent_id, label)
+
+
+def _train_on_ray(children, spec_text, parent_id: str, spec: Spec, source: str) -> dict[str, TrainResult]:
+    """Every combination as a Ray task, ``sweep.workers`` at a time (:mod:`pgtorchrl.spec.remote`)."""
+    from pgtorchrl.spec.remote import ray_map  # Ray is optional: imported when a spec asks for it
+
+    uri = resolve_tracking_uri(spec.tracking.tracking_uri)
+    jobs = [(child.model_dump(mode="json"), source, spec_text, parent_id, label, os.getcwd(), uri) for label, child in children]
+    results = ray_map(_ray_child, jobs, spec.sweep.workers, spec.sweep.address)
+    return {label: result for (label, _), result in zip(children, results)}
 
 
 def _worker(job: tuple) -> None:

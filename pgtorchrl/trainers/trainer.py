@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.nn.utils import clip_grad_norm_
@@ -77,6 +78,8 @@ class TrainResult:
     train_seconds: float
     curve: list[dict[str, float]]
     """Every iteration's metrics, with ``iteration`` and ``frames``."""
+    stopped: str | None = None
+    """Why ``on_eval`` stopped training early (e.g. ``"pruned"``), or ``None``."""
 
 
 def _check_finite(losses: dict[str, torch.Tensor], iteration: int, frames: int) -> None:
@@ -264,6 +267,7 @@ def train(
     pipeline: Pipeline | None = None,
     run: TrackedRun | None = None,
     checkpoint: dict | None = None,
+    on_eval: Callable[[int, float], str | None] | None = None,
 ) -> TrainResult:
     """Builds the pipeline (unless given), trains it under an MLflow run and returns what it reached.
 
@@ -274,6 +278,9 @@ def train(
         run: a :class:`TrackedRun` whose writer was started early (the CLI does this).
         checkpoint: a checkpoint of an earlier run of ``spec`` to continue from
             (:func:`pgtorchrl.trainers.checkpoint.capture`; ``run`` then reopens that run).
+        on_eval: called after each evaluation during training (``eval.every_frames``) with the
+            frames so far and ``eval/return_mean``; a returned reason (e.g. ``"pruned"``) stops
+            training there, the run ends as usual (FINISHED) with that reason as its ``stopped`` tag.
     """
     from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
 
@@ -294,10 +301,11 @@ def train(
     # the loop's own state: all of it goes into a checkpoint
     state = {
         "frames": 0, "iteration": 0, "next_eval": every, "last_eval": None, "evaluated_at": -1,
-        "solved": False, "elapsed": 0.0, "next_checkpoint": save_every, "curve": [],
+        "solved": False, "elapsed": 0.0, "next_checkpoint": save_every, "curve": [], "stopped": None,
     }
     if checkpoint is not None:
         state = restore(p, collector, eval_env, checkpoint)
+        state.setdefault("stopped", None)  # checkpoints written before on_eval existed
     curve: list[dict[str, float]] = state["curve"]
     done = state["solved"] or state["iteration"] == spec.train.iterations
 
@@ -342,11 +350,13 @@ def train(
                     state["next_eval"] += every
                     state["last_eval"], state["evaluated_at"] = _log_eval(eval_env, p, metrics), frames
                     state["solved"] = target is not None and state["last_eval"] >= target
+                    if on_eval is not None and not state["solved"]:
+                        state["stopped"] = on_eval(frames, state["last_eval"])
                 run.log_metrics(metrics, step=frames)
                 curve.append({"iteration": iteration, "frames": frames, **metrics})
                 bar.update(collected)
                 bar.set_postfix(ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}")
-                if state["solved"] or iteration == spec.train.iterations:
+                if state["solved"] or state["stopped"] or iteration == spec.train.iterations:
                     break
                 if state["next_checkpoint"] is not None and frames >= state["next_checkpoint"]:
                     state["next_checkpoint"] = (frames // save_every + 1) * save_every
@@ -362,6 +372,8 @@ def train(
             collector.shutdown()
             elapsed = state["elapsed"]
             run.set_tag("solved", str(state["solved"]))
+            if state["stopped"]:
+                run.set_tag("stopped", state["stopped"])
             if spec.tracking.log_models:  # the parameters were checked by the end-state checkpoint above
                 run.log_state_dict(p.actor.state_dict(), "model/actor.pt")
                 if p.critic is not None:
@@ -374,7 +386,8 @@ def train(
             run.log_learning_curve(curve)
         except TrackingError as err:  # the writer died or the store went away: keep what we have here
             raise save_locally(err) from None
-    return TrainResult(run.run_id, frames, state["iteration"], state["last_eval"], state["solved"], elapsed, curve)
+    return TrainResult(run.run_id, frames, state["iteration"], state["last_eval"], state["solved"], elapsed, curve,
+                       state["stopped"])
 
 
 def _log_eval(eval_env, p: Pipeline, metrics: dict[str, float]) -> float:
