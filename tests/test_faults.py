@@ -227,9 +227,10 @@ def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store,
             raise KeyboardInterrupt  # Ctrl-C while the writer stores the final model
         return real_wait(self, timeout)
 
-    with TrackedRun(spec) as run:
-        run.log_metrics({"x": 1.0}, step=1)
-        monkeypatch.setattr(subprocess.Popen, "wait", wait)
+    with pytest.raises(KeyboardInterrupt):  # the interrupt still stops the caller (a sweep, a study) once the run is closed
+        with TrackedRun(spec) as run:
+            run.log_metrics({"x": 1.0}, step=1)
+            monkeypatch.setattr(subprocess.Popen, "wait", wait)
     assert run.final_status == "FINISHED"
     assert MlflowClient(store).get_run(run.run_id).info.status == "FINISHED"
     assert f"interrupted while the run was being closed: the MLflow run {run.run_id} is marked FINISHED" in capsys.readouterr().err

@@ -249,6 +249,8 @@ class TrackedRun:
         problem = self._problem()
         if problem and exc_type is None:
             raise TrackingError(f"{problem}; {self.outcome()}")
+        if interrupted and exc_type is None:  # the run is closed as it ended; the interrupt still stops the caller
+            raise KeyboardInterrupt("while the run was being closed")
 
     def _close_directly(self, status: str, error: str | None) -> str | None:
         """Ends the run from this process when the writer cannot (it died, or the store failed

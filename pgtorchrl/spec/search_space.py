@@ -116,7 +116,9 @@ class TuneConfig(BaseModel):
     sampler_seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     """Seed of Optuna's TPE sampler: the same seed gives the same trial parameters (one worker)."""
     startup_trials: Annotated[int, Field(ge=0, le=10_000)] = 10
-    """Random trials before TPE models the results (and before the median pruner prunes)."""
+    """Random trials before TPE models the results."""
+    prune_after_trials: Annotated[int, Field(ge=0, le=10_000)] = 5
+    """The median pruner prunes only once this many trials have finished."""
     pruner: Literal["none", "median", "hyperband"] = "median"
     """Stop unpromising trials at an evaluation (needs ``eval.every_frames``): ``median`` (below the
     median of earlier trials at the same frame count) or ``hyperband``; ``none`` never prunes."""

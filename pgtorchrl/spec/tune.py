@@ -138,7 +138,7 @@ def _pruner(tune: TuneConfig):
     import optuna
 
     if tune.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=tune.startup_trials, n_min_trials=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=tune.prune_after_trials, n_min_trials=1)
     if tune.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner()
     return optuna.pruners.NopPruner()
