@@ -86,14 +86,15 @@ class Dimension(BaseModel):
         """The spec value of a parameter as Optuna stores it."""
         return json.loads(stored) if self._as_json else stored
 
-    def suggest(self, trial, name: str) -> Any:
-        """This dimension's value for an Optuna ``trial`` (parameter ``name``), as the spec takes it."""
+    def distribution(self):
+        """This dimension as an Optuna distribution (what ``study.ask`` draws from)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
         if self.kind == "categorical":
-            choices = [json.dumps(v) for v in self.values] if self._as_json else self.values
-            return self.decode(trial.suggest_categorical(name, choices))
+            return CategoricalDistribution([json.dumps(v) for v in self.values] if self._as_json else self.values)
         if self.kind == "int":
-            return trial.suggest_int(name, *self.values)
-        return trial.suggest_float(name, float(self.values[0]), float(self.values[1]), log=self.kind == "log_uniform")
+            return IntDistribution(*self.values)
+        return FloatDistribution(float(self.values[0]), float(self.values[1]), log=self.kind == "log_uniform")
 
 
 class TuneConfig(BaseModel):

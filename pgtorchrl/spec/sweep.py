@@ -1,18 +1,11 @@
 """Sweeps: one parent MLflow run, one child run per combination of the spec's ``sweep:`` values."""
 from __future__ import annotations
 
-import os
-import pickle
-import signal
-import tempfile
-import time
-from pathlib import Path
-
 from pgtorchrl.record.plots import curve_csv, learning_curve_png, seed_band_png
 from pgtorchrl.spec.schema import Spec, expand_sweep, parse_spec
 from pgtorchrl.record.tracking import TrackedRun, resolve_tracking_uri
 from pgtorchrl.trainers.trainer import TrainResult, train
-from pgtorchrl.spec.workers import workers_context
+from pgtorchrl.spec.workers import InlinePool, ProcessPool
 
 __all__ = ["run_sweep"]
 
@@ -29,12 +22,7 @@ def run_sweep(
     children = expand_sweep(spec, source)
     with run or TrackedRun(spec, spec_text) as parent:
         parent_id = parent.wait_opened()
-        if spec.sweep.backend == "ray":
-            results = _train_on_ray(children, spec_text, parent_id, spec, source)
-        elif spec.sweep.workers == 1:
-            results = {label: _train_child(child, spec_text, parent_id, label) for label, child in children}
-        else:
-            results = _train_in_processes(children, spec_text, parent_id, spec.sweep.workers, source)
+        results = _train_in_pool(children, spec_text, parent_id, source, _pool(spec))
         curves = {label: result.curve for label, result in results.items()}
         parent.log_bytes(learning_curve_png(curves, spec.tracking, title=spec.experiment), "learning_curves.png")
         rows = [{"label": label, **row} for label, curve in curves.items() for row in curve]
@@ -54,85 +42,44 @@ def _train_child(child: Spec, spec_text: str | None, parent_id: str, label: str)
     return train(child, spec_text, run=run)
 
 
-def _ray_child(raw: dict, source: str, spec_text: str | None, parent_id: str, label: str, cwd: str,
-               tracking_uri: str) -> TrainResult:
-    """A Ray task: one combination as a child run, in the driver's folder and MLflow store."""
-    if os.path.isdir(cwd):
-        os.chdir(cwd)  # relative stores (sqlite:///mlruns/...) mean the driver's folder
-    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+def _train_job(raw: dict, source: str, spec_text: str | None, parent_id: str, label: str) -> TrainResult:
+    """A pool's job: one combination from its plain mapping (validated again, which imports its
+    plugins in a worker process), as a child run of ``parent_id``."""
     return _train_child(parse_spec(raw, source), spec_text, parent_id, label)
 
 
-def _train_on_ray(children, spec_text, parent_id: str, spec: Spec, source: str) -> dict[str, TrainResult]:
-    """Every combination as a Ray task, ``sweep.workers`` at a time (:mod:`pgtorchrl.spec.remote`)."""
-    from pgtorchrl.spec.remote import ray_map  # Ray is optional: imported when a spec asks for it
+def _pool(spec: Spec):
+    """Where the children train: this process, local worker processes, or Ray tasks."""
+    sweep = spec.sweep
+    if sweep.backend == "ray":
+        from pgtorchrl.spec.remote import RayPool  # Ray is optional: imported when a spec asks for it
 
-    uri = resolve_tracking_uri(spec.tracking.tracking_uri)
-    jobs = [(child.model_dump(mode="json"), source, spec_text, parent_id, label, os.getcwd(), uri) for label, child in children]
-    results = ray_map(_ray_child, jobs, spec.sweep.workers, spec.sweep.address)
-    return {label: result for (label, _), result in zip(children, results)}
+        return RayPool(sweep.workers, sweep.address, resolve_tracking_uri(spec.tracking.tracking_uri))
+    return ProcessPool(sweep.workers) if sweep.workers > 1 else InlinePool()
 
 
-def _worker(job: tuple) -> None:
-    """A sweep worker process: ``job`` is ``(raw spec, source, spec_text, parent_id, label,
-    out)``; it trains that child run (validating the spec again, which imports its plugins)
-    and pickles ``("ok", TrainResult)`` or ``("error", exception)`` to the file ``out``."""
-    raw, source, spec_text, parent_id, label, out = job
+def _train_in_pool(children, spec_text, parent_id: str, source: str, pool) -> dict[str, TrainResult]:
+    """Trains the combinations in ``pool`` (:mod:`pgtorchrl.spec.workers`); the results come back in
+    the sweep's order. The first failure stops the others (each running child ends KILLED) and
+    starts no more; a terminal's Ctrl-C has already reached every local worker the same way."""
+    pending, results = list(children), {}
+    send_interrupt = True
     try:
-        outcome = ("ok", _train_child(parse_spec(raw, source), spec_text, parent_id, label))
-    except BaseException as err:  # Ctrl-C included: the child run is already marked KILLED
-        try:
-            pickle.dumps(err)
-        except Exception:
-            err = RuntimeError(f"{type(err).__name__}: {err}")
-        outcome = ("error", err)
-    Path(out).write_bytes(pickle.dumps(outcome))
-    raise SystemExit(0 if outcome[0] == "ok" else 1)
-
-
-def _train_in_processes(children, spec_text, parent_id: str, workers: int, source: str) -> dict[str, TrainResult]:
-    """Trains the combinations in up to ``workers`` processes at once (:mod:`pgtorchrl.spec.workers`);
-    the results come back in the sweep's order.
-    The first failure stops the others (SIGINT: each running child ends KILLED) and starts no
-    more; Ctrl-C reaches every worker of the terminal's process group the same way."""
-    context = workers_context()
-    pending, running, results = list(enumerate(children)), {}, {}
-    with tempfile.TemporaryDirectory(prefix="pgtorchrl-sweep-") as tmp:
-        stop_others = True
-        try:
-            while pending or running:
-                while pending and len(running) < workers:
-                    index, (label, child) = pending.pop(0)
-                    out = Path(tmp) / f"{index}.pkl"
-                    job = (child.model_dump(mode="json"), source, spec_text, parent_id, label, str(out))
-                    proc = context.Process(target=_worker, args=(job,), name=f"pgtorchrl-sweep-{index}")
-                    proc.start()
-                    running[label] = (proc, out)
-                time.sleep(0.1)
-                for label, (proc, out) in list(running.items()):
-                    if proc.exitcode is None:
-                        continue
-                    del running[label]
-                    if not out.exists():
-                        raise RuntimeError(f"sweep {label!r}: its worker process died (exit code {proc.exitcode})")
-                    status, value = pickle.loads(out.read_bytes())
-                    if status == "error":
-                        raise value
-                    results[label] = value
-        except KeyboardInterrupt as err:
-            # a terminal's Ctrl-C already reached every worker (a second one could cut short
-            # their cleanup); a SIGTERM sent to this process alone did not
-            stop_others = str(err).startswith("signal")
-            raise
-        finally:
-            for proc, _ in running.values():  # stop the others: each marks its run KILLED
-                if stop_others and proc.exitcode is None:
-                    os.kill(proc.pid, signal.SIGINT)
-            for proc, _ in running.values():
-                proc.join(timeout=60)
-                if proc.exitcode is None:
-                    proc.kill()
-                    proc.join()
+        while pending or pool.busy:
+            while pending and pool.free:
+                label, child = pending.pop(0)
+                pool.submit(label, _train_job, (child.model_dump(mode="json"), source, spec_text, parent_id, label))
+            label, (status, value) = pool.wait()
+            if status == "error":
+                raise value
+            results[label] = value
+    except KeyboardInterrupt as err:
+        # a terminal's Ctrl-C already reached every worker (a second one could cut short their
+        # cleanup); a SIGTERM sent to this process alone ("signal 15") did not
+        send_interrupt = str(err).startswith("signal")
+        raise
+    finally:
+        pool.stop(send_interrupt)
     return {label: results[label] for label, _ in children}
 
 

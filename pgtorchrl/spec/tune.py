@@ -18,9 +18,10 @@ override) runs the study:
   ``sqlite:///mlruns/optuna.db``). A rerun continues it up to ``tune.n_trials`` finished (COMPLETE
   or PRUNED) trials. Ctrl-C marks the running trials FAIL in the study and their MLflow runs
   KILLED; trials left RUNNING by a process that died are marked FAIL when the study continues.
-- **Where trials run**: ``tune.backend: local`` with ``workers: 1`` in this process, with more in
-  local worker processes; ``backend: ray`` as ``workers`` Ray tasks (:mod:`pgtorchrl.spec.remote`).
-  Every worker asks the shared storage for its next trial and tells it the result.
+- **Where trials run**: this process asks the study for each trial (its sampler draws the
+  parameters here) and tells it the outcome; the trial trains in this process (``workers: 1``),
+  in a local worker process, or as a Ray task (``backend: ray``, :mod:`pgtorchrl.spec.remote`),
+  up to ``workers`` at a time, reporting for pruning through the study's storage.
 
 A trial whose training fails (a diverging learning rate: non-finite weights) is FAIL and the
 study goes on; a tracking failure stops the study.
@@ -41,13 +42,13 @@ from pgtorchrl.record.tracking import TrackedRun, TrackingError, resolve_trackin
 from pgtorchrl.spec.registry import did_you_mean, shown
 from pgtorchrl.spec.schema import Spec, SpecError, _NotASection, _set_path, flatten, parse_spec
 from pgtorchrl.spec.search_space import FRAMES_TO_TARGET, TuneConfig
+from pgtorchrl.spec.workers import InlinePool, ProcessPool
 from pgtorchrl.trainers.trainer import TrainResult, train
 
 __all__ = ["DEFAULT_STORAGE", "check_space", "run_study", "StudySummary", "trial_spec", "storage_url"]
 
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 _NOT_SEARCHABLE = ("experiment", "plugins", "tracking", "sweep", "tune")
-_WORKER_SEED_STRIDE = 100_003  # worker i's sampler seed: sampler_seed + trials stored + i * this
 MAX_FAILURES_IN_A_ROW = 3
 """A worker stops the study after this many trials failed one after another (a metric the runs
 never log, a store that rejects writes ...): failed trials do not count toward ``n_trials``."""
@@ -124,7 +125,6 @@ class _Job:
     parent_id: str
     storage: str
     study_name: str
-    cwd: str
     tracking_uri: str
 
 
@@ -191,7 +191,7 @@ def _mean_eval_curve(results: list[TrainResult]) -> dict[int, float]:
 def _run_trial(job: _Job, tune: TuneConfig, trial) -> tuple[str, float | None]:
     """Trains one trial (every seed) as a child run of the study's parent; returns its Optuna
     state name and objective."""
-    params = {path: dim.suggest(trial, path) for path, dim in tune.space.items()}
+    params = {path: dim.decode(trial.params[path]) for path, dim in tune.space.items()}  # drawn by the driver
     seeds = tune.seeds or [job.base["seed"]]
     specs = [trial_spec(job.base, params, seed, job.source) for seed in seeds]
     label = f"trial {trial.number}"
@@ -228,80 +228,81 @@ def _finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def work(job: _Job, tune: TuneConfig, offset: int | None = None) -> int:
-    """A worker: asks the study for trials and trains them until it holds ``tune.n_trials``
-    finished ones (counting the ones other workers are running). Returns how many it ran.
-    Runs in this process, a local worker process or a Ray task."""
-    import os
+def _trial_job(job: _Job, tune_raw: dict, trial_id: int) -> tuple[str, Any]:
+    """A pool's job: trains the trial ``trial_id`` the driver asked for (its parameters are
+    already drawn; pruning decisions go through the study's storage). Returns ``(state, value)``,
+    or ``("FAIL", reason)`` when this trial's values fail training (a diverging learning rate);
+    an interrupt or a tracking failure propagates."""
+    import warnings
 
-    from optuna.trial import TrialState
+    import optuna
 
     from pgtorchrl.trainers.trainer import NonFiniteLossError
 
-    if os.path.isdir(job.cwd):
-        os.chdir(job.cwd)  # relative stores (sqlite:///mlruns/...) mean the driver's folder
-    os.environ["MLFLOW_TRACKING_URI"] = job.tracking_uri
-    study = _study(tune, job.storage, job.study_name, offset)
-    ran = failures = 0
-    while True:
-        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-        if _finished(study) + running >= tune.n_trials:
-            return ran
-        trial = study.ask()
-        ran += 1
-        try:
-            state, value = _run_trial(job, tune, trial)
-        except (KeyboardInterrupt, SystemExit, TrackingError):
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        except (NonFiniteLossError, ValueError, RuntimeError) as err:  # this trial's values fail; the study goes on
-            reason = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
-            print(f"pgtorchrl: warning: trial {trial.number} failed: {reason}", file=sys.stderr)
-            study.tell(trial, state=TrialState.FAIL)
-            failures += 1
-            if failures >= MAX_FAILURES_IN_A_ROW:
-                raise RuntimeError(f"{failures} trials in a row failed, the last: {reason}") from err
-            continue
-        failures = 0
-        study.tell(trial, value, state=getattr(TrialState, state))
-
-
-def _work_in_process(args: tuple) -> None:
-    """A local worker process's target: ``work`` on pickled arguments; exits non-zero on failure."""
-    job, tune_raw, offset = args
+    warnings.filterwarnings("ignore", module="torchrl")  # as the command line does in its own process
+    tune = TuneConfig.model_validate(tune_raw)
+    study = _study(tune, job.storage, job.study_name, offset=0)  # this process samples nothing
     try:
-        work(job, TuneConfig.model_validate(tune_raw), offset)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-
-
-def _work_in_processes(job: _Job, tune: TuneConfig, offsets: list[int]) -> None:
-    """``tune.workers`` local worker processes (forked from the trainer-preloaded server) share
-    the study through its storage; Ctrl-C reaches each of them (the terminal's process group)."""
-    import os
-    import signal
-
-    from pgtorchrl.spec.workers import workers_context
-
-    context = workers_context()
-    procs = [context.Process(target=_work_in_process, args=((job, tune.model_dump(mode="json"), offset),),
-                             name=f"pgtorchrl-tune-{i}") for i, offset in enumerate(offsets)]
-    try:
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt as err:
-        if str(err).startswith("signal"):  # a SIGTERM to this process alone: pass it on as an interrupt
-            for proc in procs:
-                if proc.exitcode is None:
-                    os.kill(proc.pid, signal.SIGINT)
-        for proc in procs:
-            proc.join(timeout=60)
+        return _run_trial(job, tune, optuna.trial.Trial(study, trial_id))
+    except TrackingError:
         raise
-    failed = [p.exitcode for p in procs if p.exitcode]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(procs)} tune workers failed (exit codes {failed})")
+    except (NonFiniteLossError, ValueError, RuntimeError) as err:
+        return "FAIL", (str(err).splitlines()[0][:300] if str(err) else type(err).__name__)
+
+
+def _pool(tune: TuneConfig, tracking_uri: str):
+    """Where the trials train: this process, local worker processes, or Ray tasks."""
+    if tune.backend == "ray":
+        from pgtorchrl.spec.remote import RayPool  # Ray is optional: imported when a spec asks for it
+
+        return RayPool(tune.workers, tune.address, tracking_uri)
+    return ProcessPool(tune.workers) if tune.workers > 1 else InlinePool()
+
+
+def _run_trials(job: _Job, tune: TuneConfig, study, pool) -> None:
+    """The driver: asks the study for trials (its sampler draws their parameters here), runs them
+    in ``pool`` and tells the study each outcome, until the study holds ``tune.n_trials``
+    finished trials. On an interrupt or a failure the running trials are stopped (their runs end
+    KILLED) and marked FAIL in the study, so it stays consistent."""
+    from optuna.trial import TrialState
+
+    distributions = {path: dim.distribution() for path, dim in tune.space.items()}
+    tune_raw = tune.model_dump(mode="json")
+    running: dict[int, Any] = {}
+    failures = 0
+    send_interrupt = True
+    try:
+        while True:
+            while pool.free and _finished(study) + len(running) < tune.n_trials:
+                trial = study.ask(distributions)
+                running[trial.number] = trial
+                pool.submit(trial.number, _trial_job, (job, tune_raw, trial._trial_id))
+            if not running:
+                return
+            number, (status, outcome) = pool.wait()
+            trial = running.pop(number)
+            if status == "error":
+                running[number] = trial  # still to be marked FAIL below
+                raise outcome
+            state, value = outcome
+            if state == "FAIL":
+                print(f"pgtorchrl: warning: trial {number} failed: {value}", file=sys.stderr)
+                study.tell(trial, state=TrialState.FAIL)
+                failures += 1
+                if failures >= MAX_FAILURES_IN_A_ROW:
+                    raise RuntimeError(f"{failures} trials in a row failed, the last: {value}")
+                continue
+            failures = 0
+            study.tell(trial, value, state=getattr(TrialState, state))
+            shown_value = "" if value is None else f" {tune.metric} {value:.6g}"
+            print(f"pgtorchrl: trial {number} {state}{shown_value} with {json.dumps(trial.params)}", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        send_interrupt = str(err).startswith("signal")  # a terminal's Ctrl-C already reached local workers
+        raise
+    finally:
+        pool.stop(send_interrupt)
+        for trial in running.values():
+            study.tell(trial, state=TrialState.FAIL)
 
 
 def _figures(study) -> dict[str, bytes]:
@@ -380,19 +381,9 @@ def run_study(spec: Spec, spec_text: str | None = None, source: str = "<spec>") 
     parent = TrackedRun(spec, spec_text, tags=tags, run_name=f"study {name}", resume_run_id=resume)
     with parent:
         parent_id = parent.wait_opened()
-        job = _Job(_base(spec), source, spec_text, parent_id, storage, name, os.getcwd(),
-                   resolve_tracking_uri(spec.tracking.tracking_uri))
-        # each worker's sampler starts from its own seed: parallel workers draw different values
-        stored = len(study.get_trials(deepcopy=False))
-        offsets = [stored + _WORKER_SEED_STRIDE * i for i in range(tune.workers)]
-        if tune.backend == "ray":
-            from pgtorchrl.spec.remote import ray_map
-
-            ray_map(work, [(job, tune, offset) for offset in offsets], tune.workers, tune.address)
-        elif tune.workers > 1:
-            _work_in_processes(job, tune, offsets)
-        else:
-            work(job, tune, offsets[0])
+        uri = resolve_tracking_uri(spec.tracking.tracking_uri)
+        job = _Job(_base(spec), source, spec_text, parent_id, storage, name, uri)
+        _run_trials(job, tune, study, _pool(tune, uri))
         study = _study(tune, storage, name)
         trials = study.get_trials(deepcopy=False)
         best_value = best_value_so_far = None
