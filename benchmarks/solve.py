@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,14 +23,18 @@ RESULT = re.compile(r"^(solved|finished): eval/return_mean=(\S+) after (\d+) fra
 
 
 def timed_process(cmd: list[str], env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Runs a whole process; returns it, its wall seconds and the peak RSS in MB (``ru_maxrss``
-    of children is the max over all children so far: exact for the largest run)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Runs a whole process; returns it, its wall seconds and its own peak RSS in MB (the
+    ``ru_maxrss`` that ``wait4`` reports for that one child)."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return proc, wall, max(peak_kb, before) / 1024
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
+    return done, wall, usage.ru_maxrss / 1024
 
 
 def run_once(pipeline: str, seed: int, overrides: list[str], tracking_uri: str) -> dict:

@@ -74,6 +74,27 @@ def test_critic_loss_and_its_gradient():
     assert actor.module[0].module.weight.grad is None  # the critic loss never reaches the actor
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_critic_objective_is_the_forwards_critic_term(masked):
+    """What the extra critic steps minimize (ReinforceLoss.critic_objective, through the contract's
+    critic_objective) equals forward's loss_critic in value and gradient, masked batches included."""
+    from pgtorchrl.spec.contracts import critic_objective
+
+    torch.manual_seed(0)
+    actor = linear_actor(torch.randn(2, 3))
+    critic = ValueOperator(nn.Linear(3, 1), in_keys=["observation"])
+    batch, *_ = tiny_batch()
+    if masked:
+        batch.set(("collector", "mask"), torch.tensor([True, False, True]))
+    loss = ReinforceLoss(actor, critic, critic_coeff=0.7)
+    expected = loss(batch)["loss_critic"]
+    grad = torch.autograd.grad(expected, list(critic.parameters()))
+    got = critic_objective(loss)(batch)
+    torch.testing.assert_close(got, expected)
+    for g, e in zip(torch.autograd.grad(got, list(critic.parameters())), grad):
+        torch.testing.assert_close(g, e)
+
+
 def test_entropy_bonus():
     actor = linear_actor(torch.zeros(2, 3))  # uniform policy: H = log 2
     batch, *_ = tiny_batch()

@@ -287,6 +287,12 @@ class ReinforceLoss(LossModule):
             losses["loss_entropy"] = -self.entropy_coeff * reduce(entropy)
         return losses
 
+    def critic_objective(self, tensordict: TensorDictBase) -> torch.Tensor:
+        """``forward(tensordict)["loss_critic"]`` alone, without scoring the actor: what a batch's
+        extra critic steps (``train.value_steps``; Spinning Up's VPG takes 80) minimize."""
+        loss_critic, _ = self.loss_critic(tensordict)
+        return self._reduce_loss(loss_critic, tensordict)
+
     def loss_critic(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, None]:
         """``critic_coeff * distance(V(s), value_target)`` per step, unreduced, and ``None``
         (no value clipping): the ``(loss, clip_fraction)`` pair TorchRL's ``A2CLoss.loss_critic``

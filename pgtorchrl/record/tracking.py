@@ -207,6 +207,7 @@ class TrackedRun:
         commit = _git_commit()
         if commit:
             tags["mlflow.source.git.commit"] = commit
+        tags.update(self.spec.tracking.tags)
         tags.update(self.extra_tags)
         self._send(
             "open",

@@ -230,6 +230,17 @@ def critic_term(loss) -> str | None:
     return next((k for k in CRITIC_TERMS if k in loss.out_keys), None)
 
 
+def critic_objective(loss):
+    """``batch -> the loss's reduced critic term``: the loss's own ``critic_objective`` where it has
+    one (pgtorchrl's ReinforceLoss: the critic term alone, without the actor's), else its whole
+    forward's critic term (:func:`critic_term`)."""
+    own = getattr(loss, "critic_objective", None)
+    if callable(own):
+        return own
+    term = critic_term(loss)
+    return lambda batch: loss(batch).get(term)
+
+
 def per_step_unsupported(loss, advantage) -> str | None:
     """Why per-step updates cannot drive these components (``None`` when they can): they call
     the tensor-level methods of pgtorchrl's own loss and estimators."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Hashable
 
+from pgtorchrl.spec.workers import Pool
+
 __all__ = ["start_ray", "RayPool"]
 
 
@@ -41,25 +43,17 @@ def _in_driver_folder(cwd: str, tracking_uri: str, fn: Callable[..., Any], args:
     return fn(*args)
 
 
-class RayPool:
+class RayPool(Pool):
     """Up to ``workers`` jobs at once, each a Ray task of one CPU, on the Ray at ``address`` (or
     a local one this pool starts and shuts down). ``fn`` must be a module-level function."""
 
     def __init__(self, workers: int, address: str | None, tracking_uri: str):
         import ray
 
-        self.workers, self.tracking_uri = workers, tracking_uri
+        super().__init__(workers)  # _running: task reference -> key
+        self.tracking_uri = tracking_uri
         self._started = start_ray(address, workers)
         self._remote = ray.remote(num_cpus=1, max_retries=0)(_in_driver_folder)
-        self._running: dict[Any, Hashable] = {}
-
-    @property
-    def free(self) -> bool:
-        return len(self._running) < self.workers
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._running)
 
     def submit(self, key: Hashable, fn: Callable[..., Any], args: tuple) -> None:
         self._running[self._remote.remote(os.getcwd(), self.tracking_uri, fn, args)] = key

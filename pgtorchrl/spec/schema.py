@@ -131,6 +131,8 @@ class TrackingConfig(StrictModel):
     """A dashed horizontal line on the learning-curve plot (e.g. the optimal value)."""
     reference_label: str = "reference"
     """Its legend label."""
+    tags: Annotated[dict[str, Annotated[str, Field(max_length=5000)]], Field(max_length=100)] = {}
+    """Extra MLflow run tags (``mlflow.parentRunId: RUN_ID`` makes the run a child of that run)."""
 
 
 class SweepConfig(StrictModel):

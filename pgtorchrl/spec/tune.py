@@ -318,15 +318,15 @@ def _figures(study) -> dict[str, bytes]:
     from optuna.visualization import matplotlib as plots
 
     out = {}
-    for name, plot in (("optimization_history.png", plots.plot_optimization_history),
-                       ("param_importances.png", plots.plot_param_importances),
-                       ("parallel_coordinate.png", plots.plot_parallel_coordinate)):
+    for name, plot, size in (("optimization_history.png", plots.plot_optimization_history, (9, 5)),
+                             ("param_importances.png", plots.plot_param_importances, (9, 5)),
+                             ("parallel_coordinate.png", plots.plot_parallel_coordinate, (14, 7))):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
                 ax = plot(study)
             figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-            figure.set_size_inches(9, 5)
+            figure.set_size_inches(*size)
             figure.tight_layout()
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png", dpi=100)

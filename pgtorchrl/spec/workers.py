@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
-__all__ = ["workers_context", "start_worker_server", "InlinePool", "ProcessPool", "Outcome"]
+__all__ = ["workers_context", "start_worker_server", "Pool", "InlinePool", "ProcessPool", "Outcome"]
 
 _PRELOAD = ["pgtorchrl.spec.sweep"]  # what every worker needs: the trainer, torch, TorchRL
 
@@ -86,18 +86,12 @@ def _run_job(fn: Callable[..., Any], args: tuple, out: str) -> None:
     raise SystemExit(0 if outcome[0] == "ok" else 1)
 
 
-class ProcessPool:
-    """Up to ``workers`` jobs at once, each in its own single-threaded process forked from the
-    trainer-preloaded server. ``fn`` must be a module-level function (it travels by name).
-    A terminal's Ctrl-C reaches every worker (one process group); :meth:`stop` sends SIGINT
-    itself only when told the workers did not get one."""
+class Pool:
+    """What the pools share: up to ``workers`` jobs running at once, by key."""
 
     def __init__(self, workers: int):
         self.workers = workers
-        self._context = workers_context()
-        self._tmp = tempfile.TemporaryDirectory(prefix="pgtorchrl-workers-")
-        self._running: dict[Hashable, tuple[Any, Path]] = {}
-        self._count = 0
+        self._running: dict = {}
 
     @property
     def free(self) -> bool:
@@ -106,6 +100,19 @@ class ProcessPool:
     @property
     def busy(self) -> bool:
         return bool(self._running)
+
+
+class ProcessPool(Pool):
+    """Up to ``workers`` jobs at once, each in its own single-threaded process forked from the
+    trainer-preloaded server. ``fn`` must be a module-level function (it travels by name).
+    A terminal's Ctrl-C reaches every worker (one process group); :meth:`stop` sends SIGINT
+    itself only when told the workers did not get one."""
+
+    def __init__(self, workers: int):
+        super().__init__(workers)  # _running: key -> (process, outcome file)
+        self._context = workers_context()
+        self._tmp = tempfile.TemporaryDirectory(prefix="pgtorchrl-workers-")
+        self._count = 0
 
     def submit(self, key: Hashable, fn: Callable[..., Any], args: tuple) -> None:
         self._count += 1

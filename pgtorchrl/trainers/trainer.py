@@ -16,7 +16,7 @@ import torch
 from torch.nn.utils import clip_grad_norm_
 
 from pgtorchrl.collectors.rollout import MASK_KEY
-from pgtorchrl.spec.contracts import critic_term
+from pgtorchrl.spec.contracts import critic_objective, critic_term
 from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, transforms_state
 from pgtorchrl.trainers.evaluation import episode_stats, evaluate
 from pgtorchrl.objectives.value.functional import explained_variance
@@ -164,9 +164,10 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, 
 def _critic_steps(p: Pipeline, batch, steps: int, iteration: int, frames: int) -> None:
     """``steps`` gradient steps of the critic's optimizer on the loss's critic term."""
     term = critic_term(p.loss)  # the contract: present whenever value_steps > 1
+    objective = critic_objective(p.loss)
     for _ in range(steps):
         p.critic_optim.zero_grad(set_to_none=True)
-        loss_critic = p.loss(batch).get(term)
+        loss_critic = objective(batch)
         _check_finite({term: loss_critic.item()}, iteration, frames)
         loss_critic.backward()
         _step(p.critic_optim, p.critic.parameters(), p.spec.train.max_grad_norm)

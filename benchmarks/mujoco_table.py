@@ -1,0 +1,273 @@
+"""The MuJoCo table: VPG, NPG, TRPO and PPO on HalfCheetah, Hopper and Walker2d (-v5) against
+published results, each under its reference's protocol (the headers of pipelines/mujoco/*.yaml).
+
+Runs every chosen (algorithm, env, seed) as an MLflow child run of one parent run per table
+(experiment ``mujoco-benchmark``, tag ``mujoco.table``), ``--parallel`` at a time (2 on a
+2-core machine), and is resumable: a rerun skips the finished children, continues the stopped
+ones from their newest checkpoint (``pgtorchrl resume``) and starts the missing ones. A benchmark
+of many hours spans several sessions this way; ``--table-only`` prints the table from what the
+store holds without training.
+
+Per (algorithm, env) it prints ours next to the reference, in the reference's metric and step budget:
+
+- vpg (Spinning Up): the mean return of the epoch's training episodes at 3M steps, smoothed over
+  the last 11 epochs as Spinning Up's plots (``rollout/episode_return``);
+- npg, trpo (Tianshou): the maximum over training of the seeds' mean ``eval/return_mean``;
+- ppo (CleanRL): the mean training-episode return over the last 10 updates at 1M steps.
+
+with the mean over seeds and its 95% percentile-bootstrap interval (resampling seeds), the
+interquartile mean (benchmarks/rl_stats.py), and whether the reference is matched (its mean
+inside our interval, or ours above it). The published tables give means and spreads, not
+per-seed results, so no probability of improvement over them is computed. The parent run gets
+the table (``table.txt``) and one learning-curve figure per env (``curves_ENV.png``: every
+algorithm's mean ``rollout/episode_return`` with its 95% bootstrap band).
+
+    python benchmarks/mujoco_table.py                                        # all 12 pipelines, seeds 0-2
+    python benchmarks/mujoco_table.py --algos vpg --envs halfcheetah --seeds 0 1 2
+    python benchmarks/mujoco_table.py --table-only
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rl_stats import bootstrap_ci, iqm  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT = "mujoco-benchmark"
+ALGOS = ("vpg", "npg", "trpo", "ppo")
+ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
+#: (source, metric, step budget, {env: (mean, spread or None)}), from the published tables
+#: (../shared/REFERENCE.md; Spinning Up's values are read off its plots).
+REFERENCES = {
+    "vpg": ("Spinning Up VPG-PyTorch (-v3, 10 seeds)", "final training return, 11-epoch smoothing", 3_000_000,
+            {"halfcheetah": (632.0, None), "hopper": (815.0, None), "walker2d": (471.0, None)}),
+    "npg": ("Tianshou NPG (-v3, 10 seeds)", "max mean eval return", 1_000_000,
+            {"halfcheetah": (3485.2, 716.6), "hopper": (1915.2, 550.5), "walker2d": (2503.2, 963.3)}),
+    "trpo": ("Tianshou TRPO (-v3, 10 seeds)", "max mean eval return", 1_000_000,
+             {"halfcheetah": (4471.2, 804.9), "hopper": (2046.0, 1037.9), "walker2d": (3826.7, 782.7)}),
+    "ppo": ("CleanRL ppo_continuous_action (-v4)", "final training return, last 10 updates", 1_000_000,
+            {"halfcheetah": (2905.85, 1129.37), "hopper": (2051.80, 313.94), "walker2d": (2890.97, 231.40)}),
+}
+
+
+def client():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+
+
+def parent_run(c, table: str, create: bool = True):
+    """The table's parent run (found by its ``mujoco.table`` tag), created if missing."""
+    experiment = c.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        if not create:
+            return None
+        c.create_experiment(EXPERIMENT)
+        experiment = c.get_experiment_by_name(EXPERIMENT)
+    runs = c.search_runs([experiment.experiment_id], filter_string=f"tags.`mujoco.table` = '{table}'")
+    if runs:
+        return runs[0]
+    if not create:
+        return None
+    return c.create_run(experiment.experiment_id, run_name=f"mujoco table {table}", tags={"mujoco.table": table})
+
+
+def children(c, parent) -> dict[tuple[str, str, int], object]:
+    """The parent's child runs by (algorithm, env, seed); of several, the newest."""
+    runs = c.search_runs([parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+                         order_by=["attributes.start_time ASC"], max_results=5000)
+    return {(r.data.tags["mujoco.algo"], r.data.tags["mujoco.env"], int(r.data.tags["mujoco.seed"])): r for r in runs}
+
+
+def command(job: tuple[str, str, int], existing, parent_id: str, overrides: list[str]) -> list[str] | None:
+    """How to get (algorithm, env, seed) done: nothing (finished), resume, or train."""
+    algo, env, seed = job
+    if existing is not None:
+        if existing.info.status == "FINISHED":
+            return None
+        return [sys.executable, "-m", "pgtorchrl", "resume", existing.info.run_id]
+    pipeline = ROOT / "pipelines" / "mujoco" / f"{algo}_{env}.yaml"
+    tags = f"{{mlflow.parentRunId: {parent_id}, mujoco.algo: {algo}, mujoco.env: {env}, mujoco.seed: '{seed}'}}"
+    return [sys.executable, "-m", "pgtorchrl", str(pipeline), f"seed={seed}", f"experiment={EXPERIMENT}",
+            f"tracking.run_name={algo}-{env}-seed{seed}", f"tracking.tags={tags}", *overrides]
+
+
+def run_jobs(jobs: list[tuple[str, str, int]], parallel: int, table: str, overrides: list[str], logs: Path) -> None:
+    """Runs what is left of ``jobs``, ``parallel`` processes at a time; each one's output goes
+    to ``logs/ALGO_ENV_SEED.log``. A failed one is reported and the rest go on."""
+    c = client()
+    parent = parent_run(c, table)
+    c.update_run(parent.info.run_id, status="RUNNING")
+    logs.mkdir(parents=True, exist_ok=True)
+    existing = children(c, parent)
+    todo = [(job, cmd) for job in jobs if (cmd := command(job, existing.get(job), parent.info.run_id, overrides))]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; {len(todo)} to run", flush=True)
+    running: list[tuple[tuple, subprocess.Popen, float]] = []
+    status = "FINISHED"
+    try:
+        while todo or running:
+            while todo and len(running) < parallel:
+                job, cmd = todo.pop(0)
+                log = open(logs / f"{job[0]}_{job[1]}_{job[2]}.log", "a")
+                running.append((job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.time()))
+                print(f"start {job} ({'resume' if 'resume' in cmd else 'train'})", flush=True)
+            time.sleep(5)
+            for item in list(running):
+                job, proc, started = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                outcome = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {logs})"
+                print(f"{outcome} {job} in {time.time() - started:.0f} s", flush=True)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        for _, proc, _ in running:
+            proc.send_signal(2)  # each run ends KILLED, with its checkpoints: a rerun resumes it
+        for _, proc, _ in running:
+            proc.wait(timeout=120)
+        raise
+    finally:
+        c.set_terminated(parent.info.run_id, status=status)
+
+
+def history(c, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in c.get_metric_history(run_id, key))
+
+
+def score(algo: str, run_id: str, c) -> float | None:
+    """One seed's value of the reference's metric (``None`` if the run logged nothing yet)."""
+    if algo in ("npg", "trpo"):
+        points = history(c, run_id, "eval/return_mean")
+        return max(v for _, v in points) if points else None
+    points = history(c, run_id, "rollout/episode_return")
+    last = 11 if algo == "vpg" else 10
+    return float(np.mean([v for _, v in points[-last:]])) if points else None
+
+
+def mean_curve_max(curves: np.ndarray) -> float:
+    """Tianshou's statistic: the maximum over time of the seeds' mean curve (``curves``: seeds x steps)."""
+    return float(np.max(np.mean(curves, axis=0)))
+
+
+def table(c, parent, algos, envs) -> str:
+    runs = children(c, parent)
+    lines = [f"{'algo':<5} {'env':<12} {'seeds':>5} {'frames':>9} {'ours mean [95% CI]':>30} {'IQM':>8}   "
+             f"{'reference':>18}  matched  (reference; metric)"]
+    for algo in algos:
+        source, metric, budget, refs = REFERENCES[algo]
+        for env in envs:
+            done = [(seed, r) for (a, e, seed), r in sorted(runs.items()) if a == algo and e == env]
+            finished = [(s, r) for s, r in done if r.info.status == "FINISHED"]
+            ref_mean, ref_spread = refs[env]
+            ref = f"{ref_mean:.0f}" + (f" +- {ref_spread:.0f}" if ref_spread else "")
+            if not finished:
+                states = ", ".join(f"seed {s}: {r.info.status.lower()} at {int(r.data.metrics.get('time/elapsed_s', 0))} s"
+                                   for s, r in done) or "not started"
+                lines.append(f"{algo:<5} {env:<12} {0:>5} {'':>9} {'(' + states + ')':>30}")
+                continue
+            frames = min(history(c, r.info.run_id, "rollout/episode_return")[-1][0] for _, r in finished)
+            if algo in ("npg", "trpo"):
+                curves = [history(c, r.info.run_id, "eval/return_mean") for _, r in finished]
+                steps = min(len(cv) for cv in curves)
+                data = np.array([[v for _, v in cv[:steps]] for cv in curves])
+                mean = mean_curve_max(data)
+                low, high = bootstrap_ci(data, statistic=mean_curve_max) if len(data) > 1 else (mean, mean)
+                per_seed = [score(algo, r.info.run_id, c) for _, r in finished]
+            else:
+                per_seed = [score(algo, r.info.run_id, c) for _, r in finished]
+                mean = float(np.mean(per_seed))
+                low, high = bootstrap_ci(per_seed) if len(per_seed) > 1 else (mean, mean)
+            matched = "yes" if low <= ref_mean <= high or low > ref_mean else "no"
+            if frames < budget:
+                matched = "short"  # not yet at the reference's step budget: no verdict
+            ours = f"{mean:.0f} [{low:.0f}, {high:.0f}]"
+            lines.append(f"{algo:<5} {env:<12} {len(finished):>5} {frames:>9} {ours:>30} {iqm(per_seed):>8.0f}   "
+                         f"{ref:>18}  {matched:<7}  ({source}; {metric}; budget {budget:.0e})")
+    return "\n".join(lines)
+
+
+def curves_png(c, parent, env: str, algos) -> bytes | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = children(c, parent)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    drawn = False
+    for algo in algos:
+        curves = [history(c, r.info.run_id, "rollout/episode_return") for (a, e, _), r in runs.items() if a == algo and e == env]
+        curves = [cv for cv in curves if cv]
+        if not curves:
+            continue
+        steps = min(len(cv) for cv in curves)
+        x = np.array([s for s, _ in curves[0][:steps]])
+        data = np.array([[v for _, v in cv[:steps]] for cv in curves])
+        mean = data.mean(0)
+        ax.plot(x, mean, label=f"{algo} ({len(curves)} seeds)")
+        if len(curves) > 1:
+            band = np.array([bootstrap_ci(data[:, i], resamples=2000) for i in range(steps)])
+            ax.fill_between(x, band[:, 0], band[:, 1], alpha=0.2)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set(xlabel="env frames", ylabel="rollout/episode_return", title=f"{ENVS[env]}: mean over seeds, 95% bootstrap band")
+    ax.legend()
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def report(table_name: str, algos, envs, out: Path | None) -> None:
+    c = client()
+    parent = parent_run(c, table_name, create=False)
+    if parent is None:
+        raise SystemExit(f"no table {table_name!r} in experiment {EXPERIMENT!r} yet: run without --table-only")
+    text = f"MuJoCo table {table_name!r}, MLflow parent run {parent.info.run_id}\n" + table(c, parent, algos, envs)
+    print(text)
+    c.log_text(parent.info.run_id, text + "\n", "table.txt")
+    with tempfile.TemporaryDirectory() as tmp:
+        for env in envs:
+            png = curves_png(c, parent, env, algos)
+            if png is not None:
+                path = Path(tmp) / f"curves_{env}.png"
+                path.write_bytes(png)
+                c.log_artifact(parent.info.run_id, str(path))
+    if out is not None:
+        out.write_text(text + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS))
+    parser.add_argument("--envs", nargs="+", choices=list(ENVS), default=list(ENVS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--parallel", type=int, default=2, help="runs side by side (default 2: one per core here)")
+    parser.add_argument("--table", default="v5", help="the table's name: its parent run (default v5)")
+    parser.add_argument("--override", nargs="*", default=[], metavar="key.path=value",
+                        help="overrides for every new run (a smoke test: train.total_frames=8000)")
+    parser.add_argument("--table-only", action="store_true", help="print the table from the store; train nothing")
+    parser.add_argument("--logs", type=Path, default=Path("mlruns") / "mujoco-logs")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    args = parser.parse_args()
+    if not args.table_only:
+        jobs = [(algo, env, seed) for seed in args.seeds for algo in args.algos for env in args.envs]
+        run_jobs(jobs, args.parallel, args.table, args.override, args.logs)
+    report(args.table, args.algos, args.envs, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""PPO on HalfCheetah-v5, wall clock: pgtorchrl against stable-baselines3, alternated in one run.
+
+Both sides train 100k frames with CleanRL's settings (pipelines/mujoco/ppo_halfcheetah.yaml):
+1 env x 2048 steps per update, 10 epochs of 32 minibatches (64 steps each), Adam 3e-4 (eps 1e-5),
+clip 0.2, clipped value loss, vf_coef 0.5, no entropy term, max_grad_norm 0.5, GAE 0.99 / 0.95,
+separate (64, 64) tanh actor and critic, state-independent log-std init 0, observations
+normalized by running statistics (pgtorchrl: TorchRL's VecNormV2; SB3: VecNormalize with
+``norm_reward=False``), rewards raw on both sides. No evaluation on either side.
+
+Each side is a whole process; printed per run: training frames per second (frames over the
+training loop's seconds: collection and updates) and the process's peak RSS; then the median
+ratio pgtorchrl / SB3 of frames per second.
+
+    pip install stable-baselines3      # not a pgtorchrl dependency
+    python benchmarks/vs_sb3_ppo.py --repeats 2
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from solve import timed_process  # noqa: E402
+
+FRAMES = 102_400  # 50 updates of 2048 steps
+PIPELINE = "pipelines/mujoco/ppo_halfcheetah.yaml"
+OVERRIDES = [f"train.total_frames={FRAMES}", "eval.episodes=0", "tracking.checkpoint_every_frames=null",
+             "tracking.log_models=false"]
+
+SB3_CHILD = r"""
+import sys, time
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+torch.set_num_threads(1)
+seed, frames = int(sys.argv[1]), int(sys.argv[2])
+env = VecNormalize(make_vec_env("HalfCheetah-v5", n_envs=1, seed=seed), norm_obs=True, norm_reward=False)
+model = PPO("MlpPolicy", env, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
+            gae_lambda=0.95, clip_range=0.2, clip_range_vf=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
+            policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh, log_std_init=0.0,
+                               ortho_init=True, optimizer_kwargs=dict(eps=1e-5)),
+            seed=seed, device="cpu", verbose=0)
+start = time.perf_counter()
+model.learn(total_timesteps=frames)
+print(f"RESULT {model.num_timesteps} {time.perf_counter() - start:.3f}")
+"""
+
+PGTORCHRL_RESULT = re.compile(r"^finished: eval/return_mean=\S+ after (\d+) frames, ([\d.]+) s", re.M)
+
+
+def pgtorchrl_once(seed: int, uri: str) -> dict:
+    proc, wall, rss = timed_process([sys.executable, "-m", "pgtorchrl", PIPELINE, f"seed={seed}", *OVERRIDES],
+                                    env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    match = PGTORCHRL_RESULT.search(proc.stdout)
+    if proc.returncode or not match:
+        raise SystemExit(f"pgtorchrl: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}")
+    frames, seconds = int(match.group(1)), float(match.group(2))
+    return {"frames": frames, "train_s": seconds, "fps": frames / seconds, "wall_s": wall, "rss_mb": rss}
+
+
+def sb3_once(seed: int) -> dict:
+    proc, wall, rss = timed_process([sys.executable, "-c", SB3_CHILD, str(seed), str(FRAMES)])
+    match = re.search(r"^RESULT (\d+) (\S+)", proc.stdout, re.M)
+    if proc.returncode or not match:
+        raise SystemExit(f"sb3: exit {proc.returncode}\n{proc.stderr[-3000:]}")
+    frames, seconds = int(match.group(1)), float(match.group(2))
+    return {"frames": frames, "train_s": seconds, "fps": frames / seconds, "wall_s": wall, "rss_mb": rss}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        print("stable-baselines3 is not installed: pip install stable-baselines3", file=sys.stderr)
+        return 1
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeats):
+            rows.append(("pgtorchrl", pgtorchrl_once(i, f"sqlite:///{tmp}/mlflow.db")))
+            print(f"pgtorchrl run {i}: {rows[-1]}", flush=True)
+            rows.append(("sb3", sb3_once(i)))
+            print(f"sb3 run {i}: {rows[-1]}", flush=True)
+    print("| process | frames | training s | training frames/s | whole process s | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows:
+        print(f"| {name} | {r['frames']} | {r['train_s']:.1f} | {r['fps']:.0f} | {r['wall_s']:.1f} | {r['rss_mb']:.0f} |")
+    fps = {name: statistics.median(r["fps"] for n, r in rows if n == name) for name in ("pgtorchrl", "sb3")}
+    rss = {name: statistics.median(r["rss_mb"] for n, r in rows if n == name) for name in ("pgtorchrl", "sb3")}
+    print(f"median training frames/s: pgtorchrl {fps['pgtorchrl']:.0f}, sb3 {fps['sb3']:.0f}; "
+          f"ratio pgtorchrl / sb3 = {fps['pgtorchrl'] / fps['sb3']:.2f}; median peak RSS "
+          f"{rss['pgtorchrl']:.0f} MB against {rss['sb3']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
