@@ -59,7 +59,7 @@ def env_fps(p, steps: int) -> float:
 def policy_seconds_per_frame(p, steps: int) -> float:
     from torchrl.envs import ExplorationType
 
-    from pgtorchrl.modules.fast_categorical import PolicyStep
+    from pgtorchrl.modules.fast_policies import PolicyStep
 
     env = p.env
     obs = env.reset_tensors(None)

@@ -236,20 +236,36 @@ def _list() -> int:
     return 0
 
 
+def _store_problem(spec) -> str | None:
+    """What is wrong with the spec's tracking store (a server that does not answer, an
+    in-memory store), checked before anything trains; ``None`` when it is usable."""
+    from pgtorchrl.record.tracking import TrackingError, check_store
+
+    try:
+        check_store(spec.tracking.tracking_uri)
+    except TrackingError as err:
+        return str(err)
+    return None
+
+
+def _started_run(spec, args):
+    """The command's MLflow run, its writer process already starting (no run exists yet)."""
+    from pgtorchrl.record.tracking import TrackedRun
+
+    return TrackedRun(spec, args.pipeline.read_text()).start_writer()
+
+
 def _sweep(args, spec, variants) -> int:
     """A spec with ``sweep:``: validate builds every combination; train runs them all."""
     run = None
     if args.command == "train":
-        from pgtorchrl.record.tracking import TrackedRun, TrackingError, check_store
-
-        try:
-            check_store(spec.tracking.tracking_uri)
-        except TrackingError as err:
-            return _fail(str(err), EXIT_BAD_INPUT)
+        problem = _store_problem(spec)
+        if problem:
+            return _fail(problem, EXIT_BAD_INPUT)
         # the parent run's MLflow writer, and the server the workers fork from, import their
         # libraries in their own processes while this one imports torch
-        run = TrackedRun(spec, args.pipeline.read_text()).start_writer()
-        if spec.sweep.workers > 1:
+        run = _started_run(spec, args)
+        if spec.sweep.workers > 1 and spec.sweep.backend == "local":
             from pgtorchrl.spec.workers import start_worker_server
 
             start_worker_server()
@@ -294,12 +310,9 @@ def _tune(args, spec) -> int:
     except SpecError as err:
         return _fail(str(err), EXIT_BAD_INPUT)
     if args.command == "train":
-        from pgtorchrl.record.tracking import TrackingError, check_store
-
-        try:
-            check_store(spec.tracking.tracking_uri)
-        except TrackingError as err:
-            return _fail(str(err), EXIT_BAD_INPUT)
+        problem = _store_problem(spec)
+        if problem:
+            return _fail(problem, EXIT_BAD_INPUT)
         if spec.tune.workers > 1 and spec.tune.backend == "local":
             from pgtorchrl.spec.workers import start_worker_server
 
@@ -425,14 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         return _tune(args, spec)
     run = None
     if args.command == "train":
-        from pgtorchrl.record.tracking import TrackedRun, TrackingError, check_store
-
-        try:
-            check_store(spec.tracking.tracking_uri)
-        except TrackingError as err:
-            return _fail(str(err), EXIT_BAD_INPUT)
-        # MLflow starts up in its own process while torch and the pipeline load here.
-        run = TrackedRun(spec, args.pipeline.read_text()).start_writer()
+        problem = _store_problem(spec)
+        if problem:
+            return _fail(problem, EXIT_BAD_INPUT)
+        run = _started_run(spec, args)  # MLflow starts up in its own process while torch and the pipeline load here
     import warnings
 
     warnings.filterwarnings("ignore", module="torchrl")

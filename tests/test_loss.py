@@ -7,7 +7,7 @@ from torch import nn
 from torchrl.modules import OneHotCategorical, ProbabilisticActor, ValueOperator
 
 from pgtorchrl.objectives.reinforce import ReinforceLoss
-from pgtorchrl.modules.fast_categorical import log_prob_and_entropy
+from pgtorchrl.modules.fast_policies import log_prob_and_entropy
 
 
 def linear_actor(weight):

@@ -16,7 +16,7 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
 
-from pgtorchrl.modules.fast_categorical import PolicyStep, categorical_logits_net, one_hot_log_prob
+from pgtorchrl.modules.fast_policies import PolicyStep, categorical_logits_net
 from pgtorchrl.envs.native import TorchNativeEnv, policy_inputs
 
 __all__ = ["first_episodes", "EpisodeCollector", "NativeCollector"]
@@ -71,17 +71,18 @@ def _rollout(env: EnvBase, policy, max_steps: int, exploration: ExplorationType)
     return torch.stack(steps, dim=len(env.batch_size)), finished
 
 
-def _stack(steps: list[tuple[dict, dict, dict]], batch_size, device, categorical: bool) -> TensorDictBase:
+def _stack(steps: list[tuple[dict, dict, dict]], batch_size, device, act: PolicyStep) -> TensorDictBase:
     """One ``[*batch_size, T]`` TensorDict from ``T`` steps of ``(observation, policy output,
     next)`` tensor dicts, with the keys TorchRL's step writes (the next ones under ``"next"``)
-    and, for the categorical fast path's steps, ``action_log_prob`` computed over the whole batch."""
+    and, for the fast path's steps, ``action_log_prob`` computed over the whole batch."""
     dim = len(batch_size)
     data = {}
     for part, prefix in ((0, None), (1, None), (2, "next")):
         for key in steps[0][part]:
             data[key if prefix is None else (prefix, key)] = torch.stack([step[part][key] for step in steps], dim)
-    if categorical:  # one log-softmax for all steps
-        data["action_log_prob"] = one_hot_log_prob(data["logits"], data["action"].argmax(-1, keepdim=True)).squeeze(-1)
+    log_prob = act.log_prob(data)  # one call for all steps
+    if log_prob is not None:
+        data["action_log_prob"] = log_prob
     return TensorDict(data, batch_size=(*batch_size, len(steps)), device=device)
 
 
@@ -90,7 +91,7 @@ _NOISE_STEPS = 64  # steps of Gumbel noise drawn at once by the episode collecto
 
 def _lean_rollout(env: TorchNativeEnv, policy, max_steps: int, exploration: ExplorationType):
     """The fast path for a :class:`TorchNativeEnv` and a categorical policy: plain tensors per
-    step (:class:`~pgtorchrl.modules.fast_categorical.PolicyStep`, the env's ``step_tensors``), one
+    step (:class:`~pgtorchrl.modules.fast_policies.PolicyStep`, the env's ``step_tensors``), one
     TensorDict per batch, with the keys the ``ProbabilisticActor`` and TorchRL's step write."""
     n = env.batch_size.numel()
     finished = torch.zeros(n, dtype=torch.bool, device=env.device)
@@ -105,7 +106,7 @@ def _lean_rollout(env: TorchNativeEnv, policy, max_steps: int, exploration: Expl
         if finished.all():
             break
         obs = policy_inputs(nxt)
-    return _stack(steps, env.batch_size, env.device, categorical=act.fast), finished
+    return _stack(steps, env.batch_size, env.device, act), finished
 
 
 class NativeCollector:
@@ -113,8 +114,9 @@ class NativeCollector:
 
     Like TorchRL's ``Collector`` (same keys, ``[num_envs, T]`` batches, episodes carried across
     batches, finished envs reset as they end), minus its per-step TensorDict work: the policy
-    must be a categorical ``ProbabilisticActor`` (others fall back to calling the actor on a
-    TensorDict each step).
+    must be a categorical or diagonal Gaussian ``ProbabilisticActor``
+    (:mod:`pgtorchrl.modules.fast_policies`; others fall back to calling the actor on a TensorDict
+    each step).
 
     Args:
         env: the batched torch env.
@@ -147,7 +149,7 @@ class NativeCollector:
                 obs = env.reset_finished(nxt)  # ("next", ...) keeps the finished envs' final state
             self._obs = obs
             self.frames += self.steps * env.batch_size.numel()
-            yield _stack(steps, env.batch_size, env.device, categorical=act.fast)
+            yield _stack(steps, env.batch_size, env.device, act)
 
     def shutdown(self) -> None:
         """Nothing to release (same signature as TorchRL's collectors)."""

@@ -12,7 +12,7 @@ from torchrl.objectives import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
 
 from pgtorchrl.objectives.choices import CRITIC_LOSS_TYPES, CriticLossType
-from pgtorchrl.modules.fast_categorical import log_prob_and_entropy, log_softmax
+from pgtorchrl.modules.fast_policies import log_prob_and_entropy, log_softmax
 
 __all__ = ["ReinforceLoss"]
 

@@ -37,7 +37,7 @@ from tensordict.nn import TensorDictModule
 from torch.func import functional_call
 from torch.nn.utils import clip_grad_norm_
 
-from pgtorchrl.modules.fast_categorical import categorical_logits_net
+from pgtorchrl.modules.fast_policies import categorical_logits_net
 
 __all__ = ["per_step_updates", "fixed_point_unsupported"]
 

@@ -20,7 +20,7 @@ from pgtorchrl.spec.contracts import critic_objective, critic_term
 from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, transforms_state
 from pgtorchrl.trainers.evaluation import episode_stats, evaluate
 from pgtorchrl.objectives.value.functional import explained_variance
-from pgtorchrl.modules.fast_categorical import log_prob_and_entropy
+from pgtorchrl.modules.fast_policies import log_prob_and_entropy
 from pgtorchrl.modules.models import LOG_PROB_KEY, policy_kl
 from pgtorchrl.trainers.per_step import per_step_updates
 from pgtorchrl.spec.pipeline import Pipeline, build_pipeline

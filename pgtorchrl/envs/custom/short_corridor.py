@@ -19,7 +19,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from pgtorchrl.modules.fast_categorical import log_softmax, softmax
+from pgtorchrl.modules.fast_policies import log_softmax, softmax
 from pgtorchrl.envs.native import TorchNativeEnv
 
 __all__ = [

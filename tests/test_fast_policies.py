@@ -1,16 +1,17 @@
-"""The categorical fast path (:mod:`pgtorchrl.modules.fast_categorical`) against the plain
+"""The categorical fast path (:mod:`pgtorchrl.modules.fast_policies`) against the plain
 TorchRL path each shortcut replaces: sampling, rollouts, scoring and the softmax kernels."""
 import pytest
 import torch
 from tensordict import TensorDict
 from torchrl.data import Bounded, Composite, OneHot, Unbounded
-from torchrl.envs import ExplorationType
+from torchrl.envs import ExplorationType, set_exploration_type
 
 from pgtorchrl.envs.custom.short_corridor import ShortCorridorEnv, make_corridor_actor
-from pgtorchrl.modules.fast_categorical import (
+from pgtorchrl.modules.fast_policies import (
     GumbelSampler,
     PolicyStep,
     categorical_logits_net,
+    gaussian_net,
     log_prob_and_entropy,
     log_softmax,
     one_hot_log_prob,
@@ -85,17 +86,48 @@ def test_scoring_shortcut_equals_the_distributions_log_prob_and_entropy():
 
 
 def test_other_actors_take_the_plain_path():
-    """A Gaussian actor is no categorical policy: scored through get_dist, sampled by the actor."""
+    """A tanh-squashed Gaussian is neither shape: scored through get_dist, sampled by the actor."""
     torch.manual_seed(0)
-    actor = make_actor(Composite(observation=Unbounded(3)), Bounded(-1.0, 1.0, shape=(2,)), hidden_sizes=[8])
-    assert categorical_logits_net(actor) is None
+    actor = make_actor(Composite(observation=Unbounded(3)), Bounded(-1.0, 1.0, shape=(2,)), hidden_sizes=[8],
+                       distribution="tanh_normal")
+    assert categorical_logits_net(actor) is None and gaussian_net(actor) is None
     td = TensorDict({"observation": torch.randn(5, 3)}, [5])
     step = PolicyStep(actor, 4, ExplorationType.RANDOM, td.batch_size, td.device)
-    assert not step.fast
+    assert step.fast is None
     out = step({"observation": td.get("observation")})
     assert set(out) == set(actor.out_keys) and out["action"].shape == (5, 2)
+    assert step.log_prob(out) is None  # the actor wrote its own
     log_prob, _ = log_prob_and_entropy(actor, td, out["action"])
     torch.testing.assert_close(log_prob, actor.get_dist(td.copy()).log_prob(out["action"]))
+
+
+def test_gaussian_policy_step_samples_the_actors_distribution_and_scores_like_it():
+    """A diagonal Gaussian actor on the fast path: its loc and scale as the actor writes them,
+    actions with the actor's mean and standard deviation (within 4 standard errors over 4000
+    draws), the mean when not exploring, and log-probabilities equal to IndependentNormal's."""
+    torch.manual_seed(0)
+    actor = make_actor(Composite(observation=Unbounded(3)), Bounded(-1.0, 1.0, shape=(2,)), hidden_sizes=[8])
+    assert gaussian_net(actor) is not None
+    obs = {"observation": torch.randn(5, 3)}
+    td = TensorDict(dict(obs), [5])
+    with torch.no_grad():
+        actor(td)
+        step = PolicyStep(actor, 4000, ExplorationType.RANDOM, td.batch_size, td.device)
+        assert step.fast == "normal"
+        draws = [step(obs) for _ in range(4000)]
+    torch.testing.assert_close(draws[0]["loc"], td.get("loc"))
+    torch.testing.assert_close(draws[0]["scale"], td.get("scale"))
+    actions = torch.stack([d["action"] for d in draws])
+    se = td.get("scale") / 4000 ** 0.5
+    assert ((actions.mean(0) - td.get("loc")).abs() < 4 * se).all()
+    assert ((actions.std(0) / td.get("scale") - 1).abs() < 0.05).all()
+    stacked = {k: torch.stack([d[k] for d in draws[:10]], 1) for k in ("loc", "scale", "action")}
+    expected = actor.get_dist(td.copy()).log_prob(stacked["action"].transpose(0, 1)).transpose(0, 1)
+    torch.testing.assert_close(step.log_prob(stacked), expected)
+    mode = PolicyStep(actor, 4, ExplorationType.DETERMINISTIC, td.batch_size, td.device)(obs)
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        plain = actor(TensorDict(dict(obs), [5]))
+    torch.testing.assert_close(mode["action"], plain.get("action"))
 
 
 def test_policy_step_samples_the_actors_distribution():
