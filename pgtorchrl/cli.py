@@ -469,7 +469,8 @@ def _train(spec, pipeline, run, checkpoint: dict | None = None) -> int:
     except KeyboardInterrupt:
         return _fail(f"interrupted; {run.outcome()}", EXIT_INTERRUPTED)
     except (NonFiniteLossError, TrackingError) as err:
-        return _fail(f"{err}; {run.outcome()}", EXIT_TRAINING_FAILED)
+        outcome = run.outcome()
+        return _fail(str(err) if outcome in str(err) else f"{err}; {outcome}", EXIT_TRAINING_FAILED)
     except Exception as err:  # noqa: BLE001 (out of memory mid-run, an env that breaks ...: one line, not a traceback)
         return _fail(f"training failed: {_reason(err)}; {run.outcome()}", EXIT_TRAINING_FAILED)
     status = "solved" if result.solved else "finished"

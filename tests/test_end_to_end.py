@@ -129,7 +129,7 @@ def test_ctrl_c_or_sigterm_marks_the_run_killed(store, signum):
             break
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     _, run = only_run(store)
     assert err.strip().splitlines()[-1] == f"pgtorchrl: error: interrupted; the MLflow run {run.info.run_id} is marked KILLED"
     assert run.info.status == "KILLED"
@@ -151,12 +151,14 @@ def test_build_failure_opens_no_run(store, tmp_path):
     assert experiment is None or client.search_runs([experiment.experiment_id]) == []
 
 
-@pytest.mark.parametrize("pipeline", sorted(p.name for p in (ROOT / "pipelines").glob("*.yaml")))
+@pytest.mark.parametrize("pipeline", sorted(str(p.relative_to(ROOT / "pipelines")) for p in (ROOT / "pipelines").rglob("*.yaml")))
 def test_every_shipped_pipeline_trains_briefly(store, pipeline):
+    """Every spec under pipelines/ (mujoco/ included) trains a batch; a study's spec trains its base spec."""
     from pgtorchrl.spec.schema import load_spec
     from pgtorchrl.trainers.trainer import train
 
-    spec = load_spec(ROOT / "pipelines" / pipeline, ["train.total_frames=1024", "eval.every_frames=null", "eval.episodes=2"])
+    spec = load_spec(ROOT / "pipelines" / pipeline, ["train.total_frames=1024", "eval.every_frames=null", "eval.episodes=2",
+                                                      "tune=null"])
     result = train(spec)
     assert result.frames >= 1024 and result.eval_return is not None
     client = MlflowClient(store)

@@ -5,7 +5,7 @@ the experiment at once, then reads pickled messages from stdin, in order, and wr
 (``metrics`` messages arriving within :data:`_BATCH_SECONDS` of each other go out together, in one
 ``log_batch``: a store pays per call far more than per metric, and a trainer logging every few
 milliseconds would otherwise keep this process busy on a core it shares with training); reports on stdout with
-one line per event (``opened RUN_ID EXPERIMENT_ID RUN_NAME``, ``error MESSAGE``, ``ended``).
+one line per event (``opened RUN_ID EXPERIMENT_ID RUN_NAME``, ``error MESSAGE``, ``ended STATUS``).
 If stdin closes before an ``end`` message (the trainer died), the run is marked KILLED.
 Messages: ``("open", {...})``, ``("reopen", run_id, tags)``, ``("metrics", {key: value}, step, timestamp_ms)``,
 ``("tag", key, value)``, ``("artifact", path, bytes)``, ``("plot", curves, tracking, path)``,
@@ -198,7 +198,7 @@ def main(argv: list[str]) -> int:
     except Exception as err:
         _say(f"error {type(err).__name__}: {err}")
         return 1
-    failed = False
+    failed = None  # the first write that failed, as "Type: message"
     for message in _coalesced(messages):
         if message is _END_OF_INPUT:  # the trainer is gone without saying how the run ended
             if writer.run_id is not None:
@@ -207,16 +207,18 @@ def main(argv: list[str]) -> int:
         kind, *args = message
         if failed and kind != "end":
             continue
+        if kind == "end" and failed and args[0] == "FINISHED":
+            args = ["FAILED", args[1] or failed]  # a write was lost: the run did not finish cleanly
         try:
             getattr(writer, kind)(*args)
         except Exception as err:  # report once, then only try to close the run
             _say(f"error {type(err).__name__}: {err}")
-            failed = True
+            failed = f"{type(err).__name__}: {err}"[:5000]
             if kind == "end" or writer.run_id is None:
                 return 1
             continue
         if kind == "end":
-            _say("ended")
+            _say(f"ended {args[0]}")
             return 0
 
 

@@ -241,8 +241,9 @@ class TrackedRun:
             except KeyboardInterrupt:
                 interrupted = True
         self._reader.join(timeout=10)
-        if "ended" in self._lines:
-            self.final_status = status
+        ended = [line.split(" ", 1)[1] for line in self._lines if line.startswith("ended ")]
+        if ended:
+            self.final_status = ended[0]  # the writer's word: FAILED when a write was lost before the end
         elif self.run_id is not None:  # the writer died or failed: close the run from here
             self.final_status = self._close_directly(status, error or self._problem() or "the MLflow writer stopped")
         if interrupted:
@@ -284,7 +285,7 @@ class TrackedRun:
         if errors:
             return f"MLflow tracking failed: {errors[0]}"
         code = self._proc.poll()
-        if code not in (0, None) or (self._writer_gone.is_set() and "ended" not in self._lines):
+        if code not in (0, None) or (self._writer_gone.is_set() and not any(line.startswith("ended ") for line in self._lines)):
             if code is not None and code < 0:
                 return f"the MLflow writer process was killed (signal {-code})"
             self._stderr.seek(0)

@@ -329,8 +329,8 @@ def train(
 
     step_fn = update_per_step if spec.train.per_step_updates else update
     start = time.perf_counter() - state["elapsed"]
-    with run, _progress(spec.train.total_frames) as bar:
-        try:
+    try:
+        with run, _progress(spec.train.total_frames) as bar:
             bar.update(state["frames"])
             tick = time.perf_counter()
             for batch in () if done else collector:
@@ -385,8 +385,8 @@ def train(
             run.log_metrics({"time/train_seconds": elapsed}, step=frames)
             run.log_text(curve_csv(curve), "curves.csv")
             run.log_learning_curve(curve)
-        except TrackingError as err:  # the writer died or the store went away: keep what we have here
-            raise save_locally(err) from None
+    except TrackingError as err:  # the writer died or the store went away (seen mid-run, or only as the run closed)
+        raise save_locally(err) from None  # keep what we have here
     return TrainResult(run.run_id, frames, state["iteration"], state["last_eval"], state["solved"], elapsed, curve,
                        state["stopped"])
 
