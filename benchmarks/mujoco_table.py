@@ -264,7 +264,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args()
     if not args.table_only:
-        jobs = [(algo, env, seed) for seed in args.seeds for algo in args.algos for env in args.envs]
+        # row by row (each algorithm and env over its seeds): the table's rows complete one after another
+        jobs = [(algo, env, seed) for algo in args.algos for env in args.envs for seed in args.seeds]
         run_jobs(jobs, args.parallel, args.table, args.override, args.logs)
     report(args.table, args.algos, args.envs, args.out)
 
