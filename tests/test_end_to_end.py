@@ -111,6 +111,24 @@ def test_non_finite_loss_stops_with_a_clear_message_and_a_failed_run(store):
     assert run.data.tags["error"].startswith("NonFiniteLossError: train/loss_actor is nan")
 
 
+def test_an_interrupt_inside_the_losses_parameter_swap_still_ends_the_run_killed(store, monkeypatch):
+    """Ctrl-C while the loss runs with its functional parameters swapped in (``with
+    params.to_module(net)``): tensordict's __exit__ would turn it into a RuntimeError and the run
+    would end FAILED; it stays an interrupt and the run ends KILLED."""
+    import pgtorchrl.objectives.reinforce as reinforce
+    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.trainers.trainer import train
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reinforce, "log_prob_and_entropy", interrupted)  # called inside the swap
+    with pytest.raises(KeyboardInterrupt):
+        train(load_spec(VPG, TINY))
+    _, run = only_run(store)
+    assert run.info.status == "KILLED"
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_marks_the_run_killed(store, signum):
     proc = subprocess.Popen(

@@ -5,6 +5,7 @@ One readable loop in the style of CleanRL's ``ppo.py``; every hyperparameter com
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -251,6 +252,21 @@ def batch_metrics(p: Pipeline, batch) -> dict[str, float]:
     return metrics
 
 
+@contextlib.contextmanager
+def _interrupts_kept():
+    """Lets an interrupt (Ctrl-C, SIGTERM) leave the loop as itself. tensordict's
+    ``TensorDictBase.__exit__`` answers one that arrives inside ``with params.to_module(net):``
+    (pgtorchrl's and TorchRL's losses in functional mode) by returning a TensorDict, which Python
+    turns into ``RuntimeError: Converting a tensordict to boolean value is not permitted``; the
+    run would then end FAILED instead of KILLED."""
+    try:
+        yield
+    except RuntimeError as err:
+        if isinstance(err.__context__, KeyboardInterrupt):
+            raise err.__context__ from None
+        raise
+
+
 def _progress(total: int):
     import threading
 
@@ -330,7 +346,7 @@ def train(
     step_fn = update_per_step if spec.train.per_step_updates else update
     start = time.perf_counter() - state["elapsed"]
     try:
-        with run, _progress(spec.train.total_frames) as bar:
+        with run, _progress(spec.train.total_frames) as bar, _interrupts_kept():
             bar.update(state["frames"])
             tick = time.perf_counter()
             for batch in () if done else collector:
