@@ -210,13 +210,13 @@ def curves_png(c, parent, env: str, algos) -> bytes | None:
         curves = [cv for cv in curves if cv]
         if not curves:
             continue
-        steps = min(len(cv) for cv in curves)
-        x = np.array([s for s, _ in curves[0][:steps]])
-        data = np.array([[v for _, v in cv[:steps]] for cv in curves])
-        mean = data.mean(0)
-        ax.plot(x, mean, label=f"{algo} ({len(curves)} seeds)")
+        longest = max(curves, key=len)
+        x = np.array([step for step, _ in longest])
+        # at each logged step, the seeds that reached it (a run still going ends earlier)
+        columns = [[cv[i][1] for cv in curves if len(cv) > i] for i in range(len(longest))]
+        ax.plot(x, [np.mean(c) for c in columns], label=f"{algo} ({len(curves)} seeds)")
         if len(curves) > 1:
-            band = np.array([bootstrap_ci(data[:, i], resamples=2000) for i in range(steps)])
+            band = np.array([bootstrap_ci(c, resamples=2000) for c in columns])
             ax.fill_between(x, band[:, 0], band[:, 1], alpha=0.2)
         drawn = True
     if not drawn:
