@@ -17,7 +17,7 @@ Per (algorithm, env) it prints ours next to the reference, in the reference's me
 
 with the mean over seeds and its 95% percentile-bootstrap interval (resampling seeds), the
 interquartile mean (benchmarks/rl_stats.py), and whether the reference is matched (its mean
-inside our interval, or ours above it). The published tables give means and spreads, not
+inside our interval, or ours above it; ``pending`` below 3 finished seeds). The published tables give means and spreads, not
 per-seed results, so no probability of improvement over them is computed. The parent run gets
 the table (``table.txt``) and one learning-curve figure per env (``curves_ENV.png``: every
 algorithm's mean ``rollout/episode_return`` with its 95% bootstrap band).
@@ -44,6 +44,7 @@ from rl_stats import bootstrap_ci, iqm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "mujoco-benchmark"
+MIN_SEEDS = 3  # the fewest finished seeds a verdict is given on
 ALGOS = ("vpg", "npg", "trpo", "ppo")
 ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
 #: (source, metric, step budget, {env: (mean, spread or None)}), from the published tables
@@ -190,6 +191,8 @@ def table(c, parent, algos, envs) -> str:
             matched = "yes" if low <= ref_mean <= high or low > ref_mean else "no"
             if frames < budget:
                 matched = "short"  # not yet at the reference's step budget: no verdict
+            elif len(finished) < MIN_SEEDS:
+                matched = "pending"  # too few seeds for an interval
             ours = f"{mean:.0f} [{low:.0f}, {high:.0f}]"
             lines.append(f"{algo:<5} {env:<12} {len(finished):>5} {frames:>9} {ours:>30} {iqm(per_seed):>8.0f}   "
                          f"{ref:>18}  {matched:<7}  ({source}; {metric}; budget {budget:.0e})")
