@@ -1,0 +1,36 @@
+"""benchmarks/mujoco_table.py on a tiny budget: child runs under one parent, the table, and a
+rerun that finds the finished runs and trains nothing."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_the_mujoco_table_tracks_its_runs_and_a_rerun_skips_the_finished_ones(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    command = [sys.executable, str(ROOT / "benchmarks" / "mujoco_table.py"), "--algos", "vpg", "--envs", "hopper",
+               "--seeds", "0", "1", "--table", "smoke", "--override", "train.total_frames=8000", "eval.every_frames=4000",
+               "eval.episodes=2"]
+    first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "0 of 2 runs already finished; 2 to run" in first.stdout
+    row = next(line for line in first.stdout.splitlines() if line.startswith("vpg   hopper"))
+    assert row.split()[2:4] == ["2", "8000"] and "short" in row  # 2 seeds, below the 3M budget: no verdict
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mujoco-benchmark").experiment_id])
+    parent = next(r for r in runs if "mujoco.table" in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.tags["mujoco.seed"] for r in children) == ["0", "1"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {"table.txt", "curves_hopper.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "2 of 2 runs already finished; 0 to run" in again.stdout
+    assert len(client.search_runs([parent.info.experiment_id])) == len(runs)
