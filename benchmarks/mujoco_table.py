@@ -29,6 +29,7 @@ algorithm's mean ``rollout/episode_return`` with its 95% bootstrap band).
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import subprocess
@@ -119,8 +120,8 @@ def run_jobs(jobs: list[tuple[str, str, int]], parallel: int, table: str, overri
         while todo or running:
             while todo and len(running) < parallel:
                 job, cmd = todo.pop(0)
-                log = open(logs / f"{job[0]}_{job[1]}_{job[2]}.log", "a")
-                running.append((job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.time()))
+                with open(logs / f"{job[0]}_{job[1]}_{job[2]}.log", "a") as log:  # the child keeps its own copy
+                    running.append((job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.time()))
                 print(f"start {job} ({'resume' if 'resume' in cmd else 'train'})", flush=True)
             time.sleep(5)
             for item in list(running):
@@ -141,6 +142,7 @@ def run_jobs(jobs: list[tuple[str, str, int]], parallel: int, table: str, overri
         c.set_terminated(parent.info.run_id, status=status)
 
 
+@functools.lru_cache(maxsize=None)  # the table, the scores and the figures read the same histories
 def history(c, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in c.get_metric_history(run_id, key))
 

@@ -57,14 +57,21 @@ def sb3_once(seed: int) -> dict:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = parser.parse_args()
+def sb3_missing() -> bool:
+    """Whether stable-baselines3 is missing (it is no pgtorchrl dependency), said on stderr."""
     try:
         import stable_baselines3  # noqa: F401
     except ImportError:
         print("stable-baselines3 is not installed: pip install stable-baselines3", file=sys.stderr)
+        return True
+    return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    if sb3_missing():
         return 1
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from solve import timed_process  # noqa: E402
+from solve import RESULT, timed_process  # noqa: E402
+from vs_sb3 import sb3_missing  # noqa: E402
 
 FRAMES = 102_400  # 50 updates of 2048 steps
 PIPELINE = "pipelines/mujoco/ppo_halfcheetah.yaml"
@@ -50,16 +51,13 @@ model.learn(total_timesteps=frames)
 print(f"RESULT {model.num_timesteps} {time.perf_counter() - start:.3f}")
 """
 
-PGTORCHRL_RESULT = re.compile(r"^finished: eval/return_mean=\S+ after (\d+) frames, ([\d.]+) s", re.M)
-
-
 def pgtorchrl_once(seed: int, uri: str) -> dict:
     proc, wall, rss = timed_process([sys.executable, "-m", "pgtorchrl", PIPELINE, f"seed={seed}", *OVERRIDES],
                                     env={**os.environ, "MLFLOW_TRACKING_URI": uri})
-    match = PGTORCHRL_RESULT.search(proc.stdout)
+    match = RESULT.search(proc.stdout)  # the command's last line, as benchmarks/solve.py reads it
     if proc.returncode or not match:
         raise SystemExit(f"pgtorchrl: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}")
-    frames, seconds = int(match.group(1)), float(match.group(2))
+    frames, seconds = int(match.group(3)), float(match.group(4))
     return {"frames": frames, "train_s": seconds, "fps": frames / seconds, "wall_s": wall, "rss_mb": rss}
 
 
@@ -76,10 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    try:
-        import stable_baselines3  # noqa: F401
-    except ImportError:
-        print("stable-baselines3 is not installed: pip install stable-baselines3", file=sys.stderr)
+    if sb3_missing():
         return 1
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -148,15 +148,13 @@ class PolicyStep:
     def __init__(self, policy, steps: int, exploration: ExplorationType, batch_size, device):
         self.policy = policy
         self.exploration, self.batch_size, self.device = exploration, batch_size, device
-        self.net, self.fast, self.sample = categorical_logits_net(policy), "categorical", None
-        if self.net is not None:
-            self.sample = GumbelSampler(steps, exploration)
-        else:
-            self.net, self.fast = gaussian_net(policy), "normal"
-            if self.net is not None:
-                self.sample = NormalSampler(steps, exploration)
-            else:
-                self.fast = None
+        self.net = self.fast = self.sample = None
+        for kind, network_of, sampler in (("categorical", categorical_logits_net, GumbelSampler),
+                                          ("normal", gaussian_net, NormalSampler)):
+            net = network_of(policy)
+            if net is not None:
+                self.net, self.fast, self.sample = net, kind, sampler(steps, exploration)
+                break
 
     def __call__(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.fast == "categorical":

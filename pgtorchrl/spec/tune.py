@@ -34,6 +34,7 @@ import json
 import statistics
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -58,8 +59,6 @@ def storage_url(tune: TuneConfig) -> str:
     """The study's Optuna storage (``tune.storage``, or :data:`DEFAULT_STORAGE`, whose folder is created)."""
     if tune.storage is not None:
         return tune.storage
-    from pathlib import Path
-
     Path("mlruns").mkdir(exist_ok=True)
     return DEFAULT_STORAGE
 
@@ -372,10 +371,9 @@ def run_study(spec: Spec, spec_text: str | None = None, source: str = "<spec>") 
     storage = storage_url(tune)
     name = tune.study_name or spec.experiment
     key = f"{name}@{storage}"
-    study = _study(tune, storage, name)
+    study = _study(tune, storage, name)  # its sampler's offset counts every stored trial, stale ones included
     for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(stale.number, state=TrialState.FAIL)  # left by a process that died
-    study = _study(tune, storage, name)  # sampler offset: every stored trial, the stale ones included
     resume = _parent_run_id(spec, key)
     tags = {"pgtorchrl.study": key, "tune.storage": storage, "tune.study_name": name}
     parent = TrackedRun(spec, spec_text, tags=tags, run_name=f"study {name}", resume_run_id=resume)
@@ -384,7 +382,6 @@ def run_study(spec: Spec, spec_text: str | None = None, source: str = "<spec>") 
         uri = resolve_tracking_uri(spec.tracking.tracking_uri)
         job = _Job(_base(spec), source, spec_text, parent_id, storage, name, uri)
         _run_trials(job, tune, study, _pool(tune, uri))
-        study = _study(tune, storage, name)
         trials = study.get_trials(deepcopy=False)
         best_value = best_value_so_far = None
         for trial in sorted(trials, key=lambda t: t.number):
