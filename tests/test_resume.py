@@ -18,6 +18,8 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
     "gym_native": ("vpg_cartpole", ["train.total_frames=5120", *SHORT]),  # native collector, gymnasium envs
     "gymwrapper": ("vpg_cartpole", ["env.name=gym", "collector.name=sync", "train.total_frames=5120", *SHORT]),  # TorchRL's Collector
     "torch_native": ("vpg_cartpole_torch", ["train.total_frames=5120", *SHORT]),
+    "native_normalized": ("vpg_cartpole", ["train.total_frames=5120", *SHORT, "env.normalize_observations=true",
+                                           "env.clip_observations=5.0", "env.normalize_rewards=true"]),  # gym_native's own statistics
     "normalized": ("vpg_cartpole", ["env.name=gym", "collector.name=sync", "train.total_frames=5120", *SHORT,
                                     "env.transforms=[{name: torchrl.VecNormV2, decay: 0.99}, {name: torchrl.RewardScaling, scale: 0.1}]"]),
     "episodes": ("reinforce_cartpole",

@@ -15,7 +15,6 @@ from torchrl.envs import (
     StepCounter,
     Transform,
     TransformedEnv,
-    VecNormV2,
 )
 
 from pgtorchrl.envs.ids import check_gym_id
@@ -63,10 +62,12 @@ def make_gym_env(
 
 
 # -- a user's transforms: part of the policy where they act on observations ---------------------------
-def user_transforms(env) -> list[Transform]:
-    """The transforms a user added to an env built by :func:`make_gym_env` (none for other envs)."""
+def user_transforms(env) -> list:
+    """The transforms a user added to an env built by :func:`make_gym_env`, or those an env keeps
+    itself as ``env.normalizers`` (``gym_native``'s observation statistics); none for other envs.
+    Each has ``state_dict``/``load_state_dict`` and, where it has statistics, ``freeze``."""
     if not isinstance(env, TransformedEnv):
-        return []
+        return list(getattr(env, "normalizers", ()))
     return [t for t in env.transform if not isinstance(t, BUILT_IN_TRANSFORMS)]
 
 
@@ -94,7 +95,8 @@ def freeze_transforms(env) -> None:
 
 def observation_transforms(env) -> TensorDictModuleBase | None:
     """An env's user transforms that act on the policy's inputs, as one frozen module for a
-    raw observation (``VecNormV2`` as the ``ObservationNorm`` of its current statistics), or
+    raw observation (``VecNormV2``, or ``gym_native``'s statistics, as the ``ObservationNorm`` of
+    its current statistics), or
     ``None`` when there are none. ``load_actor`` puts it in front of the actor so a loaded
     policy acts on raw observations as it did in training."""
     observed = set(env.observation_spec.keys(True, True))
@@ -102,6 +104,6 @@ def observation_transforms(env) -> TensorDictModuleBase | None:
     for t in user_transforms(env):
         if not t.in_keys or not set(t.in_keys) <= observed:
             continue  # reward scaling, action clipping: not the policy's inputs
-        parts.append(t.to_observation_norm() if isinstance(t, VecNormV2) else t.clone())
+        parts.append(t.to_observation_norm() if hasattr(t, "to_observation_norm") else t.clone())
     return Compose(*parts).eval() if parts else None
 

@@ -16,6 +16,7 @@ from torchrl.data import Bounded
 
 from pgtorchrl.envs.ids import check_gym_id
 from pgtorchrl.envs.native import TorchNativeEnv
+from pgtorchrl.envs.normalization import RunningObservationNorm, RunningRewardScale
 
 __all__ = ["GymNativeEnv"]
 
@@ -30,10 +31,24 @@ class GymNativeEnv(TorchNativeEnv):
     sub-env ``i`` with ``s + i``, as gymnasium's vector envs do. A sub-env whose episode has
     ended is not stepped again until it is reset: its flags stay set and its reward is 0.
 
+    With ``normalize_observations``, ``observation`` is normalized by the running mean and
+    variance of every observation the envs produced (:mod:`pgtorchrl.envs.normalization`: the
+    statistic of CleanRL, Tianshou and stable-baselines3), clipped to ``+-clip_observations``
+    when given; the statistics are the env's one transform (:attr:`normalizers`), saved with
+    checkpoints and the trained policy as a ``gym`` env's ``VecNormV2`` is. With
+    ``normalize_rewards``, ``reward`` (what the learner sees) is divided by the running standard
+    deviation of the discounted return (gymnasium's ``NormalizeReward``, discount ``reward_gamma``),
+    clipped to ``+-clip_rewards`` when given; ``episode_reward`` stays the task's return.
+
     Args:
         env_id: a registered gymnasium id.
         num_envs: envs stepped side by side.
         device: where the returned tensors live (the envs themselves run on CPU).
+        normalize_observations: normalize ``observation`` by running statistics.
+        clip_observations: clip the normalized observation to ``[-c, c]`` (with ``normalize_observations``).
+        normalize_rewards: scale rewards by the running std of the discounted return.
+        reward_gamma: that return's discount.
+        clip_rewards: clip the scaled reward to ``[-c, c]`` (with ``normalize_rewards``).
         **gym_kwargs: passed to ``gym.make`` (e.g. ``max_episode_steps``).
 
     Examples:
@@ -46,8 +61,15 @@ class GymNativeEnv(TorchNativeEnv):
     """The envs' last outputs, numpy arrays on CPU: a finished env repeats them until it is reset
     (numpy, because writing one env's row costs 0.1 us there and a few us in torch)."""
 
-    def __init__(self, env_id: str, num_envs: int = 8, device: str | torch.device = "cpu", **gym_kwargs):
+    def __init__(self, env_id: str, num_envs: int = 8, device: str | torch.device = "cpu", *,
+                 normalize_observations: bool = False, clip_observations: float | None = None,
+                 normalize_rewards: bool = False, reward_gamma: float = 0.99, clip_rewards: float | None = None,
+                 **gym_kwargs):
         check_gym_id(env_id)
+        if clip_observations is not None and not normalize_observations:
+            raise ValueError("clip_observations clips normalized observations: set normalize_observations: true too")
+        if clip_rewards is not None and not normalize_rewards:
+            raise ValueError("clip_rewards clips normalized rewards: set normalize_rewards: true too")
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
         self.envs = [gym.make(env_id, **gym_kwargs) for _ in range(num_envs)]
         obs_space, act_space = self.envs[0].observation_space, self.envs[0].action_space
@@ -71,6 +93,10 @@ class GymNativeEnv(TorchNativeEnv):
         self._returns = np.zeros((num_envs, 1), dtype=np.float32)
         self._terminated = np.zeros((num_envs, 1), dtype=bool)
         self._truncated = np.zeros((num_envs, 1), dtype=bool)
+        self.normalizers: tuple[RunningObservationNorm, ...] = (
+            (RunningObservationNorm(obs_space.shape[0], clip=clip_observations),) if normalize_observations else ())
+        """The env's own transforms (:func:`pgtorchrl.envs.gym.user_transforms`): the observation statistics, or none."""
+        self._reward_scale = RunningRewardScale(num_envs, reward_gamma, clip=clip_rewards) if normalize_rewards else None
 
     def _set_seed(self, seed: int | None) -> None:
         if seed is not None:
@@ -79,8 +105,9 @@ class GymNativeEnv(TorchNativeEnv):
 
     def _outputs(self, **extra: torch.Tensor) -> dict[str, torch.Tensor]:
         # copies: the arrays change in place at the next step, a returned tensor must not
+        obs = self.normalizers[0](self._obs) if self.normalizers else self._obs
         out = {
-            "observation": torch.tensor(self._obs),
+            "observation": torch.tensor(obs),
             "step_count": torch.tensor(self._steps),
             "episode_reward": torch.tensor(self._returns),
             "done": torch.tensor(self._terminated | self._truncated),
@@ -92,8 +119,11 @@ class GymNativeEnv(TorchNativeEnv):
 
     def reset_tensors(self, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
         rows = slice(None) if mask is None else mask.cpu().numpy()
-        for i in range(len(self.envs)) if mask is None else rows.nonzero()[0]:
+        reset = range(len(self.envs)) if mask is None else rows.nonzero()[0]
+        for i in reset:
             self._obs[i], _ = self.envs[i].reset()
+        if self.normalizers:
+            self.normalizers[0].update(self._obs[reset])
         for state in (self._steps, self._returns, self._terminated, self._truncated):
             state[rows] = 0
         return self._outputs()
@@ -105,26 +135,37 @@ class GymNativeEnv(TorchNativeEnv):
             actions = action.detach().cpu().numpy().astype(self._action_dtype, copy=False)
         reward = np.zeros((len(self.envs), 1), dtype=np.float32)
         live = ~(self._terminated | self._truncated)
-        for i in live.nonzero()[0]:
+        stepped = live.nonzero()[0]
+        for i in stepped:
             self._obs[i], reward[i], self._terminated[i], self._truncated[i], _ = self.envs[i].step(actions[i])
+        if self.normalizers:
+            self.normalizers[0].update(self._obs[stepped])
         self._steps += live
         self._returns += reward
+        if self._reward_scale is not None:  # after episode_reward took the task's own reward
+            reward = self._reward_scale(reward, self._terminated, stepped)
         return self._outputs(reward=torch.from_numpy(reward))
 
     def state_tensors(self) -> dict:
-        """The arrays above (as tensors) and every sub-env's state (its variables, its wrappers',
-        its ``np_random``)."""
+        """The arrays above (as tensors), every sub-env's state (its variables, its wrappers',
+        its ``np_random``) and the reward scale's statistics (the observation statistics are a
+        transform's: :func:`pgtorchrl.envs.gym.transforms_state`)."""
         from pgtorchrl.trainers.checkpoint import gym_env_state
 
-        return {**{name: torch.tensor(getattr(self, name)) for name in self._state_attrs},
-                "envs": [gym_env_state(env) for env in self.envs]}
+        state = {**{name: torch.tensor(getattr(self, name)) for name in self._state_attrs},
+                 "envs": [gym_env_state(env) for env in self.envs]}
+        if self._reward_scale is not None:
+            state["reward_scale"] = self._reward_scale.state_dict()
+        return state
 
     def load_state_tensors(self, state: dict) -> None:
         from pgtorchrl.trainers.checkpoint import CheckpointError, load_gym_env_state
 
-        if len(state["envs"]) != len(self.envs):
+        if len(state["envs"]) != len(self.envs) or ("reward_scale" in state) != (self._reward_scale is not None):
             raise CheckpointError("the checkpoint's env state does not match this spec's env")
         for env, env_state in zip(self.envs, state["envs"]):
             load_gym_env_state(env, env_state)
         for name in self._state_attrs:
             getattr(self, name)[...] = state[name].numpy()
+        if self._reward_scale is not None:
+            self._reward_scale.load_state_dict(state["reward_scale"])

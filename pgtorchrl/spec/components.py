@@ -148,13 +148,25 @@ def gym_native(
     env_id: GymId,
     num_envs: GymEnvCount = 8,
     make_kwargs: MakeKwargs = {},  # noqa: B006
+    normalize_observations: bool = False,
+    clip_observations: Optional[PositiveFloat] = None,
+    normalize_rewards: bool = False,
+    reward_gamma: Annotated[float, Field(ge=0.0, le=1.0)] = 0.99,
+    clip_rewards: Optional[PositiveFloat] = None,
 ) -> "EnvBase":
     """A gymnasium id (flat Box obs; Discrete or Box actions) on the tensor fast path; make_kwargs to gymnasium.make.
 
-    The fast path applies no TorchRL transforms: use env 'gym' for those."""
+    normalize_observations: observations normalized by their running mean and variance (the
+    statistic CleanRL, Tianshou and stable-baselines3 use; saved with the policy);
+    clip_observations: then clipped to [-c, c]; normalize_rewards: the learner's rewards divided
+    by the running std of the reward_gamma-discounted return (gymnasium's NormalizeReward; the
+    logged returns stay the task's), clip_rewards: then clipped. The fast path applies no TorchRL
+    transforms: use env 'gym' for those."""
     from pgtorchrl.envs.gym_native import GymNativeEnv
 
-    return GymNativeEnv(env_id, num_envs, device=device, **make_kwargs)
+    return GymNativeEnv(env_id, num_envs, device=device, normalize_observations=normalize_observations,
+                        clip_observations=clip_observations, normalize_rewards=normalize_rewards,
+                        reward_gamma=reward_gamma, clip_rewards=clip_rewards, **make_kwargs)
 
 
 @ENVS.register("short_corridor")
