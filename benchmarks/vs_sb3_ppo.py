@@ -4,8 +4,10 @@ Both sides train 100k frames with CleanRL's settings (pipelines/mujoco/ppo_halfc
 1 env x 2048 steps per update, 10 epochs of 32 minibatches (64 steps each), Adam 3e-4 (eps 1e-5),
 clip 0.2, clipped value loss, vf_coef 0.5, no entropy term, max_grad_norm 0.5, GAE 0.99 / 0.95,
 separate (64, 64) tanh actor and critic, state-independent log-std init 0, observations
-normalized by running statistics (pgtorchrl: TorchRL's VecNormV2; SB3: VecNormalize with
-``norm_reward=False``), rewards raw on both sides. No evaluation on either side.
+normalized by running statistics and rewards by the running std of the discounted return, both
+clipped to +-10 (pgtorchrl: env gym_native's normalize_* options on its native collector; SB3:
+VecNormalize, whose defaults these are), fused Adam on pgtorchrl's side (its pipeline's
+setting). No evaluation on either side.
 
 Each side is a whole process; printed per run: training frames per second (frames over the
 training loop's seconds: collection and updates) and the process's peak RSS; then the median
@@ -40,7 +42,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 torch.set_num_threads(1)
 seed, frames = int(sys.argv[1]), int(sys.argv[2])
-env = VecNormalize(make_vec_env("HalfCheetah-v5", n_envs=1, seed=seed), norm_obs=True, norm_reward=False)
+env = VecNormalize(make_vec_env("HalfCheetah-v5", n_envs=1, seed=seed), norm_obs=True, norm_reward=True,
+                   clip_obs=10.0, clip_reward=10.0, gamma=0.99)
 model = PPO("MlpPolicy", env, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
             gae_lambda=0.95, clip_range=0.2, clip_range_vf=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
             policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh, log_std_init=0.0,
