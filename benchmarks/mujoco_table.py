@@ -178,7 +178,8 @@ def table(c, parent, algos, envs) -> str:
                                    for s, r in done) or "not started"
                 lines.append(f"{algo:<5} {env:<12} {0:>5} {'':>9} {'(' + states + ')':>30}")
                 continue
-            frames = min(history(c, r.info.run_id, "rollout/episode_return")[-1][0] for _, r in finished)
+            # the frames trained (logged every iteration; episodes may end before the last one)
+            frames = min(history(c, r.info.run_id, "time/fps")[-1][0] for _, r in finished)
             if algo in ("npg", "trpo"):
                 curves = [history(c, r.info.run_id, "eval/return_mean") for _, r in finished]
                 steps = min(len(cv) for cv in curves)

@@ -294,3 +294,23 @@ def test_the_readme_example_solves_cartpole_in_at_least_4_of_5_seeds():
     finally:
         sys.path.pop(0)
     assert sum(run(seed)[0] for seed in range(5)) >= 4
+
+
+# --- TorchRL's PPO losses with functional: false (the modules called as they are) ------------------------------
+def test_ppo_loss_functional_false_gives_the_same_losses_and_gradients():
+    from pgtorchrl.spec.pipeline import build_pipeline
+    from pgtorchrl.spec.schema import load_spec
+
+    ppo = ROOT / "pipelines" / "ppo_cartpole.yaml"
+    pipelines = [build_pipeline(load_spec(ppo, ["collector.frames_per_batch=256", f"loss.functional={f}"])) for f in ("true", "false")]
+    assert [p.loss.functional for p in pipelines] == [True, False]
+    batch = next(iter(pipelines[0].make_collector()))
+    pipelines[0].advantage(batch)
+    grads = []
+    for p in pipelines:
+        out = p.loss(batch.clone())
+        (out["loss_objective"] + out["loss_critic"]).backward()
+        grads.append([t.grad.clone() for t in [*p.actor.parameters(), *p.critic.parameters()]])
+        grads[-1].append(torch.stack([out["loss_objective"], out["loss_critic"]]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
