@@ -165,7 +165,7 @@ def mean_curve_max(curves: np.ndarray) -> float:
 def table(c, parent, algos, envs) -> str:
     runs = children(c, parent)
     lines = [f"{'algo':<5} {'env':<12} {'seeds':>5} {'frames':>9} {'ours mean [95% CI]':>30} {'IQM':>8}   "
-             f"{'reference':>18}  matched  (reference; metric)"]
+             f"{'reference':>18}  matched  per seed  (reference; metric)"]
     for algo in algos:
         source, metric, budget, refs = REFERENCES[algo]
         for env in envs:
@@ -197,8 +197,9 @@ def table(c, parent, algos, envs) -> str:
             elif len(finished) < MIN_SEEDS:
                 matched = "pending"  # too few seeds for an interval
             ours = f"{mean:.0f} [{low:.0f}, {high:.0f}]"
+            seeds = ", ".join(f"{v:.0f}" for v in per_seed)
             lines.append(f"{algo:<5} {env:<12} {len(finished):>5} {frames:>9} {ours:>30} {iqm(per_seed):>8.0f}   "
-                         f"{ref:>18}  {matched:<7}  ({source}; {metric}; budget {budget:.0e})")
+                         f"{ref:>18}  {matched:<7}  {seeds}  ({source}; {metric}; budget {budget:.0e})")
     return "\n".join(lines)
 
 
