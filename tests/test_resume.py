@@ -59,7 +59,7 @@ def interrupted_run(spec, at_iteration: int) -> str:
 
 
 # the shipped pipelines' collection by default; TorchRL's Collector and whole episodes with -m slow (CI runs both)
-SLOW_CASES = {"gymwrapper", "episodes", "normalized"}
+SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n for n in CASES])
