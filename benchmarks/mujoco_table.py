@@ -32,6 +32,7 @@ import argparse
 import functools
 import io
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -104,9 +105,30 @@ def command(job: tuple[str, str, int], existing, parent_id: str, overrides: list
             f"tracking.run_name={algo}-{env}-seed{seed}", f"tracking.tags={tags}", *overrides]
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (a scheduler, a session's end) stops the table as Ctrl-C does
+
+
+def _stop(running: list, grace_s: float = 10.0) -> None:
+    """Ends the running children KILLED with their checkpoints (a rerun resumes them). Ctrl-C in a
+    terminal has already reached them (one process group); a SIGTERM to this process, or a
+    background start that ignores SIGINT, has not: those still running after ``grace_s`` get
+    SIGTERM, which pgtorchrl treats as Ctrl-C."""
+    deadline = time.time() + grace_s
+    for _, proc, _ in running:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+    for _, proc, _ in running:
+        proc.wait(timeout=120)
+
+
 def run_jobs(jobs: list[tuple[str, str, int]], parallel: int, table: str, overrides: list[str], logs: Path) -> None:
     """Runs what is left of ``jobs``, ``parallel`` processes at a time; each one's output goes
-    to ``logs/ALGO_ENV_SEED.log``. A failed one is reported and the rest go on."""
+    to ``logs/ALGO_ENV_SEED.log``. A failed one is reported and the rest go on. Ctrl-C or SIGTERM
+    ends the running children and the parent run KILLED."""
+    signal.signal(signal.SIGTERM, _interrupt)
     c = client()
     parent = parent_run(c, table)
     c.update_run(parent.info.run_id, status="RUNNING")
@@ -133,10 +155,7 @@ def run_jobs(jobs: list[tuple[str, str, int]], parallel: int, table: str, overri
                 print(f"{outcome} {job} in {time.time() - started:.0f} s", flush=True)
     except KeyboardInterrupt:
         status = "KILLED"
-        for _, proc, _ in running:
-            proc.send_signal(2)  # each run ends KILLED, with its checkpoints: a rerun resumes it
-        for _, proc, _ in running:
-            proc.wait(timeout=120)
+        _stop(running)
         raise
     finally:
         c.set_terminated(parent.info.run_id, status=status)

@@ -34,3 +34,36 @@ def test_the_mujoco_table_tracks_its_runs_and_a_rerun_skips_the_finished_ones(tm
     assert again.returncode == 0, again.stderr[-3000:]
     assert "2 of 2 runs already finished; 0 to run" in again.stdout
     assert len(client.search_runs([parent.info.experiment_id])) == len(runs)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_table_and_its_runs_killed_even_when_sigint_is_ignored(tmp_path):
+    """A background job (``cmd &`` in a script, nohup) ignores SIGINT, and so do its children: the
+    table stops on SIGTERM and hands it on, so no run is left RUNNING and a rerun resumes them."""
+    import signal
+    import time
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    command = [sys.executable, str(ROOT / "benchmarks" / "mujoco_table.py"), "--algos", "vpg", "--envs", "hopper",
+               "--seeds", "0", "--table", "stop", "--override", "train.total_frames=3000000", "eval.episodes=0",
+               "tracking.checkpoint_every_frames=8000"]
+    table = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    client = MlflowClient(uri)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # until the child has trained a few batches
+        experiment = client.get_experiment_by_name("mujoco-benchmark")
+        runs = client.search_runs([experiment.experiment_id], "tags.`mujoco.seed` = '0'") if experiment else []
+        if runs and runs[0].data.metrics.get("rollout/episode_return") is not None:
+            break
+        time.sleep(2)
+    else:
+        table.kill()
+        pytest.fail("the child run never logged a batch")
+    table.send_signal(signal.SIGTERM)
+    out, _ = table.communicate(timeout=200)
+    assert table.returncode != 0, out
+    statuses = {r.info.run_name or r.data.tags.get("mujoco.table"): r.info.status
+                for r in client.search_runs([experiment.experiment_id])}
+    assert set(statuses.values()) == {"KILLED"}, statuses  # the child and the parent
