@@ -142,6 +142,11 @@ def run_jobs(jobs: list[tuple[str, str, int]], parallel: int, table: str, overri
         while todo or running:
             while todo and len(running) < parallel:
                 job, cmd = todo.pop(0)
+                # what the store holds now: another invocation of this script may have run the job meanwhile
+                cmd = command(job, children(c, parent).get(job), parent.info.run_id, overrides)
+                if cmd is None:
+                    print(f"skip {job}: finished meanwhile", flush=True)
+                    continue
                 with open(logs / f"{job[0]}_{job[1]}_{job[2]}.log", "a") as log:  # the child keeps its own copy
                     running.append((job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.time()))
                 print(f"start {job} ({'resume' if 'resume' in cmd else 'train'})", flush=True)
