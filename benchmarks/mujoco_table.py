@@ -134,14 +134,14 @@ def run_jobs(jobs: list[tuple[str, str, int]], parallel: int, table: str, overri
     c.update_run(parent.info.run_id, status="RUNNING")
     logs.mkdir(parents=True, exist_ok=True)
     existing = children(c, parent)
-    todo = [(job, cmd) for job in jobs if (cmd := command(job, existing.get(job), parent.info.run_id, overrides))]
+    todo = [job for job in jobs if command(job, existing.get(job), parent.info.run_id, overrides)]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; {len(todo)} to run", flush=True)
     running: list[tuple[tuple, subprocess.Popen, float]] = []
     status = "FINISHED"
     try:
         while todo or running:
             while todo and len(running) < parallel:
-                job, cmd = todo.pop(0)
+                job = todo.pop(0)
                 # what the store holds now: another invocation of this script may have run the job meanwhile
                 cmd = command(job, children(c, parent).get(job), parent.info.run_id, overrides)
                 if cmd is None:

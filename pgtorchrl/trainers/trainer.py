@@ -122,11 +122,11 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
         metrics = gradient_step(p, batch, iteration, frames)
     else:
         steps = _real_steps(batch)
+        size = math.ceil(steps.numel() / train.minibatches)  # torch.chunk's sizes
         for epoch in range(1, train.epochs + 1):
-            # the minibatches steps[chunk] of a permutation's chunks, as slices of one gather per
-            # epoch (a gather of every key per minibatch cost a tenth of PPO's update here)
-            order = torch.randperm(steps.numel())
-            for minibatch in steps[order].split([chunk.numel() for chunk in order.chunk(train.minibatches)]):
+            # shuffled minibatches as slices of one gather per epoch (a gather of every key per
+            # minibatch cost a tenth of PPO's update here)
+            for minibatch in steps[torch.randperm(steps.numel())].split(size):
                 metrics = gradient_step(p, minibatch, iteration, frames)
             if train.target_kl is not None and _policy_stats(p, batch)["train/approx_kl"] > train.target_kl:
                 break  # the policy left the region its batch describes
