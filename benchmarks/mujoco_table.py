@@ -4,7 +4,8 @@ published results, each under its reference's protocol (the headers of pipelines
 Runs every chosen (algorithm, env, seed) as an MLflow child run of one parent run per table
 (experiment ``mujoco-benchmark``, tag ``mujoco.table``), ``--parallel`` at a time (2 on a
 2-core machine), and is resumable: a rerun skips the finished children, continues the stopped
-ones from their newest checkpoint (``pgtorchrl resume``) and starts the missing ones. A benchmark
+ones from their newest checkpoint (``pgtorchrl resume``), and starts the missing ones and those
+stopped before their first checkpoint (a new run replaces such a one). A benchmark
 of many hours spans several sessions this way; ``--table-only`` prints the table from what the
 store holds without training.
 
@@ -98,11 +99,21 @@ def command(job: tuple[str, str, int], existing, parent_id: str, overrides: list
     if existing is not None:
         if existing.info.status == "FINISHED":
             return None
-        return [sys.executable, "-m", "pgtorchrl", "resume", existing.info.run_id]
+        if has_checkpoint(existing.info.run_id):
+            return [sys.executable, "-m", "pgtorchrl", "resume", existing.info.run_id]
+        # stopped before its first checkpoint: nothing to resume from, so a new run replaces it
+        # (``children`` takes the newest; the old one stays in the store as it ended)
     pipeline = ROOT / "pipelines" / "mujoco" / f"{algo}_{env}.yaml"
     tags = f"{{mlflow.parentRunId: {parent_id}, mujoco.algo: {algo}, mujoco.env: {env}, mujoco.seed: '{seed}'}}"
     return [sys.executable, "-m", "pgtorchrl", str(pipeline), f"seed={seed}", f"experiment={EXPERIMENT}",
             f"tracking.run_name={algo}-{env}-seed{seed}", f"tracking.tags={tags}", *overrides]
+
+
+def has_checkpoint(run_id: str) -> bool:
+    """Whether the run logged a checkpoint that ``pgtorchrl resume`` can continue from."""
+    from pgtorchrl.trainers.checkpoint import CHECKPOINT_DIR
+
+    return any(f.path.endswith(".pt") for f in client().list_artifacts(run_id, CHECKPOINT_DIR))
 
 
 def _interrupt(signum, frame):

@@ -67,3 +67,26 @@ def test_sigterm_ends_the_table_and_its_runs_killed_even_when_sigint_is_ignored(
     statuses = {r.info.run_name or r.data.tags.get("mujoco.table"): r.info.status
                 for r in client.search_runs([experiment.experiment_id])}
     assert set(statuses.values()) == {"KILLED"}, statuses  # the child and the parent
+
+
+def test_a_stopped_run_resumes_from_its_checkpoint_and_one_stopped_before_any_is_trained_anew(tmp_path, monkeypatch):
+    """A run killed before its first checkpoint has nothing to resume from (``pgtorchrl resume``
+    fails on it): the table trains a new run for that seed instead of failing it every rerun."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import mujoco_table
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.create_run(client.create_experiment("x", artifact_location=str(tmp_path / "artifacts")))
+    client.set_terminated(run.info.run_id, status="KILLED")
+    run = client.get_run(run.info.run_id)
+    job = ("ppo", "hopper", 0)
+    fresh = mujoco_table.command(job, run, "parent", [])
+    assert "resume" not in fresh and fresh[3].endswith("ppo_hopper.yaml") and "seed=0" in fresh
+    (tmp_path / "frames_000000002048.pt").write_bytes(b"checkpoint")
+    client.log_artifact(run.info.run_id, str(tmp_path / "frames_000000002048.pt"), "checkpoints")
+    assert mujoco_table.command(job, run, "parent", [])[2:] == ["pgtorchrl", "resume", run.info.run_id]
+    client.set_terminated(run.info.run_id, status="FINISHED")
+    assert mujoco_table.command(job, client.get_run(run.info.run_id), "parent", []) is None
