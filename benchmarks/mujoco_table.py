@@ -14,7 +14,11 @@ Per (algorithm, env) it prints ours next to the reference, in the reference's me
 - vpg (Spinning Up): the mean return of the epoch's training episodes at 3M steps, smoothed over
   the last 11 epochs as Spinning Up's plots (``rollout/episode_return``);
 - npg, trpo (Tianshou): the maximum over training of the seeds' mean ``eval/return_mean``;
-- ppo (CleanRL): the mean training-episode return over the last 10 updates at 1M steps.
+- ppo (CleanRL): the mean training-episode return over the last 10 updates at 1M steps;
+- trpo again (stable-baselines3-contrib, a second row): the last ``eval/return_mean`` at 1M steps.
+  SB3-contrib trained with RL Zoo's settings (2 envs x 1024 steps, 20 critic epochs of 128-step
+  minibatches, cg_damping 0.1), not with the pipeline's (Tianshou's): that row shows how this
+  pipeline's result stands against the other published TRPO, not a reproduction of it.
 
 with the mean over seeds and its 95% percentile-bootstrap interval (resampling seeds), the
 interquartile mean (benchmarks/rl_stats.py), and whether the reference is matched (its mean
@@ -39,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,18 +55,38 @@ EXPERIMENT = "mujoco-benchmark"
 MIN_SEEDS = 3  # the fewest finished seeds a verdict is given on
 ALGOS = ("vpg", "npg", "trpo", "ppo")
 ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
-#: (source, metric, step budget, {env: (mean, spread or None)}), from the published tables
-#: (../shared/REFERENCE.md; Spinning Up's values are read off its plots).
+
+
+class Reference(NamedTuple):
+    """A published result: its source, its metric (``statistic``: how :func:`seed_scores` and
+    :func:`table` compute it from our runs), its step budget and its ``{env: (mean, spread or None)}``
+    (../shared/REFERENCE.md; Spinning Up's values are read off its plots)."""
+
+    source: str
+    metric: str
+    statistic: str  # "smoothed_training_return", "max_mean_eval" or "final_eval"
+    budget: int
+    values: dict[str, tuple[float, float | None]]
+
+
+#: per algorithm, the reference its pipelines follow first, then others shown beside it (their
+#: own settings differ from the pipeline's: the table says so)
 REFERENCES = {
-    "vpg": ("Spinning Up VPG-PyTorch (-v3, 10 seeds)", "final training return, 11-epoch smoothing", 3_000_000,
-            {"halfcheetah": (632.0, None), "hopper": (815.0, None), "walker2d": (471.0, None)}),
-    "npg": ("Tianshou NPG (-v3, 10 seeds)", "max mean eval return", 1_000_000,
-            {"halfcheetah": (3485.2, 716.6), "hopper": (1915.2, 550.5), "walker2d": (2503.2, 963.3)}),
-    "trpo": ("Tianshou TRPO (-v3, 10 seeds)", "max mean eval return", 1_000_000,
-             {"halfcheetah": (4471.2, 804.9), "hopper": (2046.0, 1037.9), "walker2d": (3826.7, 782.7)}),
-    "ppo": ("CleanRL ppo_continuous_action (-v4)", "final training return, last 10 updates", 1_000_000,
-            {"halfcheetah": (2905.85, 1129.37), "hopper": (2051.80, 313.94), "walker2d": (2890.97, 231.40)}),
+    "vpg": (Reference("Spinning Up VPG-PyTorch (-v3, 10 seeds)", "final training return, 11-epoch smoothing",
+                      "smoothed_training_return", 3_000_000,
+                      {"halfcheetah": (632.0, None), "hopper": (815.0, None), "walker2d": (471.0, None)}),),
+    "npg": (Reference("Tianshou NPG (-v3, 10 seeds)", "max mean eval return", "max_mean_eval", 1_000_000,
+                      {"halfcheetah": (3485.2, 716.6), "hopper": (1915.2, 550.5), "walker2d": (2503.2, 963.3)}),),
+    "trpo": (Reference("Tianshou TRPO (-v3, 10 seeds)", "max mean eval return", "max_mean_eval", 1_000_000,
+                       {"halfcheetah": (4471.2, 804.9), "hopper": (2046.0, 1037.9), "walker2d": (3826.7, 782.7)}),
+             Reference("SB3-contrib TRPO (-v3, 3 seeds, RL Zoo's settings, not this pipeline's)", "final eval return",
+                       "final_eval", 1_000_000,
+                       {"halfcheetah": (1803.0, 46.0), "hopper": (3372.0, 215.0), "walker2d": (4502.0, 234.0)})),
+    "ppo": (Reference("CleanRL ppo_continuous_action (-v4)", "final training return, last 10 updates",
+                      "smoothed_training_return", 1_000_000,
+                      {"halfcheetah": (2905.85, 1129.37), "hopper": (2051.80, 313.94), "walker2d": (2890.97, 231.40)}),),
 }
+SMOOTHING = {"vpg": 11, "ppo": 10}  # training-return points averaged at the end (Spinning Up's plots, CleanRL's last updates)
 
 
 def client():
@@ -182,14 +207,17 @@ def history(c, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in c.get_metric_history(run_id, key))
 
 
-def score(algo: str, run_id: str, c) -> float | None:
-    """One seed's value of the reference's metric (``None`` if the run logged nothing yet)."""
-    if algo in ("npg", "trpo"):
+def score(algo: str, statistic: str, run_id: str, c) -> float | None:
+    """One seed's value of a reference's metric (``None`` if the run logged nothing yet): its
+    best eval return (``max_mean_eval``, per seed), its last one (``final_eval``), or its mean
+    training return over the last :data:`SMOOTHING` points."""
+    if statistic in ("max_mean_eval", "final_eval"):
         points = history(c, run_id, "eval/return_mean")
-        return max(v for _, v in points) if points else None
+        if not points:
+            return None
+        return max(v for _, v in points) if statistic == "max_mean_eval" else points[-1][1]
     points = history(c, run_id, "rollout/episode_return")
-    last = 11 if algo == "vpg" else 10
-    return float(np.mean([v for _, v in points[-last:]])) if points else None
+    return float(np.mean([v for _, v in points[-SMOOTHING[algo]:]])) if points else None
 
 
 def mean_curve_max(curves: np.ndarray) -> float:
@@ -202,12 +230,9 @@ def table(c, parent, algos, envs) -> str:
     lines = [f"{'algo':<5} {'env':<12} {'seeds':>5} {'frames':>9} {'ours mean [95% CI]':>30} {'IQM':>8}   "
              f"{'reference':>18}  matched  per seed  (reference; metric)"]
     for algo in algos:
-        source, metric, budget, refs = REFERENCES[algo]
         for env in envs:
             done = [(seed, r) for (a, e, seed), r in sorted(runs.items()) if a == algo and e == env]
             finished = [(s, r) for s, r in done if r.info.status == "FINISHED"]
-            ref_mean, ref_spread = refs[env]
-            ref = f"{ref_mean:.0f}" + (f" +- {ref_spread:.0f}" if ref_spread else "")
             if not finished:
                 states = ", ".join(f"seed {s}: {r.info.status.lower()} at {int(r.data.metrics.get('time/elapsed_s', 0))} s"
                                    for s, r in done) or "not started"
@@ -215,27 +240,34 @@ def table(c, parent, algos, envs) -> str:
                 continue
             # the frames trained (logged every iteration; episodes may end before the last one)
             frames = min(history(c, r.info.run_id, "time/fps")[-1][0] for _, r in finished)
-            if algo in ("npg", "trpo"):
-                curves = [history(c, r.info.run_id, "eval/return_mean") for _, r in finished]
-                steps = min(len(cv) for cv in curves)
-                data = np.array([[v for _, v in cv[:steps]] for cv in curves])
-                mean = mean_curve_max(data)
-                low, high = bootstrap_ci(data, statistic=mean_curve_max) if len(data) > 1 else (mean, mean)
-                per_seed = [score(algo, r.info.run_id, c) for _, r in finished]
-            else:
-                per_seed = [score(algo, r.info.run_id, c) for _, r in finished]
-                mean = float(np.mean(per_seed))
-                low, high = bootstrap_ci(per_seed) if len(per_seed) > 1 else (mean, mean)
-            matched = "yes" if low <= ref_mean <= high or low > ref_mean else "no"
-            if frames < budget:
-                matched = "short"  # not yet at the reference's step budget: no verdict
-            elif len(finished) < MIN_SEEDS:
-                matched = "pending"  # too few seeds for an interval
-            ours = f"{mean:.0f} [{low:.0f}, {high:.0f}]"
-            seeds = ", ".join(f"{v:.0f}" for v in per_seed)
-            lines.append(f"{algo:<5} {env:<12} {len(finished):>5} {frames:>9} {ours:>30} {iqm(per_seed):>8.0f}   "
-                         f"{ref:>18}  {matched:<7}  {seeds}  ({source}; {metric}; budget {budget:.0e})")
+            for ref in REFERENCES[algo]:
+                lines.append(f"{algo:<5} {env:<12} {len(finished):>5} {frames:>9} " + _row(c, algo, env, ref, finished, frames))
     return "\n".join(lines)
+
+
+def _row(c, algo: str, env: str, ref: Reference, finished: list, frames: int) -> str:
+    """Ours in ``ref``'s metric over the finished seeds, beside ``ref``, and the verdict."""
+    ref_mean, ref_spread = ref.values[env]
+    per_seed = [score(algo, ref.statistic, r.info.run_id, c) for _, r in finished]
+    if ref.statistic == "max_mean_eval":  # Tianshou's: the maximum of the seeds' mean curve, resampling whole curves
+        curves = [history(c, r.info.run_id, "eval/return_mean") for _, r in finished]
+        steps = min(len(cv) for cv in curves)
+        data = np.array([[v for _, v in cv[:steps]] for cv in curves])
+        mean = mean_curve_max(data)
+        low, high = bootstrap_ci(data, statistic=mean_curve_max) if len(data) > 1 else (mean, mean)
+    else:
+        mean = float(np.mean(per_seed))
+        low, high = bootstrap_ci(per_seed) if len(per_seed) > 1 else (mean, mean)
+    matched = "yes" if low <= ref_mean <= high or low > ref_mean else "no"
+    if frames < ref.budget:
+        matched = "short"  # not yet at the reference's step budget: no verdict
+    elif len(finished) < MIN_SEEDS:
+        matched = "pending"  # too few seeds for an interval
+    ours = f"{mean:.0f} [{low:.0f}, {high:.0f}]"
+    reference = f"{ref_mean:.0f}" + (f" +- {ref_spread:.0f}" if ref_spread else "")
+    seeds = ", ".join(f"{v:.0f}" for v in per_seed)
+    return (f"{ours:>30} {iqm(per_seed):>8.0f}   {reference:>18}  {matched:<7}  {seeds}  "
+            f"({ref.source}; {ref.metric}; budget {ref.budget:.0e})")
 
 
 def curves_png(c, parent, env: str, algos) -> bytes | None:

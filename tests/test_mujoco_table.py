@@ -90,3 +90,32 @@ def test_a_stopped_run_resumes_from_its_checkpoint_and_one_stopped_before_any_is
     assert mujoco_table.command(job, run, "parent", [])[2:] == ["pgtorchrl", "resume", run.info.run_id]
     client.set_terminated(run.info.run_id, status="FINISHED")
     assert mujoco_table.command(job, client.get_run(run.info.run_id), "parent", []) is None
+
+
+def test_the_table_computes_each_references_metric_from_the_seeds_histories(tmp_path, monkeypatch):
+    """TRPO's rows from three hand-made runs: Tianshou's row is the maximum of the seeds' mean eval
+    curve, SB3-contrib's the mean of the seeds' last evals, each against its own published value."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import mujoco_table
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    client = mujoco_table.client()
+    parent = mujoco_table.parent_run(client, "hand")
+    curves = {0: [1000.0, 4000.0, 3000.0], 1: [2000.0, 3000.0, 5000.0], 2: [1500.0, 2000.0, 4000.0]}
+    for seed, curve in curves.items():
+        tags = {"mlflow.parentRunId": parent.info.run_id, "mujoco.algo": "trpo", "mujoco.env": "hopper", "mujoco.seed": str(seed)}
+        run = client.create_run(parent.info.experiment_id, tags=tags)
+        for i, value in enumerate(curve):
+            client.log_metric(run.info.run_id, "eval/return_mean", value, step=(i + 1) * 500_000)
+        client.log_metric(run.info.run_id, "time/fps", 1.0, step=1_000_448)
+        client.set_terminated(run.info.run_id, "FINISHED")
+    rows = [line.split() for line in mujoco_table.table(client, parent, ["trpo"], ["hopper"]).splitlines()[1:]]
+    tianshou, sb3 = rows
+    # the mean curve is (1500, 3000, 4000): its maximum 4000 (no seed's own maximum, 4000/5000/4000, is the figure)
+    assert tianshou[4] == "4000" and tianshou[8:10] == ["2046", "+-"] and tianshou[11] == "yes"
+    assert " ".join(tianshou[12:15]) == "4000, 5000, 4000"
+    # the last evals 3000, 5000, 4000: mean 4000 against SB3-contrib's 3372
+    assert sb3[4] == "4000" and sb3[8:11] == ["3372", "+-", "215"] and sb3[11] == "yes" and "SB3-contrib" in " ".join(sb3)
+    assert " ".join(sb3[12:15]) == "3000, 5000, 4000"
