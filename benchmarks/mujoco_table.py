@@ -25,7 +25,8 @@ interquartile mean (benchmarks/rl_stats.py), and whether the reference is matche
 inside our interval, or ours above it; ``pending`` below 3 finished seeds). The published tables give means and spreads, not
 per-seed results, so no probability of improvement over them is computed. The parent run gets
 the table (``table.txt``) and one learning-curve figure per env (``curves_ENV.png``: every
-algorithm's mean ``rollout/episode_return`` with its 95% bootstrap band).
+algorithm's mean ``rollout/episode_return``, each seed's averaged over 25k frames, with its 95%
+bootstrap band).
 
     python benchmarks/mujoco_table.py                                        # all 12 pipelines, seeds 0-2
     python benchmarks/mujoco_table.py --algos vpg --envs halfcheetah --seeds 0 1 2
@@ -270,6 +271,19 @@ def _row(c, algo: str, env: str, ref: Reference, finished: list, frames: int) ->
             f"({ref.source}; {ref.metric}; budget {ref.budget:.0e})")
 
 
+CURVE_WINDOW = 25_000
+"""Frames a learning curve's point averages over (a point per batch of 1024 frames is too noisy to read)."""
+
+
+def smoothed(points: list[tuple[int, float]], window: int = CURVE_WINDOW) -> list[tuple[int, float]]:
+    """Each point's value replaced by the mean of the values logged in the ``window`` frames up to it."""
+    steps = np.array([step for step, _ in points])
+    sums = np.concatenate([[0.0], np.cumsum([value for _, value in points])])
+    first = np.searchsorted(steps, steps - window, side="right")  # the window (step - window, step]
+    last = np.arange(1, len(points) + 1)
+    return [(int(step), float(v)) for step, v in zip(steps, (sums[last] - sums[first]) / (last - first))]
+
+
 def curves_png(c, parent, env: str, algos) -> bytes | None:
     import matplotlib
 
@@ -281,7 +295,7 @@ def curves_png(c, parent, env: str, algos) -> bytes | None:
     drawn = False
     for algo in algos:
         curves = [history(c, r.info.run_id, "rollout/episode_return") for (a, e, _), r in runs.items() if a == algo and e == env]
-        curves = [cv for cv in curves if cv]
+        curves = [smoothed(cv) for cv in curves if cv]
         if not curves:
             continue
         longest = max(curves, key=len)
@@ -296,7 +310,8 @@ def curves_png(c, parent, env: str, algos) -> bytes | None:
     if not drawn:
         plt.close(fig)
         return None
-    ax.set(xlabel="env frames", ylabel="rollout/episode_return", title=f"{ENVS[env]}: mean over seeds, 95% bootstrap band")
+    ax.set(xlabel="env frames", ylabel=f"rollout/episode_return ({CURVE_WINDOW // 1000}k-frame mean)",
+           title=f"{ENVS[env]}: mean over seeds, 95% bootstrap band")
     ax.legend()
     buffer = io.BytesIO()
     fig.tight_layout()

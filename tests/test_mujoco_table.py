@@ -119,3 +119,20 @@ def test_the_table_computes_each_references_metric_from_the_seeds_histories(tmp_
     # the last evals 3000, 5000, 4000: mean 4000 against SB3-contrib's 3372
     assert sb3[4] == "4000" and sb3[8:11] == ["3372", "+-", "215"] and sb3[11] == "yes" and "SB3-contrib" in " ".join(sb3)
     assert " ".join(sb3[12:15]) == "3000, 5000, 4000"
+
+
+def test_a_learning_curve_is_smoothed_over_the_frames_before_each_point():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from mujoco_table import smoothed
+    finally:
+        sys.path.pop(0)
+    import random
+
+    rng = random.Random(0)
+    steps = sorted(rng.sample(range(1, 200_000), 300))
+    points = [(step, rng.uniform(-100, 3000)) for step in steps]
+    naive = [(step, sum(v for s, v in points if step - 25_000 < s <= step) / sum(1 for s, _ in points if step - 25_000 < s <= step))
+             for step, _ in points]
+    assert [s for s, _ in smoothed(points)] == steps
+    assert all(abs(a - b) < 1e-6 for (_, a), (_, b) in zip(smoothed(points), naive))
