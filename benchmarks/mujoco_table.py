@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -59,13 +59,13 @@ ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Wal
 
 
 class Reference(NamedTuple):
-    """A published result: its source, its metric (``statistic``: how :func:`seed_scores` and
+    """A published result: its source, its metric (``statistic``: how :func:`score` and
     :func:`table` compute it from our runs), its step budget and its ``{env: (mean, spread or None)}``
     (../shared/REFERENCE.md; Spinning Up's values are read off its plots)."""
 
     source: str
     metric: str
-    statistic: str  # "smoothed_training_return", "max_mean_eval" or "final_eval"
+    statistic: Literal["smoothed_training_return", "max_mean_eval", "final_eval"]
     budget: int
     values: dict[str, tuple[float, float | None]]
 
@@ -171,7 +171,7 @@ def run_jobs(jobs: list[tuple[str, str, int]], parallel: int, table: str, overri
     c.update_run(parent.info.run_id, status="RUNNING")
     logs.mkdir(parents=True, exist_ok=True)
     existing = children(c, parent)
-    todo = [job for job in jobs if command(job, existing.get(job), parent.info.run_id, overrides)]
+    todo = [job for job in jobs if existing.get(job) is None or existing[job].info.status != "FINISHED"]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; {len(todo)} to run", flush=True)
     running: list[tuple[tuple, subprocess.Popen, float]] = []
     status = "FINISHED"
