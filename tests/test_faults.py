@@ -12,7 +12,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.record.mlflow_writer import _store_lock
+from pgtorchrl.record.store_lock import store_lock
 from pgtorchrl.spec.schema import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def one_line(err: str) -> str:
 
 def runs(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    with _store_lock(uri):  # never migrate a new store while a pipeline's writer does
+    with store_lock(uri):  # never migrate a new store while a pipeline's writer does
         client = MlflowClient(uri)
         return client, client.search_runs([e.experiment_id for e in client.search_experiments()])
 

@@ -13,8 +13,6 @@ Messages: ``("open", {...})``, ``("reopen", run_id, tags)``, ``("metrics", {key:
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import pickle
 import queue
@@ -24,6 +22,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from pgtorchrl.record.store_lock import store_lock
 
 _BATCH_LIMIT = 1000  # MLflow's log_batch limit: 1000 metrics a call
 _BATCH_SECONDS = 1.0  # metrics wait at most this long for others to share their log_batch
@@ -43,22 +43,6 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-@contextlib.contextmanager
-def _store_lock(uri: str):
-    """An exclusive lock beside a SQLite store (``mlflow.db.lock``); nothing for other stores."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    path = Path(uri.removeprefix("sqlite:///") + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 class _Writer:
     """Prepared before any message arrives: MLflow imported, the store and experiment ready."""
 
@@ -66,7 +50,7 @@ class _Writer:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        with _store_lock(uri):  # a new SQLite store is created (migrated) by one process at a time
+        with store_lock(uri):  # a new SQLite store is created (migrated) by one process at a time
             mlflow.set_tracking_uri(uri)
             self.client = MlflowClient(uri)
             self.experiment_id = mlflow.set_experiment(experiment).experiment_id

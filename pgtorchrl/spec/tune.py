@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from pgtorchrl.record.store_lock import store_lock
 from pgtorchrl.record.tracking import TrackedRun, TrackingError, resolve_tracking_uri
 from pgtorchrl.spec.registry import did_you_mean, shown
 from pgtorchrl.spec.schema import Spec, SpecError, _NotASection, _set_path, flatten, parse_spec
@@ -154,9 +155,10 @@ def _study(tune: TuneConfig, storage: str, name: str, offset: int | None = None)
         return optuna.create_study(storage=storage, study_name=name, direction=tune.resolved_direction,
                                    sampler=sampler, pruner=_pruner(tune), load_if_exists=True)
 
-    if offset is None:
-        offset = len(create(optuna.samplers.RandomSampler(seed=0)).get_trials(deepcopy=False))
-    return create(_sampler(tune, offset))
+    with store_lock(storage):  # a new SQLite storage is created by one process at a time
+        if offset is None:
+            offset = len(create(optuna.samplers.RandomSampler(seed=0)).get_trials(deepcopy=False))
+        return create(_sampler(tune, offset))
 
 
 def _objective(tune: TuneConfig, spec: Spec, results: list[TrainResult]) -> float:
