@@ -172,7 +172,6 @@ def _eval(args) -> int:
 
 def _video(run_id: str) -> int:
     from pgtorchrl.record.loading import load_actor, load_run_spec
-    from pgtorchrl.record.tracking import resolve_tracking_uri
     from pgtorchrl.record.video import log_episode_gif, record_episode
 
     spec = load_run_spec(run_id)
@@ -180,7 +179,7 @@ def _video(run_id: str) -> int:
         return _fail(f"--video renders gymnasium envs (env.name: gym or gym_native); run {run_id} used {spec.env.name!r}",
                      EXIT_BAD_INPUT)
     frames, total = record_episode(spec.env.env_id, load_actor(run_id, device="cpu"), seed=spec.seed)
-    path = log_episode_gif(run_id, frames, resolve_tracking_uri(None))
+    path = log_episode_gif(run_id, frames)
     print(f"{path}: {len(frames)} frames, return {total:.1f}, logged to run {run_id}")
     return 0
 
@@ -189,13 +188,12 @@ def _compare(args) -> int:
     if bool(args.run_ids) == bool(args.experiment):
         return _fail("compare: name run ids or --experiment NAME (one of the two)", EXIT_BAD_INPUT)
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     from pgtorchrl.record.plots import learning_curve_png
+    from pgtorchrl.record.tracking import mlflow_client
     from pgtorchrl.spec.schema import TrackingConfig
-    from pgtorchrl.record.tracking import resolve_tracking_uri
 
-    client = MlflowClient(resolve_tracking_uri(None))
+    client = mlflow_client()
     try:
         if args.experiment:
             experiment = client.get_experiment_by_name(args.experiment)

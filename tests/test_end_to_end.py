@@ -1,5 +1,4 @@
 """Whole runs on a tiny frame budget, tracked in a temporary MLflow store."""
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.record.store_lock import store_lock
+from pgtorchrl.record.tracking import mlflow_client
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
@@ -135,14 +134,12 @@ def test_ctrl_c_or_sigterm_marks_the_run_killed(store, signum):
         [sys.executable, "-m", "pgtorchrl", str(VPG), "train.total_frames=10000000", "eval.target_return=null"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    with store_lock(store):  # the client may touch the store at once: not while the writer creates it
-        client = MlflowClient(store)
+    client = mlflow_client(store)  # it may create the store: at once, but not while the writer does
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until training is logging metrics
         time.sleep(0.5)
-        with store_lock(store):  # never migrate a new store while the pipeline's writer does
-            experiment = client.get_experiment_by_name("vpg-cartpole") if os.path.exists("mlflow.db") else None
-            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        experiment = client.get_experiment_by_name("vpg-cartpole")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
         if runs and client.get_metric_history(runs[0].info.run_id, "train/loss_actor"):
             break
     proc.send_signal(signum)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.record.store_lock import store_lock
+from pgtorchrl.record.tracking import mlflow_client
 from pgtorchrl.spec.schema import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,9 +34,8 @@ def one_line(err: str) -> str:
 
 def runs(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    with store_lock(uri):  # never migrate a new store while a pipeline's writer does
-        client = MlflowClient(uri)
-        return client, client.search_runs([e.experiment_id for e in client.search_experiments()])
+    client = mlflow_client(uri)  # it may create the store: not while a pipeline's writer does
+    return client, client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
 # 1 -------------------------------------------------------------------------------------------------------

@@ -160,20 +160,18 @@ def test_ctrl_c_during_a_parallel_sweep_marks_every_run_killed(tmp_path):
     import signal
     import time
 
-    from pgtorchrl.record.store_lock import store_lock
+    from pgtorchrl.record.tracking import mlflow_client
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = subprocess.Popen([sys.executable, "-m", "pgtorchrl", str(REINFORCE), "train.iterations=1000", "sweep.workers=2"],
                             cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, start_new_session=True,
                             stderr=subprocess.PIPE, text=True)
-    with store_lock(uri):  # the client may touch the store at once: not while the writer creates it
-        client = MlflowClient(uri)
+    client = mlflow_client(uri)  # it may create the store: at once, but not while the writer does
     deadline = time.time() + 120
     while time.time() < deadline:  # until both workers' runs have logged
         time.sleep(1)
         try:
-            with store_lock(uri):  # never migrate a new store while the pipeline's writer does
-                _, metrics = _children_metrics(client, "short-corridor-reinforce")
+            _, metrics = _children_metrics(client, "short-corridor-reinforce")
         except Exception:  # the store or the experiment is not there yet
             continue
         if sum(bool(history) for history in metrics.values()) == 2:

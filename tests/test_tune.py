@@ -52,37 +52,6 @@ def trials(storage: str, name: str = "tune-tiny"):
         return optuna.load_study(study_name=name, storage=storage).get_trials()
 
 
-OPEN_TOGETHER = """
-import sys, time
-from pathlib import Path
-import optuna.storages
-from pgtorchrl.spec.search_space import TuneConfig
-from pgtorchrl.spec.tune import _study
-folder, me, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-for storage in range(3):  # a race each time: three chances to collide
-    (folder / f"ready-{storage}-{me}").touch()
-    deadline = time.time() + 60
-    while len(list(folder.glob(f"ready-{storage}-*"))) < n:  # all here: open a new storage at the same moment
-        if time.time() > deadline:
-            sys.exit("another process failed: it never came to the next storage")
-        time.sleep(0.001)
-    _study(TuneConfig(space={"optim.lr": {"uniform": [0.1, 0.2]}}), f"sqlite:///{folder}/{storage}.db", "together")
-"""
-
-
-def test_processes_opening_a_new_study_storage_together_all_succeed(tmp_path):
-    """Optuna's way to parallelise a study is several processes on one storage: when they start
-    together on a storage that does not exist yet, they create it (a migration) one at a time."""
-    n = 3
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN_TOGETHER, str(tmp_path), str(k), str(n)],
-                              stderr=subprocess.PIPE, text=True) for k in range(n)]
-    errors = [proc.communicate(timeout=120)[1] for proc in procs]
-    assert [proc.returncode for proc in procs] == [0] * n, "\n".join(errors)
-    for storage in range(3):
-        summaries = optuna.get_all_study_summaries(f"sqlite:///{tmp_path}/{storage}.db")
-        assert [s.study_name for s in summaries] == ["together"]
-
-
 @pytest.mark.parametrize("override, message", [
     ("tune.space={optim.lrr: {uniform: [0.1, 0.2]}}", "tune.space.optim.lrr: no such spec field; did you mean 'optim.lr'?"),
     ("tune.space={advantage.lmbda: {uniform: [0.5, 1.5]}}",

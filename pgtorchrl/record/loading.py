@@ -10,15 +10,13 @@ import torch
 from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, freeze_transforms, load_transforms_state, observation_transforms, user_transforms
 from pgtorchrl.spec.pipeline import build_policy
 from pgtorchrl.spec.schema import Spec, parse_spec
-from pgtorchrl.record.tracking import resolve_tracking_uri
+from pgtorchrl.record.tracking import mlflow_client
 
 __all__ = ["load_actor", "load_critic", "load_run_spec", "evaluate_run", "latest_checkpoint", "resumable_run"]
 
 
 def _download(run_id: str, artifact: str, tracking_uri: str | None, dst: str) -> Path:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    client = mlflow_client(tracking_uri)
     return Path(client.download_artifacts(run_id, artifact, dst))
 
 
@@ -103,11 +101,9 @@ def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
     """The newest checkpoint of a run that loads (``torch.load(weights_only=True)``): one that
     does not (cut short by a killed process, damaged, or not a pgtorchrl checkpoint) is skipped
     with a one-line warning naming it, for the one before it."""
-    from mlflow.tracking import MlflowClient
-
     from pgtorchrl.trainers.checkpoint import CHECKPOINT_DIR, from_bytes
 
-    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    client = mlflow_client(tracking_uri)
     paths = sorted((f.path for f in client.list_artifacts(run_id, CHECKPOINT_DIR) if f.path.endswith(".pt")), reverse=True)
     if not paths:
         raise LookupError(f"run {run_id} has no checkpoint (tracking.checkpoint_every_frames logs them)")
@@ -127,11 +123,9 @@ def resumable_run(run_id: str, tracking_uri: str | None = None, checkpoint_file:
     """The spec and newest checkpoint of an unfinished run (RUNNING after a crash, KILLED or
     FAILED); ``checkpoint_file``: a local checkpoint to continue from instead (the one a run
     saves under ``mlruns/recovered/`` when its tracking fails mid-run)."""
-    from mlflow.tracking import MlflowClient
-
     from pgtorchrl.trainers.checkpoint import from_bytes
 
-    status = MlflowClient(resolve_tracking_uri(tracking_uri)).get_run(run_id).info.status
+    status = mlflow_client(tracking_uri).get_run(run_id).info.status
     if status == "FINISHED":
         raise ValueError(f"run {run_id} is FINISHED: nothing to resume (train a new run instead)")
     spec = load_run_spec(run_id, tracking_uri)

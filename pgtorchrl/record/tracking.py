@@ -20,9 +20,10 @@ from typing import Any
 
 import yaml
 
+from pgtorchrl.record.store_lock import store_lock
 from pgtorchrl.spec.schema import Spec, flatten, in_memory_store
 
-__all__ = ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "check_store", "in_memory_store", "TrackedRun",
+__all__ = ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "mlflow_client", "check_store", "in_memory_store", "TrackedRun",
            "TrackingError", "package_versions", "run_lock"]
 
 #: The default store: SQLite under the top-level ``mlruns/`` folder, artifacts beside it.
@@ -37,6 +38,17 @@ def resolve_tracking_uri(spec_uri: str | None, create: bool = True) -> str:
     if create and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def mlflow_client(spec_uri: str | None = None):
+    """An ``MlflowClient`` on :func:`resolve_tracking_uri`'s store. A client creates a SQLite store
+    that does not exist yet: it does so under :func:`~pgtorchrl.record.store_lock.store_lock`, so
+    that another process creating it at the same moment does not fail."""
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(spec_uri)
+    with store_lock(uri):
+        return MlflowClient(uri)
 
 
 def check_store(spec_uri: str | None, must_exist: bool = False, timeout: float = 5.0) -> str:
@@ -262,9 +274,7 @@ class TrackedRun:
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # a server that is gone: say so within seconds
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "5"
         try:
-            from mlflow.tracking import MlflowClient
-
-            client = MlflowClient(resolve_tracking_uri(self.spec.tracking.tracking_uri))
+            client = mlflow_client(self.spec.tracking.tracking_uri)
             if error:
                 client.set_tag(self.run_id, "error", error[:5000])
             client.set_terminated(self.run_id, status=status)

@@ -33,18 +33,20 @@ def record_episode(env_id: str, actor, seed: int = 0, max_steps: int = 10_000) -
     return frames, total
 
 
-def log_episode_gif(run_id: str, frames: list[np.ndarray], tracking_uri: str, fps: int = 30) -> str:
-    """Writes the frames as ``video/episode.gif`` in the run's artifacts; returns that path."""
+def log_episode_gif(run_id: str, frames: list[np.ndarray], tracking_uri: str | None = None, fps: int = 30) -> str:
+    """Writes the frames as ``video/episode.gif`` in the run's artifacts (in ``tracking_uri``'s store,
+    by default ``$MLFLOW_TRACKING_URI``'s or the default one); returns that path."""
     import tempfile
     from pathlib import Path
 
     import imageio.v2 as imageio
-    from mlflow.tracking import MlflowClient
+
+    from pgtorchrl.record.tracking import mlflow_client
 
     buffer = io.BytesIO()
     imageio.mimsave(buffer, frames[::2], format="GIF", duration=2 / fps)  # every other frame keeps it small
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "episode.gif"
         path.write_bytes(buffer.getvalue())
-        MlflowClient(tracking_uri).log_artifact(run_id, str(path), "video")
+        mlflow_client(tracking_uri).log_artifact(run_id, str(path), "video")
     return "video/episode.gif"

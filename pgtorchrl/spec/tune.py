@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from pgtorchrl.record.store_lock import store_lock
-from pgtorchrl.record.tracking import TrackedRun, TrackingError, resolve_tracking_uri
+from pgtorchrl.record.tracking import TrackedRun, TrackingError, mlflow_client, resolve_tracking_uri
 from pgtorchrl.spec.registry import did_you_mean, shown
 from pgtorchrl.spec.schema import Spec, SpecError, _NotASection, _set_path, flatten, parse_spec
 from pgtorchrl.spec.search_space import FRAMES_TO_TARGET, TuneConfig
@@ -351,9 +351,7 @@ def best_spec_yaml(spec: Spec, params: dict[str, Any], source: str = "<spec>") -
 
 def _parent_run_id(spec: Spec, key: str) -> str | None:
     """The MLflow parent run of the study ``key`` (a rerun continues it), if one exists."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(resolve_tracking_uri(spec.tracking.tracking_uri))
+    client = mlflow_client(spec.tracking.tracking_uri)
     experiment = client.get_experiment_by_name(spec.experiment)
     if experiment is None:
         return None
