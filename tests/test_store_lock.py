@@ -42,3 +42,14 @@ def test_processes_opening_new_stores_together_all_succeed(tmp_path):
     for k in range(3):
         assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{tmp_path}/study{k}.db")] == ["together"]
         assert [e.name for e in MlflowClient(f"sqlite:///{tmp_path}/mlflow{k}.db").search_experiments()] == ["Default"]
+
+
+def test_a_store_whose_lock_cannot_be_made_is_still_read(tmp_path):
+    """A store read where this process cannot write (a read-only share of someone's results)
+    is read without a lock: no process can create a store there either."""
+    from pgtorchrl.record.tracking import mlflow_client
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    MlflowClient(uri).create_experiment("made before")
+    (tmp_path / "mlflow.db.lock").mkdir()  # opening the lock file fails, as it does in a read-only folder
+    assert "made before" in [e.name for e in mlflow_client(uri).search_experiments()]

@@ -18,13 +18,19 @@ __all__ = ["store_lock"]
 @contextlib.contextmanager
 def store_lock(uri: str):
     """An exclusive lock beside a SQLite store (``mlflow.db`` -> ``mlflow.db.lock``), blocking
-    until held; nothing for other URIs (a server or a database server migrates on its own)."""
+    until held; nothing for other URIs (a server or a database server migrates on its own), nor
+    in a folder this process cannot write to."""
     if not uri.startswith("sqlite:///"):
         yield
         return
     path = Path(uri.removeprefix("sqlite:///") + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    except OSError:  # a read-only folder (a store only read): no process can create a store there either
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
