@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import functools
 import io
-import os
 import signal
 import subprocess
 import sys
@@ -91,9 +90,9 @@ SMOOTHING = {"vpg": 11, "ppo": 10}  # training-return points averaged at the end
 
 
 def client():
-    from mlflow.tracking import MlflowClient
+    from pgtorchrl.record.tracking import mlflow_client
 
-    return MlflowClient(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    return mlflow_client()  # $MLFLOW_TRACKING_URI or the default store, made while no run makes it
 
 
 def parent_run(c, table: str, create: bool = True):

@@ -26,7 +26,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from pgtorchrl.envs.custom.short_corridor import OPTIMAL_VALUE, corridor_value
-from pgtorchrl.record.tracking import resolve_tracking_uri
+from pgtorchrl.record.tracking import mlflow_client
 
 
 def curves(client: MlflowClient, experiment: str) -> tuple[str, dict[str, list[float]], dict[str, list[float]]]:
@@ -53,7 +53,7 @@ def mean(values) -> float:
 
 
 def main() -> int:
-    client = MlflowClient(resolve_tracking_uri(None))
+    client = mlflow_client()
     ok = True
 
     def check(text: str, passed: bool) -> None:

@@ -63,11 +63,9 @@ def run(method: str, frames: int, seeds: list[int], workers: int) -> None:
 def rows_from_store(methods) -> list[dict]:
     """One row per finished child run of each method's sweeps in the tracking store: step size,
     scale, seed, solved, frames (so the table and figure cover methods run in earlier sessions)."""
-    from mlflow.tracking import MlflowClient
+    from pgtorchrl.record.tracking import mlflow_client
 
-    from pgtorchrl.record.tracking import resolve_tracking_uri
-
-    client = MlflowClient(resolve_tracking_uri(None))
+    client = mlflow_client()
     rows = []
     for method in methods:
         experiment = client.get_experiment_by_name(f"step-size-{method}")
