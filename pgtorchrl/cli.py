@@ -190,9 +190,13 @@ def _compare(args) -> int:
     from mlflow.exceptions import MlflowException
 
     from pgtorchrl.record.plots import learning_curve_png
-    from pgtorchrl.record.tracking import mlflow_client
+    from pgtorchrl.record.tracking import TrackingError, check_store, mlflow_client
     from pgtorchrl.spec.schema import TrackingConfig
 
+    try:
+        check_store(None, must_exist=True)  # reads runs: a wrong folder is said, not given an empty store
+    except TrackingError as err:
+        return _fail(str(err), EXIT_BAD_INPUT)
     client = mlflow_client()
     try:
         if args.experiment:

@@ -278,8 +278,8 @@ def test_smaller_cases(tmp_path):
     assert one_line(out.stderr).endswith(f"duplicate key 'seed' (lines {first} and {len(text.splitlines()) + 1}): keep one")
     empty = tmp_path / "empty"
     empty.mkdir()
-    for command in ("eval", "resume"):
-        out = cli(empty, command, "0123456789abcdef", env={"MLFLOW_TRACKING_URI": ""})
+    for command in (["eval", "0123456789abcdef"], ["resume", "0123456789abcdef"], ["compare", "--experiment", "vpg-cartpole"]):
+        out = cli(empty, *command, env={"MLFLOW_TRACKING_URI": ""})
         assert out.returncode == 2
         assert one_line(out.stderr).startswith("pgtorchrl: error: no MLflow store at mlruns/mlflow.db")
         assert not list(empty.iterdir())  # no store, no folder made
