@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pgtorchrl.record.tracking import mlflow_client
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -50,7 +52,7 @@ def test_sigterm_ends_the_table_and_its_runs_killed_even_when_sigint_is_ignored(
                "tracking.checkpoint_every_frames=8000"]
     table = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)  # it may create the store: at once, but not while the table's driver does
     deadline = time.time() + 300
     while time.time() < deadline:  # until the child has trained a few batches
         experiment = client.get_experiment_by_name("mujoco-benchmark")
