@@ -8,6 +8,8 @@ import sys
 import optuna
 from mlflow.tracking import MlflowClient
 
+from pgtorchrl.record.tracking import mlflow_client
+
 OPEN_TOGETHER = """
 import sys, time
 from pathlib import Path
@@ -47,8 +49,6 @@ def test_processes_opening_new_stores_together_all_succeed(tmp_path):
 def test_a_store_whose_lock_cannot_be_made_is_still_read(tmp_path):
     """A store read where this process cannot write (a read-only share of someone's results)
     is read without a lock: no process can create a store there either."""
-    from pgtorchrl.record.tracking import mlflow_client
-
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     MlflowClient(uri).create_experiment("made before")
     (tmp_path / "mlflow.db.lock").mkdir()  # opening the lock file fails, as it does in a read-only folder
