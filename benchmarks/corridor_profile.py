@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from pgtorchrl.collectors.rollout import MASK_KEY
-from pgtorchrl.spec.pipeline import build_pipeline
-from pgtorchrl.spec.schema import load_spec
+from pgtorchrl.pipeline.build import build_pipeline
+from pgtorchrl.pipeline.parse import load_spec
 from pgtorchrl.trainers.trainer import update_per_step
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,14 +21,9 @@ import torch
 
 from pgtorchrl.objectives.value.advantages import FullReturn, RewardToGo
 from pgtorchrl.collectors.rollout import first_episodes
-from pgtorchrl.envs.custom.short_corridor import (
-    estimator_catalogue,
-    exact_gradient,
-    exact_value_critic,
-    make_corridor_actor,
-    make_short_corridor,
-    per_episode_gradients,
-)
+from pgtorchrl.envs.custom.short_corridor import make_short_corridor
+from pgtorchrl.modules.linear_softmax import make_corridor_actor
+from pgtorchrl.objectives.corridor_exact import estimator_catalogue, exact_gradient, exact_value_critic, per_episode_gradients
 from pgtorchrl.record.tracking import resolve_tracking_uri
 
 THETAS = [(-1.47, 1.47), (-1.0, 1.0), (0.0, 0.0), (0.8, -0.2)]

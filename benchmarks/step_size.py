@@ -40,7 +40,7 @@ METHODS = {  # method -> (the step-size field, its grid, the overrides that make
 
 
 def sweep_spec(method: str, frames: int, seeds: list[int], workers: int):
-    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.pipeline.parse import load_spec
 
     field, grid, overrides = METHODS[method]
     transforms = [f"[{{name: torchrl.RewardScaling, scale: {scale}}}]" for scale in SCALES]
@@ -55,7 +55,7 @@ def sweep_spec(method: str, frames: int, seeds: list[int], workers: int):
 
 def run(method: str, frames: int, seeds: list[int], workers: int) -> None:
     """Trains one method's sweep (its child runs land in the MLflow experiment ``step-size-METHOD``)."""
-    from pgtorchrl.spec.sweep import run_sweep
+    from pgtorchrl.experiments.sweep import run_sweep
 
     run_sweep(sweep_spec(method, frames, seeds, workers), source=f"step_size {method}")
 

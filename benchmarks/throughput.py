@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from pgtorchrl.envs.custom.cartpole import TorchCartPoleEnv
-from pgtorchrl.spec.pipeline import build_pipeline
-from pgtorchrl.spec.schema import load_spec
+from pgtorchrl.pipeline.build import build_pipeline
+from pgtorchrl.pipeline.parse import load_spec
 from pgtorchrl.trainers.trainer import update
 
 VALUE_STEPS = 5  # the pipelines' train.value_steps (cases_for() checks it)

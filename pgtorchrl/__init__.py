@@ -25,13 +25,13 @@ _EXPORTS = {
     "make_gaussian_actor": "pgtorchrl.modules.models",
     "make_gym_env": "pgtorchrl.envs.gym",
     "evaluate": "pgtorchrl.trainers.evaluation",
-    "Spec": "pgtorchrl.spec.schema",
-    "SpecError": "pgtorchrl.spec.schema",
-    "load_spec": "pgtorchrl.spec.schema",
-    "build_pipeline": "pgtorchrl.spec.pipeline",
+    "Spec": "pgtorchrl.pipeline.schema",
+    "SpecError": "pgtorchrl.config.spec_file",
+    "load_spec": "pgtorchrl.pipeline.parse",
+    "build_pipeline": "pgtorchrl.pipeline.build",
     "train": "pgtorchrl.trainers.trainer",
-    "load_actor": "pgtorchrl.record.loading",
-    "load_critic": "pgtorchrl.record.loading",
+    "load_actor": "pgtorchrl.experiments.loading",
+    "load_critic": "pgtorchrl.experiments.loading",
 }
 
 __all__ = sorted(_EXPORTS)

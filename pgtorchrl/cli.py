@@ -149,7 +149,7 @@ def _eval(args) -> int:
     warnings.filterwarnings("ignore")
     from mlflow.exceptions import MlflowException
 
-    from pgtorchrl.record.loading import evaluate_run
+    from pgtorchrl.experiments.loading import evaluate_run
     from pgtorchrl.record.tracking import TrackingError, check_store
 
     try:
@@ -171,7 +171,7 @@ def _eval(args) -> int:
 
 
 def _video(run_id: str) -> int:
-    from pgtorchrl.record.loading import load_actor, load_run_spec
+    from pgtorchrl.experiments.loading import load_actor, load_run_spec
     from pgtorchrl.record.video import log_episode_gif, record_episode
 
     spec = load_run_spec(run_id)
@@ -191,7 +191,7 @@ def _compare(args) -> int:
 
     from pgtorchrl.record.plots import learning_curve_png
     from pgtorchrl.record.tracking import TrackingError, check_store, mlflow_client
-    from pgtorchrl.spec.schema import TrackingConfig
+    from pgtorchrl.pipeline.schema import TrackingConfig
 
     try:
         check_store(None, must_exist=True)  # reads runs: a wrong folder is said, not given an empty store
@@ -220,7 +220,7 @@ def _compare(args) -> int:
 
 
 def _list() -> int:
-    from pgtorchrl.spec.components import REGISTRIES, TORCHRL_PREFIX, TRANSFORMS
+    from pgtorchrl.components import REGISTRIES, TORCHRL_PREFIX, TRANSFORMS
 
     seen = set()
     print(f"# names starting with {TORCHRL_PREFIX!r} are TorchRL's own classes (their constructor's keywords); the rest are pgtorchrl's")
@@ -268,13 +268,13 @@ def _sweep(args, spec, variants) -> int:
         # libraries in their own processes while this one imports torch
         run = _started_run(spec, args)
         if spec.sweep.workers > 1 and spec.sweep.backend == "local":
-            from pgtorchrl.spec.workers import start_worker_server
+            from pgtorchrl.experiments.workers import start_worker_server
 
             start_worker_server()
     import warnings
 
     warnings.filterwarnings("ignore", module="torchrl")
-    from pgtorchrl.spec.pipeline import build_pipeline
+    from pgtorchrl.pipeline.build import build_pipeline
 
     try:
         for label, child in variants:
@@ -285,7 +285,7 @@ def _sweep(args, spec, variants) -> int:
         print("\n".join(label for label, _ in variants))
         print(f"# {args.pipeline}: valid; {len(variants)} sweep combinations built and key flow checked", file=sys.stderr)
         return 0
-    from pgtorchrl.spec.sweep import run_sweep
+    from pgtorchrl.experiments.sweep import run_sweep
     from pgtorchrl.record.tracking import TrackingError
     from pgtorchrl.trainers.trainer import NonFiniteLossError
 
@@ -304,8 +304,8 @@ def _sweep(args, spec, variants) -> int:
 
 def _tune(args, spec) -> int:
     """A spec with ``tune:``: validate checks the space and builds the spec; train runs the study."""
-    from pgtorchrl.spec.schema import SpecError
-    from pgtorchrl.spec.tune import check_space
+    from pgtorchrl.config.spec_file import SpecError
+    from pgtorchrl.experiments.tune import check_space
 
     try:
         check_space(spec, str(args.pipeline))
@@ -316,7 +316,7 @@ def _tune(args, spec) -> int:
         if problem:
             return _fail(problem, EXIT_BAD_INPUT)
         if spec.tune.workers > 1 and spec.tune.backend == "local":
-            from pgtorchrl.spec.workers import start_worker_server
+            from pgtorchrl.experiments.workers import start_worker_server
 
             start_worker_server()
     import warnings
@@ -326,7 +326,7 @@ def _tune(args, spec) -> int:
         import optuna  # noqa: F401 (checked before anything trains)
     except ImportError:
         return _fail(f'{args.pipeline}: tune: needs Optuna: pip install -c constraints.txt -e ".[tune]"', EXIT_BAD_INPUT)
-    from pgtorchrl.spec.pipeline import build_pipeline
+    from pgtorchrl.pipeline.build import build_pipeline
 
     try:
         build_pipeline(spec)
@@ -337,7 +337,7 @@ def _tune(args, spec) -> int:
               file=sys.stderr)
         return 0
     from pgtorchrl.record.tracking import TrackingError
-    from pgtorchrl.spec.tune import run_study
+    from pgtorchrl.experiments.tune import run_study
 
     try:
         summary = run_study(spec, args.pipeline.read_text(), str(args.pipeline))
@@ -364,8 +364,8 @@ def _resume(args) -> int:
     from mlflow.exceptions import MlflowException
 
     from pgtorchrl.trainers.checkpoint import CheckpointError, exact
-    from pgtorchrl.record.loading import resumable_run
-    from pgtorchrl.spec.pipeline import build_pipeline
+    from pgtorchrl.experiments.loading import resumable_run
+    from pgtorchrl.pipeline.build import build_pipeline
     from pgtorchrl.record.tracking import TrackedRun, TrackingError, check_store, run_lock
 
     try:
@@ -419,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         return _resume(args)
     if getattr(args, "dry_run", False):
         args.command = "validate"
-    from pgtorchrl.spec.schema import SpecError, expand_sweep, load_spec
+    from pgtorchrl.config.spec_file import SpecError
+    from pgtorchrl.pipeline.parse import expand_sweep, load_spec
 
     overrides = list(args.overrides)
     if getattr(args, "seeds", None):
@@ -447,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", module="torchrl")
-    from pgtorchrl.spec.pipeline import build_pipeline
+    from pgtorchrl.pipeline.build import build_pipeline
 
     try:
         pipeline = build_pipeline(spec)

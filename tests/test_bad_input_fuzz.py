@@ -36,10 +36,10 @@ junk_scalars = st.one_of(
 
 def accepted_at(section: str) -> list[str]:
     """The keys the spec accepts in ``section`` of BASE (top level for ``""``), optional ones included."""
-    from pgtorchrl.spec.schema import _fields_at
+    from pgtorchrl.pipeline.messages import fields_at
 
     loc = (section, BASE[section]["name"]) if section and isinstance(BASE[section], dict) and "name" in BASE[section] else (section,)
-    return _fields_at(loc if section else ())
+    return fields_at(loc if section else ())
 
 
 def mutate(draw_value, path: str, spec: dict) -> dict:

@@ -11,8 +11,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.spec.pipeline import build_pipeline
-from pgtorchrl.spec.schema import load_spec
+from pgtorchrl.pipeline.build import build_pipeline
+from pgtorchrl.pipeline.parse import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_CARTPOLE = ROOT / "pipelines" / "vpg_cartpole_torch.yaml"
@@ -33,7 +33,7 @@ def test_cuda_without_a_gpu_is_a_one_line_error_and_opens_no_run(store):
 
 
 def test_ray_collection_needs_device_cpu():
-    from pgtorchrl.spec.schema import SpecError
+    from pgtorchrl.config.spec_file import SpecError
 
     with pytest.raises(SpecError, match="device: Ray workers collect on CPU: set device: cpu with a Ray collector"):
         load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", ["device=cuda", "collector={backend: ray, frames_per_batch: 256}"])

@@ -88,8 +88,8 @@ def test_same_spec_and_seed_give_the_same_metrics(store):
 
 
 def test_non_finite_loss_stops_with_a_clear_message_and_a_failed_run(store):
-    from pgtorchrl.spec.pipeline import build_pipeline
-    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.pipeline.build import build_pipeline
+    from pgtorchrl.pipeline.parse import load_spec
     from pgtorchrl.trainers.trainer import NonFiniteLossError, train
 
     spec = load_spec(VPG, TINY)
@@ -115,7 +115,7 @@ def test_an_interrupt_inside_the_losses_parameter_swap_still_ends_the_run_killed
     params.to_module(net)``): tensordict's __exit__ would turn it into a RuntimeError and the run
     would end FAILED; it stays an interrupt and the run ends KILLED."""
     import pgtorchrl.objectives.reinforce as reinforce
-    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.pipeline.parse import load_spec
     from pgtorchrl.trainers.trainer import train
 
     def interrupted(*args):
@@ -169,7 +169,7 @@ def test_build_failure_opens_no_run(store, tmp_path):
 @pytest.mark.parametrize("pipeline", sorted(str(p.relative_to(ROOT / "pipelines")) for p in (ROOT / "pipelines").rglob("*.yaml")))
 def test_every_shipped_pipeline_trains_briefly(store, pipeline):
     """Every spec under pipelines/ (mujoco/ included) trains a batch; a study's spec trains its base spec."""
-    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.pipeline.parse import load_spec
     from pgtorchrl.trainers.trainer import train
 
     spec = load_spec(ROOT / "pipelines" / pipeline, ["train.total_frames=1024", "eval.every_frames=null", "eval.episodes=2",

@@ -11,14 +11,9 @@ import torch
 from pgtorchrl.objectives.value.advantages import FullReturn, RewardToGo
 from pgtorchrl.collectors.rollout import first_episodes
 from pgtorchrl.objectives.reinforce import ReinforceLoss
-from pgtorchrl.envs.custom.short_corridor import (
-    estimator_catalogue,
-    exact_gradient,
-    exact_value_critic,
-    make_corridor_actor,
-    make_short_corridor,
-    per_episode_gradients,
-)
+from pgtorchrl.envs.custom.short_corridor import make_short_corridor
+from pgtorchrl.modules.linear_softmax import make_corridor_actor
+from pgtorchrl.objectives.corridor_exact import estimator_catalogue, exact_gradient, exact_value_critic, per_episode_gradients
 
 EPISODES = 20_000
 THETAS = [(-1.0, 1.0), (0.0, 0.0), (0.8, -0.2)]  # P(right) = 0.12, 0.5, 0.73

@@ -6,7 +6,8 @@ from tensordict import TensorDict
 from torchrl.data import Bounded, Composite, OneHot, Unbounded
 from torchrl.envs import ExplorationType, set_exploration_type
 
-from pgtorchrl.envs.custom.short_corridor import ShortCorridorEnv, make_corridor_actor
+from pgtorchrl.envs.custom.short_corridor import ShortCorridorEnv
+from pgtorchrl.modules.linear_softmax import make_corridor_actor
 from pgtorchrl.modules.fast_policies import (
     GumbelSampler,
     PolicyStep,

@@ -13,7 +13,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from pgtorchrl.record.tracking import mlflow_client
-from pgtorchrl.spec.schema import SpecError, load_spec
+from pgtorchrl.config.spec_file import SpecError
+from pgtorchrl.pipeline.parse import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"

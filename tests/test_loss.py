@@ -78,7 +78,7 @@ def test_critic_loss_and_its_gradient():
 def test_the_critic_objective_is_the_forwards_critic_term(masked):
     """What the extra critic steps minimize (ReinforceLoss.critic_objective, through the contract's
     critic_objective) equals forward's loss_critic in value and gradient, masked batches included."""
-    from pgtorchrl.spec.contracts import critic_objective
+    from pgtorchrl.pipeline.contracts import critic_objective
 
     torch.manual_seed(0)
     actor = linear_actor(torch.randn(2, 3))

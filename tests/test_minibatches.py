@@ -5,8 +5,8 @@ from pathlib import Path
 import torch
 
 import pgtorchrl.trainers.trainer as trainer
-from pgtorchrl.spec.pipeline import build_pipeline
-from pgtorchrl.spec.schema import load_spec
+from pgtorchrl.pipeline.build import build_pipeline
+from pgtorchrl.pipeline.parse import load_spec
 
 PPO = Path(__file__).resolve().parents[1] / "pipelines" / "ppo_cartpole.yaml"
 

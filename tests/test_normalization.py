@@ -71,9 +71,9 @@ def test_scaled_rewards_leave_the_task_return_and_are_clipped():
 
 
 def test_native_statistics_travel_with_the_policy_to_checkpoints_eval_and_load_actor(store):
-    from pgtorchrl.record.loading import evaluate_run, latest_checkpoint, load_actor
-    from pgtorchrl.spec.pipeline import build_pipeline, eval_env
-    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.experiments.loading import evaluate_run, latest_checkpoint, load_actor
+    from pgtorchrl.pipeline.build import build_pipeline, eval_env
+    from pgtorchrl.pipeline.parse import load_spec
     from pgtorchrl.trainers.evaluation import evaluate
     from pgtorchrl.trainers.trainer import train
 

@@ -7,8 +7,9 @@ import torch
 import pgtorchrl.trainers.per_step as per_step
 import pgtorchrl.trainers.trainer as trainer
 from pgtorchrl.collectors.rollout import MASK_KEY, first_episodes
-from pgtorchrl.spec.pipeline import build_pipeline
-from pgtorchrl.spec.schema import SpecError, load_spec
+from pgtorchrl.pipeline.build import build_pipeline
+from pgtorchrl.config.spec_file import SpecError
+from pgtorchrl.pipeline.parse import load_spec
 
 BASELINE = Path(__file__).resolve().parents[1] / "pipelines" / "short_corridor_baseline.yaml"
 

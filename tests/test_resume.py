@@ -9,8 +9,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import pgtorchrl.trainers.trainer as trainer
-from pgtorchrl.spec.pipeline import build_pipeline
-from pgtorchrl.spec.schema import load_spec
+from pgtorchrl.pipeline.build import build_pipeline
+from pgtorchrl.pipeline.parse import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["eval.every_frames=1024", "eval.episodes=3", "eval.target_return=null", "tracking.checkpoint_every_frames=1024"]
@@ -89,7 +89,7 @@ def test_resumed_run_matches_the_uninterrupted_one(store, name):
 
 
 def test_checkpoints_load_with_weights_only_and_hold_the_whole_state(store):
-    from pgtorchrl.record.loading import latest_checkpoint
+    from pgtorchrl.experiments.loading import latest_checkpoint
 
     spec = load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", CASES["gym_native"][1])
     result = trainer.train(spec)

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pgtorchrl.spec.schema import SpecError, flatten, load_spec
+from pgtorchrl.config.spec_file import SpecError
+
+from pgtorchrl.pipeline.parse import flatten, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"

@@ -15,8 +15,8 @@ import sys, time
 from pathlib import Path
 import mlflow.tracking, optuna.storages
 from pgtorchrl.record.tracking import mlflow_client
-from pgtorchrl.spec.search_space import TuneConfig
-from pgtorchrl.spec.tune import _study
+from pgtorchrl.pipeline.search_space import TuneConfig
+from pgtorchrl.experiments.tune import _study
 folder, me, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 for k in range(3):  # a race each time: three chances to collide, on each kind of store
     for kind in ("study", "mlflow"):

@@ -8,8 +8,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.envs.custom.short_corridor import OPTIMAL_VALUE, ShortCorridorEnv, make_corridor_actor
-from pgtorchrl.spec.schema import SpecError, expand_sweep, load_spec
+from pgtorchrl.envs.custom.short_corridor import OPTIMAL_VALUE, ShortCorridorEnv
+from pgtorchrl.modules.linear_softmax import make_corridor_actor
+from pgtorchrl.config.spec_file import SpecError
+from pgtorchrl.pipeline.parse import expand_sweep, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 REINFORCE = ROOT / "pipelines" / "short_corridor_reinforce.yaml"

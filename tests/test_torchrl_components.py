@@ -249,9 +249,9 @@ NORMALIZED = ["env.name=gym", "collector.name=sync", "train.total_frames=2048", 
 def test_normalization_statistics_travel_with_the_policy_to_checkpoints_eval_and_load_actor(store):
     from pgtorchrl.envs.gym import user_transforms
     from pgtorchrl.trainers.evaluation import evaluate
-    from pgtorchrl.record.loading import evaluate_run, latest_checkpoint, load_actor
-    from pgtorchrl.spec.pipeline import build_pipeline, eval_env
-    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.experiments.loading import evaluate_run, latest_checkpoint, load_actor
+    from pgtorchrl.pipeline.build import build_pipeline, eval_env
+    from pgtorchrl.pipeline.parse import load_spec
     from pgtorchrl.trainers.trainer import train
 
     spec = load_spec(VPG, NORMALIZED)
@@ -298,8 +298,8 @@ def test_the_readme_example_solves_cartpole_in_at_least_4_of_5_seeds():
 
 # --- TorchRL's PPO losses with functional: false (the modules called as they are) ------------------------------
 def test_ppo_loss_functional_false_gives_the_same_losses_and_gradients():
-    from pgtorchrl.spec.pipeline import build_pipeline
-    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.pipeline.build import build_pipeline
+    from pgtorchrl.pipeline.parse import load_spec
 
     ppo = ROOT / "pipelines" / "ppo_cartpole.yaml"
     pipelines = [build_pipeline(load_spec(ppo, ["collector.frames_per_batch=256", f"loss.functional={f}"])) for f in ("true", "false")]

@@ -163,7 +163,7 @@ def test_a_rejected_line_search_leaves_the_policy_unchanged():
 
 # --- PPO through TorchRL's loss is the clipped objective ----------------------------------------------------------
 def test_ppo_through_torchrl_gives_the_clipped_objective_written_out_by_hand():
-    from pgtorchrl.spec.components import LOSSES
+    from pgtorchrl.components import LOSSES
     from pgtorchrl.modules.models import make_actor, make_critic
     from torchrl.data import Composite, OneHot, Unbounded
 
@@ -201,7 +201,7 @@ def test_ppo_through_torchrl_gives_the_clipped_objective_written_out_by_hand():
 def test_every_trpo_update_of_a_whole_run_stays_in_the_trust_region(store):
     from mlflow.tracking import MlflowClient
 
-    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.pipeline.parse import load_spec
     from pgtorchrl.trainers.trainer import train
 
     spec = load_spec(ROOT / "pipelines" / "trpo_cartpole.yaml",
@@ -217,7 +217,7 @@ def test_every_trpo_update_of_a_whole_run_stays_in_the_trust_region(store):
 
 
 def test_a_trust_region_optimizer_needs_the_critic_its_own_optimizer():
-    from pgtorchrl.spec.schema import load_spec
+    from pgtorchrl.pipeline.parse import load_spec
 
     with pytest.raises(Exception, match="critic_optim: optim 'trpo' steps the actor only"):
         load_spec(ROOT / "pipelines" / "trpo_cartpole.yaml", ["critic_optim=null"])

@@ -14,8 +14,9 @@ from mlflow.tracking import MlflowClient
 
 from pgtorchrl.cli import main
 from pgtorchrl.record.store_lock import store_lock
-from pgtorchrl.spec.schema import SpecError, load_spec
-from pgtorchrl.spec.tune import check_space
+from pgtorchrl.config.spec_file import SpecError
+from pgtorchrl.pipeline.parse import load_spec
+from pgtorchrl.experiments.tune import check_space
 
 ROOT = Path(__file__).resolve().parents[1]
 

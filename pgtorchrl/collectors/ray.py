@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import torch
 from tensordict import TensorDictBase
 
-__all__ = ["RayCollection", "WorkerEnvs"]
+__all__ = ["RayCollection", "WorkerEnvs", "start_ray"]
 
 SEED_STRIDE = 1 << 16  # worker i's seeds start at seed + (i + 1) * SEED_STRIDE: no sub-env shares a seed
 
@@ -45,6 +45,20 @@ def _seeded_env(build: Callable[[dict], object], env_config: dict, seed: int):
     return env
 
 
+def start_ray(address: str | None, num_cpus: int) -> bool:
+    """Connects to Ray unless this process already is: to ``address``, or a new local Ray with
+    ``num_cpus`` CPUs. Returns whether it connected (the caller then shuts it down)."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError('backend ray needs Ray: pip install -e ".[ray]"') from None
+    if ray.is_initialized():
+        return False
+    options = {"include_dashboard": False, "log_to_driver": False}
+    ray.init(address=address, **options) if address else ray.init(num_cpus=num_cpus, **options)
+    return True
+
+
 class RayCollection:
     """Iterates batches from ``Collector(backend="ray", num_collectors=N)`` and sends the
     trainer's updated weights to the workers after every batch (on-policy collection).
@@ -61,8 +75,6 @@ class RayCollection:
     def __init__(self, worker_envs: WorkerEnvs, policy, total_frames: int, frames_per_batch: int,
                  num_collectors: int, address: str | None):
         from torchrl.collectors import Collector
-
-        from pgtorchrl.spec.remote import start_ray
 
         self._started_ray = start_ray(address, num_collectors)
         self.policy = policy

@@ -17,6 +17,7 @@ from torchrl.data import Bounded
 from pgtorchrl.envs.ids import check_gym_id
 from pgtorchrl.envs.native import TorchNativeEnv
 from pgtorchrl.envs.normalization import RunningObservationNorm, RunningRewardScale
+from pgtorchrl.envs.state import CheckpointError, gym_env_state, load_gym_env_state
 
 __all__ = ["GymNativeEnv"]
 
@@ -150,8 +151,6 @@ class GymNativeEnv(TorchNativeEnv):
         """The arrays above (as tensors), every sub-env's state (its variables, its wrappers',
         its ``np_random``) and the reward scale's statistics (the observation statistics are a
         transform's: :func:`pgtorchrl.envs.gym.transforms_state`)."""
-        from pgtorchrl.trainers.checkpoint import gym_env_state
-
         state = {**{name: torch.tensor(getattr(self, name)) for name in self._state_attrs},
                  "envs": [gym_env_state(env) for env in self.envs]}
         if self._reward_scale is not None:
@@ -159,8 +158,6 @@ class GymNativeEnv(TorchNativeEnv):
         return state
 
     def load_state_tensors(self, state: dict) -> None:
-        from pgtorchrl.trainers.checkpoint import CheckpointError, load_gym_env_state
-
         if len(state["envs"]) != len(self.envs) or ("reward_scale" in state) != (self._reward_scale is not None):
             raise CheckpointError("the checkpoint's env state does not match this spec's env")
         for env, env_state in zip(self.envs, state["envs"]):

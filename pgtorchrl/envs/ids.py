@@ -6,7 +6,7 @@ import difflib
 
 import gymnasium as gym
 
-from pgtorchrl.spec.registry import shown
+from pgtorchrl.config.registry import shown
 
 __all__ = ["check_gym_id", "CUSTOM_ENV_HINT"]
 

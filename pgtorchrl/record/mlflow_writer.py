@@ -117,7 +117,7 @@ class _Writer:
 
     def plot(self, curves: dict, tracking: dict, path: str) -> None:
         from pgtorchrl.record.plots import learning_curve_png
-        from pgtorchrl.spec.schema import TrackingConfig
+        from pgtorchrl.pipeline.schema import TrackingConfig
 
         self.artifact(path, learning_curve_png(curves, TrackingConfig(**tracking)))
 

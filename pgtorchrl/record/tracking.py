@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 
 from pgtorchrl.record.store_lock import store_lock
-from pgtorchrl.spec.schema import Spec, flatten, in_memory_store
+from pgtorchrl.pipeline.parse import flatten
+from pgtorchrl.pipeline.schema import Spec, in_memory_store
 
 __all__ = ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "mlflow_client", "check_store", "in_memory_store", "TrackedRun",
            "TrackingError", "package_versions", "run_lock"]
@@ -179,6 +180,7 @@ class TrackedRun:
         self._opened = threading.Event()
         self._writer_gone = threading.Event()  # set by the reader when the writer's stdout closes
         self.final_status: str | None = None  # what the store says the run ended as, once it has ended
+        self._warned: set[str] = set()  # the kinds of warning already given (see warn_once)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start_writer(self) -> "TrackedRun":
@@ -344,6 +346,15 @@ class TrackedRun:
 
     def set_tag(self, key: str, value: str) -> None:
         self._send("tag", key, str(value))
+
+    def warn_once(self, kind: str, message: str) -> None:
+        """Warns on stderr and as the run's ``warning`` tag, once per ``kind`` for the run
+        (a diverging network is said once, not at every checkpoint)."""
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        print(f"pgtorchrl: warning: {message}", file=sys.stderr)
+        self.set_tag("warning", message)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.log_bytes(text.encode(), artifact_file)

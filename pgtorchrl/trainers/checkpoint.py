@@ -18,21 +18,18 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import numpy as np
 import torch
 from tensordict import TensorDict
+from torchrl.collectors import Collector
 
+from pgtorchrl.collectors.rollout import EpisodeCollector, NativeCollector
 from pgtorchrl.envs.gym import load_transforms_state, transforms_state
+from pgtorchrl.envs.state import CheckpointError, env_state, load_env_state
 
-__all__ = ["capture", "restore", "to_bytes", "from_bytes", "CHECKPOINT_DIR", "checkpoint_path", "CheckpointError",
-           "gym_env_state", "load_gym_env_state"]
+__all__ = ["capture", "restore", "to_bytes", "from_bytes", "CHECKPOINT_DIR", "checkpoint_path", "CheckpointError"]
 
 FORMAT = 1
 CHECKPOINT_DIR = "checkpoints"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the pipeline it is restored into."""
 
 
 def checkpoint_path(frames: int) -> str:
@@ -53,110 +50,9 @@ def from_bytes(data: bytes) -> dict:
     return state
 
 
-# -- plain Python objects (gymnasium envs and wrappers) ---------------------------------------------
-def _plain_vars(obj) -> dict[str, Any]:
-    """An object's numeric attributes: numbers, booleans, ``None`` and numpy arrays (as
-    tensors). That is the whole dynamic state of gymnasium's classic-control envs and wrappers
-    (``state``, ``steps_beyond_terminated``, ``_elapsed_steps``, ...); objects are skipped."""
-    out: dict[str, Any] = {}
-    for name, value in vars(obj).items():
-        if value is None or isinstance(value, (bool, int, float)):
-            out[name] = value
-        elif isinstance(value, np.generic):
-            out[name] = value.item()
-        elif isinstance(value, np.ndarray) and value.dtype != object:
-            out[name] = torch.from_numpy(value.copy())
-    return out
-
-
-def _load_plain_vars(obj, values: dict[str, Any]) -> None:
-    for name, value in values.items():
-        if isinstance(value, torch.Tensor):
-            old = getattr(obj, name, None)
-            value = value.numpy().copy()
-            if isinstance(old, np.ndarray) and old.shape == value.shape:
-                old[...] = value  # in place: other objects may hold this buffer
-                continue
-        setattr(obj, name, value)
-
-
-def gym_env_state(env) -> dict[str, Any]:
-    """One gymnasium env's state: each wrapper's and the base env's plain variables, its
-    ``np_random`` and, for MuJoCo, ``qpos``/``qvel``."""
-    layers, layer = [], env
-    while True:
-        layers.append(_plain_vars(layer))
-        inner = getattr(layer, "env", None)
-        if inner is None or layer is layer.unwrapped:
-            break
-        layer = inner
-    base = env.unwrapped
-    state: dict[str, Any] = {"layers": layers}
-    rng = getattr(base, "_np_random", None)
-    if rng is not None:
-        state["np_random"] = rng.bit_generator.state
-    if hasattr(base, "data") and hasattr(base, "set_state"):  # MuJoCo: the simulator's state
-        state["qpos"] = torch.from_numpy(base.data.qpos.copy())
-        state["qvel"] = torch.from_numpy(base.data.qvel.copy())
-    return state
-
-
-def load_gym_env_state(env, state: dict[str, Any]) -> None:
-    """Restores what :func:`gym_env_state` returned into an env made from the same id."""
-    layer = env
-    for values in state["layers"]:
-        _load_plain_vars(layer, values)
-        layer = getattr(layer, "env", layer)
-    base = env.unwrapped
-    if "np_random" in state:
-        bit_generator = getattr(np.random, state["np_random"]["bit_generator"])()
-        bit_generator.state = state["np_random"]
-        base._np_random = np.random.Generator(bit_generator)
-    if "qpos" in state:
-        base.set_state(state["qpos"].numpy(), state["qvel"].numpy())
-
-
-def _vector_env(env):
-    """The gymnasium vector env under a TorchRL ``GymWrapper`` (possibly transformed), else ``None``."""
-    base = getattr(env, "base_env", env)
-    inner = getattr(base, "_env", None)
-    return inner if inner is not None and hasattr(inner, "envs") else None
-
-
-# -- envs and collectors -----------------------------------------------------------------------------
-def env_state(env) -> dict[str, Any] | None:
-    """A batched env's state, or ``None`` for an env kind that cannot be captured."""
-    from pgtorchrl.envs.native import TorchNativeEnv
-
-    if isinstance(env, TorchNativeEnv):
-        return {"tensors": env.state_tensors()}
-    vector = _vector_env(env)
-    if vector is not None:
-        return {"vector": _plain_vars(vector), "envs": [gym_env_state(e) for e in vector.envs]}
-    return None
-
-
-def load_env_state(env, state: dict[str, Any] | None) -> None:
-    if state is None:
-        return
-    if "tensors" in state:
-        env.load_state_tensors(state["tensors"])
-        return
-    vector = _vector_env(env)
-    if vector is None or len(vector.envs) != len(state["envs"]):
-        raise CheckpointError("the checkpoint's env state does not match this spec's env")
-    _load_plain_vars(vector, state["vector"])
-    for sub_env, sub_state in zip(vector.envs, state["envs"]):
-        load_gym_env_state(sub_env, sub_state)
-
-
 def collector_state(collector) -> dict[str, Any] | None:
     """What a collector carries between batches (episodes in progress), or ``None`` when it
     cannot be captured (remote workers)."""
-    from torchrl.collectors import Collector
-
-    from pgtorchrl.collectors.rollout import EpisodeCollector, NativeCollector
-
     if isinstance(collector, Collector):
         # the Collector's counters and the TensorDict it carries into the next step (private:
         # TorchRL has no public accessor; its state_dict() leaves it out)

@@ -33,13 +33,13 @@ from __future__ import annotations
 import math
 
 import torch
-from tensordict.nn import TensorDictModule
 from torch.func import functional_call
 from torch.nn.utils import clip_grad_norm_
 
 from pgtorchrl.modules.fast_policies import categorical_logits_net
+from pgtorchrl.pipeline.contracts import fixed_point_unsupported, not_on_tensors
 
-__all__ = ["per_step_updates", "fixed_point_unsupported"]
+__all__ = ["per_step_updates"]
 
 RTOL = 1e-6
 """A sweep that moves no weight by more than this fraction of its magnitude ends the iteration."""
@@ -58,40 +58,6 @@ def _solver(p) -> str:
     if solver == "auto":
         return "sequential" if fixed_point_unsupported(p) else "fixed_point"
     return solver
-
-
-def fixed_point_unsupported(p) -> str | None:
-    """Why the fixed-point solver cannot run pipeline ``p`` (``None`` when it can)."""
-    if p.spec.train.max_grad_norm is not None:
-        return "clips gradients per step (train.max_grad_norm): a step's update is no longer alpha x its gradient"
-    if p.loss.reduction != "sum":
-        return "needs loss.reduction: sum (the per-step losses must add up to the batch's)"
-    for section, optim in (("optim", p.actor_optim), ("critic_optim", p.critic_optim)):
-        if optim is None:
-            continue
-        plain = type(optim) is torch.optim.SGD and all(
-            g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in optim.param_groups
-        )
-        if not plain:
-            return f"needs plain SGD ({section}: name: sgd, momentum 0, weight_decay 0)"
-    why = _not_on_tensors(p)
-    if why is not None:
-        return why
-    modules = [categorical_logits_net(p.actor).module] + ([p.critic.module] if p.critic is not None else [])
-    if not all(getattr(m, "independent_runs", False) for m in modules):
-        return "needs modules with one parameter row per run (independent_runs: true)"
-    return None
-
-
-def _not_on_tensors(p) -> str | None:
-    """Why ``p``'s per-step losses cannot be computed on plain tensors (``None`` when they can):
-    they need a categorical actor over a logits network and a critic that is one
-    ``TensorDictModule``."""
-    if categorical_logits_net(p.actor) is None:
-        return "needs a categorical actor over a logits network"
-    if p.critic is not None and not (isinstance(p.critic, TensorDictModule) and len(p.critic.out_keys) == 1):
-        return "needs a critic that is one TensorDictModule"
-    return None
 
 
 def _columns(p, batch) -> dict:
@@ -152,7 +118,7 @@ def _tensor_step_losses(p, batch):
     categorical policy over a plain network or the critic not a plain ``TensorDictModule``. The
     same modules' networks and maths as ``p.loss(p.advantage.refresh(step))``, minus the
     TensorDict bookkeeping, which costs more than the maths at one update per step."""
-    if _not_on_tensors(p) is not None:
+    if not_on_tensors(p) is not None:
         return None
     net, critic = categorical_logits_net(p.actor), p.critic
     columns = _columns(p, batch)

@@ -1,7 +1,7 @@
 """The training loop: collect -> advantage -> loss -> optimizer step(s) -> log -> evaluate.
 
 One readable loop in the style of CleanRL's ``ppo.py``; every hyperparameter comes from the spec
-(see :mod:`pgtorchrl.spec.schema` for what each one means).
+(see :mod:`pgtorchrl.pipeline.schema` for what each one means).
 """
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ import torch
 from torch.nn.utils import clip_grad_norm_
 
 from pgtorchrl.collectors.rollout import MASK_KEY
-from pgtorchrl.spec.contracts import critic_objective, critic_term
+from pgtorchrl.pipeline.contracts import critic_objective, critic_term
 from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, transforms_state
 from pgtorchrl.trainers.evaluation import episode_stats, evaluate
 from pgtorchrl.objectives.value.functional import explained_variance
 from pgtorchrl.modules.fast_policies import log_prob_and_entropy
 from pgtorchrl.modules.models import LOG_PROB_KEY, policy_kl
 from pgtorchrl.trainers.per_step import per_step_updates
-from pgtorchrl.spec.pipeline import Pipeline, build_pipeline
+from pgtorchrl.pipeline.build import Pipeline, build_pipeline
 from pgtorchrl.record.plots import curve_csv
-from pgtorchrl.spec.schema import Spec
+from pgtorchrl.pipeline.schema import Spec
 from pgtorchrl.record.tracking import TrackedRun, TrackingError
 from pgtorchrl.objectives.trust_region import NaturalPolicyGradient
 
@@ -61,12 +61,9 @@ def check_parameters(p: Pipeline, iteration: int, frames: int, run: TrackedRun |
                 f"lower optim.lr or set train.max_grad_norm"
             )
         largest = max((float(t.abs().max()) for t in params if t.numel()), default=0.0)
-        if largest > EXPLODED and run is not None and not getattr(run, "_warned_exploding", False):
-            message = (f"the {name}'s largest weight is {largest:.3g} at frame {frames}: training may have diverged "
-                       f"(lower optim.lr or set train.max_grad_norm)")
-            print(f"pgtorchrl: warning: {message}", file=sys.stderr)
-            run.set_tag("warning", message)
-            run._warned_exploding = True
+        if largest > EXPLODED and run is not None:
+            run.warn_once("exploding", f"the {name}'s largest weight is {largest:.3g} at frame {frames}: training "
+                                       f"may have diverged (lower optim.lr or set train.max_grad_norm)")
 
 
 @dataclass

@@ -39,7 +39,7 @@ def check_key_flow(
     >>> check_key_flow({"observation"}, [("actor", ["observation"], ["action"]), ("loss", ["advantage"], [])])
     Traceback (most recent call last):
     ...
-    pgtorchrl.spec.keyflow.KeyFlowError: loss reads advantage, which no upstream module writes (available: action, observation)
+    pgtorchrl.pipeline.keyflow.KeyFlowError: loss reads advantage, which no upstream module writes (available: action, observation)
     """
     have = {_norm(k) for k in available}
     for name, in_keys, out_keys in stages:

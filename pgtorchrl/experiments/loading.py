@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, freeze_transforms, load_transforms_state, observation_transforms, user_transforms
-from pgtorchrl.spec.pipeline import build_policy
-from pgtorchrl.spec.schema import Spec, parse_spec
+from pgtorchrl.pipeline.build import build_policy
+from pgtorchrl.pipeline.parse import parse_spec
+from pgtorchrl.pipeline.schema import Spec
 from pgtorchrl.record.tracking import mlflow_client
 
 __all__ = ["load_actor", "load_critic", "load_run_spec", "evaluate_run", "latest_checkpoint", "resumable_run"]
@@ -89,7 +90,7 @@ def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = Non
     of a fresh env built from the run's spec, seeded with the spec's seed), on ``device`` if
     given, else on the run's own."""
     from pgtorchrl.trainers.evaluation import evaluate
-    from pgtorchrl.spec.pipeline import eval_env
+    from pgtorchrl.pipeline.build import eval_env
 
     spec = load_run_spec(run_id, tracking_uri, device)  # read once: the env and the actor both need it
     env = eval_env(spec, episodes)

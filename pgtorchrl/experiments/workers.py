@@ -1,5 +1,5 @@
 """Where sweep children and study trials run: in this process, or in local worker processes
-(light to import: no torch here). :mod:`pgtorchrl.spec.remote` has the same pool on Ray.
+(light to import: no torch here). :mod:`pgtorchrl.experiments.remote` has the same pool on Ray.
 
 A pool runs ``fn(*args)`` jobs under keys: ``submit(key, fn, args)`` while ``free``, then
 ``wait()`` returns the next finished ``(key, ("ok", value) | ("error", exception))``; ``stop()``
@@ -25,7 +25,7 @@ from typing import Any, Callable, Hashable
 
 __all__ = ["workers_context", "start_worker_server", "Pool", "InlinePool", "ProcessPool", "Outcome"]
 
-_PRELOAD = ["pgtorchrl.spec.sweep"]  # what every worker needs: the trainer, torch, TorchRL
+_PRELOAD = ["pgtorchrl.experiments.sweep"]  # what every worker needs: the trainer, torch, TorchRL
 
 Outcome = tuple  # ("ok", value) or ("error", exception)
 

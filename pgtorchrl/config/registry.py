@@ -92,7 +92,7 @@ class Registry:
     >>> optimizers["sdg"]
     Traceback (most recent call last):
     ...
-    pgtorchrl.spec.registry.UnknownComponentError: unknown optim 'sdg'; did you mean 'sgd'? (registered: sgd)
+    pgtorchrl.config.registry.UnknownComponentError: unknown optim 'sdg'; did you mean 'sgd'? (registered: sgd)
     """
 
     #: Bumped by every registration in any registry: a spec model built earlier is stale.

@@ -20,7 +20,7 @@ override) runs the study:
   KILLED; trials left RUNNING by a process that died are marked FAIL when the study continues.
 - **Where trials run**: this process asks the study for each trial (its sampler draws the
   parameters here) and tells it the outcome; the trial trains in this process (``workers: 1``),
-  in a local worker process, or as a Ray task (``backend: ray``, :mod:`pgtorchrl.spec.remote`),
+  in a local worker process, or as a Ray task (``backend: ray``, :mod:`pgtorchrl.experiments.remote`),
   up to ``workers`` at a time, reporting for pruning through the study's storage.
 
 A trial whose training fails (a diverging learning rate: non-finite weights) is FAIL and the
@@ -41,10 +41,13 @@ import yaml
 
 from pgtorchrl.record.store_lock import store_lock
 from pgtorchrl.record.tracking import TrackedRun, TrackingError, mlflow_client, resolve_tracking_uri
-from pgtorchrl.spec.registry import did_you_mean, shown
-from pgtorchrl.spec.schema import Spec, SpecError, _NotASection, _set_path, flatten, parse_spec
-from pgtorchrl.spec.search_space import FRAMES_TO_TARGET, TuneConfig
-from pgtorchrl.spec.workers import InlinePool, ProcessPool
+from pgtorchrl.config.registry import did_you_mean, shown
+from pgtorchrl.config.overrides import NotASection, set_path
+from pgtorchrl.config.spec_file import SpecError
+from pgtorchrl.pipeline.parse import flatten, parse_spec
+from pgtorchrl.pipeline.schema import Spec
+from pgtorchrl.pipeline.search_space import FRAMES_TO_TARGET, TuneConfig
+from pgtorchrl.experiments.workers import InlinePool, ProcessPool
 from pgtorchrl.trainers.trainer import TrainResult, train
 
 __all__ = ["DEFAULT_STORAGE", "check_space", "run_study", "StudySummary", "trial_spec", "storage_url"]
@@ -83,7 +86,7 @@ def check_space(spec: Spec, source: str = "<spec>") -> None:
             raise SpecError(f"{where}: no such spec field{did_you_mean(path, known)} (a field path as in overrides, e.g. optim.lr)")
         for value in dim.candidates():
             raw = copy.deepcopy(base)
-            _set_path(raw, path, value, create=False)
+            set_path(raw, path, value, create=False)
             try:
                 parse_spec(raw, source)
             except SpecError as err:
@@ -95,8 +98,8 @@ def trial_spec(base: dict[str, Any], params: dict[str, Any], seed: int, source: 
     raw = copy.deepcopy(base)
     try:
         for path, value in params.items():
-            _set_path(raw, path, value, create=False)
-    except _NotASection as err:  # check_space ran first: only a changed registry gets here
+            set_path(raw, path, value, create=False)
+    except NotASection as err:  # check_space ran first: only a changed registry gets here
         raise SpecError(f"{source}: tune.space: {err.part!r} is not a section") from None
     raw["seed"] = seed
     return parse_spec(raw, source)
@@ -254,7 +257,7 @@ def _trial_job(job: _Job, tune_raw: dict, trial_id: int) -> tuple[str, Any]:
 def _pool(tune: TuneConfig, tracking_uri: str):
     """Where the trials train: this process, local worker processes, or Ray tasks."""
     if tune.backend == "ray":
-        from pgtorchrl.spec.remote import RayPool  # Ray is optional: imported when a spec asks for it
+        from pgtorchrl.experiments.remote import RayPool  # Ray is optional: imported when a spec asks for it
 
         return RayPool(tune.workers, tune.address, tracking_uri)
     return ProcessPool(tune.workers) if tune.workers > 1 else InlinePool()
@@ -343,7 +346,7 @@ def best_spec_yaml(spec: Spec, params: dict[str, Any], source: str = "<spec>") -
     validated again before it is written."""
     raw = _base(spec)
     for path, value in params.items():
-        _set_path(raw, path, value, create=False)
+        set_path(raw, path, value, create=False)
     parse_spec(copy.deepcopy(raw), source)
     header = f"# the best trial of study {spec.tune.study_name or spec.experiment!r}: {json.dumps(params)}\n"
     return header + yaml.safe_dump(raw, sort_keys=False)

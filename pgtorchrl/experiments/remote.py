@@ -8,30 +8,17 @@ runs in the driver's folder); across machines use a tracking server
 (``MLFLOW_TRACKING_URI=http://...``) and, for studies, a shared ``tune.storage`` database. The
 nodes need pgtorchrl installed, as the driver has it.
 
-:class:`RayPool` has the interface of :mod:`pgtorchrl.spec.workers`' pools.
+:class:`RayPool` has the interface of :mod:`pgtorchrl.experiments.workers`' pools.
 """
 from __future__ import annotations
 
 import os
 from typing import Any, Callable, Hashable
 
-from pgtorchrl.spec.workers import Pool
+from pgtorchrl.collectors.ray import start_ray
+from pgtorchrl.experiments.workers import Pool
 
-__all__ = ["start_ray", "RayPool"]
-
-
-def start_ray(address: str | None, num_cpus: int) -> bool:
-    """Connects to Ray unless this process already is: to ``address``, or a new local Ray with
-    ``num_cpus`` CPUs. Returns whether it connected (the caller then shuts it down)."""
-    try:
-        import ray
-    except ImportError:
-        raise ImportError('backend ray needs Ray: pip install -e ".[ray]"') from None
-    if ray.is_initialized():
-        return False
-    options = {"include_dashboard": False, "log_to_driver": False}
-    ray.init(address=address, **options) if address else ray.init(num_cpus=num_cpus, **options)
-    return True
+__all__ = ["RayPool"]
 
 
 def _in_driver_folder(cwd: str, tracking_uri: str, fn: Callable[..., Any], args: tuple) -> Any:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from pgtorchrl.record.plots import curve_csv, learning_curve_png, seed_band_png
-from pgtorchrl.spec.schema import Spec, expand_sweep, parse_spec
+from pgtorchrl.pipeline.parse import expand_sweep, parse_spec
+from pgtorchrl.pipeline.schema import Spec
 from pgtorchrl.record.tracking import TrackedRun, resolve_tracking_uri
 from pgtorchrl.trainers.trainer import TrainResult, train
-from pgtorchrl.spec.workers import InlinePool, ProcessPool
+from pgtorchrl.experiments.workers import InlinePool, ProcessPool
 
 __all__ = ["run_sweep"]
 
@@ -52,14 +53,14 @@ def _pool(spec: Spec):
     """Where the children train: this process, local worker processes, or Ray tasks."""
     sweep = spec.sweep
     if sweep.backend == "ray":
-        from pgtorchrl.spec.remote import RayPool  # Ray is optional: imported when a spec asks for it
+        from pgtorchrl.experiments.remote import RayPool  # Ray is optional: imported when a spec asks for it
 
         return RayPool(sweep.workers, sweep.address, resolve_tracking_uri(spec.tracking.tracking_uri))
     return ProcessPool(sweep.workers) if sweep.workers > 1 else InlinePool()
 
 
 def _train_in_pool(children, spec_text, parent_id: str, source: str, pool) -> dict[str, TrainResult]:
-    """Trains the combinations in ``pool`` (:mod:`pgtorchrl.spec.workers`); the results come back in
+    """Trains the combinations in ``pool`` (:mod:`pgtorchrl.experiments.workers`); the results come back in
     the sweep's order. The first failure stops the others (each running child ends KILLED) and
     starts no more; a terminal's Ctrl-C has already reached every local worker the same way."""
     pending, results = list(children), {}

@@ -33,16 +33,22 @@ optim          a ``torch.optim.Optimizer``
 
 Capabilities beyond the contracts are declared here too: ``train.per_step_updates`` (Sutton &
 Barto's boxed per-step updates) needs pgtorchrl's own ``ReinforceLoss`` and advantage
-estimators, whose tensor-level methods it drives.
+estimators, whose tensor-level methods it drives, and its ``fixed_point`` solver
+(:mod:`pgtorchrl.trainers.per_step`) needs plain SGD, summed losses and one parameter row per run.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable, Protocol, runtime_checkable
 
 import torch
+from tensordict.nn import TensorDictModule
 from tensordict.utils import NestedKey
+from torchrl.envs import EnvBase
 
+from pgtorchrl.modules.fast_policies import categorical_logits_net
 from pgtorchrl.modules.models import LOG_PROB_KEY
+from pgtorchrl.objectives.reinforce import ReinforceLoss
+from pgtorchrl.objectives.value.advantages import AdvantageEstimator
 
 __all__ = [
     "ContractError",
@@ -58,6 +64,8 @@ __all__ = [
     "check_optimizer",
     "critic_term",
     "per_step_unsupported",
+    "fixed_point_unsupported",
+    "not_on_tensors",
 ]
 
 CRITIC_TERMS = ("loss_critic", "loss_value")
@@ -207,8 +215,6 @@ def check_collector(spec, collector) -> None:
 def check_env(spec, env) -> None:
     """The env's contract: a TorchRL env with one batch dim whose steps carry the keys the
     trainer and the metrics read."""
-    from torchrl.envs import EnvBase
-
     name = spec.env.name
     if not isinstance(env, EnvBase):
         raise ContractError(f"env: {name!r} returned {type(env).__name__}: an env must be a torchrl.envs.EnvBase")
@@ -244,11 +250,42 @@ def critic_objective(loss):
 def per_step_unsupported(loss, advantage) -> str | None:
     """Why per-step updates cannot drive these components (``None`` when they can): they call
     the tensor-level methods of pgtorchrl's own loss and estimators."""
-    from pgtorchrl.objectives.value.advantages import AdvantageEstimator
-    from pgtorchrl.objectives.reinforce import ReinforceLoss
-
     if not isinstance(loss, ReinforceLoss):
         return f"needs pgtorchrl's loss 'reinforce' (got {type(loss).__name__})"
     if not isinstance(advantage, AdvantageEstimator):
         return f"needs one of pgtorchrl's advantages (full_return, reward_to_go, td_error, gae; got {type(advantage).__name__})"
+    return None
+
+
+def fixed_point_unsupported(p) -> str | None:
+    """Why the fixed-point solver cannot run pipeline ``p`` (``None`` when it can)."""
+    if p.spec.train.max_grad_norm is not None:
+        return "clips gradients per step (train.max_grad_norm): a step's update is no longer alpha x its gradient"
+    if p.loss.reduction != "sum":
+        return "needs loss.reduction: sum (the per-step losses must add up to the batch's)"
+    for section, optim in (("optim", p.actor_optim), ("critic_optim", p.critic_optim)):
+        if optim is None:
+            continue
+        plain = type(optim) is torch.optim.SGD and all(
+            g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in optim.param_groups
+        )
+        if not plain:
+            return f"needs plain SGD ({section}: name: sgd, momentum 0, weight_decay 0)"
+    why = not_on_tensors(p)
+    if why is not None:
+        return why
+    modules = [categorical_logits_net(p.actor).module] + ([p.critic.module] if p.critic is not None else [])
+    if not all(getattr(m, "independent_runs", False) for m in modules):
+        return "needs modules with one parameter row per run (independent_runs: true)"
+    return None
+
+
+def not_on_tensors(p) -> str | None:
+    """Why ``p``'s per-step losses cannot be computed on plain tensors (``None`` when they can):
+    they need a categorical actor over a logits network and a critic that is one
+    ``TensorDictModule``."""
+    if categorical_logits_net(p.actor) is None:
+        return "needs a categorical actor over a logits network"
+    if p.critic is not None and not (isinstance(p.critic, TensorDictModule) and len(p.critic.out_keys) == 1):
+        return "needs a critic that is one TensorDictModule"
     return None

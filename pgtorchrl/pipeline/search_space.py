@@ -11,7 +11,7 @@ to one distribution each::
         actor.activation: {categorical: [tanh, relu]}
       n_trials: 30
 
-:mod:`pgtorchrl.spec.tune` runs the study (Optuna's TPE sampler, pruning at each evaluation)
+:mod:`pgtorchrl.experiments.tune` runs the study (Optuna's TPE sampler, pruning at each evaluation)
 with a parent MLflow run and one child run per trial.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, Field, model_validator
 
-from pgtorchrl.spec.registry import STRICT, did_you_mean, shown
+from pgtorchrl.config.registry import STRICT, did_you_mean, shown
 
 __all__ = ["Dimension", "TuneConfig", "FRAMES_TO_TARGET", "DIMENSION_KINDS"]
 

@@ -6,13 +6,13 @@ from typing import Any
 
 import torch
 
-from pgtorchrl.spec.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
-from pgtorchrl.spec.contracts import check_collector, check_components, check_env, check_optimizer
+from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
+from pgtorchrl.pipeline.contracts import check_collector, check_components, check_env, check_optimizer
 from pgtorchrl.collectors.ray import WorkerEnvs
 from pgtorchrl.envs.gym import freeze_transforms, load_transforms_state, transforms_state
-from pgtorchrl.spec.keyflow import check_key_flow, env_keys
-from pgtorchrl.trainers.per_step import fixed_point_unsupported
-from pgtorchrl.spec.schema import Spec
+from pgtorchrl.pipeline.keyflow import check_key_flow, env_keys
+from pgtorchrl.pipeline.contracts import fixed_point_unsupported
+from pgtorchrl.pipeline.schema import Spec
 
 __all__ = ["Pipeline", "build_pipeline", "build_policy", "check_device", "env_from_config", "eval_env"]
 
@@ -100,7 +100,7 @@ def preflight(env, actor, critic) -> None:
 
 def build_pipeline(spec: Spec) -> Pipeline:
     """Builds every component, checks each against its kind's contract
-    (:mod:`pgtorchrl.spec.contracts`) and that each module's inputs are written upstream."""
+    (:mod:`pgtorchrl.pipeline.contracts`) and that each module's inputs are written upstream."""
     env, actor, critic = build_policy(spec)
     advantage = ADVANTAGES.build(spec.advantage, critic)
     loss = LOSSES.build(spec.loss, actor, critic)

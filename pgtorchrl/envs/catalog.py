@@ -1,0 +1,155 @@
+"""The envs and env transforms a spec can name (``env:``, ``env.transforms:``), registered by name.
+
+Each factory's keyword-only parameters are the YAML fields of its section (the names of the
+constructor it calls); its positional parameter is wiring (the spec's ``device``). The env
+modules are imported inside the factories: validating a spec (``pgtorchrl validate``, the
+command line before it starts MLflow) reads these signatures without importing torch.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt
+
+from pgtorchrl.config.fields import Keys
+from pgtorchrl.config.registry import Registry
+from pgtorchrl.envs.ids import check_gym_id
+
+if TYPE_CHECKING:
+    from torchrl.envs import EnvBase
+
+__all__ = ["ENVS", "TRANSFORMS"]
+
+ENVS = Registry("env")
+TRANSFORMS = Registry("transform")  # TorchRL env transforms, listed under env.transforms
+
+
+def _known_gym_id(env_id: str) -> str:
+    check_gym_id(env_id)
+    return env_id
+
+
+GymId = Annotated[str, AfterValidator(_known_gym_id)]
+GymEnvCount = Annotated[int, Field(ge=1, le=4096)]  # gymnasium envs are Python objects, stepped one by one
+
+
+# --- env transforms (TorchRL's, by class name) -----------------------------------------------------
+# Wiring: none. Each returns a torchrl.envs.Transform appended, in list order, after the env's own
+# RewardSum and StepCounter (so rollout/ and eval/ returns stay the task's own rewards).
+@TRANSFORMS.register("torchrl.VecNormV2")
+def vec_norm(
+    *,
+    in_keys: Keys = ["observation"],  # noqa: B006
+    decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9999,
+    eps: PositiveFloat = 1.0e-4,
+    reduce_batch_dims: bool = True,
+):
+    """torchrl.envs.VecNormV2: running-statistics normalization (the stats are part of the policy).
+    reduce_batch_dims defaults to true here: one set of statistics over all envs."""
+    from torchrl.envs import VecNormV2
+
+    return VecNormV2(in_keys=in_keys, decay=decay, eps=eps, reduce_batch_dims=reduce_batch_dims)
+
+
+@TRANSFORMS.register("torchrl.ObservationNorm")
+def observation_norm(
+    *, loc: float = 0.0, scale: PositiveFloat = 1.0, in_keys: Keys = ["observation"], standard_normal: bool = False  # noqa: B006
+):
+    """torchrl.envs.ObservationNorm with fixed loc and scale (obs * scale + loc, or (obs - loc) / scale)."""
+    from torchrl.envs import ObservationNorm
+
+    return ObservationNorm(loc=loc, scale=scale, in_keys=in_keys, standard_normal=standard_normal)
+
+
+@TRANSFORMS.register("torchrl.RewardScaling")
+def reward_scaling(*, loc: float = 0.0, scale: PositiveFloat = 1.0, standard_normal: bool = False):
+    """torchrl.envs.RewardScaling: the reward the learner sees is reward * scale + loc."""
+    from torchrl.envs import RewardScaling
+
+    return RewardScaling(loc=loc, scale=scale, standard_normal=standard_normal)
+
+
+@TRANSFORMS.register("torchrl.ClipTransform")
+def clip_transform(
+    *,
+    in_keys: Optional[list[str]] = None,
+    in_keys_inv: Optional[list[str]] = None,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+):
+    """torchrl.envs.ClipTransform: clips in_keys (observations) and in_keys_inv (e.g. [action]) to [low, high]."""
+    from torchrl.envs import ClipTransform
+
+    return ClipTransform(in_keys=in_keys, in_keys_inv=in_keys_inv, low=low, high=high)
+
+
+# --- environments -------------------------------------------------------------------------------
+# Wiring: the spec's top-level ``device``; the env (a torch-native one, its state too) lives there.
+MakeKwargs = Annotated[dict[str, Any], Field(max_length=64)]
+
+
+@ENVS.register("gym")
+def gym_env(
+    device: str,
+    *,
+    env_id: GymId,
+    num_envs: GymEnvCount = 8,
+    make_kwargs: MakeKwargs = {},  # noqa: B006
+    transforms: list[TRANSFORMS.spec_type()] = [],  # noqa: B006
+) -> "EnvBase":
+    """A gymnasium id as one batched TorchRL env (GymWrapper); make_kwargs to gymnasium.make; TorchRL transforms.
+
+    num_envs copies are stepped side by side; ``transforms`` are TorchRL transforms by name (see
+    the ``transform`` kind), applied in order after the env's RewardSum and StepCounter."""
+    from pgtorchrl.envs.gym import make_gym_env
+
+    built = [TRANSFORMS.build(t) for t in transforms]
+    return make_gym_env(env_id, num_envs, device=device, transforms=built, **make_kwargs)
+
+
+@ENVS.register("gym_native")
+def gym_native(
+    device: str,
+    *,
+    env_id: GymId,
+    num_envs: GymEnvCount = 8,
+    make_kwargs: MakeKwargs = {},  # noqa: B006
+    normalize_observations: bool = False,
+    clip_observations: Optional[PositiveFloat] = None,
+    normalize_rewards: bool = False,
+    reward_gamma: Annotated[float, Field(ge=0.0, le=1.0)] = 0.99,
+    clip_rewards: Optional[PositiveFloat] = None,
+) -> "EnvBase":
+    """A gymnasium id (flat Box obs; Discrete or Box actions) on the tensor fast path; make_kwargs to gymnasium.make.
+
+    normalize_observations: observations normalized by their running mean and variance (the
+    statistic CleanRL, Tianshou and stable-baselines3 use; saved with the policy);
+    clip_observations: then clipped to [-c, c]; normalize_rewards: the learner's rewards divided
+    by the running std of the reward_gamma-discounted return (gymnasium's NormalizeReward; the
+    logged returns stay the task's), clip_rewards: then clipped. The fast path applies no TorchRL
+    transforms: use env 'gym' for those."""
+    from pgtorchrl.envs.gym_native import GymNativeEnv
+
+    return GymNativeEnv(env_id, num_envs, device=device, normalize_observations=normalize_observations,
+                        clip_observations=clip_observations, normalize_rewards=normalize_rewards,
+                        reward_gamma=reward_gamma, clip_rewards=clip_rewards, **make_kwargs)
+
+
+@ENVS.register("short_corridor")
+def short_corridor(device: str, *, num_envs: Annotated[int, Field(ge=1, le=10**7)] = 1) -> "EnvBase":
+    """Sutton & Barto's short corridor with switched actions (Example 13.1), batched, in torch."""
+    from pgtorchrl.envs.custom.short_corridor import make_short_corridor
+
+    return make_short_corridor(num_envs, device)
+
+
+@ENVS.register("torch_cartpole")
+def torch_cartpole(
+    device: str, *, num_envs: Annotated[int, Field(ge=1, le=10**8)] = 8, max_episode_steps: PositiveInt = 500
+) -> "EnvBase":
+    """CartPole-v1 in torch (gymnasium's exact dynamics), many envs in one tensor, CPU or CUDA."""
+    from pgtorchrl.envs.custom.cartpole import TorchCartPoleEnv
+
+    return TorchCartPoleEnv(num_envs, device=device, max_episode_steps=max_episode_steps)
+
+

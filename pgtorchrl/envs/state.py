@@ -1,0 +1,115 @@
+"""An env's dynamic state as plain tensors and numbers, and back: gymnasium envs (each wrapper's
+and the base env's variables, ``np_random``, MuJoCo's ``qpos``/``qvel``), gymnasium vector envs
+under TorchRL's ``GymWrapper``, and pgtorchrl's torch-native envs (their own tensors). What a
+checkpoint (:mod:`pgtorchrl.trainers.checkpoint`) holds of the envs; it loads with
+``torch.load(..., weights_only=True)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pgtorchrl.envs.native import TorchNativeEnv
+
+__all__ = ["CheckpointError", "gym_env_state", "load_gym_env_state", "env_state", "load_env_state"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the pipeline it is restored into."""
+
+
+# -- plain Python objects (gymnasium envs and wrappers) ---------------------------------------------
+def _plain_vars(obj) -> dict[str, Any]:
+    """An object's numeric attributes: numbers, booleans, ``None`` and numpy arrays (as
+    tensors). That is the whole dynamic state of gymnasium's classic-control envs and wrappers
+    (``state``, ``steps_beyond_terminated``, ``_elapsed_steps``, ...); objects are skipped."""
+    out: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if value is None or isinstance(value, (bool, int, float)):
+            out[name] = value
+        elif isinstance(value, np.generic):
+            out[name] = value.item()
+        elif isinstance(value, np.ndarray) and value.dtype != object:
+            out[name] = torch.from_numpy(value.copy())
+    return out
+
+
+def _load_plain_vars(obj, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if isinstance(value, torch.Tensor):
+            old = getattr(obj, name, None)
+            value = value.numpy().copy()
+            if isinstance(old, np.ndarray) and old.shape == value.shape:
+                old[...] = value  # in place: other objects may hold this buffer
+                continue
+        setattr(obj, name, value)
+
+
+def gym_env_state(env) -> dict[str, Any]:
+    """One gymnasium env's state: each wrapper's and the base env's plain variables, its
+    ``np_random`` and, for MuJoCo, ``qpos``/``qvel``."""
+    layers, layer = [], env
+    while True:
+        layers.append(_plain_vars(layer))
+        inner = getattr(layer, "env", None)
+        if inner is None or layer is layer.unwrapped:
+            break
+        layer = inner
+    base = env.unwrapped
+    state: dict[str, Any] = {"layers": layers}
+    rng = getattr(base, "_np_random", None)
+    if rng is not None:
+        state["np_random"] = rng.bit_generator.state
+    if hasattr(base, "data") and hasattr(base, "set_state"):  # MuJoCo: the simulator's state
+        state["qpos"] = torch.from_numpy(base.data.qpos.copy())
+        state["qvel"] = torch.from_numpy(base.data.qvel.copy())
+    return state
+
+
+def load_gym_env_state(env, state: dict[str, Any]) -> None:
+    """Restores what :func:`gym_env_state` returned into an env made from the same id."""
+    layer = env
+    for values in state["layers"]:
+        _load_plain_vars(layer, values)
+        layer = getattr(layer, "env", layer)
+    base = env.unwrapped
+    if "np_random" in state:
+        bit_generator = getattr(np.random, state["np_random"]["bit_generator"])()
+        bit_generator.state = state["np_random"]
+        base._np_random = np.random.Generator(bit_generator)
+    if "qpos" in state:
+        base.set_state(state["qpos"].numpy(), state["qvel"].numpy())
+
+
+def _vector_env(env):
+    """The gymnasium vector env under a TorchRL ``GymWrapper`` (possibly transformed), else ``None``."""
+    base = getattr(env, "base_env", env)
+    inner = getattr(base, "_env", None)
+    return inner if inner is not None and hasattr(inner, "envs") else None
+
+
+# -- envs and collectors -----------------------------------------------------------------------------
+def env_state(env) -> dict[str, Any] | None:
+    """A batched env's state, or ``None`` for an env kind that cannot be captured."""
+    if isinstance(env, TorchNativeEnv):
+        return {"tensors": env.state_tensors()}
+    vector = _vector_env(env)
+    if vector is not None:
+        return {"vector": _plain_vars(vector), "envs": [gym_env_state(e) for e in vector.envs]}
+    return None
+
+
+def load_env_state(env, state: dict[str, Any] | None) -> None:
+    if state is None:
+        return
+    if "tensors" in state:
+        env.load_state_tensors(state["tensors"])
+        return
+    vector = _vector_env(env)
+    if vector is None or len(vector.envs) != len(state["envs"]):
+        raise CheckpointError("the checkpoint's env state does not match this spec's env")
+    _load_plain_vars(vector, state["vector"])
+    for sub_env, sub_state in zip(vector.envs, state["envs"]):
+        load_gym_env_state(sub_env, sub_state)

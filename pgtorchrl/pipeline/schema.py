@@ -1,0 +1,199 @@
+"""The pipeline spec's model: one typed section per component kind (the discriminated union of
+its registered components, :mod:`pgtorchrl.components`) and the fixed sections (``train``,
+``eval``, ``tracking``, ``sweep``, ``tune``), strict (unknown keys are errors, no string passes as
+a number), with the cross-section rules of :mod:`pgtorchrl.pipeline.rules`. Reading a file into it
+is :mod:`pgtorchrl.pipeline.parse`; its errors' one-line messages, :mod:`pgtorchrl.pipeline.messages`.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AfterValidator, BaseModel, Field, PositiveFloat, PositiveInt, model_validator
+
+from pgtorchrl.components import REGISTRIES
+from pgtorchrl.config.registry import STRICT
+from pgtorchrl.pipeline.rules import CrossSectionError, first_problem, whole_episodes
+from pgtorchrl.pipeline.search_space import TuneConfig
+
+__all__ = ["Spec", "TrainConfig", "EvalConfig", "TrackingConfig", "SweepConfig", "TuneConfig", "FIXED_SECTIONS",
+           "section_type", "in_memory_store", "PLUGIN_PATTERN"]
+
+PLUGIN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+"""A module name a spec may list under ``plugins:``."""
+
+
+def _printable(name: str) -> str:
+    if not name.isprintable():
+        raise ValueError("must be printable text: no control characters (NUL, newline, tab ...)")
+    return name
+
+
+#: Experiment and run names: printable, and short enough for MLflow's stores.
+Name = Annotated[str, Field(min_length=1, max_length=250), AfterValidator(_printable)]
+
+
+def section_type(kind: str):
+    """The discriminated union of every registered component of one section, keyed by ``name``."""
+    return REGISTRIES[kind].spec_type()
+
+
+class StrictModel(BaseModel):
+    model_config = STRICT
+
+
+class TrainConfig(StrictModel):
+    """The training loop (one collect -> advantage -> loss -> update cycle per batch)."""
+
+    total_frames: Annotated[int, Field(gt=0, le=10**12)]
+    """Env frames to collect in all (the x axis of every metric)."""
+    value_steps: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Critic gradient steps per batch; the first is taken jointly with the actor (Spinning Up: 80)."""
+    max_grad_norm: Optional[Annotated[float, Field(gt=0)]] = None
+    """Clip the actor's and critic's gradient norms to this value (``null``: no clipping)."""
+    iterations: Optional[Annotated[int, Field(gt=0, le=10**9)]] = None
+    """Stop after this many updates (batches) even if frames remain (``null``: frames only)."""
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Passes over each batch (PPO: 10); each pass is ``minibatches`` gradient steps."""
+    minibatches: Annotated[int, Field(ge=1, le=10**6)] = 1
+    """Shuffled minibatches per pass (PPO: 32); 1 and ``epochs: 1`` is one step on the whole batch."""
+    target_kl: Optional[PositiveFloat] = None
+    """Stop a batch's passes once ``train/approx_kl`` from the collecting policy exceeds this
+    (``null``: always ``epochs`` passes)."""
+    per_step_updates: bool = False
+    """Sutton & Barto's boxed algorithms: after each batch of whole episodes, one optimizer
+    step per time step t = 0, 1, ... (all episodes' step t at once), each with the weights the
+    previous one left, instead of one step on the whole batch."""
+    per_step_solver: Literal["auto", "sequential", "fixed_point"] = "auto"
+    """How per-step updates are computed (:mod:`pgtorchrl.trainers.per_step`): ``sequential`` (the loop
+    as written), ``fixed_point`` (the same recurrence solved for all steps at once: plain SGD,
+    ``loss.reduction: sum``, one parameter row per run) or ``auto`` (fixed_point where it applies)."""
+
+
+class EvalConfig(StrictModel):
+    """Evaluation of the deterministic policy (the mode of pi)."""
+
+    every_frames: Optional[PositiveInt] = None
+    """Evaluate every this many env frames (``null``: only at the end)."""
+    episodes: Annotated[int, Field(ge=0, le=10000)] = 10
+    """Episodes per evaluation, run side by side in one batched env (0: no evaluation at all)."""
+    target_return: Optional[float] = None
+    """Stop training once ``eval/return_mean`` reaches this (``null``: never stop early)."""
+
+
+def in_memory_store(uri: str) -> bool:
+    """Whether ``uri`` names an in-memory SQLite database (every run in it vanishes with the process).
+
+    >>> [in_memory_store(u) for u in ("sqlite://", "sqlite:///:memory:", "sqlite:///mlruns/mlflow.db")]
+    [True, True, False]
+    """
+    return uri.startswith("sqlite:") and (uri.rstrip("/") == "sqlite:" or ":memory:" in uri)
+
+
+def _stored(uri: str | None) -> str | None:
+    if uri is not None and in_memory_store(uri):
+        raise ValueError("an in-memory SQLite store loses the run when the process ends: use sqlite:///mlruns/mlflow.db")
+    return uri
+
+
+class TrackingConfig(StrictModel):
+    """MLflow tracking."""
+
+    tracking_uri: Annotated[Optional[str], AfterValidator(_stored)] = None
+    """Tracking store; ``null`` uses $MLFLOW_TRACKING_URI or ``sqlite:///mlruns/mlflow.db``."""
+    run_name: Optional[Name] = None
+    """MLflow run name (``null``: MLflow picks one)."""
+    log_models: bool = True
+    """Log the final actor/critic weights as artifacts."""
+    checkpoint_every_frames: Optional[Annotated[int, Field(ge=1)]] = 50_000
+    """Log a checkpoint (``checkpoints/frames_N.pt``: weights, optimizers, RNG and env state,
+    progress) every this many frames and at the end; ``pgtorchrl resume RUN_ID`` continues
+    from the newest. ``null``: only at the end."""
+    curve_x: Literal["frames", "iteration"] = "frames"
+    """x axis of the learning-curve plot (``iteration``: one episode per env per iteration
+    with the ``episodes`` collector, as the textbook's figures)."""
+    reference_return: Optional[float] = None
+    """A dashed horizontal line on the learning-curve plot (e.g. the optimal value)."""
+    reference_label: str = "reference"
+    """Its legend label."""
+    tags: Annotated[dict[str, Annotated[str, Field(max_length=5000)]], Field(max_length=100)] = {}
+    """Extra MLflow run tags (``mlflow.parentRunId: RUN_ID`` makes the run a child of that run)."""
+
+
+class SweepConfig(StrictModel):
+    """Runs the spec once per combination of values, each as a child MLflow run of one parent."""
+
+    values: Annotated[dict[str, Annotated[list[Any], Field(min_length=1, max_length=1000)]], Field(min_length=1)]
+    """``{key.path: [value, ...]}``: the spec fields to vary (values typed as in the file)."""
+    mode: Literal["grid", "zip"] = "grid"
+    """``grid``: every combination; ``zip``: the i-th value of every list together."""
+    labels: Optional[list[str]] = None
+    """A legend label per combination (default: ``key=value`` pairs)."""
+    workers: Annotated[int, Field(ge=1, le=256)] = 1
+    """Child runs trained side by side (each on one thread: use up to one per core); with
+    ``backend: local``, 1 trains them one after another in this process, more in local processes."""
+    backend: Literal["local", "ray"] = "local"
+    """``local``: this machine's processes; ``ray``: each child run a Ray task, ``workers`` at a time,
+    on a local Ray or the cluster at ``address``."""
+    address: Optional[str] = None
+    """With ``backend: ray``: an existing cluster (``auto``, ``ray://HOST:10001``); ``null`` starts a local Ray."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """``sweep: {optim.lr: [1.0e-3, 3.0e-3]}`` means ``sweep: {values: {optim.lr: [...]}}``."""
+        if isinstance(data, dict) and data and not set(cls.model_fields) & data.keys():
+            return {"values": data}
+        return data
+
+
+class Spec(StrictModel):
+    """A whole pipeline; see ``pipelines/vpg_cartpole.yaml`` for a commented example."""
+
+    experiment: Name
+    plugins: list[Annotated[str, Field(pattern=PLUGIN_PATTERN)]] = []
+    """Python modules imported before the spec is validated: they may register components
+    (``@ACTORS.register("my_actor")``), and only their factories may be named as
+    ``module:function``. A spec without ``plugins`` runs no code but pgtorchrl's."""
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    device: Literal["cpu", "cuda"] = "cpu"
+    env: section_type("env")
+    actor: section_type("actor")
+    critic: Optional[section_type("critic")] = None
+    collector: section_type("collector")
+    advantage: section_type("advantage")
+    loss: section_type("loss")
+    optim: section_type("optim")
+    critic_optim: Optional[section_type("critic_optim")] = None
+    train: TrainConfig
+    eval: EvalConfig = EvalConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    sweep: Optional[SweepConfig] = None
+    tune: Optional[TuneConfig] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_collector(cls, data: Any) -> Any:
+        """A ``collector:`` without a ``name`` is TorchRL's ``Collector`` (``sync``), so
+        ``collector: {backend: ray, num_collectors: 4}`` reads as TorchRL's own call."""
+        section = data.get("collector") if isinstance(data, dict) else None
+        if isinstance(section, dict) and "name" not in section:
+            data = {**data, "collector": {"name": "sync", **section}}
+        return data
+
+    @property
+    def whole_episodes(self) -> bool:
+        """Whether the collector yields complete episodes (one per row)."""
+        return whole_episodes(self)
+
+    @model_validator(mode="after")
+    def _cross_section_rules(self) -> "Spec":
+        """The rules tying sections together (:mod:`pgtorchrl.pipeline.rules`), once each is valid."""
+        problem = first_problem(self)
+        if problem is not None:
+            raise CrossSectionError(*problem)
+        return self
+
+
+FIXED_SECTIONS: dict[str, type[BaseModel]] = {"train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig,
+                                              "sweep": SweepConfig, "tune": TuneConfig}
+"""The sections that are not components: their models by section name."""
