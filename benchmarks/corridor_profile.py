@@ -16,6 +16,7 @@ MLflow) and prints:
     python benchmarks/corridor_profile.py --runs 300 --episodes 300        # more runs per lockstep step
     python benchmarks/corridor_profile.py --solver sequential              # the per-step loop as written
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec", nargs="?", default=str(ROOT / "pipelines" / "short_corridor_reinforce.yaml"))
     parser.add_argument("--lr", type=float, default=2.0**-13, help="the actor's step size (default 2^-13)")
-    parser.add_argument("--solver", default="auto", choices=["auto", "sequential", "fixed_point"], help="train.per_step_solver")
-    parser.add_argument("--runs", type=int, default=None, help="runs stepped together (default: the spec's env.num_envs)")
-    parser.add_argument("--episodes", type=int, default=None, help="episodes per run (default: the spec's train.iterations)")
+    parser.add_argument(
+        "--solver", default="auto", choices=["auto", "sequential", "fixed_point"], help="train.per_step_solver"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=None, help="runs stepped together (default: the spec's env.num_envs)"
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="episodes per run (default: the spec's train.iterations)"
+    )
     args = parser.parse_args()
 
     overrides = ["sweep=null", f"optim.lr={args.lr!r}", f"train.per_step_solver={args.solver}"]
@@ -63,7 +70,9 @@ def main() -> None:
         lockstep += batch.shape[-1]
         per_run += batch.get(MASK_KEY).sum(-1)
     mean_steps, max_steps = per_run.float().mean().item(), per_run.max().item()
-    print(f"{Path(args.spec).name}, lr {args.lr:g}, solver {args.solver}, {spec.env.num_envs} runs x {episodes} episodes")
+    print(
+        f"{Path(args.spec).name}, lr {args.lr:g}, solver {args.solver}, {spec.env.num_envs} runs x {episodes} episodes"
+    )
     print(f"  lockstep steps:             {lockstep:>9,}")
     print(f"  steps per run, mean / max:  {mean_steps:>9,.0f} / {max_steps:,}")
     print(f"  lockstep / mean, / max:     {lockstep / mean_steps:>9.2f} / {lockstep / max_steps:.2f}")

@@ -10,6 +10,7 @@ metrics per estimator (step = theta index), and the table as an artifact.
 
     python benchmarks/estimator_report.py [--episodes 20000] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,11 +20,16 @@ import warnings
 
 import torch
 
-from pgtorchrl.objectives.value.advantages import FullReturn, RewardToGo
 from pgtorchrl.collectors.rollout import first_episodes
 from pgtorchrl.envs.custom.short_corridor import make_short_corridor
 from pgtorchrl.modules.linear_softmax import make_corridor_actor
-from pgtorchrl.objectives.corridor_exact import estimator_catalogue, exact_gradient, exact_value_critic, per_episode_gradients
+from pgtorchrl.objectives.corridor_exact import (
+    estimator_catalogue,
+    exact_gradient,
+    exact_value_critic,
+    per_episode_gradients,
+)
+from pgtorchrl.objectives.value.advantages import FullReturn, RewardToGo
 from pgtorchrl.record.tracking import resolve_tracking_uri
 
 THETAS = [(-1.47, 1.47), (-1.0, 1.0), (0.0, 0.0), (0.8, -0.2)]
@@ -31,8 +37,14 @@ THETAS = [(-1.47, 1.47), (-1.0, 1.0), (0.0, 0.0), (0.8, -0.2)]
 
 def row(name, grads, exact):
     mean, se = grads.mean(0)[0].item(), (grads.std(0)[0] / grads.shape[0] ** 0.5).item()
-    return {"estimator": name, "mean": mean, "se": se, "exact": exact[0].item(),
-            "z": (mean - exact[0].item()) / se, "variance": grads.var(0).sum().item()}
+    return {
+        "estimator": name,
+        "mean": mean,
+        "se": se,
+        "exact": exact[0].item(),
+        "z": (mean - exact[0].item()) / se,
+        "variance": grads.var(0).sum().item(),
+    }
 
 
 def estimators(theta, gamma):
@@ -75,11 +87,15 @@ def main() -> None:
         rows = report(theta, args.episodes, args.seed, gamma)
         tables.append((theta, gamma, p, rows))
         lines.append(f"\ntheta={theta} P(right)={p:.3f} gamma={gamma} ({args.episodes} episodes, seed {args.seed})")
-        lines.append(f"| {'estimator':<40} | {'mean dJ/dtheta_R':>16} | {'s.e.':>6} | {'exact':>8} | {'z':>6} | {'variance':>10} |")
+        lines.append(
+            f"| {'estimator':<40} | {'mean dJ/dtheta_R':>16} | {'s.e.':>6} | {'exact':>8} | {'z':>6} "
+            f"| {'variance':>10} |"
+        )
         lines.append(f"|{'-' * 42}|{'-' * 18}|{'-' * 8}|{'-' * 10}|{'-' * 8}|{'-' * 12}|")
         for r in rows:
             lines.append(
-                f"| {r['estimator']:<40} | {r['mean']:>16.3f} | {r['se']:>6.3f} | {r['exact']:>8.3f} | {r['z']:>6.2f} | {r['variance']:>10.1f} |"
+                f"| {r['estimator']:<40} | {r['mean']:>16.3f} | {r['se']:>6.3f} | {r['exact']:>8.3f} "
+                f"| {r['z']:>6.2f} | {r['variance']:>10.1f} |"
             )
     text = "\n".join(lines)
     print(text)
@@ -95,7 +111,9 @@ def main() -> None:
                 slug = re.sub(r"[^A-Za-z0-9_]+", "_", r["estimator"]).strip("_")
                 mlflow.log_metrics({f"variance/{slug}": r["variance"], f"z/{slug}": r["z"]}, step=step)
         mlflow.log_text(text, "estimator_report.md")
-        print(f"\nlogged to MLflow run {mlflow.active_run().info.run_id} ({os.environ.get('MLFLOW_TRACKING_URI', 'sqlite:///mlruns/mlflow.db')})")
+        print(
+            f"\nlogged to MLflow run {mlflow.active_run().info.run_id} ({os.environ.get('MLFLOW_TRACKING_URI', 'sqlite:///mlruns/mlflow.db')})"
+        )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ Per (algorithm, env) it prints ours next to the reference, in the reference's me
 
 with the mean over seeds and its 95% percentile-bootstrap interval (resampling seeds), the
 interquartile mean (benchmarks/rl_stats.py), and whether the reference is matched (its mean
-inside our interval, or ours above it; ``pending`` below 3 finished seeds). The published tables give means and spreads, not
-per-seed results, so no probability of improvement over them is computed. The parent run gets
+inside our interval, or ours above it; ``pending`` below 3 finished seeds). The published tables give
+means and spreads, not per-seed results, so no probability of improvement over them is computed. The parent run gets
 the table (``table.txt``) and one learning-curve figure per env (``curves_ENV.png``: every
 algorithm's mean ``rollout/episode_return``, each seed's averaged over 25k frames, with its 95%
 bootstrap band).
@@ -32,6 +32,7 @@ bootstrap band).
     python benchmarks/mujoco_table.py --algos vpg --envs halfcheetah --seeds 0 1 2
     python benchmarks/mujoco_table.py --table-only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_stats import bootstrap_ci, iqm  # noqa: E402
+from rl_stats import bootstrap_ci, iqm
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "mujoco-benchmark"
@@ -72,21 +73,54 @@ class Reference(NamedTuple):
 #: per algorithm, the reference its pipelines follow first, then others shown beside it (their
 #: own settings differ from the pipeline's: the table says so)
 REFERENCES = {
-    "vpg": (Reference("Spinning Up VPG-PyTorch (-v3, 10 seeds)", "final training return, 11-epoch smoothing",
-                      "smoothed_training_return", 3_000_000,
-                      {"halfcheetah": (632.0, None), "hopper": (815.0, None), "walker2d": (471.0, None)}),),
-    "npg": (Reference("Tianshou NPG (-v3, 10 seeds)", "max mean eval return", "max_mean_eval", 1_000_000,
-                      {"halfcheetah": (3485.2, 716.6), "hopper": (1915.2, 550.5), "walker2d": (2503.2, 963.3)}),),
-    "trpo": (Reference("Tianshou TRPO (-v3, 10 seeds)", "max mean eval return", "max_mean_eval", 1_000_000,
-                       {"halfcheetah": (4471.2, 804.9), "hopper": (2046.0, 1037.9), "walker2d": (3826.7, 782.7)}),
-             Reference("SB3-contrib TRPO (-v3, 3 seeds, RL Zoo's settings, not this pipeline's)", "final eval return",
-                       "final_eval", 1_000_000,
-                       {"halfcheetah": (1803.0, 46.0), "hopper": (3372.0, 215.0), "walker2d": (4502.0, 234.0)})),
-    "ppo": (Reference("CleanRL ppo_continuous_action (-v4)", "final training return, last 10 updates",
-                      "smoothed_training_return", 1_000_000,
-                      {"halfcheetah": (2905.85, 1129.37), "hopper": (2051.80, 313.94), "walker2d": (2890.97, 231.40)}),),
+    "vpg": (
+        Reference(
+            "Spinning Up VPG-PyTorch (-v3, 10 seeds)",
+            "final training return, 11-epoch smoothing",
+            "smoothed_training_return",
+            3_000_000,
+            {"halfcheetah": (632.0, None), "hopper": (815.0, None), "walker2d": (471.0, None)},
+        ),
+    ),
+    "npg": (
+        Reference(
+            "Tianshou NPG (-v3, 10 seeds)",
+            "max mean eval return",
+            "max_mean_eval",
+            1_000_000,
+            {"halfcheetah": (3485.2, 716.6), "hopper": (1915.2, 550.5), "walker2d": (2503.2, 963.3)},
+        ),
+    ),
+    "trpo": (
+        Reference(
+            "Tianshou TRPO (-v3, 10 seeds)",
+            "max mean eval return",
+            "max_mean_eval",
+            1_000_000,
+            {"halfcheetah": (4471.2, 804.9), "hopper": (2046.0, 1037.9), "walker2d": (3826.7, 782.7)},
+        ),
+        Reference(
+            "SB3-contrib TRPO (-v3, 3 seeds, RL Zoo's settings, not this pipeline's)",
+            "final eval return",
+            "final_eval",
+            1_000_000,
+            {"halfcheetah": (1803.0, 46.0), "hopper": (3372.0, 215.0), "walker2d": (4502.0, 234.0)},
+        ),
+    ),
+    "ppo": (
+        Reference(
+            "CleanRL ppo_continuous_action (-v4)",
+            "final training return, last 10 updates",
+            "smoothed_training_return",
+            1_000_000,
+            {"halfcheetah": (2905.85, 1129.37), "hopper": (2051.80, 313.94), "walker2d": (2890.97, 231.40)},
+        ),
+    ),
 }
-SMOOTHING = {"vpg": 11, "ppo": 10}  # training-return points averaged at the end (Spinning Up's plots, CleanRL's last updates)
+SMOOTHING = {
+    "vpg": 11,
+    "ppo": 10,
+}  # training-return points averaged at the end (Spinning Up's plots, CleanRL's last updates)
 
 
 def client():
@@ -113,8 +147,12 @@ def parent_run(c, table: str, create: bool = True):
 
 def children(c, parent) -> dict[tuple[str, str, int], object]:
     """The parent's child runs by (algorithm, env, seed); of several, the newest."""
-    runs = c.search_runs([parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
-                         order_by=["attributes.start_time ASC"], max_results=5000)
+    runs = c.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=5000,
+    )
     return {(r.data.tags["mujoco.algo"], r.data.tags["mujoco.env"], int(r.data.tags["mujoco.seed"])): r for r in runs}
 
 
@@ -130,8 +168,17 @@ def command(job: tuple[str, str, int], existing, parent_id: str, overrides: list
         # (``children`` takes the newest; the old one stays in the store as it ended)
     pipeline = ROOT / "pipelines" / "mujoco" / f"{algo}_{env}.yaml"
     tags = f"{{mlflow.parentRunId: {parent_id}, mujoco.algo: {algo}, mujoco.env: {env}, mujoco.seed: '{seed}'}}"
-    return [sys.executable, "-m", "pgtorchrl", str(pipeline), f"seed={seed}", f"experiment={EXPERIMENT}",
-            f"tracking.run_name={algo}-{env}-seed{seed}", f"tracking.tags={tags}", *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "pgtorchrl",
+        str(pipeline),
+        f"seed={seed}",
+        f"experiment={EXPERIMENT}",
+        f"tracking.run_name={algo}-{env}-seed{seed}",
+        f"tracking.tags={tags}",
+        *overrides,
+    ]
 
 
 def has_checkpoint(run_id: str) -> bool:
@@ -217,7 +264,7 @@ def score(algo: str, statistic: str, run_id: str, c) -> float | None:
             return None
         return max(v for _, v in points) if statistic == "max_mean_eval" else points[-1][1]
     points = history(c, run_id, "rollout/episode_return")
-    return float(np.mean([v for _, v in points[-SMOOTHING[algo]:]])) if points else None
+    return float(np.mean([v for _, v in points[-SMOOTHING[algo] :]])) if points else None
 
 
 def mean_curve_max(curves: np.ndarray) -> float:
@@ -227,21 +274,30 @@ def mean_curve_max(curves: np.ndarray) -> float:
 
 def table(c, parent, algos, envs) -> str:
     runs = children(c, parent)
-    lines = [f"{'algo':<5} {'env':<12} {'seeds':>5} {'frames':>9} {'ours mean [95% CI]':>30} {'IQM':>8}   "
-             f"{'reference':>18}  matched  per seed  (reference; metric)"]
+    lines = [
+        f"{'algo':<5} {'env':<12} {'seeds':>5} {'frames':>9} {'ours mean [95% CI]':>30} {'IQM':>8}   "
+        f"{'reference':>18}  matched  per seed  (reference; metric)"
+    ]
     for algo in algos:
         for env in envs:
             done = [(seed, r) for (a, e, seed), r in sorted(runs.items()) if a == algo and e == env]
             finished = [(s, r) for s, r in done if r.info.status == "FINISHED"]
             if not finished:
-                states = ", ".join(f"seed {s}: {r.info.status.lower()} at {int(r.data.metrics.get('time/elapsed_s', 0))} s"
-                                   for s, r in done) or "not started"
+                states = (
+                    ", ".join(
+                        f"seed {s}: {r.info.status.lower()} at {int(r.data.metrics.get('time/elapsed_s', 0))} s"
+                        for s, r in done
+                    )
+                    or "not started"
+                )
                 lines.append(f"{algo:<5} {env:<12} {0:>5} {'':>9} {'(' + states + ')':>30}")
                 continue
             # the frames trained (logged every iteration; episodes may end before the last one)
             frames = min(history(c, r.info.run_id, "time/fps")[-1][0] for _, r in finished)
             for ref in REFERENCES[algo]:
-                lines.append(f"{algo:<5} {env:<12} {len(finished):>5} {frames:>9} " + _row(c, algo, env, ref, finished, frames))
+                lines.append(
+                    f"{algo:<5} {env:<12} {len(finished):>5} {frames:>9} " + _row(c, algo, env, ref, finished, frames)
+                )
     return "\n".join(lines)
 
 
@@ -266,8 +322,10 @@ def _row(c, algo: str, env: str, ref: Reference, finished: list, frames: int) ->
     ours = f"{mean:.0f} [{low:.0f}, {high:.0f}]"
     reference = f"{ref_mean:.0f}" + (f" +- {ref_spread:.0f}" if ref_spread else "")
     seeds = ", ".join(f"{v:.0f}" for v in per_seed)
-    return (f"{ours:>30} {iqm(per_seed):>8.0f}   {reference:>18}  {matched:<7}  {seeds}  "
-            f"({ref.source}; {ref.metric}; budget {ref.budget:.0e})")
+    return (
+        f"{ours:>30} {iqm(per_seed):>8.0f}   {reference:>18}  {matched:<7}  {seeds}  "
+        f"({ref.source}; {ref.metric}; budget {ref.budget:.0e})"
+    )
 
 
 CURVE_WINDOW = 25_000
@@ -293,7 +351,11 @@ def curves_png(c, parent, env: str, algos) -> bytes | None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     drawn = False
     for algo in algos:
-        curves = [history(c, r.info.run_id, "rollout/episode_return") for (a, e, _), r in runs.items() if a == algo and e == env]
+        curves = [
+            history(c, r.info.run_id, "rollout/episode_return")
+            for (a, e, _), r in runs.items()
+            if a == algo and e == env
+        ]
         curves = [smoothed(cv) for cv in curves if cv]
         if not curves:
             continue
@@ -309,8 +371,11 @@ def curves_png(c, parent, env: str, algos) -> bytes | None:
     if not drawn:
         plt.close(fig)
         return None
-    ax.set(xlabel="env frames", ylabel=f"rollout/episode_return ({CURVE_WINDOW // 1000}k-frame mean)",
-           title=f"{ENVS[env]}: mean over seeds, 95% bootstrap band")
+    ax.set(
+        xlabel="env frames",
+        ylabel=f"rollout/episode_return ({CURVE_WINDOW // 1000}k-frame mean)",
+        title=f"{ENVS[env]}: mean over seeds, 95% bootstrap band",
+    )
     ax.legend()
     buffer = io.BytesIO()
     fig.tight_layout()
@@ -345,8 +410,13 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=2, help="runs side by side (default 2: one per core here)")
     parser.add_argument("--table", default="v5", help="the table's name: its parent run (default v5)")
-    parser.add_argument("--override", nargs="*", default=[], metavar="key.path=value",
-                        help="overrides for every new run (a smoke test: train.total_frames=8000)")
+    parser.add_argument(
+        "--override",
+        nargs="*",
+        default=[],
+        metavar="key.path=value",
+        help="overrides for every new run (a smoke test: train.total_frames=8000)",
+    )
     parser.add_argument("--table-only", action="store_true", help="print the table from the store; train nothing")
     parser.add_argument("--logs", type=Path, default=Path("mlruns") / "mujoco-logs")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")

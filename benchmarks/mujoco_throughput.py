@@ -15,6 +15,7 @@ and policy) and updates (training less collection).
 
     python benchmarks/mujoco_throughput.py [--env-id HalfCheetah-v5] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,8 +102,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
         epoch = load_spec(args.pipeline).collector.frames_per_batch
-        spec = load_spec(args.pipeline, ["eval.episodes=0", "tracking.checkpoint_every_frames=null", "tracking.log_models=false",
-                                         f"train.total_frames={epoch * args.epochs}"])
+        spec = load_spec(
+            args.pipeline,
+            [
+                "eval.episodes=0",
+                "tracking.checkpoint_every_frames=null",
+                "tracking.log_models=false",
+                f"train.total_frames={epoch * args.epochs}",
+            ],
+        )
         env_id = spec.env.env_id
         rows = {k: [] for k in ("raw", "env", "policy_s", "collect", "train")}
         for i in range(args.repeats):
@@ -124,8 +132,10 @@ def main() -> None:
     print(f"  collection (no updates)                          {med['collect']:>9,.0f} frames/s")
     print(f"  training (time/fps: collection + updates)        {med['train']:>9,.0f} frames/s")
     print(f"  training / raw stepping: {med['train'] / med['raw']:.2f}")
-    print("  where a training frame's time goes: " + ", ".join(
-        f"{k} {1e6 * v:.0f} us ({100 * v / total:.0f}%)" for k, v in per.items()))
+    print(
+        "  where a training frame's time goes: "
+        + ", ".join(f"{k} {1e6 * v:.0f} us ({100 * v / total:.0f}%)" for k, v in per.items())
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ frames it took and the whole process's seconds.
 
     python benchmarks/readme_example.py --seeds 0 1 2 3 4
 """
+
 from __future__ import annotations
 
 import argparse

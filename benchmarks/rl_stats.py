@@ -11,6 +11,7 @@ three quantities the MuJoCo table needs are written here, numpy only, and tested
 - :func:`probability_of_improvement`: P(X > Y) + P(X = Y) / 2 for a run X of one algorithm and a
   run Y of another (the Mann-Whitney U statistic over ``len(x) * len(y)``).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -29,11 +30,12 @@ def iqm(values: Sequence[float]) -> float:
     """
     x = np.sort(np.asarray(values, dtype=float))
     cut = int(0.25 * len(x))
-    return float(x[cut:len(x) - cut].mean())
+    return float(x[cut : len(x) - cut].mean())
 
 
-def bootstrap_ci(values: Sequence, statistic: Callable = np.mean, confidence: float = 0.95,
-                 resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence, statistic: Callable = np.mean, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
     """The percentile bootstrap interval of ``statistic`` over ``values`` (one entry per seed; an
     entry may be a whole learning curve, which ``statistic`` then reduces): ``values`` resampled
     with replacement ``resamples`` times, the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``

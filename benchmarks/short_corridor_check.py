@@ -14,6 +14,7 @@ averaged over the 100 runs) and prints the figures the book's curves show:
     python -m pgtorchrl pipelines/short_corridor_baseline.yaml
     python benchmarks/short_corridor_check.py
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,11 @@ def curves(client: MlflowClient, experiment: str) -> tuple[str, dict[str, list[f
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise SystemExit(f"no experiment {experiment!r}: run its pipeline first")
-    parents = [r for r in client.search_runs([exp.experiment_id], order_by=["start_time DESC"])
-               if "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"]
+    parents = [
+        r
+        for r in client.search_runs([exp.experiment_id], order_by=["start_time DESC"])
+        if "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"
+    ]
     if not parents:
         raise SystemExit(f"no finished sweep run in {experiment!r}")
     run = parents[0]
@@ -64,29 +68,43 @@ def main() -> int:
     run_id, ret, p, se = curves(client, "short-corridor-reinforce")
     print(f"Figure 13.1 (run {run_id}); v*(s0) = {OPTIMAL_VALUE:.2f}")
     for label, r in ret.items():
-        print(f"  {label}: episode 1 {r[0]:.1f}, episodes 1-200 {mean(r[:200]):.2f}, "
-              f"last 100 {mean(r[-100:]):.2f}, final P(right) {p[label][-1]:.3f}")
+        print(
+            f"  {label}: episode 1 {r[0]:.1f}, episodes 1-200 {mean(r[:200]):.2f}, "
+            f"last 100 {mean(r[-100:]):.2f}, final P(right) {p[label][-1]:.3f}"
+        )
     a12, a13, a14 = (ret[f"alpha = 2^-{k}"] for k in (12, 13, 14))
     first, first_se = a13[0], se["alpha = 2^-13"][0]
     start = corridor_value(0.05)
-    check(f"first episode (P(right) = 0.05) near J(0.05) = {start:.1f}: {first:.1f} +- {first_se:.1f} (s.e. over 100 runs)",
-          abs(first - start) <= 3 * first_se)
-    check(f"2^-13 last 100 episodes within 1.5 of v*: {mean(a13[-100:]):.2f}", abs(mean(a13[-100:]) - OPTIMAL_VALUE) <= 1.5)
-    check(f"2^-12 faster than 2^-13 faster than 2^-14 over episodes 1-200: "
-          f"{mean(a12[:200]):.2f} > {mean(a13[:200]):.2f} > {mean(a14[:200]):.2f}",
-          mean(a12[:200]) > mean(a13[:200]) > mean(a14[:200]))
+    check(
+        f"first episode (P(right) = 0.05) near J(0.05) = {start:.1f}: {first:.1f} +- {first_se:.1f} "
+        "(s.e. over 100 runs)",
+        abs(first - start) <= 3 * first_se,
+    )
+    check(
+        f"2^-13 last 100 episodes within 1.5 of v*: {mean(a13[-100:]):.2f}",
+        abs(mean(a13[-100:]) - OPTIMAL_VALUE) <= 1.5,
+    )
+    check(
+        f"2^-12 faster than 2^-13 faster than 2^-14 over episodes 1-200: "
+        f"{mean(a12[:200]):.2f} > {mean(a13[:200]):.2f} > {mean(a14[:200]):.2f}",
+        mean(a12[:200]) > mean(a13[:200]) > mean(a14[:200]),
+    )
 
     run_id, ret, p, se = curves(client, "short-corridor-baseline")
     print(f"Figure 13.2 (run {run_id})")
     base = next(r for label, r in ret.items() if "baseline" in label)
     plain = next(r for label, r in ret.items() if "baseline" not in label)
-    windows = [mean(base[i:i + 100]) for i in range(199, len(base) - 99)]
+    windows = [mean(base[i : i + 100]) for i in range(199, len(base) - 99)]
     worst = max(abs(w - OPTIMAL_VALUE) for w in windows)
-    print(f"  with baseline: episodes 1-200 {mean(base[:200]):.2f}, last 100 {mean(base[-100:]):.2f}; "
-          f"REINFORCE 2^-13: episodes 1-200 {mean(plain[:200]):.2f}, last 100 {mean(plain[-100:]):.2f}")
+    print(
+        f"  with baseline: episodes 1-200 {mean(base[:200]):.2f}, last 100 {mean(base[-100:]):.2f}; "
+        f"REINFORCE 2^-13: episodes 1-200 {mean(plain[:200]):.2f}, last 100 {mean(plain[-100:]):.2f}"
+    )
     check(f"every 100-episode window from episode 200 within 1.0 of v*: worst |mean - v*| = {worst:.2f}", worst <= 1.0)
-    check(f"baseline much faster over episodes 1-200: {mean(base[:200]):.2f} vs {mean(plain[:200]):.2f}",
-          mean(base[:200]) > mean(plain[:200]) + 5)
+    check(
+        f"baseline much faster over episodes 1-200: {mean(base[:200]):.2f} vs {mean(plain[:200]):.2f}",
+        mean(base[:200]) > mean(plain[:200]) + 5,
+    )
     return 0 if ok else 1
 
 

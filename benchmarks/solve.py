@@ -8,6 +8,7 @@ RSS. Runs go to a temporary MLflow store unless --tracking-uri is given.
     python benchmarks/solve.py pipelines/reinforce_cartpole.yaml --seeds 0 1 2
     python benchmarks/solve.py pipelines/vpg_cartpole.yaml optim.lr=1.0e-2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,9 @@ import sys
 import tempfile
 import time
 
-RESULT = re.compile(r"^(solved|finished): eval/return_mean=(\S+) after (\d+) frames, ([\d.]+) s; mlflow run (\w+)", re.M)
+RESULT = re.compile(
+    r"^(solved|finished): eval/return_mean=(\S+) after (\d+) frames, ([\d.]+) s; mlflow run (\w+)", re.M
+)
 
 
 def timed_process(cmd: list[str], env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, float]:

@@ -16,6 +16,7 @@ and logs it, with the table, to an MLflow run of the experiment ``step-size``.
     python benchmarks/step_size.py                      # the full grid (about an hour on 2 cores)
     python benchmarks/step_size.py --frames 20000 --seeds 0 --methods vpg   # a quick look
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = (0.01, 1.0, 100.0)
 COMMON = [
-    "env.name=gym", "collector.name=sync", "advantage.normalize=false", "eval.every_frames=4096",
-    "eval.episodes=10", "eval.target_return=475.0", "tracking.checkpoint_every_frames=null",
+    "env.name=gym",
+    "collector.name=sync",
+    "advantage.normalize=false",
+    "eval.every_frames=4096",
+    "eval.episodes=10",
+    "eval.target_return=475.0",
+    "tracking.checkpoint_every_frames=null",
 ]
-TRUST_REGION = ["loss={name: torchrl.PPOLoss, entropy_bonus: false, loss_critic_type: l2}",
-                "collector.frames_per_batch=1024", "train.value_steps=10"]
+TRUST_REGION = [
+    "loss={name: torchrl.PPOLoss, entropy_bonus: false, loss_critic_type: l2}",
+    "collector.frames_per_batch=1024",
+    "train.value_steps=10",
+]
 METHODS = {  # method -> (the step-size field, its grid, the overrides that make the method)
     "vpg": ("optim.lr", [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2], []),  # Adam: its steps ignore the gradient's scale
     "vpg_sgd": ("optim.lr", [1.0e-3, 1.0e-2, 1.0e-1, 1.0], ["optim={name: sgd}"]),  # the slides' gradient step
@@ -45,12 +54,22 @@ def sweep_spec(method: str, frames: int, seeds: list[int], workers: int):
     field, grid, overrides = METHODS[method]
     transforms = [f"[{{name: torchrl.RewardScaling, scale: {scale}}}]" for scale in SCALES]
     values = f"{{{field}: {grid}, env.transforms: [{', '.join(transforms)}], seed: {seeds}}}"
-    labels = [f"{field.split('.')[-1]}={step:g} scale={scale:g} seed={seed}"  # the grid's order: field, scale, seed
-              for step in grid for scale in SCALES for seed in seeds]
-    return load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", [
-        *COMMON, *overrides, f"experiment=step-size-{method}", f"train.total_frames={frames}",
-        f"sweep={{values: {values}, labels: [{', '.join(map(repr, labels))}], workers: {workers}}}",
-    ])
+    labels = [
+        f"{field.split('.')[-1]}={step:g} scale={scale:g} seed={seed}"  # the grid's order: field, scale, seed
+        for step in grid
+        for scale in SCALES
+        for seed in seeds
+    ]
+    return load_spec(
+        ROOT / "pipelines" / "vpg_cartpole.yaml",
+        [
+            *COMMON,
+            *overrides,
+            f"experiment=step-size-{method}",
+            f"train.total_frames={frames}",
+            f"sweep={{values: {values}, labels: [{', '.join(map(repr, labels))}], workers: {workers}}}",
+        ],
+    )
 
 
 def run(method: str, frames: int, seeds: list[int], workers: int) -> None:
@@ -71,17 +90,30 @@ def rows_from_store(methods) -> list[dict]:
         experiment = client.get_experiment_by_name(f"step-size-{method}")
         if experiment is None:
             continue
-        for child in client.search_runs([experiment.experiment_id], "tags.`sweep.label` != '' and attributes.status = 'FINISHED'"):
+        for child in client.search_runs(
+            [experiment.experiment_id], "tags.`sweep.label` != '' and attributes.status = 'FINISHED'"
+        ):
             step, scale, seed = (part.split("=")[1] for part in child.data.tags["sweep.label"].split(" "))
             end = client.get_metric_history(child.info.run_id, "time/train_seconds")
-            rows.append({"method": method, "step": float(step), "scale": float(scale), "seed": int(seed),
-                         "solved": child.data.tags.get("solved") == "True", "frames": end[-1].step if end else 0})
+            rows.append(
+                {
+                    "method": method,
+                    "step": float(step),
+                    "scale": float(scale),
+                    "seed": int(seed),
+                    "solved": child.data.tags.get("solved") == "True",
+                    "frames": end[-1].step if end else 0,
+                }
+            )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'method':<6} {'step size':>9} " + " ".join(f"{'x' + format(s, 'g'):>14}" for s in SCALES)
-             + "   (solved/seeds, median frames to solve)"]
+    lines = [
+        f"{'method':<6} {'step size':>9} "
+        + " ".join(f"{'x' + format(s, 'g'):>14}" for s in SCALES)
+        + "   (solved/seeds, median frames to solve)"
+    ]
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         for step in sorted({r["step"] for r in mine}):
@@ -93,7 +125,9 @@ def table(rows: list[dict]) -> str:
                 cells.append(f"{len(solved)}/{len(runs)} {median:>8}")
             lines.append(f"{method:<6} {step:>9g} " + " ".join(f"{c:>14}" for c in cells))
         working = sorted(s for s in {r["step"] for r in mine} if all(r["solved"] for r in mine if r["step"] == s))
-        lines.append(f"{method:<6} solves all three scales at: {', '.join(map(format, working, ['g'] * len(working))) or 'none'}")
+        lines.append(
+            f"{method:<6} solves all three scales at: {', '.join(map(format, working, ['g'] * len(working))) or 'none'}"
+        )
     return "\n".join(lines)
 
 
@@ -111,7 +145,9 @@ def figure(rows: list[dict]) -> bytes:
         mine = [r for r in rows if r["method"] == method]
         steps = sorted({r["step"] for r in mine})
         for scale in SCALES:
-            share = [statistics.mean(r["solved"] for r in mine if r["step"] == s and r["scale"] == scale) for s in steps]
+            share = [
+                statistics.mean(r["solved"] for r in mine if r["step"] == s and r["scale"] == scale) for s in steps
+            ]
             ax.plot(steps, share, marker="o", label=f"rewards x {scale:g}")
         ax.set_xscale("log")
         ax.set_ylim(-0.05, 1.05)
@@ -133,7 +169,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=60_000, help="frame budget per run (default 60000)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--report-only", action="store_true", help="no training: the table and figure of the store's runs")
+    parser.add_argument(
+        "--report-only", action="store_true", help="no training: the table and figure of the store's runs"
+    )
     args = parser.parse_args()
     for method in [] if args.report_only else args.methods:
         run(method, args.frames, args.seeds, args.workers)

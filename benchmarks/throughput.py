@@ -23,6 +23,7 @@ scale, many envs and few steps per batch, e.g.:
     python benchmarks/throughput.py [--envs 8] [--steps 32] [--repeats 5]
     python benchmarks/throughput.py --device cuda --envs 262144 --steps 16 --frames 20000000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,7 +92,12 @@ class GymLoop:
         terminated = torch.tensor([s[2] for s in steps]).unsqueeze(-1)
         done = terminated | torch.tensor([s[3] for s in steps]).unsqueeze(-1)
         reward = torch.tensor([s[1] for s in steps], dtype=torch.float32).unsqueeze(-1)
-        return {"observation": torch.from_numpy(self.obs.copy()), "reward": reward, "done": done, "terminated": terminated}
+        return {
+            "observation": torch.from_numpy(self.obs.copy()),
+            "reward": reward,
+            "done": done,
+            "terminated": terminated,
+        }
 
 
 class PlainTorch:
@@ -165,17 +171,26 @@ def cases_for(pipeline: str, args, torchrl_env) -> tuple[dict, str]:
     builds the env TorchRL's Collector steps."""
     batch = args.envs * args.steps
     calls = max(1, args.frames // batch)
-    overrides = [f"env.num_envs={args.envs}", f"collector.frames_per_batch={batch}", f"train.total_frames={10**12}",
-                 f"device={args.device}"]
+    overrides = [
+        f"env.num_envs={args.envs}",
+        f"collector.frames_per_batch={batch}",
+        f"train.total_frames={10**12}",
+        f"device={args.device}",
+    ]
     spec = load_spec(pipeline, overrides)
     p = build_pipeline(spec)
-    assert (spec.train.value_steps, spec.train.max_grad_norm) == (VALUE_STEPS, 1.0), "PlainTorch must do the spec's update"
+    assert (spec.train.value_steps, spec.train.max_grad_norm) == (VALUE_STEPS, 1.0), (
+        "PlainTorch must do the spec's update"
+    )
     assert spec.collector.name == "native", pipeline
     native = iter(p.make_collector())
     from torchrl.collectors import Collector
 
-    torchrl_collector = iter(Collector(torchrl_env(p), p.actor, frames_per_batch=batch, total_frames=-1,
-                                       auto_register_policy_transforms=False))
+    torchrl_collector = iter(
+        Collector(
+            torchrl_env(p), p.actor, frames_per_batch=batch, total_frames=-1, auto_register_policy_transforms=False
+        )
+    )
     kind = "torch env" if spec.env.name == "torch_cartpole" else "gymnasium"
     plain_env = TorchCartPoleEnv(args.envs, device=args.device) if kind == "torch env" else GymLoop(args.envs)
     plain = PlainTorch(plain_env, args.steps, args.device)
@@ -201,7 +216,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32, help="steps per env per batch")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frames", type=int, default=20_000, help="frames per timing (at least one batch)")
-    parser.add_argument("--device", type=torch.device, default="cpu", help="cpu or cuda (cuda: the torch CartPole only)")
+    parser.add_argument(
+        "--device", type=torch.device, default="cpu", help="cpu or cuda (cuda: the torch CartPole only)"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -213,7 +230,9 @@ def main() -> None:
     pipelines = [("pipelines/vpg_cartpole_torch.yaml", lambda p: p.env)]  # TorchRL's Collector: the same torch env
     if device.type == "cpu":  # gymnasium's envs step on the CPU
         cases["raw step: gymnasium SyncVectorEnv"] = lambda: raw_gym(args.envs, args.frames)
-        pipelines.append(("pipelines/vpg_cartpole.yaml", lambda p: make_gym_env("CartPole-v1", args.envs)))  # GymWrapper
+        pipelines.append(
+            ("pipelines/vpg_cartpole.yaml", lambda p: make_gym_env("CartPole-v1", args.envs))
+        )  # GymWrapper
     kinds = []
     for pipeline, torchrl_env in pipelines:
         more, kind = cases_for(pipeline, args, torchrl_env)
@@ -225,7 +244,9 @@ def main() -> None:
             results[name].append(case())
     median = {name: statistics.median(v) for name, v in results.items()}
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU, 1 thread"
-    print(f"{args.envs} envs x {args.steps} steps per batch, 4-64-64-2 policy, median of {args.repeats} repeats, {where}")
+    print(
+        f"{args.envs} envs x {args.steps} steps per batch, 4-64-64-2 policy, median of {args.repeats} repeats, {where}"
+    )
     for name, fps in median.items():
         print(f"  {name:<48} {fps:>12,.0f} frames/s")
     for kind in kinds:

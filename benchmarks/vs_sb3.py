@@ -9,18 +9,18 @@ most). Seeds alternate pgtorchrl, SB3, pgtorchrl, ...; the medians are printed.
     pip install stable-baselines3       # not a pgtorchrl dependency
     python benchmarks/vs_sb3.py --seeds 0 1 2
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from solve import run_once, timed_process  # noqa: E402  (the pgtorchrl side: benchmarks/solve.py)
+from solve import run_once, timed_process
 
 SB3_CHILD = r"""
 import sys, time
@@ -60,7 +60,7 @@ def sb3_once(seed: int) -> dict:
 def sb3_missing() -> bool:
     """Whether stable-baselines3 is missing (it is no pgtorchrl dependency), said on stderr."""
     try:
-        import stable_baselines3  # noqa: F401
+        import stable_baselines3  # noqa: F401 (only whether it imports)
     except ImportError:
         print("stable-baselines3 is not installed: pip install stable-baselines3", file=sys.stderr)
         return True
@@ -85,10 +85,12 @@ def main() -> int:
         print(f"| {name} | {r['seed']} | {r['solved']} | {r['frames']} | {r['train_s']:.1f} | {r['wall_s']:.1f} |")
     for name in ("pgtorchrl", "sb3-a2c"):
         mine = [r for n, r in rows if n == name]
-        print(f"{name}: solved {sum(r['solved'] for r in mine)}/{len(mine)}, median frames "
-              f"{statistics.median(r['frames'] for r in mine):.0f}, median training "
-              f"{statistics.median(r['train_s'] for r in mine):.1f} s, median whole process "
-              f"{statistics.median(r['wall_s'] for r in mine):.1f} s")
+        print(
+            f"{name}: solved {sum(r['solved'] for r in mine)}/{len(mine)}, median frames "
+            f"{statistics.median(r['frames'] for r in mine):.0f}, median training "
+            f"{statistics.median(r['train_s'] for r in mine):.1f} s, median whole process "
+            f"{statistics.median(r['wall_s'] for r in mine):.1f} s"
+        )
     return 0
 
 

@@ -16,6 +16,7 @@ ratio pgtorchrl / SB3 of frames per second.
     pip install stable-baselines3      # not a pgtorchrl dependency
     python benchmarks/vs_sb3_ppo.py --repeats 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,17 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from solve import RESULT, timed_process  # noqa: E402
-from vs_sb3 import sb3_missing  # noqa: E402
+from solve import RESULT, timed_process
+from vs_sb3 import sb3_missing
 
 FRAMES = 102_400  # 50 updates of 2048 steps
 PIPELINE = "pipelines/mujoco/ppo_halfcheetah.yaml"
-OVERRIDES = [f"train.total_frames={FRAMES}", "eval.episodes=0", "tracking.checkpoint_every_frames=null",
-             "tracking.log_models=false"]
+OVERRIDES = [
+    f"train.total_frames={FRAMES}",
+    "eval.episodes=0",
+    "tracking.checkpoint_every_frames=null",
+    "tracking.log_models=false",
+]
 
 SB3_CHILD = r"""
 import sys, time
@@ -54,9 +59,12 @@ model.learn(total_timesteps=frames)
 print(f"RESULT {model.num_timesteps} {time.perf_counter() - start:.3f}")
 """
 
+
 def pgtorchrl_once(seed: int, uri: str) -> dict:
-    proc, wall, rss = timed_process([sys.executable, "-m", "pgtorchrl", PIPELINE, f"seed={seed}", *OVERRIDES],
-                                    env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    proc, wall, rss = timed_process(
+        [sys.executable, "-m", "pgtorchrl", PIPELINE, f"seed={seed}", *OVERRIDES],
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+    )
     match = RESULT.search(proc.stdout)  # the command's last line, as benchmarks/solve.py reads it
     if proc.returncode or not match:
         raise SystemExit(f"pgtorchrl: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}")
@@ -89,12 +97,16 @@ def main() -> int:
     print("| process | frames | training s | training frames/s | whole process s | peak RSS MB |")
     print("|---|---|---|---|---|---|")
     for name, r in rows:
-        print(f"| {name} | {r['frames']} | {r['train_s']:.1f} | {r['fps']:.0f} | {r['wall_s']:.1f} | {r['rss_mb']:.0f} |")
+        print(
+            f"| {name} | {r['frames']} | {r['train_s']:.1f} | {r['fps']:.0f} | {r['wall_s']:.1f} | {r['rss_mb']:.0f} |"
+        )
     fps = {name: statistics.median(r["fps"] for n, r in rows if n == name) for name in ("pgtorchrl", "sb3")}
     rss = {name: statistics.median(r["rss_mb"] for n, r in rows if n == name) for name in ("pgtorchrl", "sb3")}
-    print(f"median training frames/s: pgtorchrl {fps['pgtorchrl']:.0f}, sb3 {fps['sb3']:.0f}; "
-          f"ratio pgtorchrl / sb3 = {fps['pgtorchrl'] / fps['sb3']:.2f}; median peak RSS "
-          f"{rss['pgtorchrl']:.0f} MB against {rss['sb3']:.0f} MB")
+    print(
+        f"median training frames/s: pgtorchrl {fps['pgtorchrl']:.0f}, sb3 {fps['sb3']:.0f}; "
+        f"ratio pgtorchrl / sb3 = {fps['pgtorchrl'] / fps['sb3']:.2f}; median peak RSS "
+        f"{rss['pgtorchrl']:.0f} MB against {rss['sb3']:.0f} MB"
+    )
     return 0
 
 

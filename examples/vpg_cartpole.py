@@ -1,6 +1,7 @@
 """Vanilla policy gradient on CartPole-v1 from pgtorchrl's modules in plain TorchRL code: the recipe
 of pipelines/vpg_cartpole.yaml (separate critic optimizer, value steps, clipping, deterministic
 evaluation, stop at the target). Usage: python examples/vpg_cartpole.py [SEED]"""
+
 import sys
 
 import torch
@@ -16,10 +17,10 @@ env.set_seed(seed)
 eval_env = make_gym_env("CartPole-v1", num_envs=10)  # 10 deterministic episodes side by side
 eval_env.set_seed(seed + 10_000)
 
-actor = make_actor(env.observation_spec, env.action_spec)   # reads observation; writes action, action_log_prob
-critic = make_critic(env.observation_spec)                  # writes state_value
+actor = make_actor(env.observation_spec, env.action_spec)  # reads observation; writes action, action_log_prob
+critic = make_critic(env.observation_spec)  # writes state_value
 advantage = GAE(value_network=critic, gamma=0.99, lmbda=0.95, normalize=True)  # writes advantage, value_target
-loss = ReinforceLoss(actor, critic)                         # loss_actor, loss_critic, entropy
+loss = ReinforceLoss(actor, critic)  # loss_actor, loss_critic, entropy
 actor_optim = torch.optim.Adam(actor.parameters(), lr=3e-3)
 critic_optim = torch.optim.Adam(critic.parameters(), lr=3e-3)
 collector = Collector(env, actor, frames_per_batch=256, total_frames=200_000, auto_register_policy_transforms=False)

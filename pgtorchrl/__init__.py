@@ -6,6 +6,7 @@ The building blocks are plain TorchRL/TensorDict modules, importable for use in 
 
 Attributes are imported lazily so that ``python -m pgtorchrl --help`` stays fast.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -2,6 +2,7 @@
 the stable name plugins register into. Each registry and pgtorchrl's own components in it live
 in the catalog of their role (:mod:`pgtorchrl.envs.catalog`, :mod:`pgtorchrl.modules.catalog`,
 :mod:`pgtorchrl.objectives.catalog`, :mod:`pgtorchrl.collectors.catalog`)."""
+
 from __future__ import annotations
 
 from pgtorchrl.collectors.catalog import COLLECTORS
@@ -10,8 +11,18 @@ from pgtorchrl.envs.catalog import ENVS, TRANSFORMS
 from pgtorchrl.modules.catalog import ACTORS, CRITICS
 from pgtorchrl.objectives.catalog import ADVANTAGES, LOSSES, OPTIMIZERS
 
-__all__ = ["ACTORS", "ADVANTAGES", "COLLECTORS", "CRITICS", "ENVS", "LOSSES", "OPTIMIZERS", "REGISTRIES", "TRANSFORMS",
-           "TORCHRL_PREFIX"]
+__all__ = [
+    "ACTORS",
+    "ADVANTAGES",
+    "COLLECTORS",
+    "CRITICS",
+    "ENVS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "REGISTRIES",
+    "TRANSFORMS",
+    "TORCHRL_PREFIX",
+]
 
 #: Spec section -> registry. ``critic_optim`` draws from the optimizers too.
 REGISTRIES: dict[str, Registry] = {

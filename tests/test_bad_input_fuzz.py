@@ -4,6 +4,7 @@ Runs the CLI's own entry point in-process (so that >= 1000 cases stay fast) on t
 command, which parses, validates and builds but never tracks; separately, the ``train`` path is
 shown to open no MLflow run for a bad spec.
 """
+
 import copy
 import io
 import string
@@ -20,8 +21,24 @@ from pgtorchrl.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((ROOT / "pipelines" / "vpg_cartpole.yaml").read_text())
 
-SECTIONS = ["env", "actor", "critic", "collector", "advantage", "loss", "optim", "critic_optim", "train", "eval", "tracking"]
-KEY_PATHS = [f"{s}.{k}" for s in SECTIONS if isinstance(BASE.get(s), dict) for k in BASE[s]] + ["seed", "experiment", "device"]
+SECTIONS = [
+    "env",
+    "actor",
+    "critic",
+    "collector",
+    "advantage",
+    "loss",
+    "optim",
+    "critic_optim",
+    "train",
+    "eval",
+    "tracking",
+]
+KEY_PATHS = [f"{s}.{k}" for s in SECTIONS if isinstance(BASE.get(s), dict) for k in BASE[s]] + [
+    "seed",
+    "experiment",
+    "device",
+]
 
 junk_scalars = st.one_of(
     st.text(alphabet=string.printable, max_size=12),
@@ -38,7 +55,11 @@ def accepted_at(section: str) -> list[str]:
     """The keys the spec accepts in ``section`` of BASE (top level for ``""``), optional ones included."""
     from pgtorchrl.pipeline.messages import fields_at
 
-    loc = (section, BASE[section]["name"]) if section and isinstance(BASE[section], dict) and "name" in BASE[section] else (section,)
+    loc = (
+        (section, BASE[section]["name"])
+        if section and isinstance(BASE[section], dict) and "name" in BASE[section]
+        else (section,)
+    )
     return fields_at(loc if section else ())
 
 
@@ -65,7 +86,9 @@ def broken_specs(draw):
             path = path + "_x"  # a key the spec accepts there (optional fields included) is not unknown
         return yaml.safe_dump(mutate(1, path, spec)), "unknown_key"
     if kind == "drop_key":
-        section = draw(st.sampled_from(["env", "actor", "collector", "advantage", "loss", "optim", "train", "experiment"]))
+        section = draw(
+            st.sampled_from(["env", "actor", "collector", "advantage", "loss", "optim", "train", "experiment"])
+        )
         if section in ("env", "collector", "train") and draw(st.booleans()):
             spec[section].pop(next(iter(k for k in spec[section] if k != "name" or section != "x")), None)
         else:
@@ -95,7 +118,9 @@ def run_cli(argv):
     return code, out.getvalue(), err.getvalue()
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(case=broken_specs())
 def test_malformed_specs_fail_in_one_line_with_exit_2(tmp_path, case):
     text, kind = case
@@ -141,8 +166,12 @@ FIXED_CASES = {  # one malformed spec of every kind, each invalid whatever the d
 RAW_CASES = {
     "yaml_text": lambda text: text.replace("env:", "env: [", 1),
     "duplicate_key": lambda text: text + "\nseed: 4\n",
-    "alias_bomb": lambda text: "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else '1'}]\n"
-                                       for p, c in zip(["", *"abcdefgh"], "abcdefghi")) + text,
+    "alias_bomb": lambda text: (
+        "".join(
+            f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else '1'}]\n" for p, c in zip(["", *"abcdefgh"], "abcdefghi")
+        )
+        + text
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 Needs Debian's ``chromium`` (``.ci/run`` installs it when missing); outside CI the test is
 skipped on a machine without it.
 """
+
 import json
 import os
 import shutil
@@ -30,9 +31,21 @@ def api(server, endpoint, **query):
 def test_run_page_and_metric_chart_render(server, tmp_path):
     assert CHROMIUM, "CI must provide chromium: .ci/run installs the Debian package"
     proc = subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "train.total_frames=512",
-         "eval.every_frames=256", "eval.episodes=2", "eval.target_return=null", "tracking.run_name=browser-check"],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": server},
+        [
+            sys.executable,
+            "-m",
+            "pgtorchrl",
+            str(ROOT / "pipelines" / "vpg_cartpole.yaml"),
+            "train.total_frames=512",
+            "eval.every_frames=256",
+            "eval.episodes=2",
+            "eval.target_return=null",
+            "tracking.run_name=browser-check",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": server},
     )
     assert proc.returncode == 0, proc.stderr
     client = MlflowClient(server)
@@ -53,10 +66,24 @@ def test_run_page_and_metric_chart_render(server, tmp_path):
         # on a loaded machine): a page gets three renders to show the run and its metric
         for _ in range(3):
             dom = subprocess.run(
-                [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000", "--dump-dom", page],
-                capture_output=True, text=True, timeout=180,
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'chromium'}",
+                    "--virtual-time-budget=20000",
+                    "--dump-dom",
+                    page,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=180,
             ).stdout
             if "browser-check" in dom and "eval/return_mean" in dom:
                 break

@@ -3,6 +3,7 @@
 On a machine without CUDA, ``device: cuda`` is a one-line error that opens no run; on one with
 CUDA (the GPU machine), the CUDA tests below train on it.
 """
+
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,9 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_a_gpu_is_a_one_line_error_and_opens_no_run(store):
-    proc = subprocess.run([sys.executable, "-m", "pgtorchrl", str(TORCH_CARTPOLE), "device=cuda"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", str(TORCH_CARTPOLE), "device=cuda"], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"pgtorchrl: error: {TORCH_CARTPOLE}: device: 'cuda', but torch {torch.__version__} sees no CUDA device "
@@ -36,7 +39,9 @@ def test_ray_collection_needs_device_cpu():
     from pgtorchrl.config.spec_file import SpecError
 
     with pytest.raises(SpecError, match="device: Ray workers collect on CPU: set device: cpu with a Ray collector"):
-        load_spec(ROOT / "pipelines" / "vpg_cartpole.yaml", ["device=cuda", "collector={backend: ray, frames_per_batch: 256}"])
+        load_spec(
+            ROOT / "pipelines" / "vpg_cartpole.yaml", ["device=cuda", "collector={backend: ray, frames_per_batch: 256}"]
+        )
 
 
 def on(module, device):

@@ -1,4 +1,5 @@
 """Whole runs on a tiny frame budget, tracked in a temporary MLflow store."""
+
 import signal
 import subprocess
 import sys
@@ -35,8 +36,15 @@ def test_cli_run_is_tracked_with_params_metrics_artifacts_and_loadable_weights(s
     assert run.info.status == "FINISHED" and run.info.run_name == "tiny"
     assert run.data.params["optim.lr"] == "0.003" and run.data.params["env.env_id"] == "CartPole-v1"
     assert run.data.params["train.total_frames"] == "1024"
-    for key in ("rollout/episode_return", "rollout/episode_length", "train/loss_actor", "train/loss_critic",
-                "train/entropy", "train/grad_norm", "time/fps"):
+    for key in (
+        "rollout/episode_return",
+        "rollout/episode_length",
+        "train/loss_actor",
+        "train/loss_critic",
+        "train/entropy",
+        "train/grad_norm",
+        "time/fps",
+    ):
         history = client.get_metric_history(run.info.run_id, key)
         assert [m.step for m in history] == [256, 512, 768, 1024], key  # step = env frames
     evals = client.get_metric_history(run.info.run_id, "eval/return_mean")
@@ -74,8 +82,11 @@ def test_same_spec_and_seed_give_the_same_metrics(store):
     client = MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("vpg-cartpole").experiment_id])
     histories = [
-        {key: [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, key)]
-         for key in r.data.metrics if not key.startswith("time/")}
+        {
+            key: [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, key)]
+            for key in r.data.metrics
+            if not key.startswith("time/")
+        }
         for r in runs
     ]
     assert len(histories[0]) >= 8
@@ -132,7 +143,9 @@ def test_an_interrupt_inside_the_losses_parameter_swap_still_ends_the_run_killed
 def test_ctrl_c_or_sigterm_marks_the_run_killed(store, signum):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pgtorchrl", str(VPG), "train.total_frames=10000000", "eval.target_return=null"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     client = mlflow_client(store)  # it may create the store: at once, but not while the writer does
     deadline = time.time() + 120
@@ -146,15 +159,21 @@ def test_ctrl_c_or_sigterm_marks_the_run_killed(store, signum):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     _, run = only_run(store)
-    assert err.strip().splitlines()[-1] == f"pgtorchrl: error: interrupted; the MLflow run {run.info.run_id} is marked KILLED"
+    assert (
+        err.strip().splitlines()[-1]
+        == f"pgtorchrl: error: interrupted; the MLflow run {run.info.run_id} is marked KILLED"
+    )
     assert run.info.status == "KILLED"
 
 
 def test_build_failure_opens_no_run(store, tmp_path):
     # a Box env with a discrete distribution passes validation but not the build: one line, exit 2
     spec = tmp_path / "bad.yaml"
-    spec.write_text(VPG.read_text().replace("env_id: CartPole-v1", "env_id: Pendulum-v1").replace(
-        "activation: tanh\n\ncritic", "activation: tanh\n  distribution: categorical\n\ncritic"))
+    spec.write_text(
+        VPG.read_text()
+        .replace("env_id: CartPole-v1", "env_id: Pendulum-v1")
+        .replace("activation: tanh\n\ncritic", "activation: tanh\n  distribution: categorical\n\ncritic")
+    )
     proc = run_cli(str(spec))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -166,14 +185,18 @@ def test_build_failure_opens_no_run(store, tmp_path):
     assert experiment is None or client.search_runs([experiment.experiment_id]) == []
 
 
-@pytest.mark.parametrize("pipeline", sorted(str(p.relative_to(ROOT / "pipelines")) for p in (ROOT / "pipelines").rglob("*.yaml")))
+@pytest.mark.parametrize(
+    "pipeline", sorted(str(p.relative_to(ROOT / "pipelines")) for p in (ROOT / "pipelines").rglob("*.yaml"))
+)
 def test_every_shipped_pipeline_trains_briefly(store, pipeline):
     """Every spec under pipelines/ (mujoco/ included) trains a batch; a study's spec trains its base spec."""
     from pgtorchrl.pipeline.parse import load_spec
     from pgtorchrl.trainers.trainer import train
 
-    spec = load_spec(ROOT / "pipelines" / pipeline, ["train.total_frames=1024", "eval.every_frames=null", "eval.episodes=2",
-                                                      "tune=null"])
+    spec = load_spec(
+        ROOT / "pipelines" / pipeline,
+        ["train.total_frames=1024", "eval.every_frames=null", "eval.episodes=2", "tune=null"],
+    )
     result = train(spec)
     assert result.frames >= 1024 and result.eval_return is not None
     client = MlflowClient(store)
@@ -181,17 +204,35 @@ def test_every_shipped_pipeline_trains_briefly(store, pipeline):
     assert run.info.status == "FINISHED"
     keys = set(run.data.metrics)
     assert {"train/loss_actor", "train/loss_objective"} & keys  # pgtorchrl's actor term, or TorchRL PPO's
-    assert {"train/entropy", "train/advantage_mean", "train/advantage_std", "train/approx_kl", "eval/return_mean"} <= keys
+    assert {
+        "train/entropy",
+        "train/advantage_mean",
+        "train/advantage_std",
+        "train/approx_kl",
+        "eval/return_mean",
+    } <= keys
     if spec.critic is not None:
         assert {"train/loss_critic", "train/explained_variance"} <= keys
     if spec.optim.name in ("npg", "trpo"):
-        assert {"train/kl", "train/line_search_steps", "train/cg_residual", "train/surrogate_improvement",
-                "train/step_size"} <= keys
+        assert {
+            "train/kl",
+            "train/line_search_steps",
+            "train/cg_residual",
+            "train/surrogate_improvement",
+            "train/step_size",
+        } <= keys
 
 
 def test_two_runs_on_one_store_at_once_both_complete(store):
-    procs = [subprocess.Popen([sys.executable, "-m", "pgtorchrl", str(VPG), *TINY, f"seed={s}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pgtorchrl", str(VPG), *TINY, f"seed={s}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in (1, 2)
+    ]
     for proc in procs:
         assert proc.wait(timeout=300) == 0, proc.stderr.read()
     client = MlflowClient(store)

@@ -1,4 +1,5 @@
 """The gymnasium env factory and the advantage modules on real collected batches."""
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,10 +10,10 @@ from torch import nn
 from torchrl.collectors import Collector
 from torchrl.modules import ValueOperator
 
-from pgtorchrl.objectives.value.advantages import GAE, RewardToGo
 from pgtorchrl.envs.gym import make_gym_env
-from pgtorchrl.trainers.evaluation import episode_stats, evaluate
+from pgtorchrl.objectives.value.advantages import GAE, RewardToGo
 from pgtorchrl.objectives.value.functional import generalized_advantage, reward_to_go
+from pgtorchrl.trainers.evaluation import episode_stats, evaluate
 
 
 class Alternate(nn.Module):
@@ -94,8 +95,13 @@ def test_module_equals_the_pure_function_on_a_collected_batch(truncated_batch):
 
 def test_critic_free_reward_to_go_and_normalization():
     td = TensorDict(
-        {"next": {"reward": torch.ones(1, 4, 1), "done": torch.tensor([[[0], [1], [0], [1]]]).bool(),
-                  "terminated": torch.tensor([[[0], [1], [0], [1]]]).bool()}},
+        {
+            "next": {
+                "reward": torch.ones(1, 4, 1),
+                "done": torch.tensor([[[0], [1], [0], [1]]]).bool(),
+                "terminated": torch.tensor([[[0], [1], [0], [1]]]).bool(),
+            }
+        },
         [1, 4],
     )
     out = RewardToGo(gamma=1.0, truncation="terminal")(td.clone())
@@ -137,9 +143,16 @@ def test_truncation_modes_on_a_whole_episode_batch():
     done = torch.tensor([[0, 1, 0], [0, 0, 1]]).bool().unsqueeze(-1)
     terminated = torch.tensor([[0, 1, 0], [0, 0, 0]]).bool().unsqueeze(-1)
     td = TensorDict(
-        {"observation": torch.zeros(2, 3, 4),
-         "next": {"reward": torch.ones(2, 3, 1), "done": done, "terminated": terminated, "observation": torch.ones(2, 3, 4)},
-         "collector": {"mask": torch.tensor([[1, 1, 0], [1, 1, 1]]).bool()}},
+        {
+            "observation": torch.zeros(2, 3, 4),
+            "next": {
+                "reward": torch.ones(2, 3, 1),
+                "done": done,
+                "terminated": terminated,
+                "observation": torch.ones(2, 3, 4),
+            },
+            "collector": {"mask": torch.tensor([[1, 1, 0], [1, 1, 1]]).bool()},
+        },
         [2, 3],
     )
     dropped = RewardToGo(gamma=1.0, truncation="drop")(td.clone())

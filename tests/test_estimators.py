@@ -5,15 +5,21 @@ gradient: the Monte Carlo mean of each estimator (computed by pgtorchrl's own ad
 must match it within its standard error, at several policies. An action-dependent baseline, and
 discounted reward-to-go without the gamma^t factor, are shown to miss it.
 """
+
 import pytest
 import torch
 
-from pgtorchrl.objectives.value.advantages import FullReturn, RewardToGo
 from pgtorchrl.collectors.rollout import first_episodes
-from pgtorchrl.objectives.reinforce import ReinforceLoss
 from pgtorchrl.envs.custom.short_corridor import make_short_corridor
 from pgtorchrl.modules.linear_softmax import make_corridor_actor
-from pgtorchrl.objectives.corridor_exact import estimator_catalogue, exact_gradient, exact_value_critic, per_episode_gradients
+from pgtorchrl.objectives.corridor_exact import (
+    estimator_catalogue,
+    exact_gradient,
+    exact_value_critic,
+    per_episode_gradients,
+)
+from pgtorchrl.objectives.reinforce import ReinforceLoss
+from pgtorchrl.objectives.value.advantages import FullReturn, RewardToGo
 
 EPISODES = 20_000
 THETAS = [(-1.0, 1.0), (0.0, 0.0), (0.8, -0.2)]  # P(right) = 0.12, 0.5, 0.73

@@ -1,5 +1,6 @@
 """The categorical fast path (:mod:`pgtorchrl.modules.fast_policies`) against the plain
 TorchRL path each shortcut replaces: sampling, rollouts, scoring and the softmax kernels."""
+
 import pytest
 import torch
 from tensordict import TensorDict
@@ -7,7 +8,6 @@ from torchrl.data import Bounded, Composite, OneHot, Unbounded
 from torchrl.envs import ExplorationType, set_exploration_type
 
 from pgtorchrl.envs.custom.short_corridor import ShortCorridorEnv
-from pgtorchrl.modules.linear_softmax import make_corridor_actor
 from pgtorchrl.modules.fast_policies import (
     GumbelSampler,
     PolicyStep,
@@ -18,6 +18,7 @@ from pgtorchrl.modules.fast_policies import (
     one_hot_log_prob,
     softmax,
 )
+from pgtorchrl.modules.linear_softmax import make_corridor_actor
 from pgtorchrl.modules.models import make_actor
 
 
@@ -34,7 +35,9 @@ def test_fast_rollout_writes_what_torchrls_step_writes():
     slow, _ = _rollout(ShortCorridorEnv(3), actor, 12, ExplorationType.DETERMINISTIC)
     keys = set(fast.keys(True, True))
     assert keys <= set(slow.keys(True, True))
-    for t in range(12):  # TorchRL resets a finished env (slow path); the fast path does not: compare up to the first done
+    for t in range(
+        12
+    ):  # TorchRL resets a finished env (slow path); the fast path does not: compare up to the first done
         done = slow["next", "done"][:, : t + 1].any(1).squeeze(-1)
         for key in keys:
             torch.testing.assert_close(fast[key][~done, t].float(), slow[key][~done, t].float(), msg=str(key))
@@ -89,8 +92,12 @@ def test_scoring_shortcut_equals_the_distributions_log_prob_and_entropy():
 def test_other_actors_take_the_plain_path():
     """A tanh-squashed Gaussian is neither shape: scored through get_dist, sampled by the actor."""
     torch.manual_seed(0)
-    actor = make_actor(Composite(observation=Unbounded(3)), Bounded(-1.0, 1.0, shape=(2,)), hidden_sizes=[8],
-                       distribution="tanh_normal")
+    actor = make_actor(
+        Composite(observation=Unbounded(3)),
+        Bounded(-1.0, 1.0, shape=(2,)),
+        hidden_sizes=[8],
+        distribution="tanh_normal",
+    )
     assert categorical_logits_net(actor) is None and gaussian_net(actor) is None
     td = TensorDict({"observation": torch.randn(5, 3)}, [5])
     step = PolicyStep(actor, 4, ExplorationType.RANDOM, td.batch_size, td.device)
@@ -119,7 +126,7 @@ def test_gaussian_policy_step_samples_the_actors_distribution_and_scores_like_it
     torch.testing.assert_close(draws[0]["loc"], td.get("loc"))
     torch.testing.assert_close(draws[0]["scale"], td.get("scale"))
     actions = torch.stack([d["action"] for d in draws])
-    se = td.get("scale") / 4000 ** 0.5
+    se = td.get("scale") / 4000**0.5
     assert ((actions.mean(0) - td.get("loc")).abs() < 4 * se).all()
     assert ((actions.std(0) / td.get("scale") - 1).abs() < 0.05).all()
     stacked = {k: torch.stack([d[k] for d in draws[:10]], 1) for k in ("loc", "scale", "action")}

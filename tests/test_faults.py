@@ -1,7 +1,7 @@
 """Whatever fails, nothing is lost and every run ends in a true state: fault injection (real
 processes killed and interrupted, a full disk, a dead tracking server) and hostile input."""
+
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -12,9 +12,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pgtorchrl.record.tracking import mlflow_client
 from pgtorchrl.config.spec_file import SpecError
 from pgtorchrl.pipeline.parse import load_spec
+from pgtorchrl.record.tracking import mlflow_client
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
@@ -23,8 +23,14 @@ SHORT = ["eval.episodes=2", "eval.target_return=null", "eval.every_frames=null"]
 
 def cli(cwd, *args, env=None, timeout=600):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "pgtorchrl", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def one_line(err: str) -> str:
@@ -63,8 +69,14 @@ def test_damaged_newest_checkpoints_are_skipped_with_a_one_line_warning_each(tmp
 # 2 -------------------------------------------------------------------------------------------------------
 def _start(tmp_path, *args):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    return subprocess.Popen([sys.executable, "-m", "pgtorchrl", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pgtorchrl", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
 
 
 def _wait_for_run(tmp_path, proc, timeout=120):
@@ -85,13 +97,16 @@ def test_killing_the_writer_stops_training_saves_the_state_locally_and_fails_the
 
     proc = _start(tmp_path, VPG, *SHORT, "train.total_frames=5000000")
     run_id = _wait_for_run(tmp_path, proc)
-    writer = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "pgtorchrl.record.mlflow_writer"], capture_output=True,
-                            text=True).stdout.split()
+    writer = subprocess.run(
+        ["pgrep", "-P", str(proc.pid), "-f", "pgtorchrl.record.mlflow_writer"], capture_output=True, text=True
+    ).stdout.split()
     os.kill(int(writer[0]), signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
     line = one_line(err)
-    assert line.startswith("pgtorchrl: error: the MLflow writer process was killed (signal 9); training stopped at frame ")
+    assert line.startswith(
+        "pgtorchrl: error: the MLflow writer process was killed (signal 9); training stopped at frame "
+    )
     assert f"continue with: pgtorchrl resume {run_id} --checkpoint mlruns/recovered/{run_id}/frames_" in line
     assert line.endswith(f"the MLflow run {run_id} is marked FAILED")
     saved = next((tmp_path / "mlruns" / "recovered" / run_id).glob("frames_*.pt"))
@@ -103,8 +118,10 @@ def test_killing_the_writer_stops_training_saves_the_state_locally_and_fails_the
 
 
 # 3, 4 -----------------------------------------------------------------------------------------------------
-BOMB = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['1'] * 9)}]\n"
-               for p, c in zip(["", *"abcdefgh"], "abcdefghi"))
+BOMB = "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['1'] * 9)}]\n"
+    for p, c in zip(["", *"abcdefgh"], "abcdefghi")
+)
 
 
 @pytest.mark.parametrize("where", ["file", "override"])
@@ -128,8 +145,10 @@ def test_the_number_of_sweep_runs_is_capped_before_anything_is_expanded():
     with pytest.raises(SpecError) as err:
         load_spec(VPG, [f"sweep={{seed: [{values}], optim.lr: [{', '.join(['1.0e-3'] * 1000)}]}}"])
     assert time.perf_counter() - start < 2.0
-    assert str(err.value).endswith("sweep.values: 1000000 combinations (1000 x 1000) is more than the 10000 runs a "
-                                   "sweep may start: use fewer values, or mode: zip")
+    assert str(err.value).endswith(
+        "sweep.values: 1000000 combinations (1000 x 1000) is more than the 10000 runs a "
+        "sweep may start: use fewer values, or mode: zip"
+    )
 
 
 # 5 -------------------------------------------------------------------------------------------------------
@@ -146,12 +165,20 @@ def test_an_unreachable_tracking_server_is_refused_before_anything_trains(tmp_pa
 
 # 6 -------------------------------------------------------------------------------------------------------
 BUILD_FAILURES = {
-    "a valid id whose dependency is missing": (["env.name=gym", "collector.name=sync", "env.env_id=CarRacing-v3"],
-                                               "DependencyNotInstalled: Box2D is not installed"),
+    "a valid id whose dependency is missing": (
+        ["env.name=gym", "collector.name=sync", "env.env_id=CarRacing-v3"],
+        "DependencyNotInstalled: Box2D is not installed",
+    ),
     "a network too large to allocate": (["actor.hidden_sizes=[200000, 200000]"], "can't allocate memory"),
-    "a batch too large to hold": (["collector.frames_per_batch=400000000000"], "collector.frames_per_batch: Input should be less than or equal to 100000000"),
+    "a batch too large to hold": (
+        ["collector.frames_per_batch=400000000000"],
+        "collector.frames_per_batch: Input should be less than or equal to 100000000",
+    ),
     "a NUL byte in the experiment name": (['experiment="a\\0b"'], "experiment: must be printable text"),
-    "a 100k-character experiment name": ([f"experiment={'x' * 100_000}"], "experiment: String should have at most 250 characters"),
+    "a 100k-character experiment name": (
+        [f"experiment={'x' * 100_000}"],
+        "experiment: String should have at most 250 characters",
+    ),
     "a 500 kB env id": ([f"env.env_id={'x' * 500_000}"], "unknown gymnasium env id 'xxxxxxxx"),
 }
 
@@ -160,7 +187,8 @@ BUILD_FAILURES = {
 def test_a_spec_that_cannot_be_built_is_one_short_line_and_exit_2_whatever_fails(tmp_path, case):
     if case.startswith("a valid id"):
         try:
-            import Box2D  # noqa: F401
+            import Box2D  # noqa: F401 (only whether it imports)
+
             pytest.skip("Box2D is installed here: CarRacing-v3 builds")
         except ImportError:
             pass
@@ -197,7 +225,9 @@ def test_weights_that_diverge_in_the_last_update_fail_the_run_before_anything_is
 
 
 def test_weights_that_explode_without_a_nan_warn(tmp_path):
-    out = cli(tmp_path, VPG, "optim={name: adam, lr: 1.0e+6}", "train.max_grad_norm=null", "train.total_frames=4096", *SHORT)
+    out = cli(
+        tmp_path, VPG, "optim={name: adam, lr: 1.0e+6}", "train.max_grad_norm=null", "train.total_frames=4096", *SHORT
+    )
     assert out.returncode == 0
     assert "pgtorchrl: warning: the actor's largest weight is" in out.stderr
     assert "training may have diverged" in runs(tmp_path)[1][0].data.tags["warning"]
@@ -210,8 +240,10 @@ def test_ctrl_c_before_the_run_opens_is_one_line_and_exit_130(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert one_line(err) in ("pgtorchrl: error: interrupted before any run was opened",
-                             "pgtorchrl: error: interrupted; no MLflow run was opened")
+    assert one_line(err) in (
+        "pgtorchrl: error: interrupted before any run was opened",
+        "pgtorchrl: error: interrupted; no MLflow run was opened",
+    )
 
 
 def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store, monkeypatch, capsys):
@@ -227,17 +259,22 @@ def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store,
             raise KeyboardInterrupt  # Ctrl-C while the writer stores the final model
         return real_wait(self, timeout)
 
-    with pytest.raises(KeyboardInterrupt):  # the interrupt still stops the caller (a sweep, a study) once the run is closed
+    with pytest.raises(
+        KeyboardInterrupt
+    ):  # the interrupt still stops the caller (a sweep, a study) once the run is closed
         with TrackedRun(spec) as run:
             run.log_metrics({"x": 1.0}, step=1)
             monkeypatch.setattr(subprocess.Popen, "wait", wait)
     assert run.final_status == "FINISHED"
     assert MlflowClient(store).get_run(run.run_id).info.status == "FINISHED"
-    assert f"interrupted while the run was being closed: the MLflow run {run.run_id} is marked FINISHED" in capsys.readouterr().err
+    assert (
+        f"interrupted while the run was being closed: the MLflow run {run.run_id} is marked FINISHED"
+        in capsys.readouterr().err
+    )
 
 
 # 9 -------------------------------------------------------------------------------------------------------
-FULL_DISK = '''
+FULL_DISK = """
 import sys
 if "pgtorchrl.record.mlflow_writer" in sys.orig_argv:
     import errno
@@ -248,15 +285,21 @@ if "pgtorchrl.record.mlflow_writer" in sys.orig_argv:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, local_file, artifact_path)
     LocalArtifactRepository.log_artifact = log_artifact
-'''
+"""
 
 
 def test_a_full_disk_fails_the_run_with_the_reason_and_keeps_the_last_good_checkpoint(tmp_path):
     hooks = tmp_path / "hooks"
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(FULL_DISK)  # the writer's disk fills after the first checkpoint
-    out = cli(tmp_path, VPG, *SHORT, "train.total_frames=8192", "tracking.checkpoint_every_frames=1024",
-              env={"PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")]))})
+    out = cli(
+        tmp_path,
+        VPG,
+        *SHORT,
+        "train.total_frames=8192",
+        "tracking.checkpoint_every_frames=1024",
+        env={"PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")]))},
+    )
     assert out.returncode == 1
     assert "No space left on device" in one_line(out.stderr)
     client, (run,) = runs(tmp_path)
@@ -276,10 +319,16 @@ def test_smaller_cases(tmp_path):
     first = text.splitlines().index("seed: 0") + 1
     out = cli(tmp_path, "validate", dup)
     assert out.returncode == 2
-    assert one_line(out.stderr).endswith(f"duplicate key 'seed' (lines {first} and {len(text.splitlines()) + 1}): keep one")
+    assert one_line(out.stderr).endswith(
+        f"duplicate key 'seed' (lines {first} and {len(text.splitlines()) + 1}): keep one"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
-    for command in (["eval", "0123456789abcdef"], ["resume", "0123456789abcdef"], ["compare", "--experiment", "vpg-cartpole"]):
+    for command in (
+        ["eval", "0123456789abcdef"],
+        ["resume", "0123456789abcdef"],
+        ["compare", "--experiment", "vpg-cartpole"],
+    ):
         out = cli(empty, *command, env={"MLFLOW_TRACKING_URI": ""})
         assert out.returncode == 2
         assert one_line(out.stderr).startswith("pgtorchrl: error: no MLflow store at mlruns/mlflow.db")
@@ -301,8 +350,9 @@ def test_two_resumes_of_one_run_cannot_run_at_once(tmp_path, monkeypatch):
     try:
         out = cli(tmp_path, "resume", run.info.run_id)
         assert out.returncode == 2
-        assert one_line(out.stderr) == (f"pgtorchrl: error: run {run.info.run_id} is already being resumed "
-                                        f"(pid {os.getpid()}): wait for it to end")
+        assert one_line(out.stderr) == (
+            f"pgtorchrl: error: run {run.info.run_id} is already being resumed (pid {os.getpid()}): wait for it to end"
+        )
     finally:
         held.close()
     assert cli(tmp_path, "resume", run.info.run_id).returncode == 0  # free again
@@ -312,9 +362,14 @@ def test_two_resumes_of_one_run_cannot_run_at_once(tmp_path, monkeypatch):
 def test_a_tracking_server_that_goes_away_mid_run_leaves_the_state_and_metrics_here(tmp_path, server):
     """The server answers at the start, then dies: training stops, what it had is kept locally."""
     env = {"MLFLOW_TRACKING_URI": server}
-    proc = subprocess.Popen([sys.executable, "-m", "pgtorchrl", str(VPG), *SHORT, "train.total_frames=5000000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgtorchrl", str(VPG), *SHORT, "train.total_frames=5000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+    )
     client = MlflowClient(server)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -324,8 +379,9 @@ def test_a_tracking_server_that_goes_away_mid_run_leaves_the_state_and_metrics_h
             break
         time.sleep(0.5)
     run_id = found[0].info.run_id
-    server_pid = subprocess.run(["pgrep", "-f", f"port {server.rsplit(':', 1)[1]}"], capture_output=True,
-                                text=True).stdout.split()
+    server_pid = subprocess.run(
+        ["pgrep", "-f", f"port {server.rsplit(':', 1)[1]}"], capture_output=True, text=True
+    ).stdout.split()
     for pid in server_pid:
         os.kill(int(pid), signal.SIGKILL)
     _, err = proc.communicate(timeout=300)

@@ -1,4 +1,5 @@
 """Reward-to-go and GAE against naive loops and hand-computed cases."""
+
 import pytest
 import torch
 
@@ -72,11 +73,16 @@ def test_long_rows_match_the_naive_loop_and_an_episode_end_isolates_what_follows
     """300-step rows take 9 rounds of the doubling scan; float32 stays within float32 tolerance of
     the float64 loop, and a NaN after a termination never reaches the episode before it."""
     g = torch.Generator().manual_seed(1)
-    reward, next_value = torch.randn(2, 300, 1, generator=g, dtype=torch.float64), torch.randn(2, 300, 1, generator=g, dtype=torch.float64)
+    reward, next_value = (
+        torch.randn(2, 300, 1, generator=g, dtype=torch.float64),
+        torch.randn(2, 300, 1, generator=g, dtype=torch.float64),
+    )
     done = torch.rand(2, 300, 1, generator=g) < 0.01
     terminated = done.clone()
     expected = naive_reward_to_go(reward, done, terminated, next_value, 0.99)
-    torch.testing.assert_close(reward_to_go(reward.float(), done, terminated, next_value.float(), 0.99), expected.float())
+    torch.testing.assert_close(
+        reward_to_go(reward.float(), done, terminated, next_value.float(), 0.99), expected.float()
+    )
     end = int(terminated[0, :, 0].nonzero()[0])
     reward[0, end + 1 :] = float("nan")
     got = reward_to_go(reward, done, terminated, next_value, 0.99)
@@ -142,7 +148,13 @@ def test_envs_are_independent():
     full = generalized_advantage(reward, value, next_value, done, terminated, 0.99, 0.95)
     for b in range(3):
         one = generalized_advantage(
-            reward[b : b + 1], value[b : b + 1], next_value[b : b + 1], done[b : b + 1], terminated[b : b + 1], 0.99, 0.95
+            reward[b : b + 1],
+            value[b : b + 1],
+            next_value[b : b + 1],
+            done[b : b + 1],
+            terminated[b : b + 1],
+            0.99,
+            0.95,
         )
         torch.testing.assert_close(full[b : b + 1], one)
 

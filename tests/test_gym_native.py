@@ -1,5 +1,6 @@
 """`gym_native`: gymnasium envs behind the tensor fast path give the transitions gymnasium gives,
 and the episodes TorchRL's GymWrapper gives."""
+
 import gymnasium as gym
 import numpy as np
 import pytest

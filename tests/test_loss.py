@@ -1,4 +1,5 @@
 """ReinforceLoss: its gradient against a hand-computed score-function gradient."""
+
 import pytest
 import torch
 from tensordict import TensorDict
@@ -6,8 +7,8 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.modules import OneHotCategorical, ProbabilisticActor, ValueOperator
 
-from pgtorchrl.objectives.reinforce import ReinforceLoss
 from pgtorchrl.modules.fast_policies import log_prob_and_entropy
+from pgtorchrl.objectives.reinforce import ReinforceLoss
 
 
 def linear_actor(weight):
@@ -16,7 +17,11 @@ def linear_actor(weight):
     linear.weight.data.copy_(weight)
     net = TensorDictModule(linear, in_keys=["observation"], out_keys=["logits"])
     return ProbabilisticActor(
-        net, in_keys=["logits"], distribution_class=OneHotCategorical, return_log_prob=True, log_prob_key="action_log_prob"
+        net,
+        in_keys=["logits"],
+        distribution_class=OneHotCategorical,
+        return_log_prob=True,
+        log_prob_key="action_log_prob",
     )
 
 
@@ -24,11 +29,20 @@ def tiny_batch():
     obs = torch.tensor([[1.0, 0.0, 2.0], [0.5, -1.0, 0.0], [0.0, 1.0, 1.0]])
     actions = torch.tensor([0, 1, 1])
     advantage = torch.tensor([[2.0], [-1.0], [0.5]])
-    return TensorDict(
-        {"observation": obs, "action": nn.functional.one_hot(actions, 2), "advantage": advantage,
-         "value_target": torch.tensor([[1.0], [2.0], [3.0]])},
-        [3],
-    ), obs, actions, advantage
+    return (
+        TensorDict(
+            {
+                "observation": obs,
+                "action": nn.functional.one_hot(actions, 2),
+                "advantage": advantage,
+                "value_target": torch.tensor([[1.0], [2.0], [3.0]]),
+            },
+            [3],
+        ),
+        obs,
+        actions,
+        advantage,
+    )
 
 
 def test_actor_gradient_equals_hand_computed_score_function_gradient():

@@ -1,5 +1,6 @@
 """PPO's passes over a batch (``train.epochs`` x ``train.minibatches``): every collected step once
 per epoch, in the minibatches of a fresh permutation."""
+
 from pathlib import Path
 
 import torch
@@ -12,8 +13,16 @@ PPO = Path(__file__).resolve().parents[1] / "pipelines" / "ppo_cartpole.yaml"
 
 
 def test_each_epoch_visits_every_step_once_in_shuffled_minibatches(monkeypatch):
-    spec = load_spec(PPO, ["train.total_frames=1000", "train.epochs=3", "train.minibatches=4", "collector.frames_per_batch=250",
-                           "env.num_envs=2"])
+    spec = load_spec(
+        PPO,
+        [
+            "train.total_frames=1000",
+            "train.epochs=3",
+            "train.minibatches=4",
+            "collector.frames_per_batch=250",
+            "env.num_envs=2",
+        ],
+    )
     p = build_pipeline(spec)
     batch = next(iter(p.make_collector()))
     p.advantage(batch)
@@ -30,7 +39,7 @@ def test_each_epoch_visits_every_step_once_in_shuffled_minibatches(monkeypatch):
     metrics = trainer.update(p, steps, 1, steps.numel())
     assert metrics["train/epochs"] == 3.0
     assert [len(ids) for ids in seen] == [63, 63, 63, 61] * 3  # torch.chunk's split of 250 steps into 4
-    epochs = [torch.cat(seen[i:i + 4]) for i in (0, 4, 8)]
+    epochs = [torch.cat(seen[i : i + 4]) for i in (0, 4, 8)]
     for ids in epochs:
         assert torch.equal(ids.sort().values, torch.arange(250))  # every step exactly once per epoch
     assert not torch.equal(epochs[0], epochs[1])  # each epoch shuffles anew

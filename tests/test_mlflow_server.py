@@ -1,4 +1,5 @@
 """Tracking on a shared MLflow server: a pipeline run found through the server's API."""
+
 import os
 import subprocess
 import sys
@@ -13,9 +14,20 @@ def test_a_run_is_tracked_on_a_shared_server(server, tmp_path):
     workdir = tmp_path / "client"
     workdir.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "train.total_frames=512",
-         "eval.every_frames=null", "eval.episodes=2", "eval.target_return=null"],
-        capture_output=True, text=True, cwd=workdir, env={**os.environ, "MLFLOW_TRACKING_URI": server},
+        [
+            sys.executable,
+            "-m",
+            "pgtorchrl",
+            str(ROOT / "pipelines" / "vpg_cartpole.yaml"),
+            "train.total_frames=512",
+            "eval.every_frames=null",
+            "eval.episodes=2",
+            "eval.target_return=null",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env={**os.environ, "MLFLOW_TRACKING_URI": server},
     )
     assert proc.returncode == 0, proc.stderr
     assert not (workdir / "mlruns").exists()  # nothing written locally: all went to the server

@@ -1,4 +1,5 @@
 """The MLflow writer process's batching: metrics share log_batch calls, nothing reordered or lost."""
+
 import queue
 
 from pgtorchrl.record import mlflow_writer

@@ -1,5 +1,6 @@
 """benchmarks/mujoco_table.py on a tiny budget: child runs under one parent, the table, and a
 rerun that finds the finished runs and trains nothing."""
+
 import os
 import subprocess
 import sys
@@ -17,9 +18,23 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_mujoco_table_tracks_its_runs_and_a_rerun_skips_the_finished_ones(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    command = [sys.executable, str(ROOT / "benchmarks" / "mujoco_table.py"), "--algos", "vpg", "--envs", "hopper",
-               "--seeds", "0", "1", "--table", "smoke", "--override", "train.total_frames=8000", "eval.every_frames=4000",
-               "eval.episodes=2"]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "mujoco_table.py"),
+        "--algos",
+        "vpg",
+        "--envs",
+        "hopper",
+        "--seeds",
+        "0",
+        "1",
+        "--table",
+        "smoke",
+        "--override",
+        "train.total_frames=8000",
+        "eval.every_frames=4000",
+        "eval.episodes=2",
+    ]
     first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "0 of 2 runs already finished; 2 to run" in first.stdout
@@ -47,11 +62,31 @@ def test_sigterm_ends_the_table_and_its_runs_killed_even_when_sigint_is_ignored(
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    command = [sys.executable, str(ROOT / "benchmarks" / "mujoco_table.py"), "--algos", "vpg", "--envs", "hopper",
-               "--seeds", "0", "--table", "stop", "--override", "train.total_frames=3000000", "eval.episodes=0",
-               "tracking.checkpoint_every_frames=8000"]
-    table = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "mujoco_table.py"),
+        "--algos",
+        "vpg",
+        "--envs",
+        "hopper",
+        "--seeds",
+        "0",
+        "--table",
+        "stop",
+        "--override",
+        "train.total_frames=3000000",
+        "eval.episodes=0",
+        "tracking.checkpoint_every_frames=8000",
+    ]
+    table = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     client = mlflow_client(uri)  # it may create the store: at once, but not while the table's driver does
     deadline = time.time() + 300
     while time.time() < deadline:  # until the child has trained a few batches
@@ -66,8 +101,10 @@ def test_sigterm_ends_the_table_and_its_runs_killed_even_when_sigint_is_ignored(
     table.send_signal(signal.SIGTERM)
     out, _ = table.communicate(timeout=200)
     assert table.returncode != 0, out
-    statuses = {r.info.run_name or r.data.tags.get("mujoco.table"): r.info.status
-                for r in client.search_runs([experiment.experiment_id])}
+    statuses = {
+        r.info.run_name or r.data.tags.get("mujoco.table"): r.info.status
+        for r in client.search_runs([experiment.experiment_id])
+    }
     assert set(statuses.values()) == {"KILLED"}, statuses  # the child and the parent
 
 
@@ -107,7 +144,12 @@ def test_the_table_computes_each_references_metric_from_the_seeds_histories(tmp_
     parent = mujoco_table.parent_run(client, "hand")
     curves = {0: [1000.0, 4000.0, 3000.0], 1: [2000.0, 3000.0, 5000.0], 2: [1500.0, 2000.0, 4000.0]}
     for seed, curve in curves.items():
-        tags = {"mlflow.parentRunId": parent.info.run_id, "mujoco.algo": "trpo", "mujoco.env": "hopper", "mujoco.seed": str(seed)}
+        tags = {
+            "mlflow.parentRunId": parent.info.run_id,
+            "mujoco.algo": "trpo",
+            "mujoco.env": "hopper",
+            "mujoco.seed": str(seed),
+        }
         run = client.create_run(parent.info.experiment_id, tags=tags)
         for i, value in enumerate(curve):
             client.log_metric(run.info.run_id, "eval/return_mean", value, step=(i + 1) * 500_000)
@@ -119,7 +161,9 @@ def test_the_table_computes_each_references_metric_from_the_seeds_histories(tmp_
     assert tianshou[4] == "4000" and tianshou[8:10] == ["2046", "+-"] and tianshou[11] == "yes"
     assert " ".join(tianshou[12:15]) == "4000, 5000, 4000"
     # the last evals 3000, 5000, 4000: mean 4000 against SB3-contrib's 3372
-    assert sb3[4] == "4000" and sb3[8:11] == ["3372", "+-", "215"] and sb3[11] == "yes" and "SB3-contrib" in " ".join(sb3)
+    assert (
+        sb3[4] == "4000" and sb3[8:11] == ["3372", "+-", "215"] and sb3[11] == "yes" and "SB3-contrib" in " ".join(sb3)
+    )
     assert " ".join(sb3[12:15]) == "3000, 5000, 4000"
 
 
@@ -134,7 +178,13 @@ def test_a_learning_curve_is_smoothed_over_the_frames_before_each_point():
     rng = random.Random(0)
     steps = sorted(rng.sample(range(1, 200_000), 300))
     points = [(step, rng.uniform(-100, 3000)) for step in steps]
-    naive = [(step, sum(v for s, v in points if step - 25_000 < s <= step) / sum(1 for s, _ in points if step - 25_000 < s <= step))
-             for step, _ in points]
+    naive = [
+        (
+            step,
+            sum(v for s, v in points if step - 25_000 < s <= step)
+            / sum(1 for s, _ in points if step - 25_000 < s <= step),
+        )
+        for step, _ in points
+    ]
     assert [s for s, _ in smoothed(points)] == steps
     assert all(abs(a - b) < 1e-6 for (_, a), (_, b) in zip(smoothed(points), naive))

@@ -4,12 +4,13 @@ After each step the collector calls ``reset_finished``: on CPU it resets only wh
 done; on a GPU it always resets, masked, so that the host never waits for the device to say
 whether any env is done. Both must hand the policy the same observations.
 """
+
 import pytest
 import torch
 
 from pgtorchrl.envs.custom.cartpole import TorchCartPoleEnv
-from pgtorchrl.envs.gym_native import GymNativeEnv
 from pgtorchrl.envs.custom.short_corridor import make_short_corridor
+from pgtorchrl.envs.gym_native import GymNativeEnv
 
 ENVS = {
     "torch_cartpole": lambda n: TorchCartPoleEnv(n),

@@ -1,6 +1,7 @@
 """``gym_native``'s observation normalization: the references' running statistic (gymnasium's
 ``NormalizeObservation``), and its statistics as part of the trained policy (checkpoints,
 evaluation, ``load_actor``)."""
+
 from pathlib import Path
 
 import gymnasium as gym
@@ -26,9 +27,15 @@ def test_normalized_observations_and_rewards_are_gymnasiums_normalize_wrappers(e
     got = env.reset_tensors(None)["observation"][0].numpy()
     rng, resets, worst, worst_reward = np.random.default_rng(0), 0, abs(got - expected).max(), 0.0
     for _ in range(400):
-        action = reference.action_space.sample() if env_id == "CartPole-v1" else rng.uniform(-1, 1, 3).astype(np.float32)
+        action = (
+            reference.action_space.sample() if env_id == "CartPole-v1" else rng.uniform(-1, 1, 3).astype(np.float32)
+        )
         expected, reward, terminated, truncated, _ = reference.step(action)
-        native = torch.nn.functional.one_hot(torch.tensor([int(action)]), 2) if env_id == "CartPole-v1" else torch.tensor(action)[None]
+        native = (
+            torch.nn.functional.one_hot(torch.tensor([int(action)]), 2)
+            if env_id == "CartPole-v1"
+            else torch.tensor(action)[None]
+        )
         step = env.step_tensors(native)
         got = step["observation"][0].numpy()
         worst = max(worst, abs(got - expected).max())
@@ -77,8 +84,17 @@ def test_native_statistics_travel_with_the_policy_to_checkpoints_eval_and_load_a
     from pgtorchrl.trainers.evaluation import evaluate
     from pgtorchrl.trainers.trainer import train
 
-    spec = load_spec(VPG, ["train.total_frames=2048", "eval.every_frames=1024", "eval.episodes=3", "eval.target_return=null",
-                           "env.normalize_observations=true", "env.clip_observations=5.0"])
+    spec = load_spec(
+        VPG,
+        [
+            "train.total_frames=2048",
+            "eval.every_frames=1024",
+            "eval.episodes=3",
+            "eval.target_return=null",
+            "env.normalize_observations=true",
+            "env.clip_observations=5.0",
+        ],
+    )
     p = build_pipeline(spec)
     result = train(spec, pipeline=p)
     norm = p.env.normalizers[0]

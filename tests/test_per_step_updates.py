@@ -1,4 +1,5 @@
 """Per-step updates (``train.per_step_updates``) are Sutton & Barto's boxed REINFORCE updates."""
+
 from pathlib import Path
 
 import pytest
@@ -7,8 +8,8 @@ import torch
 import pgtorchrl.trainers.per_step as per_step
 import pgtorchrl.trainers.trainer as trainer
 from pgtorchrl.collectors.rollout import MASK_KEY, first_episodes
-from pgtorchrl.pipeline.build import build_pipeline
 from pgtorchrl.config.spec_file import SpecError
+from pgtorchrl.pipeline.build import build_pipeline
 from pgtorchrl.pipeline.parse import load_spec
 
 BASELINE = Path(__file__).resolve().parents[1] / "pipelines" / "short_corridor_baseline.yaml"
@@ -17,11 +18,20 @@ BASELINE = Path(__file__).resolve().parents[1] / "pipelines" / "short_corridor_b
 def _pipeline(baseline: str, solver: str = "auto", *extra: str):
     # no probability floor: grad ln pi(a) = onehot(a) - pi exactly; larger step sizes than the
     # book's so that the steps within one episode visibly change the later ones
-    spec = load_spec(BASELINE, [
-        "sweep=null", "env.num_envs=6", "actor.prob_floor=0.0", f"advantage.baseline={baseline}",
-        "optim.lr=0.01", "critic_optim.lr=0.05", "actor.init_preferences=[0.3, -0.2]",
-        f"train.per_step_solver={solver}", *extra,
-    ])
+    spec = load_spec(
+        BASELINE,
+        [
+            "sweep=null",
+            "env.num_envs=6",
+            "actor.prob_floor=0.0",
+            f"advantage.baseline={baseline}",
+            "optim.lr=0.01",
+            "critic_optim.lr=0.05",
+            "actor.init_preferences=[0.3, -0.2]",
+            f"train.per_step_solver={solver}",
+            *extra,
+        ],
+    )
     torch.manual_seed(0)
     p = build_pipeline(spec)
     batch = first_episodes(p.make_collector().env, p.actor)
@@ -114,7 +124,9 @@ def test_auto_solver_falls_back_and_an_explicit_fixed_point_says_why():
     assert per_step._solver(p) == "sequential"
     p, _ = _pipeline("critic", "auto")
     assert per_step._solver(p) == "fixed_point"
-    with pytest.raises(ValueError, match=r"^train.per_step_solver: fixed_point needs plain SGD \(optim: .*set sequential"):
+    with pytest.raises(
+        ValueError, match=r"^train.per_step_solver: fixed_point needs plain SGD \(optim: .*set sequential"
+    ):
         _pipeline("critic", "fixed_point", "optim.momentum=0.9")
     with pytest.raises(ValueError, match="reduction: sum"):
         _pipeline("critic", "fixed_point", "loss.reduction=mean")

@@ -1,4 +1,5 @@
 """Components from user code: only from modules a spec lists under `plugins:`."""
+
 import os
 import subprocess
 import sys
@@ -30,12 +31,21 @@ def adamw(params, *, lr: float = 1e-3, weight_decay: float = 0.01):
 def cli(tmp_path, *args):
     (tmp_path / "my_components.py").write_text(PLUGIN)
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    return subprocess.run([sys.executable, "-m", "pgtorchrl", *args], capture_output=True, text=True, cwd=tmp_path, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", *args], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
 
 
 def test_listed_plugin_registers_components_and_trains(tmp_path):
-    out = cli(tmp_path, str(VPG), "plugins=[my_components]", "actor={name: tiny_mlp, width: 8}",
-              'optim={name: "my_components:adamw", lr: 0.003}', "train.total_frames=512", "eval.episodes=2")
+    out = cli(
+        tmp_path,
+        str(VPG),
+        "plugins=[my_components]",
+        "actor={name: tiny_mlp, width: 8}",
+        'optim={name: "my_components:adamw", lr: 0.003}',
+        "train.total_frames=512",
+        "eval.episodes=2",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(("finished:", "solved:"))
     bad = cli(tmp_path, "validate", str(VPG), "plugins=[my_components]", "actor={name: tiny_mlp, width: 0}")
@@ -57,9 +67,12 @@ def test_unlisted_module_is_never_imported(tmp_path):
 
 def test_plugin_errors_are_one_line(tmp_path):
     cases = {
-        "plugins=[no_such_module]": "plugins: cannot import 'no_such_module' (ModuleNotFoundError: No module named 'no_such_module')",
+        "plugins=[no_such_module]": "plugins: cannot import 'no_such_module' (ModuleNotFoundError: "
+        "No module named 'no_such_module')",
         'plugins=["os; rm -rf"]': "plugins: a list of module names like my_package.components",
-        'plugins=[my_components]\noptim={name: "my_components:nothing"}': "optim.name: module 'my_components' has no function 'nothing'",
+        'plugins=[my_components]\noptim={name: "my_components:nothing"}': (
+            "optim.name: module 'my_components' has no function 'nothing'"
+        ),
     }
     for overrides, message in cases.items():
         out = cli(tmp_path, "validate", str(VPG), *overrides.split("\n"))

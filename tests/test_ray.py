@@ -4,6 +4,7 @@ Starts a local Ray on this machine (2 CPUs, no dashboard) through the spec's
 ``collector: {backend: ray, num_collectors: 2}``. Needs the ``ray`` extra (``pip install -e ".[ray]"``),
 which CI installs; elsewhere the test is skipped without it.
 """
+
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from mlflow.tracking import MlflowClient
 ROOT = Path(__file__).resolve().parents[1]
 
 try:
-    import ray  # noqa: F401
+    import ray  # noqa: F401 (only whether it imports)
 except ImportError:
     if os.environ.get("CI"):
         raise
@@ -29,9 +30,20 @@ RAY = "{backend: ray, frames_per_batch: 256, num_collectors: 2}"
 
 def train(collector, tmp_path, uri, frames=12288):
     proc = subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), f"collector={collector}",
-         f"train.total_frames={frames}", *COMMON],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pgtorchrl",
+            str(ROOT / "pipelines" / "vpg_cartpole.yaml"),
+            f"collector={collector}",
+            f"train.total_frames={frames}",
+            *COMMON,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip().split()[-1]  # the run id
@@ -49,11 +61,19 @@ def test_ray_collection_learns_like_local_collection_and_reproduces(tmp_path):
         run_id = runs[name] = train(collector, tmp_path, uri)
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
-        assert (run.data.params["collector.name"], run.data.params["collector.backend"]) == ("sync", name.replace("local", "direct"))
+        assert (run.data.params["collector.name"], run.data.params["collector.backend"]) == (
+            "sync",
+            name.replace("local", "direct"),
+        )
         rollout = [v for _, v in history(run_id, "rollout/episode_return")]
-        assert len(rollout) >= 20 and max(rollout[-10:]) > 2 * rollout[0]  # it learns (batches without an episode end log none)
+        assert (
+            len(rollout) >= 20 and max(rollout[-10:]) > 2 * rollout[0]
+        )  # it learns (batches without an episode end log none)
         # the same kind of result: both policies come to balance far beyond a random one (about 20 steps)
-        assert max(v for _, v in history(run_id, "eval/return_mean")) >= 150, (name, history(run_id, "eval/return_mean"))
+        assert max(v for _, v in history(run_id, "eval/return_mean")) >= 150, (
+            name,
+            history(run_id, "eval/return_mean"),
+        )
 
     # on-policy and seeded: every batch holds every worker's steps under the latest weights, so the
     # same spec and seed give the same numbers (first-ready batches from stale workers would not)

@@ -1,5 +1,6 @@
 """Checkpoints and `pgtorchrl resume`: an interrupted run continues into the same MLflow run and
 ends with the learning curve of a run that never stopped (same spec and seed, CPU)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +14,43 @@ from pgtorchrl.pipeline.build import build_pipeline
 from pgtorchrl.pipeline.parse import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ["eval.every_frames=1024", "eval.episodes=3", "eval.target_return=null", "tracking.checkpoint_every_frames=1024"]
+SHORT = [
+    "eval.every_frames=1024",
+    "eval.episodes=3",
+    "eval.target_return=null",
+    "tracking.checkpoint_every_frames=1024",
+]
 CASES = {  # one per kind of collection state: (pipeline, overrides)
     "gym_native": ("vpg_cartpole", ["train.total_frames=5120", *SHORT]),  # native collector, gymnasium envs
-    "gymwrapper": ("vpg_cartpole", ["env.name=gym", "collector.name=sync", "train.total_frames=5120", *SHORT]),  # TorchRL's Collector
+    "gymwrapper": (
+        "vpg_cartpole",
+        ["env.name=gym", "collector.name=sync", "train.total_frames=5120", *SHORT],
+    ),  # TorchRL's Collector
     "torch_native": ("vpg_cartpole_torch", ["train.total_frames=5120", *SHORT]),
-    "native_normalized": ("vpg_cartpole", ["train.total_frames=5120", *SHORT, "env.normalize_observations=true",
-                                           "env.clip_observations=5.0", "env.normalize_rewards=true"]),  # gym_native's own statistics
-    "normalized": ("vpg_cartpole", ["env.name=gym", "collector.name=sync", "train.total_frames=5120", *SHORT,
-                                    "env.transforms=[{name: torchrl.VecNormV2, decay: 0.99}, {name: torchrl.RewardScaling, scale: 0.1}]"]),
-    "episodes": ("reinforce_cartpole",
-                 ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"]),
+    "native_normalized": (
+        "vpg_cartpole",
+        [
+            "train.total_frames=5120",
+            *SHORT,
+            "env.normalize_observations=true",
+            "env.clip_observations=5.0",
+            "env.normalize_rewards=true",
+        ],
+    ),  # gym_native's own statistics
+    "normalized": (
+        "vpg_cartpole",
+        [
+            "env.name=gym",
+            "collector.name=sync",
+            "train.total_frames=5120",
+            *SHORT,
+            "env.transforms=[{name: torchrl.VecNormV2, decay: 0.99}, {name: torchrl.RewardScaling, scale: 0.1}]",
+        ],
+    ),
+    "episodes": (
+        "reinforce_cartpole",
+        ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"],
+    ),
 }
 
 
@@ -35,7 +62,8 @@ def history(client, run_id):
     run = client.get_run(run_id)
     return {
         key: [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
-        for key in run.data.metrics if not key.startswith("time/")
+        for key in run.data.metrics
+        if not key.startswith("time/")
     }
 
 
@@ -107,7 +135,10 @@ def test_resume_refuses_what_it_cannot_continue(store):
     finished = trainer.train(spec).run_id
     out = cli("resume", finished)
     assert out.returncode == 2
-    assert out.stderr.strip() == f"pgtorchrl: error: run {finished} is FINISHED: nothing to resume (train a new run instead)"
+    assert (
+        out.stderr.strip()
+        == f"pgtorchrl: error: run {finished} is FINISHED: nothing to resume (train a new run instead)"
+    )
     missing = cli("resume", "0123456789abcdef0123456789abcdef")
     assert missing.returncode == 2 and missing.stderr.startswith("pgtorchrl: error: run '0123456789abcdef")
     assert len(missing.stderr.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
 """benchmarks/rl_stats.py (the MuJoCo table's statistics) against their definitions."""
+
 import itertools
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from rl_stats import bootstrap_ci, iqm, probability_of_improvement  # noqa: E402
+from rl_stats import bootstrap_ci, iqm, probability_of_improvement
 
 
 @pytest.mark.parametrize("n", [3, 4, 5, 8, 10, 13])

@@ -2,6 +2,7 @@
 
 It is why any baseline that depends on the state alone leaves the policy gradient unbiased.
 """
+
 import pytest
 import torch
 from tensordict import TensorDict
@@ -14,7 +15,11 @@ CHUNKS, PER_CHUNK = 40, 500
 
 @pytest.mark.parametrize(
     "action_spec,distribution",
-    [(OneHot(3), "categorical"), (Bounded(-2.0, 2.0, shape=(2,)), "normal"), (Bounded(-2.0, 2.0, shape=(2,)), "tanh_normal")],
+    [
+        (OneHot(3), "categorical"),
+        (Bounded(-2.0, 2.0, shape=(2,)), "normal"),
+        (Bounded(-2.0, 2.0, shape=(2,)), "tanh_normal"),
+    ],
 )
 def test_expected_score_is_zero(action_spec, distribution):
     torch.manual_seed(0)

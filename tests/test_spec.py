@@ -1,4 +1,5 @@
 """Spec validation: one test per class of error, each asserting the one-line message."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,6 @@ import pytest
 import yaml
 
 from pgtorchrl.config.spec_file import SpecError
-
 from pgtorchrl.pipeline.parse import flatten, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,36 +40,53 @@ def test_not_a_mapping(tmp_path):
 
 
 def test_unknown_top_level_key(tmp_path):
-    assert error_of(tmp_path, overrides=["trian.total_frames=3"]).startswith("trian: unknown key; did you mean 'train'?")
+    assert error_of(tmp_path, overrides=["trian.total_frames=3"]).startswith(
+        "trian: unknown key; did you mean 'train'?"
+    )
 
 
 def test_unknown_field_of_a_component(tmp_path):
     msg = error_of(tmp_path, overrides=["advantage.lambda=0.9"])
-    assert msg.startswith("advantage.lambda: unknown key; did you mean 'lmbda'? (accepted: name, gamma, normalize, truncation, gamma_t_factor, lmbda)")
+    assert msg.startswith(
+        "advantage.lambda: unknown key; did you mean 'lmbda'? (accepted: name, gamma, normalize, "
+        "truncation, gamma_t_factor, lmbda)"
+    )
 
 
 def test_a_misspelt_choice_gets_a_did_you_mean(tmp_path):
     msg = error_of(tmp_path, overrides=["tracking.curve_x=iteratoin"])
-    assert msg == "tracking.curve_x: Input should be 'frames' or 'iteration', got 'iteratoin'; did you mean 'iteration'?"
+    assert (
+        msg == "tracking.curve_x: Input should be 'frames' or 'iteration', got 'iteratoin'; did you mean 'iteration'?"
+    )
 
 
 def test_unknown_component_name(tmp_path):
     msg = error_of(tmp_path, overrides=["loss.name=reinforc"])
-    assert msg == "loss.name: unknown loss 'reinforc'; did you mean 'reinforce'? (registered: reinforce, torchrl.A2CLoss, torchrl.ClipPPOLoss, torchrl.KLPENPPOLoss, torchrl.PPOLoss, torchrl.ReinforceLoss)"
+    assert (
+        msg == "loss.name: unknown loss 'reinforc'; did you mean 'reinforce'? (registered: reinforce, "
+        "torchrl.A2CLoss, torchrl.ClipPPOLoss, torchrl.KLPENPPOLoss, torchrl.PPOLoss, torchrl.ReinforceLoss)"
+    )
 
 
 def test_missing_component_name(tmp_path):
     text = VPG.read_text().replace("  name: adam\n  lr: 3.0e-3", "  lr: 3.0e-3")
-    assert error_of(tmp_path, text).startswith("optim.name: missing; name a registered optim: adam, npg, rmsprop, sgd, trpo")
+    assert error_of(tmp_path, text).startswith(
+        "optim.name: missing; name a registered optim: adam, npg, rmsprop, sgd, trpo"
+    )
 
 
 def test_wrong_type(tmp_path):
-    assert error_of(tmp_path, overrides=["env.num_envs=eight"]) == "env.num_envs: Input should be a valid integer, got 'eight'"
+    assert (
+        error_of(tmp_path, overrides=["env.num_envs=eight"])
+        == "env.num_envs: Input should be a valid integer, got 'eight'"
+    )
 
 
 def test_yaml_scientific_notation_string_is_explained(tmp_path):
     msg = error_of(tmp_path, overrides=["optim.lr=3e-4"])
-    assert msg == "optim.lr: Input should be a valid number; got the string '3e-4' (YAML reads 3e-4 as text: write 3.0e-4)"
+    assert (
+        msg == "optim.lr: Input should be a valid number; got the string '3e-4' (YAML reads 3e-4 as text: write 3.0e-4)"
+    )
 
 
 def test_missing_env_id(tmp_path):
@@ -78,12 +95,20 @@ def test_missing_env_id(tmp_path):
 
 
 def test_gamma_outside_unit_interval(tmp_path):
-    assert error_of(tmp_path, overrides=["advantage.gamma=1.01"]) == "advantage.gamma: Input should be less than or equal to 1, got 1.01"
+    assert (
+        error_of(tmp_path, overrides=["advantage.gamma=1.01"])
+        == "advantage.gamma: Input should be less than or equal to 1, got 1.01"
+    )
 
 
 def test_non_positive_frame_count(tmp_path):
-    assert error_of(tmp_path, overrides=["train.total_frames=0"]) == "train.total_frames: Input should be greater than 0, got 0"
-    assert error_of(tmp_path, overrides=["collector.frames_per_batch=-8"]).startswith("collector.frames_per_batch: Input should be greater than or equal to 1")
+    assert (
+        error_of(tmp_path, overrides=["train.total_frames=0"])
+        == "train.total_frames: Input should be greater than 0, got 0"
+    )
+    assert error_of(tmp_path, overrides=["collector.frames_per_batch=-8"]).startswith(
+        "collector.frames_per_batch: Input should be greater than or equal to 1"
+    )
 
 
 def test_non_finite_number(tmp_path):
@@ -129,7 +154,8 @@ def test_cli_reports_a_spec_error_in_one_line_exit_2_and_opens_no_run(tmp_path):
     proc = run_cli(str(VPG), "optim.name=adamw", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"pgtorchrl: error: {VPG}: optim.name: unknown optim 'adamw'; did you mean 'adam'? (registered: adam, npg, rmsprop, sgd, trpo)"
+        f"pgtorchrl: error: {VPG}: optim.name: unknown optim 'adamw'; did you mean 'adam'? "
+        "(registered: adam, npg, rmsprop, sgd, trpo)"
     ]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "mlruns").exists()  # nothing was tracked
@@ -161,14 +187,20 @@ def test_estimators_that_need_whole_episodes_say_so(tmp_path):
     assert msg.startswith("advantage.truncation: 'bootstrap' needs a critic to value the cut state")
     msg = error_of(tmp_path, None, ["advantage={name: full_return, gamma: 0.99}"])
     assert msg.startswith("collector: 'full_return' weighs each step by its whole episode's return")
-    msg = error_of(tmp_path, None, ["advantage={name: reward_to_go, baseline: critic}", "critic=null", "critic_optim=null", "train.value_steps=1"])
+    msg = error_of(
+        tmp_path,
+        None,
+        ["advantage={name: reward_to_go, baseline: critic}", "critic=null", "critic_optim=null", "train.value_steps=1"],
+    )
     assert msg.startswith("advantage.baseline: 'critic' needs a critic")
 
 
 def test_collector_section_reads_like_torchrls_collector_call(tmp_path):
     """``collector: {backend: ray, num_collectors: 4, address: ...}`` (no name) is TorchRL's
     ``Collector(backend="ray", ...)``; the Ray-only fields are refused in this process."""
-    spec = load_spec(VPG, ["collector={backend: ray, frames_per_batch: 1024, num_collectors: 4, address: 'ray://head:10001'}"])
+    spec = load_spec(
+        VPG, ["collector={backend: ray, frames_per_batch: 1024, num_collectors: 4, address: 'ray://head:10001'}"]
+    )
     assert (spec.collector.name, spec.collector.backend, spec.collector.num_collectors) == ("sync", "ray", 4)
     assert spec.collector.address == "ray://head:10001"
     assert load_spec(VPG, ["collector={frames_per_batch: 1024}"]).collector.backend == "direct"
@@ -179,7 +211,10 @@ def test_collector_section_reads_like_torchrls_collector_call(tmp_path):
         "collector.backend: Input should be 'direct' or 'ray', got 'rey'; did you mean 'ray'?"
     )
     # each of the workers steps env.num_envs envs for an equal share of the batch
-    for collector in ("{backend: ray, frames_per_batch: 1000, num_collectors: 4}", "{name: ray, frames_per_batch: 200}"):
+    for collector in (
+        "{backend: ray, frames_per_batch: 1000, num_collectors: 4}",
+        "{name: ray, frames_per_batch: 200}",
+    ):
         workers = 4 if "num_collectors" in collector else 2
         assert error_of(tmp_path, overrides=[f"collector={collector}"]) == (
             f"collector.frames_per_batch: {1000 if workers == 4 else 200} does not split evenly over {workers} Ray "

@@ -2,6 +2,7 @@
 and ``pgtorchrl compare``, or several workers of one Optuna study: Optuna's way to parallelise
 one): each creates it (an Alembic migration) in turn, and none fails with ``UNIQUE constraint
 failed: alembic_version.version_num``."""
+
 import subprocess
 import sys
 
@@ -36,13 +37,21 @@ for k in range(3):  # a race each time: three chances to collide, on each kind o
 
 def test_processes_opening_new_stores_together_all_succeed(tmp_path):
     n = 3
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN_TOGETHER, str(tmp_path), str(k), str(n)],
-                              stderr=subprocess.PIPE, text=True) for k in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_TOGETHER, str(tmp_path), str(k), str(n)], stderr=subprocess.PIPE, text=True
+        )
+        for k in range(n)
+    ]
     errors = [proc.communicate(timeout=180)[1] for proc in procs]
-    raised = [line for e in errors for line in e.splitlines() if "Error:" in line]  # the exceptions, not their tracebacks
+    raised = [
+        line for e in errors for line in e.splitlines() if "Error:" in line
+    ]  # the exceptions, not their tracebacks
     assert [proc.returncode for proc in procs] == [0] * n, "\n".join(raised or errors)
     for k in range(3):
-        assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{tmp_path}/study{k}.db")] == ["together"]
+        assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{tmp_path}/study{k}.db")] == [
+            "together"
+        ]
         assert [e.name for e in MlflowClient(f"sqlite:///{tmp_path}/mlflow{k}.db").search_experiments()] == ["Default"]
 
 

@@ -1,4 +1,5 @@
 """Sweeps in YAML, and the short-corridor pipelines (Sutton & Barto Figures 13.1 and 13.2)."""
+
 import os
 import subprocess
 import sys
@@ -8,9 +9,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from pgtorchrl.config.spec_file import SpecError
 from pgtorchrl.envs.custom.short_corridor import OPTIMAL_VALUE, ShortCorridorEnv
 from pgtorchrl.modules.linear_softmax import make_corridor_actor
-from pgtorchrl.config.spec_file import SpecError
 from pgtorchrl.pipeline.parse import expand_sweep, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,9 +26,13 @@ def test_grid_and_zip_sweeps_expand_to_validated_specs():
     assert all(spec.sweep is None for _, spec in children)
     zipped = expand_sweep(load_spec(BASELINE))
     assert [(s.advantage.baseline, s.optim.lr) for _, s in zipped] == [("critic", 2**-9), ("none", 2**-13)]
-    grid = expand_sweep(load_spec(REINFORCE, ["sweep.values={optim.lr: [0.1, 0.2], seed: [1, 2, 3]}", "sweep.labels=null"]))
+    grid = expand_sweep(
+        load_spec(REINFORCE, ["sweep.values={optim.lr: [0.1, 0.2], seed: [1, 2, 3]}", "sweep.labels=null"])
+    )
     assert len(grid) == 6 and grid[0][0] == "optim.lr=0.1, seed=1"
-    short = expand_sweep(load_spec(REINFORCE, ["sweep={optim.lr: [1.0e-3, 3.0e-3]}"]))  # the shorthand, on the command line
+    short = expand_sweep(
+        load_spec(REINFORCE, ["sweep={optim.lr: [1.0e-3, 3.0e-3]}"])
+    )  # the shorthand, on the command line
     assert [(label, s.optim.lr) for label, s in short] == [("optim.lr=0.001", 1e-3), ("optim.lr=0.003", 3e-3)]
 
 
@@ -70,7 +75,10 @@ def test_short_corridor_sweep_runs_as_parent_and_child_runs(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = subprocess.run(
         [sys.executable, "-m", "pgtorchrl", str(BASELINE), "train.iterations=30", "env.num_envs=20"],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
     )
     assert proc.returncode == 0, proc.stderr
     client = MlflowClient(uri)
@@ -80,7 +88,9 @@ def test_short_corridor_sweep_runs_as_parent_and_child_runs(tmp_path):
     assert len(parents) == 1 and len(children) == 2
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.info.run_name for r in children} == {
-        "REINFORCE with baseline, alpha_theta = 2^-9, alpha_w = 2^-6", "REINFORCE, alpha = 2^-13"}
+        "REINFORCE with baseline, alpha_theta = 2^-9, alpha_w = 2^-6",
+        "REINFORCE, alpha = 2^-13",
+    }
     parent_files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"learning_curves.png", "curves.csv"} <= parent_files
     for child in children:
@@ -99,8 +109,13 @@ def test_figures_match_the_book(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     for spec in (REINFORCE, BASELINE):
         subprocess.run([sys.executable, "-m", "pgtorchrl", str(spec)], check=True, cwd=tmp_path, env=env)
-    check = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "short_corridor_check.py")], cwd=tmp_path, env=env,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "short_corridor_check.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert f"{OPTIMAL_VALUE:.2f}" in check.stdout
 
@@ -108,9 +123,22 @@ def test_figures_match_the_book(tmp_path):
 def test_seeds_flag_runs_children_and_a_confidence_band(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     proc = subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "--seeds", "0-2",
-         "train.total_frames=1024", "eval.every_frames=512", "eval.episodes=2", "eval.target_return=null"],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        [
+            sys.executable,
+            "-m",
+            "pgtorchrl",
+            str(ROOT / "pipelines" / "vpg_cartpole.yaml"),
+            "--seeds",
+            "0-2",
+            "train.total_frames=1024",
+            "eval.every_frames=512",
+            "eval.episodes=2",
+            "eval.target_return=null",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
     )
     assert proc.returncode == 0, proc.stderr
     client = MlflowClient(uri)
@@ -125,17 +153,28 @@ def test_seeds_flag_runs_children_and_a_confidence_band(tmp_path):
     low = client.get_metric_history(parent.info.run_id, "eval/return_ci95_low")[-1].value
     assert low <= band[-1].value
     assert "eval_across_seeds.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
-    bad = subprocess.run([sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "--seeds", "4-1"],
-                         capture_output=True, text=True, cwd=tmp_path)
-    assert bad.returncode == 2 and bad.stderr.strip() == "pgtorchrl: error: --seeds '4-1': write a range like 0-4 or a list like 0,3,7 (at most 1000 seeds)"
+    bad = subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", str(ROOT / "pipelines" / "vpg_cartpole.yaml"), "--seeds", "4-1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert (
+        bad.returncode == 2
+        and bad.stderr.strip()
+        == "pgtorchrl: error: --seeds '4-1': write a range like 0-4 or a list like 0,3,7 (at most 1000 seeds)"
+    )
 
 
 def _children_metrics(client, experiment, metric="rollout/episode_return"):
     runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     parents = {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags}
     return runs, {
-        (r.data.tags["mlflow.parentRunId"], r.info.run_name): [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, metric)]
-        for r in runs if r.info.run_id not in parents
+        (r.data.tags["mlflow.parentRunId"], r.info.run_name): [
+            (m.step, m.value) for m in client.get_metric_history(r.info.run_id, metric)
+        ]
+        for r in runs
+        if r.info.run_id not in parents
     }
 
 
@@ -145,8 +184,21 @@ def test_sweep_workers_train_children_side_by_side_with_the_same_results(tmp_pat
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     for workers in (1, 2):
-        proc = subprocess.run([sys.executable, "-m", "pgtorchrl", str(BASELINE), "train.iterations=20", "env.num_envs=10",
-                               f"sweep.workers={workers}"], capture_output=True, text=True, cwd=tmp_path, env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pgtorchrl",
+                str(BASELINE),
+                "train.iterations=20",
+                "env.num_envs=10",
+                f"sweep.workers={workers}",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr
     runs, metrics = _children_metrics(MlflowClient(uri), "short-corridor-baseline")
     assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 6
@@ -165,16 +217,21 @@ def test_ctrl_c_during_a_parallel_sweep_marks_every_run_killed(tmp_path):
     from pgtorchrl.record.tracking import mlflow_client
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    proc = subprocess.Popen([sys.executable, "-m", "pgtorchrl", str(REINFORCE), "train.iterations=1000", "sweep.workers=2"],
-                            cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, start_new_session=True,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgtorchrl", str(REINFORCE), "train.iterations=1000", "sweep.workers=2"],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     client = mlflow_client(uri)  # it may create the store: at once, but not while the writer does
     deadline = time.time() + 120
     while time.time() < deadline:  # until both workers' runs have logged
         time.sleep(1)
         try:
             _, metrics = _children_metrics(client, "short-corridor-reinforce")
-        except Exception:  # the store or the experiment is not there yet
+        except Exception:  # noqa: BLE001 (the store or the experiment is not there yet)
             continue
         if sum(bool(history) for history in metrics.values()) == 2:
             break

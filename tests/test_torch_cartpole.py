@@ -1,4 +1,5 @@
 """The torch CartPole against gymnasium's, side by side from the same states and actions."""
+
 import gymnasium as gym
 import numpy as np
 import torch

@@ -1,6 +1,7 @@
 """Open to TorchRL both ways: TorchRL's losses, estimators and transforms in a spec, components
 checked against their contracts, ReinforceLoss as a full LossModule, key-aware models, custom
 gymnasium envs, and normalization statistics that travel with the policy."""
+
 import os
 import subprocess
 import sys
@@ -14,8 +15,8 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.objectives import A2CLoss, ValueEstimators
 from torchrl.objectives.value import GAE as TorchRLGAE
 
-from pgtorchrl.objectives.reinforce import ReinforceLoss
 from pgtorchrl.modules.models import make_actor, make_critic
+from pgtorchrl.objectives.reinforce import ReinforceLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
@@ -25,8 +26,9 @@ def cli(tmp_path, *args, files: dict[str, str] | None = None):
     for name, text in (files or {}).items():
         (tmp_path / name).write_text(text)
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    return subprocess.run([sys.executable, "-m", "pgtorchrl", *args], capture_output=True, text=True, cwd=tmp_path,
-                          env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600
+    )
 
 
 # --- ReinforceLoss honours the LossModule contract: one list of generic calls, on both losses ----------
@@ -40,11 +42,19 @@ def _batch(n=6):
     torch.manual_seed(1)
     done = torch.zeros(1, n, 1, dtype=torch.bool)
     done[0, -1] = True
-    return TensorDict({
-        "observation": torch.randn(1, n, 3),
-        "action": torch.nn.functional.one_hot(torch.randint(2, (1, n)), 2),
-        "next": {"observation": torch.randn(1, n, 3), "reward": torch.ones(1, n, 1), "done": done, "terminated": done},
-    }, [1, n])
+    return TensorDict(
+        {
+            "observation": torch.randn(1, n, 3),
+            "action": torch.nn.functional.one_hot(torch.randint(2, (1, n)), 2),
+            "next": {
+                "observation": torch.randn(1, n, 3),
+                "reward": torch.ones(1, n, 1),
+                "done": done,
+                "terminated": done,
+            },
+        },
+        [1, n],
+    )
 
 
 def generic_loss_module_calls(make_loss):
@@ -135,11 +145,20 @@ def test_a_plugin_loss_that_misses_the_contract_is_a_one_line_error(tmp_path):
 
 
 def test_per_step_updates_with_a_torchrl_loss_is_a_declared_capability_error(tmp_path):
-    out = cli(tmp_path, "validate", str(ROOT / "pipelines" / "short_corridor_reinforce.yaml"), "sweep=null",
-              "critic={name: scalar}", "loss={name: torchrl.A2CLoss}")
+    out = cli(
+        tmp_path,
+        "validate",
+        str(ROOT / "pipelines" / "short_corridor_reinforce.yaml"),
+        "sweep=null",
+        "critic={name: scalar}",
+        "loss={name: torchrl.A2CLoss}",
+    )
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1].endswith(
-        "train.per_step_updates: needs pgtorchrl's loss 'reinforce' (got A2CLoss)")
+    assert (
+        out.stderr.strip()
+        .splitlines()[-1]
+        .endswith("train.per_step_updates: needs pgtorchrl's loss 'reinforce' (got A2CLoss)")
+    )
 
 
 # --- key-aware models ------------------------------------------------------------------------------------
@@ -153,11 +172,26 @@ def test_actor_and_critic_read_the_observation_keys_they_are_given():
     assert actor.in_keys == ["obs", "pos"] and critic.in_keys == ["obs"]
 
 
-@pytest.mark.parametrize("spec, keys, message", [
-    (Composite(obs=Unbounded(4)), ["observation"], "observation key 'observation' is not in the env's observation_spec (it has: obs)"),
-    (Composite(pixels=Unbounded((3, 8, 8))), ["pixels"], "observation key 'pixels' has shape (3, 8, 8): the MLP models take flat vectors"),
-    (Composite(state=Composite(a=Unbounded(2))), ["state"], "observation key 'state' has a Composite of several entries"),
-])
+@pytest.mark.parametrize(
+    "spec, keys, message",
+    [
+        (
+            Composite(obs=Unbounded(4)),
+            ["observation"],
+            "observation key 'observation' is not in the env's observation_spec (it has: obs)",
+        ),
+        (
+            Composite(pixels=Unbounded((3, 8, 8))),
+            ["pixels"],
+            "observation key 'pixels' has shape (3, 8, 8): the MLP models take flat vectors",
+        ),
+        (
+            Composite(state=Composite(a=Unbounded(2))),
+            ["state"],
+            "observation key 'state' has a Composite of several entries",
+        ),
+    ],
+)
 def test_a_spec_the_models_cannot_read_is_a_one_line_error_at_construction(spec, keys, message):
     for build in (lambda: make_actor(spec, OneHot(2), in_keys=keys), lambda: make_critic(spec, in_keys=keys)):
         with pytest.raises(ValueError) as err:
@@ -199,10 +233,19 @@ def test_a_custom_gymnasium_env_trains_from_yaml(tmp_path):
     files = {"my_envs.py": MY_ENVS}
     short = ("train.total_frames=2048", "eval.every_frames=1024", "eval.target_return=0.9")
     for env_id in ("my_envs:Corridor-v0", "Corridor-v0"):  # gymnasium's module:EnvId, or an id a plugin registers
-        out = cli(tmp_path, str(VPG), "plugins=[my_envs]", f"env.env_id={env_id}", "env.make_kwargs={length: 3}",
-                  *short, files=files)
+        out = cli(
+            tmp_path,
+            str(VPG),
+            "plugins=[my_envs]",
+            f"env.env_id={env_id}",
+            "env.make_kwargs={length: 3}",
+            *short,
+            files=files,
+        )
         assert out.returncode == 0, out.stderr
-        assert out.stdout.startswith("solved: eval/return_mean=1.0"), out.stdout  # 3 steps right: 0.98, printed to 1 decimal
+        assert out.stdout.startswith("solved: eval/return_mean=1.0"), (
+            out.stdout
+        )  # 3 steps right: 0.98, printed to 1 decimal
     unlisted = cli(tmp_path, "validate", str(VPG), "env.env_id=my_envs:Corridor-v0")
     assert unlisted.returncode == 2
     assert unlisted.stderr.strip().splitlines() == [
@@ -226,8 +269,10 @@ def test_transforms_are_a_field_of_the_gym_env_and_the_error_says_so(tmp_path):
 
 # --- TorchRL's components train CartPole to the target ----------------------------------------------------------
 TORCHRL_COMBOS = {
-    "a2c_loss_and_gae": ["advantage={name: torchrl.GAE, lmbda: 0.95, average_gae: true}",
-                         "loss={name: torchrl.A2CLoss, entropy_coeff: 0.0, loss_critic_type: l2}"],
+    "a2c_loss_and_gae": [
+        "advantage={name: torchrl.GAE, lmbda: 0.95, average_gae: true}",
+        "loss={name: torchrl.A2CLoss, entropy_coeff: 0.0, loss_critic_type: l2}",
+    ],
     "td_lambda_estimator": ["advantage={name: torchrl.TDLambdaEstimator, lmbda: 0.95}"],
 }
 
@@ -241,17 +286,23 @@ def test_torchrl_losses_and_estimators_solve_cartpole(tmp_path, name):
 
 
 # --- normalization statistics are part of the policy ----------------------------------------------------------
-NORMALIZED = ["env.name=gym", "collector.name=sync", "train.total_frames=2048", "eval.every_frames=1024",
-              "eval.episodes=3", "eval.target_return=null",
-              "env.transforms=[{name: torchrl.VecNormV2, decay: 0.99}, {name: torchrl.RewardScaling, scale: 0.01}]"]
+NORMALIZED = [
+    "env.name=gym",
+    "collector.name=sync",
+    "train.total_frames=2048",
+    "eval.every_frames=1024",
+    "eval.episodes=3",
+    "eval.target_return=null",
+    "env.transforms=[{name: torchrl.VecNormV2, decay: 0.99}, {name: torchrl.RewardScaling, scale: 0.01}]",
+]
 
 
 def test_normalization_statistics_travel_with_the_policy_to_checkpoints_eval_and_load_actor(store):
     from pgtorchrl.envs.gym import user_transforms
-    from pgtorchrl.trainers.evaluation import evaluate
     from pgtorchrl.experiments.loading import evaluate_run, latest_checkpoint, load_actor
     from pgtorchrl.pipeline.build import build_pipeline, eval_env
     from pgtorchrl.pipeline.parse import load_spec
+    from pgtorchrl.trainers.evaluation import evaluate
     from pgtorchrl.trainers.trainer import train
 
     spec = load_spec(VPG, NORMALIZED)
@@ -261,7 +312,9 @@ def test_normalization_statistics_travel_with_the_policy_to_checkpoints_eval_and
     assert vecnorm._count["observation"].item() > 2048 / 8  # the statistics moved in training
 
     checkpoint = latest_checkpoint(result.run_id)  # the end state's checkpoint holds them
-    assert torch.equal(checkpoint["env_transforms"]["0"]["_extra_state"]["loc.-|-.observation"], vecnorm._loc["observation"])
+    assert torch.equal(
+        checkpoint["env_transforms"]["0"]["_extra_state"]["loc.-|-.observation"], vecnorm._loc["observation"]
+    )
 
     raw = TensorDict({"observation": torch.randn(16, 4) * 2}, [16])
     loaded = load_actor(result.run_id)  # acts on raw observations as the trained policy did through its env
@@ -282,7 +335,9 @@ EXAMPLE = ROOT / "examples" / "vpg_cartpole.py"
 
 def test_the_readme_example_is_the_tested_example_file():
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("## Use the modules in your own TorchRL code", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    block = (
+        readme.split("## Use the modules in your own TorchRL code", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    )
     assert block == EXAMPLE.read_text().split('"""', 2)[2].lstrip("\n")
 
 
@@ -302,7 +357,10 @@ def test_ppo_loss_functional_false_gives_the_same_losses_and_gradients():
     from pgtorchrl.pipeline.parse import load_spec
 
     ppo = ROOT / "pipelines" / "ppo_cartpole.yaml"
-    pipelines = [build_pipeline(load_spec(ppo, ["collector.frames_per_batch=256", f"loss.functional={f}"])) for f in ("true", "false")]
+    pipelines = [
+        build_pipeline(load_spec(ppo, ["collector.frames_per_batch=256", f"loss.functional={f}"]))
+        for f in ("true", "false")
+    ]
     assert [p.loss.functional for p in pipelines] == [True, False]
     batch = next(iter(pipelines[0].make_collector()))
     pipelines[0].advantage(batch)

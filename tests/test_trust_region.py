@@ -2,6 +2,7 @@
 Fisher matrices, conjugate gradient against a direct solve, the short corridor's exact natural
 gradient, the trust region held over a whole run, and TorchRL's PPO loss against the clipped
 objective written out by hand."""
+
 import math
 from pathlib import Path
 
@@ -11,7 +12,13 @@ from tensordict import TensorDict
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from pgtorchrl.objectives.trust_region import TRPO, NaturalPolicyGradient, conjugate_gradient, fisher_vector_product, flat
+from pgtorchrl.objectives.trust_region import (
+    TRPO,
+    NaturalPolicyGradient,
+    conjugate_gradient,
+    fisher_vector_product,
+    flat,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -45,8 +52,9 @@ def test_fisher_vector_products_equal_the_explicit_categorical_fisher_times_v():
     for seed in range(3):
         v = torch.randn(fisher.shape[0], dtype=F64, generator=torch.Generator().manual_seed(seed))
         torch.testing.assert_close(fisher_vector_product(kl, params, v), fisher @ v, atol=1e-12, rtol=1e-10)
-        torch.testing.assert_close(fisher_vector_product(kl, params, v, damping=0.1), fisher @ v + 0.1 * v,
-                                   atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(
+            fisher_vector_product(kl, params, v, damping=0.1), fisher @ v + 0.1 * v, atol=1e-12, rtol=1e-10
+        )
 
 
 def test_fisher_vector_products_equal_the_analytic_gaussian_fisher_times_v():
@@ -62,7 +70,9 @@ def test_fisher_vector_products_equal_the_analytic_gaussian_fisher_times_v():
     fisher = torch.zeros(n_net + 2, n_net + 2, dtype=F64)
     for s in range(obs.shape[0]):
         mu = net(obs[s])
-        jac = torch.stack([flat(torch.autograd.grad(mu[k], list(net.parameters()), retain_graph=True)) for k in range(2)])
+        jac = torch.stack(
+            [flat(torch.autograd.grad(mu[k], list(net.parameters()), retain_graph=True)) for k in range(2)]
+        )
         fisher[:n_net, :n_net] += jac.T @ torch.diag(1 / old_std**2) @ jac / obs.shape[0]
     fisher[n_net:, n_net:] = 2 * torch.eye(2, dtype=F64)
     v = torch.randn(n_net + 2, dtype=F64)
@@ -92,15 +102,18 @@ def test_the_natural_gradient_on_the_short_corridor_is_f_inverse_g_of_the_exact_
     g = torch.autograd.grad(corridor_j(theta), theta)[0]  # the exact gradient of J
     pi = torch.softmax(theta0, -1)
     # every state looks the same: F = sum_a pi(a) grad log pi(a) grad log pi(a)^T, with grad log pi(a) = e_a - pi
-    fisher = sum(pi[a] * torch.outer(torch.eye(2, dtype=F64)[a] - pi, torch.eye(2, dtype=F64)[a] - pi) for a in range(2))
+    fisher = sum(
+        pi[a] * torch.outer(torch.eye(2, dtype=F64)[a] - pi, torch.eye(2, dtype=F64)[a] - pi) for a in range(2)
+    )
     damping = 1e-3
     expected = torch.linalg.solve(fisher + damping * torch.eye(2, dtype=F64), g)
     # the same through the optimizer's pieces: the KL's Hessian and conjugate gradient
     theta = theta0.clone().requires_grad_(True)
     old = torch.log_softmax(theta0, -1)
     kl = (old.exp() * (old - torch.log_softmax(theta, -1))).sum()
-    natural, _ = conjugate_gradient(lambda v: fisher_vector_product(kl, [theta], v, damping), g, iterations=2,
-                                    residual_tol=0.0)
+    natural, _ = conjugate_gradient(
+        lambda v: fisher_vector_product(kl, [theta], v, damping), g, iterations=2, residual_tol=0.0
+    )
     torch.testing.assert_close(natural, expected, atol=1e-10, rtol=1e-10)
     assert natural[0] > 0  # towards right: p rises towards p* = 0.586
 
@@ -113,7 +126,7 @@ def _corridor_run(optimizer, steps=300):
         old = torch.log_softmax(theta.detach(), -1)
 
         def closure():
-            kl = (old.exp() * (old - torch.log_softmax(theta, -1))).sum()
+            kl = (old.exp() * (old - torch.log_softmax(theta, -1))).sum()  # noqa: B023 (called in this iteration)
             return -corridor_j(theta), kl  # ascend J: minimize -J
 
         optim.step(closure)
@@ -163,23 +176,33 @@ def test_a_rejected_line_search_leaves_the_policy_unchanged():
 
 # --- PPO through TorchRL's loss is the clipped objective ----------------------------------------------------------
 def test_ppo_through_torchrl_gives_the_clipped_objective_written_out_by_hand():
+    from torchrl.data import Composite, OneHot, Unbounded
+
     from pgtorchrl.components import LOSSES
     from pgtorchrl.modules.models import make_actor, make_critic
-    from torchrl.data import Composite, OneHot, Unbounded
 
     torch.manual_seed(3)
     spec = Composite(observation=Unbounded(3))
     actor, critic = make_actor(spec, OneHot(3), hidden_sizes=[8]), make_critic(spec, hidden_sizes=[8])
     entry = LOSSES["torchrl.ClipPPOLoss"]
-    config = entry.model(name="torchrl.ClipPPOLoss", clip_epsilon=0.2, entropy_bonus=False, critic_coeff=0.5,
-                         loss_critic_type="l2")
+    config = entry.model(
+        name="torchrl.ClipPPOLoss", clip_epsilon=0.2, entropy_bonus=False, critic_coeff=0.5, loss_critic_type="l2"
+    )
     loss = LOSSES.build(config, actor, critic)
     n = 16
     obs = torch.randn(n, 3)
     action = torch.nn.functional.one_hot(torch.randint(3, (n,)), 3)
     old_log_prob = torch.log_softmax(torch.randn(n, 3), -1)[action.bool()]  # a different collecting policy
-    batch = TensorDict({"observation": obs, "action": action, "action_log_prob": old_log_prob,
-                        "advantage": torch.randn(n, 1), "value_target": torch.randn(n, 1)}, [n])
+    batch = TensorDict(
+        {
+            "observation": obs,
+            "action": action,
+            "action_log_prob": old_log_prob,
+            "advantage": torch.randn(n, 1),
+            "value_target": torch.randn(n, 1),
+        },
+        [n],
+    )
     out = loss(batch.clone())
     ours = out["loss_objective"] + out["loss_critic"]
     theirs_grads = torch.autograd.grad(ours, [*actor.parameters(), *critic.parameters()])
@@ -204,8 +227,10 @@ def test_every_trpo_update_of_a_whole_run_stays_in_the_trust_region(store):
     from pgtorchrl.pipeline.parse import load_spec
     from pgtorchrl.trainers.trainer import train
 
-    spec = load_spec(ROOT / "pipelines" / "trpo_cartpole.yaml",
-                     ["train.total_frames=12288", "eval.every_frames=null", "eval.episodes=2", "eval.target_return=null"])
+    spec = load_spec(
+        ROOT / "pipelines" / "trpo_cartpole.yaml",
+        ["train.total_frames=12288", "eval.every_frames=null", "eval.episodes=2", "eval.target_return=null"],
+    )
     result = train(spec)
     client = MlflowClient(store)
     kl = [m.value for m in client.get_metric_history(result.run_id, "train/kl")]

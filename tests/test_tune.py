@@ -1,5 +1,6 @@
 """Hyperparameter studies (``tune:``) and sweeps on Ray: validation, MLflow runs, pruning,
 ``best.yaml``, the sampler's seed, resuming after Ctrl-C, and the same results on Ray."""
+
 import os
 import signal
 import subprocess
@@ -13,10 +14,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pgtorchrl.cli import main
-from pgtorchrl.record.store_lock import store_lock
 from pgtorchrl.config.spec_file import SpecError
-from pgtorchrl.pipeline.parse import load_spec
 from pgtorchrl.experiments.tune import check_space
+from pgtorchrl.pipeline.parse import load_spec
+from pgtorchrl.record.store_lock import store_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +37,13 @@ TINY = {
     "tracking": {"checkpoint_every_frames": None, "log_models": False},
     # sampler seed 2 draws lr 3e-2, 3e-2, 3e-2, 1e-5 in its 4 random trials: the last is far
     # behind the others at its first evaluation, and the median pruner stops it there
-    "tune": {"space": {"optim.lr": {"categorical": [3.0e-2, 1.0e-5]}}, "n_trials": 4, "sampler_seed": 2,
-             "startup_trials": 4, "prune_after_trials": 1},
+    "tune": {
+        "space": {"optim.lr": {"categorical": [3.0e-2, 1.0e-5]}},
+        "n_trials": 4,
+        "sampler_seed": 2,
+        "startup_trials": 4,
+        "prune_after_trials": 1,
+    },
 }
 
 
@@ -53,17 +59,35 @@ def trials(storage: str, name: str = "tune-tiny"):
         return optuna.load_study(study_name=name, storage=storage).get_trials()
 
 
-@pytest.mark.parametrize("override, message", [
-    ("tune.space={optim.lrr: {uniform: [0.1, 0.2]}}", "tune.space.optim.lrr: no such spec field; did you mean 'optim.lr'?"),
-    ("tune.space={advantage.lmbda: {uniform: [0.5, 1.5]}}",
-     "tune.space.advantage.lmbda: 1.5 is not valid there (advantage.lmbda: Input should be less than or equal to 1, got 1.5)"),
-    ("tune.space={optim.lr: {loguniform: [0.1, 0.2]}}", "tune.space.optim.lr: unknown distribution 'loguniform'; did you mean 'log_uniform'?"),
-    ("tune.space={tracking.run_name: {categorical: [a, b]}}", "tune.space.tracking.run_name: the 'tracking' section cannot be searched"),
-    ("tune.metric=frames_to_target", "tune.metric: 'frames_to_target' needs eval.target_return and eval.episodes > 0"),
-    ("eval.every_frames=null", "tune.pruner: prunes at evaluations during training: set eval.every_frames"),
-    ("sweep={seed: [0, 1]}", "tune: a spec has a sweep: or a tune: section, not both"),
-    ("tune.n_trails=3", "tune.n_trails: unknown key; did you mean 'n_trials'?"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "tune.space={optim.lrr: {uniform: [0.1, 0.2]}}",
+            "tune.space.optim.lrr: no such spec field; did you mean 'optim.lr'?",
+        ),
+        (
+            "tune.space={advantage.lmbda: {uniform: [0.5, 1.5]}}",
+            "tune.space.advantage.lmbda: 1.5 is not valid there (advantage.lmbda: Input should be "
+            "less than or equal to 1, got 1.5)",
+        ),
+        (
+            "tune.space={optim.lr: {loguniform: [0.1, 0.2]}}",
+            "tune.space.optim.lr: unknown distribution 'loguniform'; did you mean 'log_uniform'?",
+        ),
+        (
+            "tune.space={tracking.run_name: {categorical: [a, b]}}",
+            "tune.space.tracking.run_name: the 'tracking' section cannot be searched",
+        ),
+        (
+            "tune.metric=frames_to_target",
+            "tune.metric: 'frames_to_target' needs eval.target_return and eval.episodes > 0",
+        ),
+        ("eval.every_frames=null", "tune.pruner: prunes at evaluations during training: set eval.every_frames"),
+        ("sweep={seed: [0, 1]}", "tune: a spec has a sweep: or a tune: section, not both"),
+        ("tune.n_trails=3", "tune.n_trails: unknown key; did you mean 'n_trials'?"),
+    ],
+)
 def test_a_bad_tune_section_is_one_line_and_trains_nothing(tmp_path, store, capsys, override, message):
     path = write_spec(tmp_path)
     assert main([str(path), override]) == 2
@@ -74,8 +98,13 @@ def test_a_bad_tune_section_is_one_line_and_trains_nothing(tmp_path, store, caps
 
 
 def test_check_space_accepts_every_bound_that_validates(tmp_path):
-    spec = load_spec(write_spec(tmp_path), ["tune.space={optim.lr: {log_uniform: [1.0e-4, 1.0e-2]}, "
-                                            "actor.hidden_sizes: {categorical: [[16], [32, 32]]}, train.value_steps: {int: [1, 5]}}"])
+    spec = load_spec(
+        write_spec(tmp_path),
+        [
+            "tune.space={optim.lr: {log_uniform: [1.0e-4, 1.0e-2]}, "
+            "actor.hidden_sizes: {categorical: [[16], [32, 32]]}, train.value_steps: {int: [1, 5]}}"
+        ],
+    )
     check_space(spec)
     bad = load_spec(write_spec(tmp_path), ["tune.space={train.value_steps: {int: [0, 5]}}"])
     with pytest.raises(SpecError, match=r"tune.space.train.value_steps: 0 is not valid there"):
@@ -99,7 +128,9 @@ def test_a_tiny_study_tracks_trials_prunes_and_writes_a_best_spec(tmp_path, stor
     runs = client.search_runs([client.get_experiment_by_name("tune-tiny").experiment_id])
     parent = next(r for r in runs if "pgtorchrl.study" in r.data.tags)
     assert parent.info.status == "FINISHED"
-    trial_runs = {r.data.tags["tune.trial"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    trial_runs = {
+        r.data.tags["tune.trial"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
     assert sorted(trial_runs) == ["0", "1", "2", "3"]
     for t in study:
         run = trial_runs[str(t.number)]
@@ -109,7 +140,9 @@ def test_a_tiny_study_tracks_trials_prunes_and_writes_a_best_spec(tmp_path, stor
         assert (seeds[0].data.tags.get("stopped") == "pruned") == (t.state.name == "PRUNED")
         if t.state.name == "COMPLETE":
             assert run.data.metrics["tune/objective"] == pytest.approx(t.value)
-    pruned = client.get_metric_history(seeds[0].info.run_id, "eval/return_mean")  # trial 3: one evaluation, then stopped
+    pruned = client.get_metric_history(
+        seeds[0].info.run_id, "eval/return_mean"
+    )  # trial 3: one evaluation, then stopped
     assert [m.step for m in pruned] == [512]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"best.yaml", "optimization_history.png", "param_importances.png", "parallel_coordinate.png"} <= artifacts
@@ -140,9 +173,12 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_continues_it(tmp_path):
     twice and the first trials untouched."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    path = write_spec(tmp_path, tune={**TINY["tune"], "space": {"optim.lr": {"log_uniform": [1.0e-4, 3.0e-2]}},
-                                      "pruner": "none"}, train={"total_frames": 65536},
-                      eval={"every_frames": 8192, "episodes": 4})  # seconds a trial: time to interrupt one
+    path = write_spec(
+        tmp_path,
+        tune={**TINY["tune"], "space": {"optim.lr": {"log_uniform": [1.0e-4, 3.0e-2]}}, "pruner": "none"},
+        train={"total_frames": 65536},
+        eval={"every_frames": 8192, "episodes": 4},
+    )  # seconds a trial: time to interrupt one
     command = [sys.executable, "-m", "pgtorchrl", str(path)]
     storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
 
@@ -159,7 +195,8 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_continues_it(tmp_path):
     def training(name: str) -> bool:
         experiment = client.get_experiment_by_name("tune-tiny") if (tmp_path / "mlflow.db").exists() else None
         return experiment is not None and any(
-            r.info.run_name == name for r in client.search_runs([experiment.experiment_id]))
+            r.info.run_name == name for r in client.search_runs([experiment.experiment_id])
+        )
 
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: len(stored()) == 3 and training("trial 2 seed 0"))
@@ -171,8 +208,15 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_continues_it(tmp_path):
     before = trials(storage)
     experiment = client.get_experiment_by_name("tune-tiny").experiment_id
     statuses = {r.info.run_name: r.info.status for r in client.search_runs([experiment])}
-    assert statuses == {"study tune-tiny": "KILLED", "trial 0": "FINISHED", "trial 0 seed 0": "FINISHED",
-                        "trial 1": "FINISHED", "trial 1 seed 0": "FINISHED", "trial 2": "KILLED", "trial 2 seed 0": "KILLED"}
+    assert statuses == {
+        "study tune-tiny": "KILLED",
+        "trial 0": "FINISHED",
+        "trial 0 seed 0": "FINISHED",
+        "trial 1": "FINISHED",
+        "trial 1 seed 0": "FINISHED",
+        "trial 2": "KILLED",
+        "trial 2 seed 0": "KILLED",
+    }
 
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
@@ -188,9 +232,11 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_continues_it(tmp_path):
 def _child_metrics(client, experiment: str, parent_tag: str | None = None):
     runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     return {
-        (r.data.tags.get("sweep.label") or r.info.run_name): [(m.step, m.value) for m in
-                                                             client.get_metric_history(r.info.run_id, "rollout/episode_return")]
-        for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_tag
+        (r.data.tags.get("sweep.label") or r.info.run_name): [
+            (m.step, m.value) for m in client.get_metric_history(r.info.run_id, "rollout/episode_return")
+        ]
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent_tag
     }
 
 
@@ -200,14 +246,25 @@ def test_on_a_local_ray_a_sweep_gives_the_local_pools_metrics_and_a_study_runs(t
     pool, metric by metric; a tiny study runs its 4 trials in 2 Ray workers, every run ends FINISHED."""
     pytest.importorskip("ray")
     vpg = ROOT / "pipelines" / "vpg_cartpole.yaml"
-    sweep = ["sweep={values: {seed: [0, 1]}, workers: 2}", "train.total_frames=2048", "eval.every_frames=1024",
-             "eval.episodes=2", "tracking.log_models=false"]
+    sweep = [
+        "sweep={values: {seed: [0, 1]}, workers: 2}",
+        "train.total_frames=2048",
+        "eval.every_frames=1024",
+        "eval.episodes=2",
+        "tracking.log_models=false",
+    ]
     metrics = {}
     for backend in ("local", "ray"):
         uri = f"sqlite:///{tmp_path}/{backend}.db"
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-        proc = subprocess.run([sys.executable, "-m", "pgtorchrl", str(vpg), *sweep, f"sweep.backend={backend}"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pgtorchrl", str(vpg), *sweep, f"sweep.backend={backend}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr
         client = MlflowClient(uri)
         runs = client.search_runs([client.get_experiment_by_name("vpg-cartpole").experiment_id])
@@ -219,8 +276,14 @@ def test_on_a_local_ray_a_sweep_gives_the_local_pools_metrics_and_a_study_runs(t
     uri = f"sqlite:///{tmp_path}/study.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     path = write_spec(tmp_path, tune={**TINY["tune"], "backend": "ray", "workers": 2, "pruner": "none"})
-    proc = subprocess.run([sys.executable, "-m", "pgtorchrl", str(path)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     study = trials(f"sqlite:///{tmp_path}/mlruns/optuna.db")
     assert [t.state.name for t in study] == ["COMPLETE"] * 4

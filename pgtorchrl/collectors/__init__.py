@@ -1,1 +1,2 @@
-"""Collection: whole episodes and the tensor fast path (rollout), and TorchRL's Collector on Ray (ray)."""
+"""Collection: whole episodes and the tensor fast path (rollout), TorchRL's Collector on Ray (ray),
+and the spec's collector catalog."""

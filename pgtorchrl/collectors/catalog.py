@@ -6,6 +6,7 @@ policy, the frame budget and how remote workers build their envs). The collector
 inside the factories: validating a spec reads these signatures without importing torch (see
 :mod:`pgtorchrl.envs.catalog`).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal, Optional
@@ -43,7 +44,9 @@ def sync_collector(
     if backend == "ray":
         from pgtorchrl.collectors.ray import RayCollection
 
-        return RayCollection(worker_envs, policy, total_frames, frames_per_batch, num_collectors or RAY_WORKERS, address)
+        return RayCollection(
+            worker_envs, policy, total_frames, frames_per_batch, num_collectors or RAY_WORKERS, address
+        )
     from torchrl.collectors import Collector
 
     return Collector(
@@ -57,7 +60,9 @@ def sync_collector(
 
 
 @COLLECTORS.register("native")
-def native_collector(env: "EnvBase", policy, total_frames: int, worker_envs: "WorkerEnvs", *, frames_per_batch: FramesPerBatch):
+def native_collector(
+    env: "EnvBase", policy, total_frames: int, worker_envs: "WorkerEnvs", *, frames_per_batch: FramesPerBatch
+):
     """Fixed-frame batches from a native env (gym_native, torch_cartpole, short_corridor) on a tensor fast path."""
     from pgtorchrl.collectors.rollout import NativeCollector
     from pgtorchrl.envs.native import TorchNativeEnv
@@ -82,17 +87,28 @@ def ray_collector(
     address: Optional[str] = None,
 ):
     """Short for sync with backend ray: num_collectors Ray workers; address: an existing Ray cluster."""
-    return sync_collector(env, policy, total_frames, worker_envs, frames_per_batch=frames_per_batch,
-                          backend="ray", num_collectors=num_collectors, address=address)
+    return sync_collector(
+        env,
+        policy,
+        total_frames,
+        worker_envs,
+        frames_per_batch=frames_per_batch,
+        backend="ray",
+        num_collectors=num_collectors,
+        address=address,
+    )
 
 
 @COLLECTORS.register("episodes")
 def episodes_collector(
-    env: "EnvBase", policy, total_frames: int, worker_envs: "WorkerEnvs", *, max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000
+    env: "EnvBase",
+    policy,
+    total_frames: int,
+    worker_envs: "WorkerEnvs",
+    *,
+    max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000,
 ):
     """One complete episode per env per batch, from a reset (i.i.d. episodes of the current policy)."""
     from pgtorchrl.collectors.rollout import EpisodeCollector
 
     return EpisodeCollector(env, policy, total_frames, max_steps=max_steps)
-
-

@@ -5,6 +5,7 @@
 ``address: null`` a local Ray starts in this process (one CPU per collector, no dashboard);
 ``address: "ray://HOST:10001"`` (or ``"auto"`` on a cluster node) joins an existing cluster.
 """
+
 from __future__ import annotations
 
 import functools
@@ -72,8 +73,15 @@ class RayCollection:
         address: an existing Ray cluster, or ``None`` for a local one.
     """
 
-    def __init__(self, worker_envs: WorkerEnvs, policy, total_frames: int, frames_per_batch: int,
-                 num_collectors: int, address: str | None):
+    def __init__(
+        self,
+        worker_envs: WorkerEnvs,
+        policy,
+        total_frames: int,
+        frames_per_batch: int,
+        num_collectors: int,
+        address: str | None,
+    ):
         from torchrl.collectors import Collector
 
         self._started_ray = start_ray(address, num_collectors)

@@ -7,6 +7,7 @@ slides' Monte Carlo estimate over L trajectories, Sutton & Barto's one-episode u
 collector takes exactly the first episode of every env: L i.i.d. episodes of the current
 policy, padded to the longest, with TorchRL's ``("collector", "mask")`` marking real steps.
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -16,8 +17,8 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
 
-from pgtorchrl.modules.fast_policies import PolicyStep, categorical_logits_net
 from pgtorchrl.envs.native import TorchNativeEnv, policy_inputs
+from pgtorchrl.modules.fast_policies import PolicyStep, categorical_logits_net
 
 __all__ = ["first_episodes", "EpisodeCollector", "NativeCollector"]
 

@@ -1,1 +1,3 @@
-"""The declarative layer: the spec schema, the registries and components a spec names, their contracts, pipeline assembly and sweeps."""
+"""Configuration primitives, the bottom layer (no torch): component registries and the spec models
+they derive from factory signatures, field types shared by catalogs, reading a spec file (limits,
+strict YAML) and ``key.path=value`` overrides."""

@@ -1,5 +1,6 @@
 """Spec field types shared by several components' catalogs (torch-free): a component's own
 field types stay beside its factory."""
+
 from __future__ import annotations
 
 from typing import Annotated

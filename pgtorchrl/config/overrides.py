@@ -1,5 +1,6 @@
 """``key.path=value`` overrides of a raw spec mapping (the command line's and a sweep's), values
 parsed as YAML, each failure a one-line :class:`~pgtorchrl.config.spec_file.SpecError`."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,6 +5,7 @@ pipeline (the env's specs, the actor, the parameters to optimize); its keyword-o
 the spec's fields, with their type annotations and defaults. From those keyword-only parameters
 each entry derives a strict pydantic model, so a spec section is validated before anything is built.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -28,7 +29,7 @@ def shown(value: Any, limit: int = 80) -> str:
     "'xxxxxxxxxx... (1002 characters)"
     """
     text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 1]}... ({len(text)} characters)"
+    return text if len(text) <= limit else f"{text[: limit - 1]}... ({len(text)} characters)"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

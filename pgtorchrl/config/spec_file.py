@@ -1,6 +1,7 @@
 """Reading a spec file: its text (a regular UTF-8 file of bounded size) and its YAML (safe,
 duplicate keys refused, alias bombs refused, no NaN or infinity), each failure a one-line
 :class:`SpecError` naming the file and, where YAML says, the line and column."""
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,10 @@ class _StrictLoader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {shown(key)} (lines {seen[key]} and {line}): keep one", key_node.start_mark
+                    None,
+                    None,
+                    f"duplicate key {shown(key)} (lines {seen[key]} and {line}): keep one",
+                    key_node.start_mark,
                 )
             seen[key] = line
         return super().construct_mapping(node, deep)
@@ -84,7 +88,10 @@ def read_yaml(text: str, source: str) -> dict[str, Any]:
     except RecursionError:
         raise SpecError(f"{source}: the YAML nests too deep") from None
     if not isinstance(raw, dict):
-        raise SpecError(f"{source}: the spec must be a YAML mapping of sections (experiment, env, actor, ...), got {type(raw).__name__}")
+        raise SpecError(
+            f"{source}: the spec must be a YAML mapping of sections (experiment, env, actor, ...), "
+            f"got {type(raw).__name__}"
+        )
     size = _expanded_size(raw, {})
     if size > MAX_SPEC_VALUES:
         raise SpecError(

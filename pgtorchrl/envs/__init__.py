@@ -1,1 +1,2 @@
-"""Environments: gymnasium ids through TorchRL (gym), the tensor fast path (native, gym_native) and envs written in torch (custom/)."""
+"""Environments: gymnasium ids through TorchRL (gym), the tensor fast path (native, gym_native),
+envs written in torch (custom/), env state for checkpoints (state) and the spec's env catalog."""

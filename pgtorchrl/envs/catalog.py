@@ -5,6 +5,7 @@ constructor it calls); its positional parameter is wiring (the spec's ``device``
 modules are imported inside the factories: validating a spec (``pgtorchrl validate``, the
 command line before it starts MLflow) reads these signatures without importing torch.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -39,7 +40,7 @@ GymEnvCount = Annotated[int, Field(ge=1, le=4096)]  # gymnasium envs are Python 
 @TRANSFORMS.register("torchrl.VecNormV2")
 def vec_norm(
     *,
-    in_keys: Keys = ["observation"],  # noqa: B006
+    in_keys: Keys = ["observation"],
     decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9999,
     eps: PositiveFloat = 1.0e-4,
     reduce_batch_dims: bool = True,
@@ -53,7 +54,11 @@ def vec_norm(
 
 @TRANSFORMS.register("torchrl.ObservationNorm")
 def observation_norm(
-    *, loc: float = 0.0, scale: PositiveFloat = 1.0, in_keys: Keys = ["observation"], standard_normal: bool = False  # noqa: B006
+    *,
+    loc: float = 0.0,
+    scale: PositiveFloat = 1.0,
+    in_keys: Keys = ["observation"],
+    standard_normal: bool = False,
 ):
     """torchrl.envs.ObservationNorm with fixed loc and scale (obs * scale + loc, or (obs - loc) / scale)."""
     from torchrl.envs import ObservationNorm
@@ -94,8 +99,8 @@ def gym_env(
     *,
     env_id: GymId,
     num_envs: GymEnvCount = 8,
-    make_kwargs: MakeKwargs = {},  # noqa: B006
-    transforms: list[TRANSFORMS.spec_type()] = [],  # noqa: B006
+    make_kwargs: MakeKwargs = {},
+    transforms: list[TRANSFORMS.spec_type()] = [],
 ) -> "EnvBase":
     """A gymnasium id as one batched TorchRL env (GymWrapper); make_kwargs to gymnasium.make; TorchRL transforms.
 
@@ -113,7 +118,7 @@ def gym_native(
     *,
     env_id: GymId,
     num_envs: GymEnvCount = 8,
-    make_kwargs: MakeKwargs = {},  # noqa: B006
+    make_kwargs: MakeKwargs = {},
     normalize_observations: bool = False,
     clip_observations: Optional[PositiveFloat] = None,
     normalize_rewards: bool = False,
@@ -130,9 +135,17 @@ def gym_native(
     transforms: use env 'gym' for those."""
     from pgtorchrl.envs.gym_native import GymNativeEnv
 
-    return GymNativeEnv(env_id, num_envs, device=device, normalize_observations=normalize_observations,
-                        clip_observations=clip_observations, normalize_rewards=normalize_rewards,
-                        reward_gamma=reward_gamma, clip_rewards=clip_rewards, **make_kwargs)
+    return GymNativeEnv(
+        env_id,
+        num_envs,
+        device=device,
+        normalize_observations=normalize_observations,
+        clip_observations=clip_observations,
+        normalize_rewards=normalize_rewards,
+        reward_gamma=reward_gamma,
+        clip_rewards=clip_rewards,
+        **make_kwargs,
+    )
 
 
 @ENVS.register("short_corridor")
@@ -151,5 +164,3 @@ def torch_cartpole(
     from pgtorchrl.envs.custom.cartpole import TorchCartPoleEnv
 
     return TorchCartPoleEnv(num_envs, device=device, max_episode_steps=max_episode_steps)
-
-

@@ -1,4 +1,5 @@
 """Environment factories: gymnasium ids through TorchRL, batched, with episode statistics."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -19,8 +20,17 @@ from torchrl.envs import (
 
 from pgtorchrl.envs.ids import check_gym_id
 
-__all__ = ["make_gym_env", "check_gym_id", "BUILT_IN_TRANSFORMS", "TRANSFORMS_ARTIFACT", "user_transforms", "transforms_state",
-           "load_transforms_state", "freeze_transforms", "observation_transforms"]
+__all__ = [
+    "make_gym_env",
+    "check_gym_id",
+    "BUILT_IN_TRANSFORMS",
+    "TRANSFORMS_ARTIFACT",
+    "user_transforms",
+    "transforms_state",
+    "load_transforms_state",
+    "freeze_transforms",
+    "observation_transforms",
+]
 
 #: The run artifact holding the env transforms' state (:func:`transforms_state`) of a trained policy.
 TRANSFORMS_ARTIFACT = "model/env_transforms.pt"
@@ -106,4 +116,3 @@ def observation_transforms(env) -> TensorDictModuleBase | None:
             continue  # reward scaling, action clipping: not the policy's inputs
         parts.append(t.to_observation_norm() if hasattr(t, "to_observation_norm") else t.clone())
     return Compose(*parts).eval() if parts else None
-

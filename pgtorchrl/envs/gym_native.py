@@ -7,6 +7,7 @@ env steps the same gymnasium envs (``gym.make(env_id)``: its ``TimeLimit`` trunc
 the evaluation drive it without per-step TensorDicts. It stays a TorchRL ``EnvBase``:
 TorchRL's ``Collector`` and ``check_env_specs`` work on it as on any env.
 """
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -62,10 +63,19 @@ class GymNativeEnv(TorchNativeEnv):
     """The envs' last outputs, numpy arrays on CPU: a finished env repeats them until it is reset
     (numpy, because writing one env's row costs 0.1 us there and a few us in torch)."""
 
-    def __init__(self, env_id: str, num_envs: int = 8, device: str | torch.device = "cpu", *,
-                 normalize_observations: bool = False, clip_observations: float | None = None,
-                 normalize_rewards: bool = False, reward_gamma: float = 0.99, clip_rewards: float | None = None,
-                 **gym_kwargs):
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int = 8,
+        device: str | torch.device = "cpu",
+        *,
+        normalize_observations: bool = False,
+        clip_observations: float | None = None,
+        normalize_rewards: bool = False,
+        reward_gamma: float = 0.99,
+        clip_rewards: float | None = None,
+        **gym_kwargs,
+    ):
         check_gym_id(env_id)
         if clip_observations is not None and not normalize_observations:
             raise ValueError("clip_observations clips normalized observations: set normalize_observations: true too")
@@ -81,7 +91,9 @@ class GymNativeEnv(TorchNativeEnv):
         obs_np_dtype = np.float32 if obs_space.dtype == np.float64 else obs_space.dtype  # the networks' dtype
         obs_dtype = torch.from_numpy(np.zeros(0, obs_np_dtype)).dtype
         self._discrete = isinstance(act_space, gym.spaces.Discrete)
-        self._standard_specs(n_actions=int(act_space.n) if self._discrete else 1, observation=(obs_space.shape[0], obs_dtype))
+        self._standard_specs(
+            n_actions=int(act_space.n) if self._discrete else 1, observation=(obs_space.shape[0], obs_dtype)
+        )
         if self._discrete:
             self._action_start = int(act_space.start)
         else:
@@ -95,9 +107,13 @@ class GymNativeEnv(TorchNativeEnv):
         self._terminated = np.zeros((num_envs, 1), dtype=bool)
         self._truncated = np.zeros((num_envs, 1), dtype=bool)
         self.normalizers: tuple[RunningObservationNorm, ...] = (
-            (RunningObservationNorm(obs_space.shape[0], clip=clip_observations),) if normalize_observations else ())
-        """The env's own transforms (:func:`pgtorchrl.envs.gym.user_transforms`): the observation statistics, or none."""
-        self._reward_scale = RunningRewardScale(num_envs, reward_gamma, clip=clip_rewards) if normalize_rewards else None
+            (RunningObservationNorm(obs_space.shape[0], clip=clip_observations),) if normalize_observations else ()
+        )
+        """The env's own transforms (:func:`pgtorchrl.envs.gym.user_transforms`): the observation
+        statistics, or none."""
+        self._reward_scale = (
+            RunningRewardScale(num_envs, reward_gamma, clip=clip_rewards) if normalize_rewards else None
+        )
 
     def _set_seed(self, seed: int | None) -> None:
         if seed is not None:
@@ -151,8 +167,10 @@ class GymNativeEnv(TorchNativeEnv):
         """The arrays above (as tensors), every sub-env's state (its variables, its wrappers',
         its ``np_random``) and the reward scale's statistics (the observation statistics are a
         transform's: :func:`pgtorchrl.envs.gym.transforms_state`)."""
-        state = {**{name: torch.tensor(getattr(self, name)) for name in self._state_attrs},
-                 "envs": [gym_env_state(env) for env in self.envs]}
+        state = {
+            **{name: torch.tensor(getattr(self, name)) for name in self._state_attrs},
+            "envs": [gym_env_state(env) for env in self.envs],
+        }
         if self._reward_scale is not None:
             state["reward_scale"] = self._reward_scale.state_dict()
         return state

@@ -1,5 +1,6 @@
 """Checking a gymnasium env id, light to import (gymnasium's registry, no torch): spec
 validation runs it before the command line has imported torch."""
+
 from __future__ import annotations
 
 import difflib
@@ -26,7 +27,7 @@ def check_gym_id(env_id: str) -> None:
     Traceback (most recent call last):
     ...
     ValueError: unknown gymnasium env id 'CartPol-v1'; did you mean 'CartPole-v1' or 'CartPole-v0'? (for your own env, register it (gymnasium.register) in a module listed under plugins:, or write env_id: module:EnvId with that module under plugins:)
-    """
+    """  # noqa: E501 (a doctest's exact output)
     name = env_id.partition(":")[2] or env_id
     if name in gym.envs.registry:
         return

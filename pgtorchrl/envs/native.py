@@ -8,6 +8,7 @@ builds one TensorDict per batch instead of one per step, which removes most per-
 for small, fast envs. The fast path may step an env past the end of its episode: such steps are
 masked out, so ``step_tensors`` must accept them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,14 +65,19 @@ class TorchNativeEnv(EnvBase):
         the given observation keys (``name=(size, dtype)``) plus ``step_count`` and
         ``episode_reward``."""
         shape, device = tuple(self.batch_size), self.device
-        entries = {name: Unbounded(shape=(*shape, size), dtype=dtype, device=device) for name, (size, dtype) in observations.items()}
+        entries = {
+            name: Unbounded(shape=(*shape, size), dtype=dtype, device=device)
+            for name, (size, dtype) in observations.items()
+        }
         entries["step_count"] = Unbounded(shape=(*shape, 1), dtype=torch.int64, device=device)
         entries["episode_reward"] = Unbounded(shape=(*shape, 1), device=device)
         self.observation_spec = Composite(entries, shape=shape, device=device)
         self.action_spec = OneHot(n_actions, shape=(*shape, n_actions), device=device)
         self.reward_spec = Unbounded(shape=(*shape, 1), device=device)
         flag = Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=device)
-        self.done_spec = Composite(done=flag, terminated=flag.clone(), truncated=flag.clone(), shape=shape, device=device)
+        self.done_spec = Composite(
+            done=flag, terminated=flag.clone(), truncated=flag.clone(), shape=shape, device=device
+        )
 
     def reset_tensors(self, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Resets the envs where ``mask`` (``[num_envs]`` bool) is true, all if ``None``, and

@@ -17,6 +17,7 @@ artifact), ``freeze`` (evaluation uses the training statistics as they stand) an
 actor, so it acts on raw observations). :class:`RunningRewardScale` is training-only env state
 (checkpointed with the env): the policy never sees rewards.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,13 +69,17 @@ class RunningMeanStd:
         self.frozen = True
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"count": torch.tensor(self.count, dtype=torch.float64), "mean": torch.from_numpy(self.mean.copy()),
-                "var": torch.from_numpy(self.var.copy())}
+        return {
+            "count": torch.tensor(self.count, dtype=torch.float64),
+            "mean": torch.from_numpy(self.mean.copy()),
+            "var": torch.from_numpy(self.var.copy()),
+        }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if tuple(state["mean"].shape) != self.mean.shape:
-            raise ValueError(f"the saved running statistics have shape {tuple(state['mean'].shape)}, "
-                             f"this env's {self.mean.shape}")
+            raise ValueError(
+                f"the saved running statistics have shape {tuple(state['mean'].shape)}, this env's {self.mean.shape}"
+            )
         self.count = float(state["count"])
         self.mean = state["mean"].cpu().numpy().astype(np.float64)
         self.var = state["var"].cpu().numpy().astype(np.float64)

@@ -4,6 +4,7 @@ under TorchRL's ``GymWrapper``, and pgtorchrl's torch-native envs (their own ten
 checkpoint (:mod:`pgtorchrl.trainers.checkpoint`) holds of the envs; it loads with
 ``torch.load(..., weights_only=True)``.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,1 +1,2 @@
-"""The declarative layer: the spec schema, the registries and components a spec names, their contracts, pipeline assembly and sweeps."""
+"""Many runs and trained runs, above the trainer: sweeps, Optuna studies, local worker pools and
+Ray pools, and loading a trained run back (its actor, critic, spec and checkpoints)."""

@@ -1,4 +1,5 @@
 """Load a trained actor or critic back from an MLflow run, as TensorDict modules."""
+
 from __future__ import annotations
 
 import sys
@@ -6,12 +7,22 @@ import tempfile
 from pathlib import Path
 
 import torch
+import yaml
+from tensordict.nn import TensorDictSequential
 
-from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, freeze_transforms, load_transforms_state, observation_transforms, user_transforms
-from pgtorchrl.pipeline.build import build_policy
+from pgtorchrl.envs.gym import (
+    TRANSFORMS_ARTIFACT,
+    freeze_transforms,
+    load_transforms_state,
+    observation_transforms,
+    user_transforms,
+)
+from pgtorchrl.pipeline.build import build_policy, eval_env
 from pgtorchrl.pipeline.parse import parse_spec
 from pgtorchrl.pipeline.schema import Spec
 from pgtorchrl.record.tracking import mlflow_client
+from pgtorchrl.trainers.checkpoint import CHECKPOINT_DIR, from_bytes
+from pgtorchrl.trainers.evaluation import evaluate
 
 __all__ = ["load_actor", "load_critic", "load_run_spec", "evaluate_run", "latest_checkpoint", "resumable_run"]
 
@@ -24,7 +35,6 @@ def _download(run_id: str, artifact: str, tracking_uri: str | None, dst: str) ->
 def load_run_spec(run_id: str, tracking_uri: str | None = None, device: str | None = None) -> Spec:
     """The resolved spec a run was trained with (on ``device`` instead of its own, if given:
     a run trained on a GPU loads on a CPU-only machine with ``device="cpu"``)."""
-    import yaml
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = yaml.safe_load(_download(run_id, "spec/resolved.yaml", tracking_uri, tmp).read_text())
@@ -42,8 +52,9 @@ def _load(spec: Spec, run_id: str, which: str, tracking_uri: str | None, eval_en
     if module is None:
         raise ValueError(f"run {run_id} has no critic (its spec has no `critic:` section)")
     with tempfile.TemporaryDirectory() as tmp:
-        state = torch.load(_download(run_id, f"model/{which}.pt", tracking_uri, tmp), weights_only=True,
-                           map_location=spec.device)
+        state = torch.load(
+            _download(run_id, f"model/{which}.pt", tracking_uri, tmp), weights_only=True, map_location=spec.device
+        )
         if user_transforms(env):
             path = _download(run_id, TRANSFORMS_ARTIFACT, tracking_uri, tmp)
             transforms = torch.load(path, weights_only=True, map_location=spec.device)
@@ -60,7 +71,6 @@ def _with_inputs(module, transforms):
     """``module`` reading raw observations: behind the frozen observation transforms it was trained with."""
     if transforms is None:
         return module
-    from tensordict.nn import TensorDictSequential
 
     return TensorDictSequential(transforms, module)
 
@@ -85,12 +95,12 @@ def load_critic(run_id: str, tracking_uri: str | None = None, device: str | None
     return _with_inputs(*_load(load_run_spec(run_id, tracking_uri, device), run_id, "critic", tracking_uri))
 
 
-def evaluate_run(run_id: str, episodes: int = 10, tracking_uri: str | None = None, device: str | None = None) -> torch.Tensor:
+def evaluate_run(
+    run_id: str, episodes: int = 10, tracking_uri: str | None = None, device: str | None = None
+) -> torch.Tensor:
     """The returns of ``episodes`` deterministic episodes of a run's trained actor (one per env
     of a fresh env built from the run's spec, seeded with the spec's seed), on ``device`` if
     given, else on the run's own."""
-    from pgtorchrl.trainers.evaluation import evaluate
-    from pgtorchrl.pipeline.build import eval_env
 
     spec = load_run_spec(run_id, tracking_uri, device)  # read once: the env and the actor both need it
     env = eval_env(spec, episodes)
@@ -102,10 +112,11 @@ def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
     """The newest checkpoint of a run that loads (``torch.load(weights_only=True)``): one that
     does not (cut short by a killed process, damaged, or not a pgtorchrl checkpoint) is skipped
     with a one-line warning naming it, for the one before it."""
-    from pgtorchrl.trainers.checkpoint import CHECKPOINT_DIR, from_bytes
 
     client = mlflow_client(tracking_uri)
-    paths = sorted((f.path for f in client.list_artifacts(run_id, CHECKPOINT_DIR) if f.path.endswith(".pt")), reverse=True)
+    paths = sorted(
+        (f.path for f in client.list_artifacts(run_id, CHECKPOINT_DIR) if f.path.endswith(".pt")), reverse=True
+    )
     if not paths:
         raise LookupError(f"run {run_id} has no checkpoint (tracking.checkpoint_every_frames logs them)")
     for path in paths:
@@ -113,18 +124,22 @@ def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
             data = Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
         try:
             return from_bytes(data)
-        except Exception as err:  # any damage at all: torn, random bytes, a pickle weights_only refuses
+        except Exception as err:  # noqa: BLE001 (any damage at all: torn, random bytes, a pickle weights_only refuses)
             first = (str(err).strip().splitlines() or [""])[0][:160]
-            print(f"pgtorchrl: warning: run {run_id}: {path} does not load ({type(err).__name__}: {first}); "
-                  f"trying the one before it", file=sys.stderr)
+            print(
+                f"pgtorchrl: warning: run {run_id}: {path} does not load ({type(err).__name__}: {first}); "
+                f"trying the one before it",
+                file=sys.stderr,
+            )
     raise LookupError(f"run {run_id}: none of its {len(paths)} checkpoints loads")
 
 
-def resumable_run(run_id: str, tracking_uri: str | None = None, checkpoint_file: str | Path | None = None) -> tuple[Spec, dict]:
+def resumable_run(
+    run_id: str, tracking_uri: str | None = None, checkpoint_file: str | Path | None = None
+) -> tuple[Spec, dict]:
     """The spec and newest checkpoint of an unfinished run (RUNNING after a crash, KILLED or
     FAILED); ``checkpoint_file``: a local checkpoint to continue from instead (the one a run
     saves under ``mlruns/recovered/`` when its tracking fails mid-run)."""
-    from pgtorchrl.trainers.checkpoint import from_bytes
 
     status = mlflow_client(tracking_uri).get_run(run_id).info.status
     if status == "FINISHED":

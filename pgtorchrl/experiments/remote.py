@@ -10,6 +10,7 @@ nodes need pgtorchrl installed, as the driver has it.
 
 :class:`RayPool` has the interface of :mod:`pgtorchrl.experiments.workers`' pools.
 """
+
 from __future__ import annotations
 
 import os

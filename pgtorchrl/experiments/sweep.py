@@ -1,12 +1,13 @@
 """Sweeps: one parent MLflow run, one child run per combination of the spec's ``sweep:`` values."""
+
 from __future__ import annotations
 
-from pgtorchrl.record.plots import curve_csv, learning_curve_png, seed_band_png
+from pgtorchrl.experiments.workers import InlinePool, ProcessPool
 from pgtorchrl.pipeline.parse import expand_sweep, parse_spec
 from pgtorchrl.pipeline.schema import Spec
+from pgtorchrl.record.plots import curve_csv, learning_curve_png, plot_options, seed_band_png
 from pgtorchrl.record.tracking import TrackedRun, resolve_tracking_uri
 from pgtorchrl.trainers.trainer import TrainResult, train
-from pgtorchrl.experiments.workers import InlinePool, ProcessPool
 
 __all__ = ["run_sweep"]
 
@@ -25,7 +26,10 @@ def run_sweep(
         parent_id = parent.wait_opened()
         results = _train_in_pool(children, spec_text, parent_id, source, _pool(spec))
         curves = {label: result.curve for label, result in results.items()}
-        parent.log_bytes(learning_curve_png(curves, spec.tracking, title=spec.experiment), "learning_curves.png")
+        parent.log_bytes(
+            learning_curve_png(curves, title=spec.experiment, **plot_options(spec.tracking.model_dump())),
+            "learning_curves.png",
+        )
         rows = [{"label": label, **row} for label, curve in curves.items() for row in curve]
         parent.log_text(curve_csv(rows), "curves.csv")
         parent.set_tag("sweep.children", ",".join(r.run_id for r in results.values()))
@@ -97,6 +101,10 @@ def seed_band(results) -> dict[int, dict[str, float]]:
         mean = sum(values) / len(values)
         sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
         half = 1.96 * sd / len(values) ** 0.5
-        band[frames] = {"eval/return_mean": mean, "eval/return_ci95_low": mean - half,
-                        "eval/return_ci95_high": mean + half, "eval/seeds": float(len(values))}
+        band[frames] = {
+            "eval/return_mean": mean,
+            "eval/return_ci95_low": mean - half,
+            "eval/return_ci95_high": mean + half,
+            "eval/seeds": float(len(values)),
+        }
     return band

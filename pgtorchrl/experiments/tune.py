@@ -26,6 +26,7 @@ override) runs the study:
 A trial whose training fails (a diverging learning rate: non-finite weights) is FAIL and the
 study goes on; a tracking failure stops the study.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,22 +34,23 @@ import io
 import json
 import statistics
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pgtorchrl.record.store_lock import store_lock
-from pgtorchrl.record.tracking import TrackedRun, TrackingError, mlflow_client, resolve_tracking_uri
-from pgtorchrl.config.registry import did_you_mean, shown
 from pgtorchrl.config.overrides import NotASection, set_path
+from pgtorchrl.config.registry import did_you_mean, shown
 from pgtorchrl.config.spec_file import SpecError
+from pgtorchrl.experiments.workers import InlinePool, ProcessPool
 from pgtorchrl.pipeline.parse import flatten, parse_spec
 from pgtorchrl.pipeline.schema import Spec
 from pgtorchrl.pipeline.search_space import FRAMES_TO_TARGET, TuneConfig
-from pgtorchrl.experiments.workers import InlinePool, ProcessPool
-from pgtorchrl.trainers.trainer import TrainResult, train
+from pgtorchrl.record.store_lock import store_lock
+from pgtorchrl.record.tracking import TrackedRun, TrackingError, mlflow_client, resolve_tracking_uri
+from pgtorchrl.trainers.trainer import NonFiniteLossError, TrainResult, train
 
 __all__ = ["DEFAULT_STORAGE", "check_space", "run_study", "StudySummary", "trial_spec", "storage_url"]
 
@@ -83,14 +85,18 @@ def check_space(spec: Spec, source: str = "<spec>") -> None:
             raise SpecError(f"{where}: the {path.split('.')[0]!r} section cannot be searched")
         if path not in fields:
             known = [f for f in fields if not f.startswith("tune.")]
-            raise SpecError(f"{where}: no such spec field{did_you_mean(path, known)} (a field path as in overrides, e.g. optim.lr)")
+            raise SpecError(
+                f"{where}: no such spec field{did_you_mean(path, known)} (a field path as in overrides, e.g. optim.lr)"
+            )
         for value in dim.candidates():
             raw = copy.deepcopy(base)
             set_path(raw, path, value, create=False)
             try:
                 parse_spec(raw, source)
             except SpecError as err:
-                raise SpecError(f"{where}: {shown(value)} is not valid there ({str(err).removeprefix(source + ': ')})") from None
+                raise SpecError(
+                    f"{where}: {shown(value)} is not valid there ({str(err).removeprefix(source + ': ')})"
+                ) from None
 
 
 def trial_spec(base: dict[str, Any], params: dict[str, Any], seed: int, source: str = "<spec>") -> Spec:
@@ -155,8 +161,14 @@ def _study(tune: TuneConfig, storage: str, name: str, offset: int | None = None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def create(sampler=None):
-        return optuna.create_study(storage=storage, study_name=name, direction=tune.resolved_direction,
-                                   sampler=sampler, pruner=_pruner(tune), load_if_exists=True)
+        return optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=tune.resolved_direction,
+            sampler=sampler,
+            pruner=_pruner(tune),
+            load_if_exists=True,
+        )
 
     with store_lock(storage):  # a new SQLite storage is created by one process at a time
         if offset is None:
@@ -210,9 +222,15 @@ def _run_trial(job: _Job, tune: TuneConfig, trial) -> tuple[str, float | None]:
         trial_id = trial_run.wait_opened()
         results = []
         for i, (seed, child) in enumerate(zip(seeds, specs)):
-            run = TrackedRun(child, job.spec_text, tags={"mlflow.parentRunId": trial_id, "tune.seed": str(seed)},
-                             run_name=f"{label} seed {seed}")
-            results.append(train(child, job.spec_text, run=run, on_eval=report if i == 0 and tune.pruner != "none" else None))
+            run = TrackedRun(
+                child,
+                job.spec_text,
+                tags={"mlflow.parentRunId": trial_id, "tune.seed": str(seed)},
+                run_name=f"{label} seed {seed}",
+            )
+            results.append(
+                train(child, job.spec_text, run=run, on_eval=report if i == 0 and tune.pruner != "none" else None)
+            )
             if results[-1].stopped == "pruned":
                 break
         for frames, value in _mean_eval_curve(results).items():
@@ -237,11 +255,8 @@ def _trial_job(job: _Job, tune_raw: dict, trial_id: int) -> tuple[str, Any]:
     already drawn; pruning decisions go through the study's storage). Returns ``(state, value)``,
     or ``("FAIL", reason)`` when this trial's values fail training (a diverging learning rate);
     an interrupt or a tracking failure propagates."""
-    import warnings
 
     import optuna
-
-    from pgtorchrl.trainers.trainer import NonFiniteLossError
 
     warnings.filterwarnings("ignore", module="torchrl")  # as the command line does in its own process
     tune = TuneConfig.model_validate(tune_raw)
@@ -313,7 +328,6 @@ def _figures(study) -> dict[str, bytes]:
     """The study's optimization history, parameter importances and parallel-coordinate plot
     (Optuna's matplotlib plots) as PNGs; a plot the study cannot give yet (importances need two
     finished trials) is left out with a warning."""
-    import warnings
 
     import matplotlib
 
@@ -322,9 +336,11 @@ def _figures(study) -> dict[str, bytes]:
     from optuna.visualization import matplotlib as plots
 
     out = {}
-    for name, plot, size in (("optimization_history.png", plots.plot_optimization_history, (9, 5)),
-                             ("param_importances.png", plots.plot_param_importances, (9, 5)),
-                             ("parallel_coordinate.png", plots.plot_parallel_coordinate, (14, 7))):
+    for name, plot, size in (
+        ("optimization_history.png", plots.plot_optimization_history, (9, 5)),
+        ("param_importances.png", plots.plot_param_importances, (9, 5)),
+        ("parallel_coordinate.png", plots.plot_parallel_coordinate, (14, 7)),
+    ):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
@@ -358,14 +374,17 @@ def _parent_run_id(spec: Spec, key: str) -> str | None:
     experiment = client.get_experiment_by_name(spec.experiment)
     if experiment is None:
         return None
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`pgtorchrl.study` = '{key}'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`pgtorchrl.study` = '{key}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0].info.run_id if runs else None
 
 
 def run_study(spec: Spec, spec_text: str | None = None, source: str = "<spec>") -> StudySummary:
     """Runs (or continues) the study ``spec.tune`` describes; returns its summary."""
-    import os
 
     from optuna.trial import TrialState
 
@@ -389,11 +408,18 @@ def run_study(spec: Spec, spec_text: str | None = None, source: str = "<spec>") 
         best_value = best_value_so_far = None
         for trial in sorted(trials, key=lambda t: t.number):
             if trial.state == TrialState.COMPLETE:
-                better = best_value_so_far is None or (trial.value < best_value_so_far if tune.resolved_direction == "minimize"
-                                                       else trial.value > best_value_so_far)
+                better = best_value_so_far is None or (
+                    trial.value < best_value_so_far
+                    if tune.resolved_direction == "minimize"
+                    else trial.value > best_value_so_far
+                )
                 best_value_so_far = trial.value if better else best_value_so_far
-                parent.log_metrics({"tune/objective": trial.value, "tune/best_value": best_value_so_far}, step=trial.number)
-        states = {s.name: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+                parent.log_metrics(
+                    {"tune/objective": trial.value, "tune/best_value": best_value_so_far}, step=trial.number
+                )
+        states = {
+            s.name: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        }
         for state, count in states.items():
             parent.set_tag(f"tune.trials_{state.lower()}", str(count))
         best_params, best_trial = {}, None
@@ -406,4 +432,3 @@ def run_study(spec: Spec, spec_text: str | None = None, source: str = "<spec>") 
         for artifact, png in _figures(study).items():
             parent.log_bytes(png, artifact)
     return StudySummary(parent_id, name, storage, best_value, best_params, best_trial, states)
-

@@ -11,6 +11,7 @@ line starts the server before it imports torch itself, so both imports overlap. 
 multiprocessing start method but ``fork``, a script that starts a sweep or study with workers
 must do it under ``if __name__ == "__main__":``.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -76,7 +77,7 @@ def _run_job(fn: Callable[..., Any], args: tuple, out: str) -> None:
     """A worker process: runs ``fn(*args)`` and pickles its outcome to the file ``out``."""
     try:
         outcome = ("ok", fn(*args))
-    except BaseException as err:  # Ctrl-C included: the job's runs are already marked KILLED
+    except BaseException as err:  # noqa: BLE001 (Ctrl-C included: the job's runs are already marked KILLED)
         try:
             pickle.dumps(err)
         except Exception:  # noqa: BLE001 (an exception that does not pickle travels as its text)

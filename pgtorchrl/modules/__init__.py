@@ -1,1 +1,2 @@
-"""Actor and critic networks as TorchRL modules, and the categorical fast path they share."""
+"""Actor and critic networks as TorchRL modules, the categorical fast path they share, the
+textbook's linear-softmax policy, and the spec's actor and critic catalog."""

@@ -5,6 +5,7 @@ the builder it calls); its positional parameter is wiring (the built env, whose 
 networks). The builders are imported inside the factories: validating a spec reads these
 signatures without importing torch (see :mod:`pgtorchrl.envs.catalog`).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
@@ -28,8 +29,8 @@ CRITICS = Registry("critic")
 def mlp_actor(
     env: "EnvBase",
     *,
-    in_keys: Keys = ["observation"],  # noqa: B006 (pydantic copies defaults)
-    hidden_sizes: HiddenSizes = [64, 64],  # noqa: B006
+    in_keys: Keys = ["observation"],
+    hidden_sizes: HiddenSizes = [64, 64],
     activation: Activation = "tanh",
     distribution: Distribution = "auto",
     init_log_std: float = -0.5,
@@ -55,7 +56,7 @@ Preferences = Annotated[list[float], Field(min_length=2, max_length=2)]
 def linear_softmax(
     env: "EnvBase",
     *,
-    init_preferences: Preferences = [-1.47, 1.47],  # noqa: B006
+    init_preferences: Preferences = [-1.47, 1.47],
     prob_floor: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0,
     independent_runs: bool = False,
 ):
@@ -81,13 +82,11 @@ def scalar_critic(env: "EnvBase", *, init: float = 0.0, independent_runs: bool =
 def mlp_critic(
     env: "EnvBase",
     *,
-    in_keys: Keys = ["observation"],  # noqa: B006
-    hidden_sizes: HiddenSizes = [64, 64],  # noqa: B006
+    in_keys: Keys = ["observation"],
+    hidden_sizes: HiddenSizes = [64, 64],
     activation: Activation = "tanh",
 ):
     """ValueOperator over an MLP reading in_keys, writing state_value."""
     from pgtorchrl.modules.models import make_critic
 
     return make_critic(env.observation_spec, in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation)
-
-

@@ -1,6 +1,7 @@
 """The choices the model factories take, written once and torch-free: the spec validates
 ``activation:`` and ``distribution:`` against these before torch is imported, and
 :mod:`pgtorchrl.modules.models` builds from them."""
+
 from typing import Literal, get_args
 
 __all__ = ["ACTIVATION_CLASSES", "Activation", "Distribution", "DISTRIBUTIONS"]

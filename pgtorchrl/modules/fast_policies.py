@@ -22,6 +22,7 @@ CPU kernel speed-up, same values).
 Everything else calls these functions; ``tests/test_fast_policies.py`` checks that each
 shortcut gives what the plain path gives.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,16 @@ from tensordict.nn import TensorDictModule
 from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.modules import IndependentNormal, OneHotCategorical, ProbabilisticActor
 
-__all__ = ["categorical_logits_net", "gaussian_net", "softmax", "log_softmax", "one_hot_log_prob", "GumbelSampler",
-           "PolicyStep", "log_prob_and_entropy"]
+__all__ = [
+    "categorical_logits_net",
+    "gaussian_net",
+    "softmax",
+    "log_softmax",
+    "one_hot_log_prob",
+    "GumbelSampler",
+    "PolicyStep",
+    "log_prob_and_entropy",
+]
 
 
 def _net_of(policy, distribution_class, keys: list[str]) -> TensorDictModule | None:
@@ -149,8 +158,10 @@ class PolicyStep:
         self.policy = policy
         self.exploration, self.batch_size, self.device = exploration, batch_size, device
         self.net = self.fast = self.sample = None
-        for kind, network_of, sampler in (("categorical", categorical_logits_net, GumbelSampler),
-                                          ("normal", gaussian_net, NormalSampler)):
+        for kind, network_of, sampler in (
+            ("categorical", categorical_logits_net, GumbelSampler),
+            ("normal", gaussian_net, NormalSampler),
+        ):
             net = network_of(policy)
             if net is not None:
                 self.net, self.fast, self.sample = net, kind, sampler(steps, exploration)
@@ -184,8 +195,8 @@ def log_prob_and_entropy(
     """``log pi(a|s)`` of ``action`` under ``actor``'s current distribution on ``tensordict``,
     and the distribution's entropy, per sample; the batch is left as it is (its ``logits`` stay
     the collecting policy's). A
-    :func:`~pgtorchrl.modules.models.categorical_actor`-shaped policy is scored from its logits directly (the same numbers
-    as its distribution's, without building one, :func:`categorical_logits_net`); any other
+    :func:`~pgtorchrl.modules.models.categorical_actor`-shaped policy is scored from its logits directly (the same
+    numbers as its distribution's, without building one, :func:`categorical_logits_net`); any other
     actor through ``get_dist`` (TorchRL's ``ProbabilisticActor`` contract). The entropy is a
     one-sample reparametrized Monte Carlo estimate ``-log pi(a~pi)`` where no closed form exists
     (TanhNormal)."""

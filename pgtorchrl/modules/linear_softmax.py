@@ -5,6 +5,7 @@ run (many independent runs as one computation). The env is
 :mod:`pgtorchrl.envs.custom.short_corridor`; its closed forms for these modules are
 :mod:`pgtorchrl.objectives.corridor_exact`.
 """
+
 from __future__ import annotations
 
 import math

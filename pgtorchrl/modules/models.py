@@ -1,13 +1,14 @@
 """Actor and critic networks as TorchRL modules (``ProbabilisticActor``, ``ValueOperator``)."""
+
 from __future__ import annotations
 
 from typing import Sequence
 
 import torch
-from tensordict.nn import InteractionType, TensorDictModule
-from torch import nn
 from tensordict import TensorDictBase
+from tensordict.nn import InteractionType, TensorDictModule
 from tensordict.utils import NestedKey
+from torch import nn
 from torchrl.data import Bounded, Categorical, Composite, OneHot, TensorSpec
 from torchrl.modules import MLP, IndependentNormal, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
 
@@ -58,9 +59,7 @@ def make_discrete_actor(
     >>> actor.out_keys
     ['logits', 'action', 'action_log_prob']
     """
-    net = TensorDictModule(
-        _mlp(n_obs, n_actions, hidden_sizes, activation), in_keys=list(in_keys), out_keys=["logits"]
-    )
+    net = TensorDictModule(_mlp(n_obs, n_actions, hidden_sizes, activation), in_keys=list(in_keys), out_keys=["logits"])
     return categorical_actor(net, spec)
 
 
@@ -155,7 +154,7 @@ def input_size(observation_spec: TensorSpec, in_keys: Sequence[NestedKey]) -> in
     Traceback (most recent call last):
     ...
     ValueError: observation key 'pixels' has shape (3, 8, 8): the MLP models take flat vectors (shape [n]); flatten it (torchrl.envs.FlattenObservation) or write your own actor
-    """
+    """  # noqa: E501 (a doctest's exact output)
     in_keys = list(in_keys)
     if not in_keys:
         raise ValueError("in_keys is empty: name the observation key(s) the network reads, e.g. ['observation']")
@@ -168,7 +167,9 @@ def input_size(observation_spec: TensorSpec, in_keys: Sequence[NestedKey]) -> in
                 raise ValueError(f"observation key {key!r} is not in the env's observation_spec (it has: {known})")
             spec, extra = observation_spec[key], batch_dims
         elif len(in_keys) > 1:
-            raise ValueError(f"in_keys={in_keys} name several keys: pass the env's whole observation_spec (a Composite)")
+            raise ValueError(
+                f"in_keys={in_keys} name several keys: pass the env's whole observation_spec (a Composite)"
+            )
         else:  # one key's own spec: [n], or a batched env's [envs, n]
             spec, extra = observation_spec, 1 if len(observation_spec.shape) == 2 else 0
         shape = tuple(spec.shape[extra:])
@@ -221,11 +222,21 @@ def make_actor(
             )
         if not isinstance(action_spec, OneHot):
             raise ValueError("discrete actions must be one-hot (GymEnv's default categorical_action_encoding=False).")
-        return make_discrete_actor(n_obs, action_spec.shape[-1], hidden_sizes, activation, spec=action_spec, in_keys=in_keys)
+        return make_discrete_actor(
+            n_obs, action_spec.shape[-1], hidden_sizes, activation, spec=action_spec, in_keys=in_keys
+        )
     if discrete:
-        raise ValueError(f"distribution {distribution!r} needs a Box action space but the env's actions are discrete; use 'categorical'.")
+        raise ValueError(
+            f"distribution {distribution!r} needs a Box action space but the env's actions are "
+            "discrete; use 'categorical'."
+        )
     return make_gaussian_actor(
-        n_obs, action_spec, hidden_sizes, activation, tanh=distribution == "tanh_normal", init_log_std=init_log_std,
+        n_obs,
+        action_spec,
+        hidden_sizes,
+        activation,
+        tanh=distribution == "tanh_normal",
+        init_log_std=init_log_std,
         in_keys=in_keys,
     )
 

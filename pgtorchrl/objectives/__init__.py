@@ -1,1 +1,2 @@
-"""Losses (pgtorchrl's REINFORCE) and policy optimizers (natural gradient, TRPO)."""
+"""Losses (pgtorchrl's REINFORCE), policy optimizers (natural gradient, TRPO), the short corridor's
+closed forms, and the spec's catalog of advantages, losses and optimizers."""

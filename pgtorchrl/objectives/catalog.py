@@ -7,6 +7,7 @@ parameters are wiring (the critic; the actor and critic; the parameters to optim
 are imported inside the factories: validating a spec reads these signatures without importing
 torch (see :mod:`pgtorchrl.envs.catalog`).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -41,8 +42,10 @@ def _estimator(name: str, entry: Estimator):
         return getattr(advantages, entry.class_name)(critic, **fields)
 
     params = [inspect.Parameter("critic", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    params += [inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
-               for field, annotation, default in option_fields(entry.options)]
+    params += [
+        inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+        for field, annotation, default in option_fields(entry.options)
+    ]
     factory.__signature__ = inspect.Signature(params)
     factory.__doc__ = entry.summary
     factory.__name__ = name
@@ -71,7 +74,7 @@ def torchrl_gae(critic, *, gamma: Probability = 0.99, lmbda: Probability = 0.95,
 
 @ADVANTAGES.register("torchrl.TD0Estimator")
 def torchrl_td0(critic, *, gamma: Probability = 0.99, average_rewards: bool = False):
-    """torchrl.objectives.value.TD0Estimator: the one-step TD error r + gamma V(s') - V(s) (value_network = the critic)."""
+    """torchrl.objectives.value.TD0Estimator: the one-step TD error r + gamma V(s') - V(s) (value_network = the critic)."""  # noqa: E501 (the summary `pgtorchrl list` prints)
     from torchrl.objectives.value import TD0Estimator
 
     _needs_critic("advantage", "torchrl.TD0Estimator", critic, "value_network")
@@ -128,8 +131,14 @@ def torchrl_a2c(
 
     _needs_critic("loss", "torchrl.A2CLoss", critic, "critic_network")
     return A2CLoss(
-        actor, critic, entropy_bonus=entropy_bonus, entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
-        loss_critic_type=loss_critic_type, reduction=reduction, clip_value=clip_value,
+        actor,
+        critic,
+        entropy_bonus=entropy_bonus,
+        entropy_coeff=entropy_coeff,
+        critic_coeff=critic_coeff,
+        loss_critic_type=loss_critic_type,
+        reduction=reduction,
+        clip_value=clip_value,
     )
 
 
@@ -191,14 +200,27 @@ def _ppo(cls_name: str, summary: str, **own: tuple[Any, Any]):
     return factory
 
 
-LOSSES.register("torchrl.PPOLoss")(_ppo(
-    "PPOLoss", "torchrl.objectives.PPOLoss: the unclipped surrogate -mean(ratio * advantage) (NPG's and TRPO's objective)."))
-LOSSES.register("torchrl.ClipPPOLoss")(_ppo(
-    "ClipPPOLoss", "torchrl.objectives.ClipPPOLoss: PPO's clipped surrogate (train.epochs, train.minibatches, train.target_kl).",
-    clip_epsilon=(Annotated[float, Field(gt=0.0, lt=1.0)], 0.2)))
-LOSSES.register("torchrl.KLPENPPOLoss")(_ppo(
-    "KLPENPPOLoss", "torchrl.objectives.KLPENPPOLoss: PPO's adaptive KL-penalty surrogate.",
-    dtarg=(PositiveFloat, 0.01), beta=(PositiveFloat, 1.0)))
+LOSSES.register("torchrl.PPOLoss")(
+    _ppo(
+        "PPOLoss",
+        "torchrl.objectives.PPOLoss: the unclipped surrogate -mean(ratio * advantage) (NPG's and TRPO's objective).",
+    )
+)
+LOSSES.register("torchrl.ClipPPOLoss")(
+    _ppo(
+        "ClipPPOLoss",
+        "torchrl.objectives.ClipPPOLoss: PPO's clipped surrogate (train.epochs, train.minibatches, train.target_kl).",
+        clip_epsilon=(Annotated[float, Field(gt=0.0, lt=1.0)], 0.2),
+    )
+)
+LOSSES.register("torchrl.KLPENPPOLoss")(
+    _ppo(
+        "KLPENPPOLoss",
+        "torchrl.objectives.KLPENPPOLoss: PPO's adaptive KL-penalty surrogate.",
+        dtarg=(PositiveFloat, 0.01),
+        beta=(PositiveFloat, 1.0),
+    )
+)
 
 
 # --- optimizers ---------------------------------------------------------------------------------
@@ -210,7 +232,7 @@ def adam(
     params: Iterable["torch.nn.Parameter"],
     *,
     lr: PositiveFloat = 1.0e-3,
-    betas: Betas = [0.9, 0.999],  # noqa: B006
+    betas: Betas = [0.9, 0.999],
     eps: PositiveFloat = 1.0e-8,
     weight_decay: NonNegativeFloat = 0.0,
     foreach: Optional[bool] = None,
@@ -220,8 +242,9 @@ def adam(
     than torch's default per-tensor loop for the small networks here; the same update up to rounding)."""
     import torch
 
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach,
-                            fused=fused)
+    return torch.optim.Adam(
+        params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach, fused=fused
+    )
 
 
 @OPTIMIZERS.register("sgd")
@@ -279,5 +302,11 @@ def trpo(
     """TRPO (Schulman et al. 2015): the natural step, then a line search keeping KL <= max_kl (actor only)."""
     from pgtorchrl.objectives.trust_region import TRPO
 
-    return TRPO(params, max_kl=max_kl, damping=damping, cg_iters=cg_iters, backtrack_coeff=backtrack_coeff,
-                max_backtracks=max_backtracks)
+    return TRPO(
+        params,
+        max_kl=max_kl,
+        damping=damping,
+        cg_iters=cg_iters,
+        backtrack_coeff=backtrack_coeff,
+        max_backtracks=max_backtracks,
+    )

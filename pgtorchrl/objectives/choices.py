@@ -1,5 +1,6 @@
 """Choices the losses take, written once and torch-free (the spec validates against them
 before torch is imported; :mod:`pgtorchrl.objectives.reinforce` checks its arguments with them)."""
+
 from typing import Literal, get_args
 
 __all__ = ["CriticLossType", "CRITIC_LOSS_TYPES"]

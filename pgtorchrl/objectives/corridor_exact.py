@@ -4,6 +4,7 @@ exact policy gradient, each episode's score-function estimate, the exact-value b
 slides' estimators built on it (Sutton & Barto 2018, Example 13.1; the env and its values are
 :mod:`pgtorchrl.envs.custom.short_corridor`, the policy :mod:`pgtorchrl.modules.linear_softmax`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -51,6 +52,7 @@ def exact_value_critic(theta, gamma: float = 1.0):
 def estimator_catalogue(theta, gamma: float = 1.0) -> dict:
     """The slides' estimators as pgtorchrl advantage modules, in the order the slides reduce
     variance; the baselines are the exact :math:`v_\\pi` of ``theta`` (or the batch mean)."""
+
     def exact():
         return exact_value_critic(theta, gamma)
 

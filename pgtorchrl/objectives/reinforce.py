@@ -1,4 +1,5 @@
 """pgtorchrl's REINFORCE loss: the score-function policy gradient, with or without a critic."""
+
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,8 @@ from tensordict.utils import NestedKey
 from torchrl.objectives import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
 
-from pgtorchrl.objectives.choices import CRITIC_LOSS_TYPES, CriticLossType
 from pgtorchrl.modules.fast_policies import log_prob_and_entropy, log_softmax
+from pgtorchrl.objectives.choices import CRITIC_LOSS_TYPES, CriticLossType
 
 __all__ = ["ReinforceLoss"]
 
@@ -105,7 +106,12 @@ class ReinforceLoss(LossModule):
     default_keys = _AcceptedKeys
     tensor_keys: _AcceptedKeys
     default_value_estimator = ValueEstimators.GAE
-    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0, ValueEstimators.TD1, ValueEstimators.TDLambda, ValueEstimators.GAE)
+    SUPPORTED_VALUE_ESTIMATORS = (
+        ValueEstimators.TD0,
+        ValueEstimators.TD1,
+        ValueEstimators.TDLambda,
+        ValueEstimators.GAE,
+    )
 
     actor_network: TensorDictModule
     critic_network: TensorDictModule | None
@@ -133,7 +139,9 @@ class ReinforceLoss(LossModule):
                 f"torchrl.modules.ProbabilisticActor), got {type(actor_network).__name__}."
             )
         if loss_critic_type not in CRITIC_LOSS_TYPES:
-            raise ValueError(f"loss_critic_type={loss_critic_type!r}: use one of {', '.join(map(repr, CRITIC_LOSS_TYPES))}.")
+            raise ValueError(
+                f"loss_critic_type={loss_critic_type!r}: use one of {', '.join(map(repr, CRITIC_LOSS_TYPES))}."
+            )
         if reduction not in ("none", "mean", "sum"):
             raise ValueError(f"reduction={reduction!r}: use 'mean', 'sum' or 'none'.")
         self.reduction = reduction
@@ -178,8 +186,10 @@ class ReinforceLoss(LossModule):
             self,
             value_type,
             supported=self.SUPPORTED_VALUE_ESTIMATORS,
-            tensor_keys={k: getattr(self.tensor_keys, k) for k in
-                         ("advantage", "value", "value_target", "reward", "done", "terminated")},
+            tensor_keys={
+                k: getattr(self.tensor_keys, k)
+                for k in ("advantage", "value", "value_target", "reward", "done", "terminated")
+            },
             **hp,
         )
         return self
@@ -187,7 +197,10 @@ class ReinforceLoss(LossModule):
     def _forward_value_estimator_keys(self, **kwargs) -> None:
         if self._value_estimator is not None:
             self._value_estimator.set_keys(
-                **{k: getattr(self.tensor_keys, k) for k in ("advantage", "value", "value_target", "reward", "done", "terminated")}
+                **{
+                    k: getattr(self.tensor_keys, k)
+                    for k in ("advantage", "value", "value_target", "reward", "done", "terminated")
+                }
             )
 
     @property
@@ -301,9 +314,9 @@ class ReinforceLoss(LossModule):
             raise RuntimeError("this ReinforceLoss has no critic: pass critic_network=... to train one.")
         target = self._get(tensordict, self.tensor_keys.value_target, "the critic's regression target")
         with self._params("critic_network"):
-            value = self.critic_network(
-                tensordict.select(*self.critic_network.in_keys, strict=False)
-            ).get(self.tensor_keys.value)
+            value = self.critic_network(tensordict.select(*self.critic_network.in_keys, strict=False)).get(
+                self.tensor_keys.value
+            )
         return self._critic_loss(value, target, lambda x, **kw: x), None
 
     def _critic_loss(self, value: torch.Tensor, value_target: torch.Tensor, reduce) -> torch.Tensor:

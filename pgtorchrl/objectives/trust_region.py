@@ -22,7 +22,8 @@ and :func:`backtracking_line_search`; :class:`NaturalPolicyGradient` and :class:
 ``torch.optim.Optimizer`` s built on them, used as the pipeline's ``optim:`` (``npg``, ``trpo``).
 Their ``step(closure)`` takes a closure returning ``(loss, kl)``: the actor's loss (the negated
 surrogate) and the mean KL from the collecting policy, both differentiable at the current weights.
-"""
+"""  # noqa: E501 (the equation as written)
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,10 @@ def flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def fisher_vector_product(
-    kl: torch.Tensor, params: Sequence[torch.Tensor], vector: torch.Tensor, damping: float = 0.0,
+    kl: torch.Tensor,
+    params: Sequence[torch.Tensor],
+    vector: torch.Tensor,
+    damping: float = 0.0,
     kl_grad: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r""":math:`(F + \lambda I) v` without forming :math:`F`: the Hessian of the mean KL
@@ -161,7 +165,7 @@ class NaturalPolicyGradient(torch.optim.Optimizer):
                 p.copy_(vector[offset : offset + n].view_as(p))
                 offset += n
 
-    def step(self, closure):  # noqa: D102 (see the class docstring)
+    def step(self, closure):
         if closure is None:
             raise ValueError(f"{type(self).__name__}.step needs a closure returning (loss, kl)")
         group = self.param_groups[0]
@@ -222,8 +226,16 @@ class TRPO(NaturalPolicyGradient):
 
     line_search = True
 
-    def __init__(self, params, *, max_kl: float = 0.01, damping: float = 0.1, cg_iters: int = 10,
-                 backtrack_coeff: float = 0.8, max_backtracks: int = 10):
+    def __init__(
+        self,
+        params,
+        *,
+        max_kl: float = 0.01,
+        damping: float = 0.1,
+        cg_iters: int = 10,
+        backtrack_coeff: float = 0.8,
+        max_backtracks: int = 10,
+    ):
         super().__init__(params, max_kl=max_kl, damping=damping, cg_iters=cg_iters)
         for group in self.param_groups:
             group.update(backtrack_coeff=backtrack_coeff, max_backtracks=max_backtracks)

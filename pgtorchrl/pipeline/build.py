@@ -1,4 +1,5 @@
 """Builds the components a validated spec names, and checks their key flow."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,12 +7,17 @@ from typing import Any
 
 import torch
 
-from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
-from pgtorchrl.pipeline.contracts import check_collector, check_components, check_env, check_optimizer
 from pgtorchrl.collectors.ray import WorkerEnvs
+from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
 from pgtorchrl.envs.gym import freeze_transforms, load_transforms_state, transforms_state
+from pgtorchrl.pipeline.contracts import (
+    check_collector,
+    check_components,
+    check_env,
+    check_optimizer,
+    fixed_point_unsupported,
+)
 from pgtorchrl.pipeline.keyflow import check_key_flow, env_keys
-from pgtorchrl.pipeline.contracts import fixed_point_unsupported
 from pgtorchrl.pipeline.schema import Spec
 
 __all__ = ["Pipeline", "build_pipeline", "build_policy", "check_device", "env_from_config", "eval_env"]
@@ -55,8 +61,12 @@ class Pipeline:
     critic_optim: torch.optim.Optimizer | None
 
     def make_collector(self):
-        worker_envs = WorkerEnvs(self.spec.env.model_dump(mode="json"), env_from_config, self.spec.seed)  # remote workers
-        collector = COLLECTORS.build(self.spec.collector, self.env, self.actor, self.spec.train.total_frames, worker_envs)
+        worker_envs = WorkerEnvs(
+            self.spec.env.model_dump(mode="json"), env_from_config, self.spec.seed
+        )  # remote workers
+        collector = COLLECTORS.build(
+            self.spec.collector, self.env, self.actor, self.spec.train.total_frames, worker_envs
+        )
         check_collector(self.spec, collector)
         return collector
 

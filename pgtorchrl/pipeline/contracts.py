@@ -36,6 +36,7 @@ Barto's boxed per-step updates) needs pgtorchrl's own ``ReinforceLoss`` and adva
 estimators, whose tensor-level methods it drives, and its ``fixed_point`` solver
 (:mod:`pgtorchrl.trainers.per_step`) needs plain SGD, summed losses and one parameter row per run.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable, Protocol, runtime_checkable
@@ -120,12 +121,12 @@ class CollectorContract(Protocol):
 
 _NEEDS = {
     "actor": "an actor needs in_keys, out_keys with 'action' and 'action_log_prob', and get_dist(tensordict) "
-             "(e.g. torchrl.modules.ProbabilisticActor with return_log_prob=True, log_prob_key='action_log_prob')",
+    "(e.g. torchrl.modules.ProbabilisticActor with return_log_prob=True, log_prob_key='action_log_prob')",
     "critic": "a critic needs in_keys and out_keys with 'state_value' (e.g. torchrl.modules.ValueOperator)",
     "advantage": "an advantage module needs in_keys and out_keys with 'advantage' and 'value_target' "
-                 "(e.g. torchrl.objectives.value.GAE)",
+    "(e.g. torchrl.objectives.value.GAE)",
     "loss": "a loss needs in_keys, out_keys naming its loss_* terms, and forward(tensordict) -> TensorDict "
-            "(e.g. a torchrl.objectives.LossModule)",
+    "(e.g. a torchrl.objectives.LossModule)",
     "collector": "a collector needs __iter__ yielding batches and shutdown() (e.g. torchrl.collectors.Collector)",
     "optim": "an optimizer needs to be a torch.optim.Optimizer",
 }
@@ -144,7 +145,7 @@ def _lacks(obj: Any, protocol: type) -> list[str]:
     for m in dict.fromkeys(members):
         try:
             present = hasattr(obj, m)
-        except Exception:  # a property that raises: the member is not usable
+        except Exception:  # noqa: BLE001 (a property that raises: the member is not usable)
             present = False
         if not present:
             missing.append("forward" if m == "__call__" else m)
@@ -224,8 +225,13 @@ def check_env(spec, env) -> None:
         )
     have = set(env.full_done_spec.keys(True, True)) | set(env.full_reward_spec.keys(True, True))
     have |= set(env.observation_spec.keys(True, True))
-    needed = {"reward": "its reward", "done": "done flags", "terminated": "terminated flags",
-              "episode_reward": "torchrl.envs.RewardSum()", "step_count": "torchrl.envs.StepCounter()"}
+    needed = {
+        "reward": "its reward",
+        "done": "done flags",
+        "terminated": "terminated flags",
+        "episode_reward": "torchrl.envs.RewardSum()",
+        "step_count": "torchrl.envs.StepCounter()",
+    }
     missing = [f"{k} ({why})" for k, why in needed.items() if k not in have]
     if missing:
         raise ContractError(f"env: {name!r} does not write {', '.join(missing)}: add the transforms named")
@@ -253,7 +259,10 @@ def per_step_unsupported(loss, advantage) -> str | None:
     if not isinstance(loss, ReinforceLoss):
         return f"needs pgtorchrl's loss 'reinforce' (got {type(loss).__name__})"
     if not isinstance(advantage, AdvantageEstimator):
-        return f"needs one of pgtorchrl's advantages (full_return, reward_to_go, td_error, gae; got {type(advantage).__name__})"
+        return (
+            "needs one of pgtorchrl's advantages (full_return, reward_to_go, td_error, gae; got "
+            f"{type(advantage).__name__})"
+        )
     return None
 
 

@@ -1,4 +1,5 @@
 """Checks, before any frame is collected, that every key a module reads is written upstream."""
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -40,14 +41,13 @@ def check_key_flow(
     Traceback (most recent call last):
     ...
     pgtorchrl.pipeline.keyflow.KeyFlowError: loss reads advantage, which no upstream module writes (available: action, observation)
-    """
+    """  # noqa: E501 (a doctest's exact output)
     have = {_norm(k) for k in available}
     for name, in_keys, out_keys in stages:
         missing = [k for k in map(_norm, in_keys) if k not in have]
         if missing:
             listed = ", ".join(sorted(map(_show, have)))
             raise KeyFlowError(
-                f"{name} reads {', '.join(map(_show, missing))}, which no upstream module writes "
-                f"(available: {listed})"
+                f"{name} reads {', '.join(map(_show, missing))}, which no upstream module writes (available: {listed})"
             )
         have |= {_norm(k) for k in out_keys}

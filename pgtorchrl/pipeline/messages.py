@@ -1,6 +1,7 @@
 """A pydantic validation error of a spec as one line: the key path as the user wrote it (the
 union tag pydantic inserts after a component section dropped), what is wrong, and the nearest
 valid name or key (a "did you mean", or the components that accept a misplaced field)."""
+
 from __future__ import annotations
 
 import re
@@ -38,14 +39,18 @@ def format_error(err: dict[str, Any]) -> str:
         given = ctx.get("tag")
         if given is None:
             return f"{section}.name: missing; name a registered {REGISTRIES[section].kind}: {', '.join(names)}"
-        return f"{section}.name: unknown {REGISTRIES[section].kind} {shown(given)}{did_you_mean(given, names)} (registered: {', '.join(names)})"
+        return (
+            f"{section}.name: unknown {REGISTRIES[section].kind} "
+            f"{shown(given)}{did_you_mean(given, names)} (registered: {', '.join(names)})"
+        )
     if kind == "extra_forbidden":
         known = fields_at(loc[:-1])
         hint = did_you_mean(loc[-1], known)
         if not hint and len(loc) == 3 and loc[0] in REGISTRIES:  # a field another component of the section has
             owners = REGISTRIES[loc[0]].owners(str(loc[-1]))
             if owners:
-                hint = f" for {REGISTRIES[loc[0]].kind} {loc[1]!r}; {', '.join(map(repr, owners))} accept{'s' if len(owners) == 1 else ''} it"
+                accepts = "accepts" if len(owners) == 1 else "accept"
+                hint = f" for {REGISTRIES[loc[0]].kind} {loc[1]!r}; {', '.join(map(repr, owners))} {accepts} it"
         return f"{path}: unknown key{hint} (accepted: {', '.join(known)})"
     if kind == "missing":
         return f"{path}: missing required key"

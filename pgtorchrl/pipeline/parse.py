@@ -6,6 +6,7 @@ Everything is checked before anything is built or tracked: YAML syntax, unknown 
 nearest known key), types (strict: no string passes as a number), component names (with the
 nearest registered name), value ranges, and the cross-section rules (GAE needs a critic ...).
 """
+
 from __future__ import annotations
 
 import copy

@@ -1,6 +1,7 @@
 """A spec's ``plugins:``: the modules it trusts, imported before it is validated (they may
 register components), and the ``module:function`` components its sections name, which must come
 from those modules."""
+
 from __future__ import annotations
 
 import importlib
@@ -25,7 +26,7 @@ def load_plugins(raw: dict[str, Any], source: str) -> None:
     for module in plugins:
         try:
             importlib.import_module(module)
-        except Exception as err:  # a plugin's own import error, reported as the spec's problem
+        except Exception as err:  # noqa: BLE001 (a plugin's own import error, reported as the spec's problem)
             raise SpecError(f"{source}: plugins: cannot import {module!r} ({type(err).__name__}: {err})") from None
     env = raw.get("env")
     env_id = env.get("env_id") if isinstance(env, dict) else None

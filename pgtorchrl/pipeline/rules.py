@@ -4,6 +4,7 @@ returns the key path it blames and the one-line message, or ``None``. :class:`~p
 applies them in table order once every section is valid on its own, and reports the first that
 fails as ``FILE: key.path: message``.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,23 +72,30 @@ def fragments_need_a_bootstrap(spec: Spec) -> Problem:
 # --- optimizers ---------------------------------------------------------------------------------
 def trust_region_critic_optimizer(spec: Spec) -> Problem:
     if spec.optim.name in TRUST_REGION_OPTIMIZERS and spec.critic is not None and spec.critic_optim is None:
-        return "critic_optim", (f"optim {spec.optim.name!r} steps the actor only: name the critic's "
-                                f"own optimizer here, e.g. {{name: adam, lr: 1.0e-3}}")
+        return "critic_optim", (
+            f"optim {spec.optim.name!r} steps the actor only: name the critic's "
+            f"own optimizer here, e.g. {{name: adam, lr: 1.0e-3}}"
+        )
     return None
 
 
 def trust_region_one_step(spec: Spec) -> Problem:
     train = spec.train
-    if spec.optim.name in TRUST_REGION_OPTIMIZERS and (train.epochs > 1 or train.minibatches > 1 or train.per_step_updates):
-        return "train", (f"optim {spec.optim.name!r} takes one trust-region step per batch: "
-                         f"set epochs: 1, minibatches: 1, per_step_updates: false")
+    if spec.optim.name in TRUST_REGION_OPTIMIZERS and (
+        train.epochs > 1 or train.minibatches > 1 or train.per_step_updates
+    ):
+        return "train", (
+            f"optim {spec.optim.name!r} takes one trust-region step per batch: "
+            f"set epochs: 1, minibatches: 1, per_step_updates: false"
+        )
     return None
 
 
 def critic_gradient_optimizer(spec: Spec) -> Problem:
     if spec.critic_optim is not None and spec.critic_optim.name in TRUST_REGION_OPTIMIZERS:
-        return "critic_optim.name", (f"{spec.critic_optim.name!r} steps a policy: give the critic "
-                                     f"a gradient optimizer (adam, sgd, rmsprop)")
+        return "critic_optim.name", (
+            f"{spec.critic_optim.name!r} steps a policy: give the critic a gradient optimizer (adam, sgd, rmsprop)"
+        )
     return None
 
 
@@ -148,8 +156,10 @@ def sweep_count(spec: Spec) -> int:
 def sweep_size(spec: Spec) -> Problem:
     if spec.sweep is not None and sweep_count(spec) > MAX_SWEEP_RUNS:
         lengths = sweep_lengths(spec)
-        return "sweep.values", (f"{sweep_count(spec)} combinations ({' x '.join(map(str, lengths))}) is more than the "
-                                f"{MAX_SWEEP_RUNS} runs a sweep may start: use fewer values, or mode: zip")
+        return "sweep.values", (
+            f"{sweep_count(spec)} combinations ({' x '.join(map(str, lengths))}) is more than the "
+            f"{MAX_SWEEP_RUNS} runs a sweep may start: use fewer values, or mode: zip"
+        )
     return None
 
 
@@ -191,8 +201,9 @@ def tune_metric_measured(spec: Spec) -> Problem:
 def tune_pruner_evaluates(spec: Spec) -> Problem:
     tune = spec.tune
     if tune is not None and tune.pruner != "none" and (spec.eval.every_frames is None or spec.eval.episodes == 0):
-        return "tune.pruner", ("prunes at evaluations during training: set eval.every_frames "
-                               "(and eval.episodes > 0), or pruner: none")
+        return "tune.pruner", (
+            "prunes at evaluations during training: set eval.every_frames (and eval.episodes > 0), or pruner: none"
+        )
     return None
 
 
@@ -235,9 +246,11 @@ def ray_batch_splits(spec: Spec) -> Problem:
     num_envs = getattr(spec.env, "num_envs", 1)  # a plugin env may fix its own batch
     workers = collector.num_collectors or RAY_WORKERS
     if collector.frames_per_batch % (workers * num_envs):
-        return "collector.frames_per_batch", (f"{collector.frames_per_batch} does not split evenly over {workers} Ray "
-                                              f"workers of env.num_envs={num_envs} envs: use a multiple of "
-                                              f"{workers * num_envs}")
+        return "collector.frames_per_batch", (
+            f"{collector.frames_per_batch} does not split evenly over {workers} Ray "
+            f"workers of env.num_envs={num_envs} envs: use a multiple of "
+            f"{workers * num_envs}"
+        )
     return None
 
 
@@ -246,7 +259,10 @@ def local_batch_splits(spec: Spec) -> Problem:
     num_envs = getattr(spec.env, "num_envs", 1)
     local = collector.name == "native" or collector_backend(spec) == "direct"
     if local and collector.frames_per_batch % num_envs:
-        return "collector.frames_per_batch", f"{collector.frames_per_batch} is not a multiple of env.num_envs={num_envs}"
+        return (
+            "collector.frames_per_batch",
+            f"{collector.frames_per_batch} is not a multiple of env.num_envs={num_envs}",
+        )
     return None
 
 

@@ -4,6 +4,7 @@ its registered components, :mod:`pgtorchrl.components`) and the fixed sections (
 a number), with the cross-section rules of :mod:`pgtorchrl.pipeline.rules`. Reading a file into it
 is :mod:`pgtorchrl.pipeline.parse`; its errors' one-line messages, :mod:`pgtorchrl.pipeline.messages`.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
@@ -15,8 +16,18 @@ from pgtorchrl.config.registry import STRICT
 from pgtorchrl.pipeline.rules import CrossSectionError, first_problem, whole_episodes
 from pgtorchrl.pipeline.search_space import TuneConfig
 
-__all__ = ["Spec", "TrainConfig", "EvalConfig", "TrackingConfig", "SweepConfig", "TuneConfig", "FIXED_SECTIONS",
-           "section_type", "in_memory_store", "PLUGIN_PATTERN"]
+__all__ = [
+    "Spec",
+    "TrainConfig",
+    "EvalConfig",
+    "TrackingConfig",
+    "SweepConfig",
+    "TuneConfig",
+    "FIXED_SECTIONS",
+    "section_type",
+    "in_memory_store",
+    "PLUGIN_PATTERN",
+]
 
 PLUGIN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 """A module name a spec may list under ``plugins:``."""
@@ -91,7 +102,9 @@ def in_memory_store(uri: str) -> bool:
 
 def _stored(uri: str | None) -> str | None:
     if uri is not None and in_memory_store(uri):
-        raise ValueError("an in-memory SQLite store loses the run when the process ends: use sqlite:///mlruns/mlflow.db")
+        raise ValueError(
+            "an in-memory SQLite store loses the run when the process ends: use sqlite:///mlruns/mlflow.db"
+        )
     return uri
 
 
@@ -194,6 +207,11 @@ class Spec(StrictModel):
         return self
 
 
-FIXED_SECTIONS: dict[str, type[BaseModel]] = {"train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig,
-                                              "sweep": SweepConfig, "tune": TuneConfig}
+FIXED_SECTIONS: dict[str, type[BaseModel]] = {
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "tracking": TrackingConfig,
+    "sweep": SweepConfig,
+    "tune": TuneConfig,
+}
 """The sections that are not components: their models by section name."""

@@ -14,6 +14,7 @@ to one distribution each::
 :mod:`pgtorchrl.experiments.tune` runs the study (Optuna's TPE sampler, pruning at each evaluation)
 with a parent MLflow run and one child run per trial.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,7 +52,9 @@ class Dimension(BaseModel):
             raise ValueError(f"write one of {_FORMS}, got {shown(data)}")
         kind, values = next(iter(data.items()))
         if kind not in DIMENSION_KINDS:
-            raise ValueError(f"unknown distribution {shown(kind)}{did_you_mean(kind, DIMENSION_KINDS)}: write one of {_FORMS}")
+            raise ValueError(
+                f"unknown distribution {shown(kind)}{did_you_mean(kind, DIMENSION_KINDS)}: write one of {_FORMS}"
+            )
         return {"kind": kind, "values": values}
 
     @model_validator(mode="after")

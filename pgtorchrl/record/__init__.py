@@ -1,1 +1,1 @@
-"""MLflow tracking (the run and its writer process), plots, videos, and loading trained runs back."""
+"""MLflow tracking (the run and its writer process), plots, videos and store locks."""

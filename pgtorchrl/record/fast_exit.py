@@ -5,6 +5,7 @@ MLflow, SQLAlchemy and matplotlib a few tenths in the writer's, which the comman
 whole ``vpg_cartpole`` run went from 8.1 to 6.2 s when both left this way (commit 33a2e20). It is
 safe only where nothing is left to release: the MLflow run is closed, every file written.
 """
+
 from __future__ import annotations
 
 import logging

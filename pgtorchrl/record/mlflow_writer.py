@@ -11,6 +11,7 @@ Messages: ``("open", {...})``, ``("reopen", run_id, tags)``, ``("metrics", {key:
 ``("tag", key, value)``, ``("artifact", path, bytes)``, ``("plot", curves, tracking, path)``,
 ``("end", status, error_or_None)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,10 @@ import sys
 import tempfile
 import threading
 import time
+from importlib import metadata
 from pathlib import Path
 
+from pgtorchrl.record.plots import learning_curve_png, plot_options
 from pgtorchrl.record.store_lock import store_lock
 
 _BATCH_LIMIT = 1000  # MLflow's log_batch limit: 1000 metrics a call
@@ -32,8 +35,6 @@ _END_OF_INPUT = ("eof",)  # the trainer closed the pipe (or sent something unrea
 
 def installed_packages() -> str:
     """``name==version`` of every installed distribution, sorted (what ``pip freeze`` lists)."""
-    from importlib import metadata
-
     lines = {f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]}
     return "\n".join(sorted(lines, key=str.lower)) + "\n"
 
@@ -60,9 +61,7 @@ class _Writer:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
-
-        import pgtorchrl.record.plots  # noqa: F401
+        import matplotlib.pyplot
 
     def open(self, cfg: dict) -> None:
         from mlflow.entities import Param
@@ -116,10 +115,7 @@ class _Writer:
             self.client.log_artifact(self.run_id, str(local), folder)
 
     def plot(self, curves: dict, tracking: dict, path: str) -> None:
-        from pgtorchrl.record.plots import learning_curve_png
-        from pgtorchrl.pipeline.schema import TrackingConfig
-
-        self.artifact(path, learning_curve_png(curves, TrackingConfig(**tracking)))
+        self.artifact(path, learning_curve_png(curves, **plot_options(tracking)))
 
     def end(self, status: str, error: str | None) -> None:
         if error:
@@ -136,7 +132,7 @@ def _read_in_background(stream) -> queue.Queue:
         while True:
             try:
                 messages.put(pickle.load(stream))
-            except Exception:  # EOF: the trainer is gone (or wrote something unreadable)
+            except Exception:  # noqa: BLE001 (EOF: the trainer is gone (or wrote something unreadable)
                 messages.put(_END_OF_INPUT)
                 return
 
@@ -179,7 +175,7 @@ def main(argv: list[str]) -> int:
     messages = _read_in_background(sys.stdin.buffer)
     try:
         writer = _Writer(uri, experiment)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 (any failure to open the store is reported to the trainer)
         _say(f"error {type(err).__name__}: {err}")
         return 1
     failed = None  # the first write that failed, as "Type: message"
@@ -195,7 +191,7 @@ def main(argv: list[str]) -> int:
             args = ["FAILED", args[1] or failed]  # a write was lost: the run did not finish cleanly
         try:
             getattr(writer, kind)(*args)
-        except Exception as err:  # report once, then only try to close the run
+        except Exception as err:  # noqa: BLE001 (report once, then only try to close the run)
             _say(f"error {type(err).__name__}: {err}")
             failed = f"{type(err).__name__}: {err}"[:5000]
             if kind == "end" or writer.run_id is None:

@@ -1,11 +1,12 @@
 """Learning-curve figures (PNG) and their data (CSV) for MLflow artifacts."""
+
 from __future__ import annotations
 
 import csv
 import io
 from typing import Mapping, Sequence
 
-__all__ = ["learning_curve_png", "seed_band_png", "curve_csv"]
+__all__ = ["learning_curve_png", "plot_options", "seed_band_png", "curve_csv"]
 
 Y = "rollout/episode_return"
 
@@ -23,12 +24,19 @@ def curve_csv(curve: Sequence[Mapping[str, float]]) -> str:
 
 
 def learning_curve_png(
-    curves: Mapping[str, Sequence[Mapping[str, float]]], tracking, title: str | None = None, y: str = Y
+    curves: Mapping[str, Sequence[Mapping[str, float]]],
+    title: str | None = None,
+    y: str = Y,
+    *,
+    curve_x: str = "frames",
+    reference_return: float | None = None,
+    reference_label: str = "reference",
 ) -> bytes:
     """One line per labelled curve of metric ``y`` (a band of +-1 standard error where
-    ``<y>_se`` exists), x = frames or iteration as ``tracking.curve_x`` says, and
-    ``tracking.reference_return`` as a dashed line."""
-    x_key = tracking.curve_x
+    ``<y>_se`` exists), x = ``frames`` or ``iteration`` as ``curve_x`` says, and
+    ``reference_return`` as a dashed line labelled ``reference_label`` (the spec's
+    ``tracking:`` fields of those names, :func:`plot_options`)."""
+    x_key = curve_x
     fig, ax = _axes()
     for label, curve in curves.items():
         rows = [r for r in curve if y in r]
@@ -37,12 +45,19 @@ def learning_curve_png(
         (line,) = ax.plot(xs, ys, label=label, linewidth=1.2)
         if rows and all(f"{y}_se" in r for r in rows):
             se = [r[f"{y}_se"] for r in rows]
-            ax.fill_between(xs, [a - b for a, b in zip(ys, se)], [a + b for a, b in zip(ys, se)], color=line.get_color(), alpha=0.2)
-    if tracking.reference_return is not None:
-        ax.axhline(tracking.reference_return, linestyle="--", color="gray", label=tracking.reference_label)
+            ax.fill_between(
+                xs, [a - b for a, b in zip(ys, se)], [a + b for a, b in zip(ys, se)], color=line.get_color(), alpha=0.2
+            )
+    if reference_return is not None:
+        ax.axhline(reference_return, linestyle="--", color="gray", label=reference_label)
     ax.set_xlabel("episode" if x_key == "iteration" else "env frames")
     ax.set_ylabel("total reward per episode" if x_key == "iteration" and y == Y else y)
     return _png(fig, ax, title)
+
+
+def plot_options(tracking: Mapping[str, object]) -> dict[str, object]:
+    """The ``tracking:`` fields :func:`learning_curve_png` draws with, from the section as a mapping."""
+    return {k: tracking[k] for k in ("curve_x", "reference_return", "reference_label")}
 
 
 def seed_band_png(band: Mapping[int, Mapping[str, float]], title: str) -> bytes:
@@ -50,8 +65,13 @@ def seed_band_png(band: Mapping[int, Mapping[str, float]], title: str) -> bytes:
     fig, ax = _axes()
     x = list(band)
     ax.plot(x, [b["eval/return_mean"] for b in band.values()], label="mean over seeds")
-    ax.fill_between(x, [b["eval/return_ci95_low"] for b in band.values()],
-                    [b["eval/return_ci95_high"] for b in band.values()], alpha=0.25, label="95% confidence band")
+    ax.fill_between(
+        x,
+        [b["eval/return_ci95_low"] for b in band.values()],
+        [b["eval/return_ci95_high"] for b in band.values()],
+        alpha=0.25,
+        label="95% confidence band",
+    )
     ax.set_xlabel("env frames")
     ax.set_ylabel("eval/return_mean")
     return _png(fig, ax, title)

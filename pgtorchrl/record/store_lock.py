@@ -6,6 +6,7 @@ alembic_version.version_num``. That happens whenever two runs, or two workers of
 (Optuna's own way to parallelise a study), start together on a store that does not exist yet.
 Whoever opens a SQLite store holds :func:`store_lock` while doing so; other stores need no lock.
 """
+
 from __future__ import annotations
 
 import contextlib

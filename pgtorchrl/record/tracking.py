@@ -4,28 +4,41 @@ The run is a context manager: it ends FINISHED on success, KILLED on Ctrl-C/SIGT
 (with the error as the ``error`` tag) on an exception, so no run is ever left RUNNING. The
 MLflow calls themselves happen in :mod:`pgtorchrl.record.mlflow_writer`, a child process.
 """
+
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import io
 import os
-import subprocess
-import tempfile
 import pickle
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.request
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pgtorchrl.record.store_lock import store_lock
 from pgtorchrl.pipeline.parse import flatten
 from pgtorchrl.pipeline.schema import Spec, in_memory_store
+from pgtorchrl.record.store_lock import store_lock
 
-__all__ = ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "mlflow_client", "check_store", "in_memory_store", "TrackedRun",
-           "TrackingError", "package_versions", "run_lock"]
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "resolve_tracking_uri",
+    "mlflow_client",
+    "check_store",
+    "in_memory_store",
+    "TrackedRun",
+    "TrackingError",
+    "package_versions",
+    "run_lock",
+]
 
 #: The default store: SQLite under the top-level ``mlruns/`` folder, artifacts beside it.
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -58,22 +71,26 @@ def check_store(spec_uri: str | None, must_exist: bool = False, timeout: float =
     server that answers within ``timeout`` seconds. Raises a one-line :class:`TrackingError`."""
     uri = resolve_tracking_uri(spec_uri, create=not must_exist)
     if in_memory_store(uri):
-        raise TrackingError(f"tracking URI {uri!r} is an in-memory SQLite store: the run would vanish with this "
-                            f"process; use a file, e.g. sqlite:///mlruns/mlflow.db")
+        raise TrackingError(
+            f"tracking URI {uri!r} is an in-memory SQLite store: the run would vanish with this "
+            f"process; use a file, e.g. sqlite:///mlruns/mlflow.db"
+        )
     if uri.startswith("sqlite:///") and must_exist:
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.is_file():
-            raise TrackingError(f"no MLflow store at {path}: set MLFLOW_TRACKING_URI to the store the run is in "
-                                f"(or run from the folder you trained in)")
+            raise TrackingError(
+                f"no MLflow store at {path}: set MLFLOW_TRACKING_URI to the store the run is in "
+                f"(or run from the folder you trained in)"
+            )
     if uri.startswith(("http://", "https://")):
-        import urllib.request
-
         try:
             urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).read()
         except OSError as err:  # refused, unreachable, timed out, or an HTTP error
             reason = getattr(err, "reason", err)
-            raise TrackingError(f"the tracking server {uri} does not answer ({reason}): start it, or point "
-                                f"MLFLOW_TRACKING_URI elsewhere; nothing was trained") from None
+            raise TrackingError(
+                f"the tracking server {uri} does not answer ({reason}): start it, or point "
+                f"MLFLOW_TRACKING_URI elsewhere; nothing was trained"
+            ) from None
     return uri
 
 
@@ -90,13 +107,15 @@ def package_versions() -> dict[str, str]:
 def _git_commit() -> str | None:
     try:
         here = Path(__file__).resolve().parent
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if sha.returncode:
             return None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         return sha.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -118,8 +137,6 @@ def run_lock(run_id: str, spec_uri: str | None = None):
     """An exclusive, non-blocking lock on one run (``pgtorchrl resume``: two resumes of one run
     would write the same steps twice). Returns the open lock file (keep it open while the
     run trains) or raises :class:`TrackingError` naming the holder."""
-    import fcntl
-    import hashlib
 
     uri = resolve_tracking_uri(spec_uri, create=False)
     if uri.startswith("sqlite:///"):
@@ -297,7 +314,9 @@ class TrackedRun:
         if errors:
             return f"MLflow tracking failed: {errors[0]}"
         code = self._proc.poll()
-        if code not in (0, None) or (self._writer_gone.is_set() and not any(line.startswith("ended ") for line in self._lines)):
+        if code not in (0, None) or (
+            self._writer_gone.is_set() and not any(line.startswith("ended ") for line in self._lines)
+        ):
             if code is not None and code < 0:
                 return f"the MLflow writer process was killed (signal {-code})"
             self._stderr.seek(0)

@@ -1,12 +1,18 @@
 """Record one deterministic episode of a trained run as an animated GIF and log it to the run."""
+
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tensordict import TensorDict
 from torchrl.envs import ExplorationType, set_exploration_type
+
+from pgtorchrl.record.tracking import mlflow_client
 
 __all__ = ["record_episode", "log_episode_gif"]
 
@@ -14,7 +20,6 @@ __all__ = ["record_episode", "log_episode_gif"]
 @torch.no_grad()
 def record_episode(env_id: str, actor, seed: int = 0, max_steps: int = 10_000) -> tuple[list[np.ndarray], float]:
     """The rendered frames (``rgb_array``) and the return of one episode of ``actor``'s mode."""
-    import gymnasium as gym
 
     env = gym.make(env_id, render_mode="rgb_array")
     obs, _ = env.reset(seed=seed)
@@ -36,12 +41,8 @@ def record_episode(env_id: str, actor, seed: int = 0, max_steps: int = 10_000) -
 def log_episode_gif(run_id: str, frames: list[np.ndarray], tracking_uri: str | None = None, fps: int = 30) -> str:
     """Writes the frames as ``video/episode.gif`` in the run's artifacts (in ``tracking_uri``'s store,
     by default ``$MLFLOW_TRACKING_URI``'s or the default one); returns that path."""
-    import tempfile
-    from pathlib import Path
 
     import imageio.v2 as imageio
-
-    from pgtorchrl.record.tracking import mlflow_client
 
     buffer = io.BytesIO()
     imageio.mimsave(buffer, frames[::2], format="GIF", duration=2 / fps)  # every other frame keeps it small

@@ -13,6 +13,7 @@ a checkpoint never runs code.
 Restoring one into a freshly built pipeline of the same spec and continuing gives, on CPU, the
 same metrics as the run that never stopped (``tests/test_resume.py``).
 """
+
 from __future__ import annotations
 
 import io
@@ -119,7 +120,9 @@ def restore(p, collector, eval_env, state: dict[str, Any]) -> dict[str, Any]:
     try:
         load_transforms_state(collector_env(collector, p), state.get("env_transforms", {}))
     except (KeyError, RuntimeError, ValueError) as err:
-        raise CheckpointError(f"the checkpoint does not fit this spec's env transforms: {str(err).splitlines()[0]}") from err
+        raise CheckpointError(
+            f"the checkpoint does not fit this spec's env transforms: {str(err).splitlines()[0]}"
+        ) from err
     if eval_env is not None:
         load_env_state(eval_env, state["eval_env"])
     load_collector_state(collector, state["collector"])

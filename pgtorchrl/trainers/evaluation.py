@@ -1,4 +1,5 @@
 """Deterministic evaluation: the policy's mode, one episode per env of a batched env."""
+
 from __future__ import annotations
 
 import torch

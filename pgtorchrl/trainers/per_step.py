@@ -28,6 +28,7 @@ categorical actor and a plain critic, and modules whose parameters are one row p
 (``independent_runs``) and accept one row of weights per observation. ``auto`` picks ``fixed_point``
 where it applies.
 """
+
 from __future__ import annotations
 
 import math
@@ -131,12 +132,14 @@ def _tensor_step_losses(p, batch):
 
     critic_fn = critic.module if critic is not None else None
     return (
-        _step_losses(p, net.module, critic_fn, {k: at(t, v) for k, v in columns.items()}) for t in range(batch.shape[-1])
+        _step_losses(p, net.module, critic_fn, {k: at(t, v) for k, v in columns.items()})
+        for t in range(batch.shape[-1])
     )
 
 
 def _packed(columns: dict, steps: torch.Tensor) -> dict:
     """``columns`` ``[runs, T, ...]`` at the flat indices ``steps`` only, as one batch ``[N, ...]``."""
+
     def pack(value):
         if value is None:
             return None
@@ -164,8 +167,13 @@ def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
     modules = {"actor": net.module}
     if p.critic is not None:
         modules["critic"] = p.critic.module
-    lr = {id(prm): group["lr"] for optim in (p.actor_optim, p.critic_optim) if optim is not None
-          for group in optim.param_groups for prm in group["params"]}
+    lr = {
+        id(prm): group["lr"]
+        for optim in (p.actor_optim, p.critic_optim)
+        if optim is not None
+        for group in optim.param_groups
+        for prm in group["params"]
+    }
     named = [(key, name, prm) for key, module in modules.items() for name, prm in module.named_parameters()]
     columns = _columns(p, batch)
     valid = columns["mask"] if columns["mask"] is not None else torch.ones(batch.shape, dtype=torch.bool)
@@ -189,7 +197,7 @@ def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
 
     critic_fn = call("critic") if "critic" in modules else None
     previous = None
-    for sweep in range(1, batch.shape[-1] + 2):
+    for sweep in range(1, batch.shape[-1] + 2):  # noqa: B007 (the count is read after the loop)
         # w_t = w_0 - alpha * sum_{s<t} g_s, accumulated in float64
         stacked = [(w0 - rate * before(g)).float() for w0, rate, g in zip(start, rates, grads)]
         leaves = [w.requires_grad_(True) for w in stacked]

@@ -3,11 +3,13 @@
 One readable loop in the style of CleanRL's ``ppo.py``; every hyperparameter comes from the spec
 (see :mod:`pgtorchrl.pipeline.schema` for what each one means).
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,20 +17,22 @@ from typing import Callable
 
 import torch
 from torch.nn.utils import clip_grad_norm_
+from tqdm import tqdm
 
 from pgtorchrl.collectors.rollout import MASK_KEY
-from pgtorchrl.pipeline.contracts import critic_objective, critic_term
 from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, transforms_state
-from pgtorchrl.trainers.evaluation import episode_stats, evaluate
-from pgtorchrl.objectives.value.functional import explained_variance
 from pgtorchrl.modules.fast_policies import log_prob_and_entropy
 from pgtorchrl.modules.models import LOG_PROB_KEY, policy_kl
-from pgtorchrl.trainers.per_step import per_step_updates
-from pgtorchrl.pipeline.build import Pipeline, build_pipeline
-from pgtorchrl.record.plots import curve_csv
-from pgtorchrl.pipeline.schema import Spec
-from pgtorchrl.record.tracking import TrackedRun, TrackingError
 from pgtorchrl.objectives.trust_region import NaturalPolicyGradient
+from pgtorchrl.objectives.value.functional import explained_variance
+from pgtorchrl.pipeline.build import Pipeline, build_pipeline
+from pgtorchrl.pipeline.contracts import critic_objective, critic_term
+from pgtorchrl.pipeline.schema import Spec
+from pgtorchrl.record.plots import curve_csv
+from pgtorchrl.record.tracking import TrackedRun, TrackingError
+from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
+from pgtorchrl.trainers.evaluation import episode_stats, evaluate
+from pgtorchrl.trainers.per_step import per_step_updates
 
 __all__ = ["train", "TrainResult", "NonFiniteLossError", "NonFiniteParametersError", "RECOVERY_DIR"]
 
@@ -62,8 +66,11 @@ def check_parameters(p: Pipeline, iteration: int, frames: int, run: TrackedRun |
             )
         largest = max((float(t.abs().max()) for t in params if t.numel()), default=0.0)
         if largest > EXPLODED and run is not None:
-            run.warn_once("exploding", f"the {name}'s largest weight is {largest:.3g} at frame {frames}: training "
-                                       f"may have diverged (lower optim.lr or set train.max_grad_norm)")
+            run.warn_once(
+                "exploding",
+                f"the {name}'s largest weight is {largest:.3g} at frame {frames}: training "
+                f"may have diverged (lower optim.lr or set train.max_grad_norm)",
+            )
 
 
 @dataclass
@@ -120,7 +127,7 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
     else:
         steps = _real_steps(batch)
         size = math.ceil(steps.numel() / train.minibatches)  # torch.chunk's sizes
-        for epoch in range(1, train.epochs + 1):
+        for epoch in range(1, train.epochs + 1):  # noqa: B007 (read after the loop: train/epochs)
             # shuffled minibatches as slices of one gather per epoch (a gather of every key per
             # minibatch cost a tenth of PPO's update here)
             for minibatch in steps[torch.randperm(steps.numel())].split(size):
@@ -268,9 +275,6 @@ def _interrupts_kept():
 
 
 def _progress(total: int):
-    import threading
-
-    from tqdm import tqdm
 
     # one bar per process: a thread lock, not tqdm's default multiprocessing one (a semaphore the
     # resource tracker would report as leaked when the command line leaves with os._exit)
@@ -299,7 +303,6 @@ def train(
             frames so far and ``eval/return_mean``; a returned reason (e.g. ``"pruned"``) stops
             training there, the run ends as usual (FINISHED) with that reason as its ``stopped`` tag.
     """
-    from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
 
     torch.set_num_threads(1)  # small MLPs on few cores: threads cost more than they save
     run = run or TrackedRun(spec, spec_text)
@@ -317,8 +320,16 @@ def train(
     target = spec.eval.target_return
     # the loop's own state: all of it goes into a checkpoint
     state = {
-        "frames": 0, "iteration": 0, "next_eval": every, "last_eval": None, "evaluated_at": -1,
-        "solved": False, "elapsed": 0.0, "next_checkpoint": save_every, "curve": [], "stopped": None,
+        "frames": 0,
+        "iteration": 0,
+        "next_eval": every,
+        "last_eval": None,
+        "evaluated_at": -1,
+        "solved": False,
+        "elapsed": 0.0,
+        "next_checkpoint": save_every,
+        "curve": [],
+        "stopped": None,
     }
     if checkpoint is not None:
         state = restore(p, collector, eval_env, checkpoint)
@@ -340,8 +351,10 @@ def train(
         check_parameters(p, state["iteration"], state["frames"])
         path.write_bytes(to_bytes(capture(p, collector, eval_env, state)))
         how = f"pgtorchrl resume {run.run_id} --checkpoint {path}" if run.run_id else "train again"
-        return TrackingError(f"{err}; training stopped at frame {state['frames']}, its state and metrics are saved "
-                             f"in {folder}/; continue with: {how}")
+        return TrackingError(
+            f"{err}; training stopped at frame {state['frames']}, its state and metrics are saved "
+            f"in {folder}/; continue with: {how}"
+        )
 
     step_fn = update_per_step if spec.train.per_step_updates else update
     start = time.perf_counter() - state["elapsed"]
@@ -372,7 +385,9 @@ def train(
                 run.log_metrics(metrics, step=frames)
                 curve.append({"iteration": iteration, "frames": frames, **metrics})
                 bar.update(collected)
-                bar.set_postfix(ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}")
+                bar.set_postfix(
+                    ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}"
+                )
                 if state["solved"] or state["stopped"] or iteration == spec.train.iterations:
                     break
                 if state["next_checkpoint"] is not None and frames >= state["next_checkpoint"]:
@@ -403,8 +418,9 @@ def train(
             run.log_learning_curve(curve)
     except TrackingError as err:  # the writer died or the store went away (seen mid-run, or only as the run closed)
         raise save_locally(err) from None  # keep what we have here
-    return TrainResult(run.run_id, frames, state["iteration"], state["last_eval"], state["solved"], elapsed, curve,
-                       state["stopped"])
+    return TrainResult(
+        run.run_id, frames, state["iteration"], state["last_eval"], state["solved"], elapsed, curve, state["stopped"]
+    )
 
 
 def _log_eval(eval_env, p: Pipeline, metrics: dict[str, float]) -> float:

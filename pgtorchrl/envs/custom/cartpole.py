@@ -5,6 +5,7 @@ Constants, the Euler step, the termination thresholds (|x| > 2.4, |theta| > 12 d
 500-step truncation are gymnasium's ``CartPoleEnv`` / ``TimeLimit``; a test steps both side by
 side from the same states with the same actions.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,13 @@ class TorchCartPoleEnv(TorchNativeEnv):
 
     _state_attrs = ("state", "_steps")
 
-    def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu", max_episode_steps: int = 500,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        max_episode_steps: int = 500,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
         self.max_episode_steps = max_episode_steps
         self.state_dtype = dtype
@@ -70,8 +76,12 @@ class TorchCartPoleEnv(TorchNativeEnv):
             self.state = torch.where(mask.unsqueeze(-1), fresh, self.state)
             self._steps = self._steps.masked_fill(mask.unsqueeze(-1), 0)
         none = torch.zeros_like(self._steps, dtype=torch.bool)
-        return {"observation": self.state, "step_count": self._steps,
-                "episode_reward": self._steps.float(), **self._flags(none)}
+        return {
+            "observation": self.state,
+            "step_count": self._steps,
+            "episode_reward": self._steps.float(),
+            **self._flags(none),
+        }
 
     def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
         x, x_dot, theta, theta_dot = self.state.unbind(-1)
@@ -89,5 +99,10 @@ class TorchCartPoleEnv(TorchNativeEnv):
         self._steps = self._steps + 1
         x, theta = self.state[..., 0], self.state[..., 2]
         terminated = ((x.abs() > X_THRESHOLD) | (theta.abs() > THETA_THRESHOLD)).unsqueeze(-1)
-        return {"observation": self.state, "step_count": self._steps, "episode_reward": self._steps.float(),
-                "reward": self._reward, **self._flags(terminated)}
+        return {
+            "observation": self.state,
+            "step_count": self._steps,
+            "episode_reward": self._steps.float(),
+            "reward": self._reward,
+            **self._flags(terminated),
+        }

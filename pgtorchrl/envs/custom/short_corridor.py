@@ -11,6 +11,7 @@ The env is a TorchRL :class:`~torchrl.envs.EnvBase` stepping ``num_envs`` corrid
 on CPU or CUDA. Besides ``observation`` (always ``[1.0]``) it writes ``state``, the true
 position, for state-dependent baselines and checks; the textbook policy never reads it.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,16 @@ import torch
 
 from pgtorchrl.envs.native import TorchNativeEnv
 
-__all__ = ["ShortCorridorEnv", "make_short_corridor", "corridor_value", "corridor_state_values", "OPTIMAL_P",
-           "OPTIMAL_VALUE", "LEFT", "TERMINAL"]
+__all__ = [
+    "ShortCorridorEnv",
+    "make_short_corridor",
+    "corridor_value",
+    "corridor_state_values",
+    "OPTIMAL_P",
+    "OPTIMAL_VALUE",
+    "LEFT",
+    "TERMINAL",
+]
 
 LEFT = 1  # the one-hot action's column for left (right is column 0)
 TERMINAL = 3
@@ -114,7 +123,7 @@ class ShortCorridorEnv(TorchNativeEnv):
         return self._observe()
 
     def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
-        left = action[..., LEFT:LEFT + 1].long()  # one-hot: 1 where the action is left
+        left = action[..., LEFT : LEFT + 1].long()  # one-hot: 1 where the action is left
         self._position = self._next_state.take(torch.add(left, self._position, alpha=2))
         self._steps = self._steps + 1
         return {**self._observe(), "reward": self._reward}

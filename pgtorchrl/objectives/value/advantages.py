@@ -23,6 +23,7 @@ Options shared by all: ``normalize`` (standardize over the batch), ``gamma_t_fac
 ``"drop"`` removes truncated episodes from the batch (whole-episode batches only) and
 ``"terminal"`` treats the cut as a true end, which is only ever done when asked for.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -89,8 +90,10 @@ class AdvantageEstimator(TensorDictModuleBase):
         super().__init_subclass__(**kwargs)
         if cls.spec_name:  # the constructor's signature, as help() and inspect show it
             params = [inspect.Parameter("value_network", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
-            params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
-                       for name, annotation, default in option_fields(ESTIMATORS[cls.spec_name].options)]
+            params += [
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+                for name, annotation, default in option_fields(ESTIMATORS[cls.spec_name].options)
+            ]
             cls.__signature__ = inspect.Signature(params)
 
     def __init__(self, value_network: TensorDictModuleBase | None = None, **options):
@@ -201,7 +204,11 @@ class AdvantageEstimator(TensorDictModuleBase):
         return tensordict
 
     def refreshed(
-        self, value_target: torch.Tensor, value: torch.Tensor, step_count: torch.Tensor | None, mask: torch.Tensor | None
+        self,
+        value_target: torch.Tensor,
+        value: torch.Tensor,
+        step_count: torch.Tensor | None,
+        mask: torch.Tensor | None,
     ) -> torch.Tensor:
         r""":meth:`refresh` on tensors: :math:`\gamma^t (G_t - \hat v(S_t, w))` (the box's
         :math:`\gamma^t \delta`, Sutton & Barto 2018 Sec. 13.4), zero off ``mask``;
@@ -298,9 +305,7 @@ class GAE(AdvantageEstimator):
     spec_name = "gae"
 
     def _estimate(self, reward, done, terminated, value, next_value, valid):
-        advantage = generalized_advantage(
-            reward, value, next_value, done, terminated, self.gamma, self.lmbda
-        )
+        advantage = generalized_advantage(reward, value, next_value, done, terminated, self.gamma, self.lmbda)
         return advantage, advantage + value
 
 

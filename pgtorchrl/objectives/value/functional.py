@@ -10,6 +10,7 @@ Bootstrapping follows Spinning Up's ``finish_path(last_val)``: where a row is cu
 termination (truncation or batch end) the return continues with ``next_value = V(s_{t+1})``;
 a true termination contributes nothing after it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,7 @@ def check_time_shapes(**tensors: torch.Tensor) -> tuple[int, ...]:
     mismatched = {n: s for n, s in shapes.items() if s != first}
     if mismatched:
         raise ValueError(
-            f"shape mismatch: {first_name} is {first} but {mismatched}; all inputs must share "
-            f"one [*batch, T, F] shape."
+            f"shape mismatch: {first_name} is {first} but {mismatched}; all inputs must share one [*batch, T, F] shape."
         )
     return first
 
@@ -65,8 +65,8 @@ def _affine_scan(offset: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
         head = slice(0, length - stride)
         tail_b, tail_a = b[..., stride:, :], a[..., stride:, :]
         reach = a[..., head, :]
-        b = torch.cat([b[..., head, :] + torch.where(reach != 0, reach * tail_b, 0.0), b[..., head.stop:, :]], -2)
-        a = torch.cat([reach * tail_a, a[..., head.stop:, :]], -2)
+        b = torch.cat([b[..., head, :] + torch.where(reach != 0, reach * tail_b, 0.0), b[..., head.stop :, :]], -2)
+        a = torch.cat([reach * tail_a, a[..., head.stop :, :]], -2)
         stride *= 2
     return b
 

@@ -12,14 +12,28 @@ spec layer (which validates a YAML file before torch is imported) both read this
 
 No torch here (pydantic only), so validating a spec stays cheap.
 """
+
 from dataclasses import fields
 from typing import Annotated, Any, Literal, NamedTuple, get_args, get_type_hints
 
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
-__all__ = ["Probability", "Truncation", "Baseline", "TRUNCATION_MODES", "BASELINES", "EstimatorOptions",
-           "MonteCarloOptions", "GAEOptions", "Estimator", "ESTIMATORS", "option_fields", "validated", "critic_problem"]
+__all__ = [
+    "Probability",
+    "Truncation",
+    "Baseline",
+    "TRUNCATION_MODES",
+    "BASELINES",
+    "EstimatorOptions",
+    "MonteCarloOptions",
+    "GAEOptions",
+    "Estimator",
+    "ESTIMATORS",
+    "option_fields",
+    "validated",
+    "critic_problem",
+]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Truncation = Literal["bootstrap", "drop", "terminal"]
@@ -76,14 +90,24 @@ class Estimator(NamedTuple):
 
 
 ESTIMATORS: dict[str, Estimator] = {
-    "full_return": Estimator("FullReturn", MonteCarloOptions, False,
-                             "G(tau) for every step of the episode, minus a state-only baseline; whole-episode batches."),
-    "reward_to_go": Estimator("RewardToGo", MonteCarloOptions, False,
-                              "G_t minus a state-only baseline (none, batch mean, or V(s_t): REINFORCE with baseline)."),
-    "td_error": Estimator("TDError", EstimatorOptions, True,
-                          "One-step TD error r + gamma V(s') - V(s) as advantage; needs a critic."),
-    "gae": Estimator("GAE", GAEOptions, True,
-                     "GAE(lambda) with the critic as baseline (vanilla policy gradient); needs a critic."),
+    "full_return": Estimator(
+        "FullReturn",
+        MonteCarloOptions,
+        False,
+        "G(tau) for every step of the episode, minus a state-only baseline; whole-episode batches.",
+    ),
+    "reward_to_go": Estimator(
+        "RewardToGo",
+        MonteCarloOptions,
+        False,
+        "G_t minus a state-only baseline (none, batch mean, or V(s_t): REINFORCE with baseline).",
+    ),
+    "td_error": Estimator(
+        "TDError", EstimatorOptions, True, "One-step TD error r + gamma V(s') - V(s) as advantage; needs a critic."
+    ),
+    "gae": Estimator(
+        "GAE", GAEOptions, True, "GAE(lambda) with the critic as baseline (vanilla policy gradient); needs a critic."
+    ),
 }
 
 
@@ -130,6 +154,8 @@ def critic_problem(name: str, options: Any, has_critic: bool) -> tuple[str, str]
     if getattr(options, "baseline", None) == "critic":
         return "baseline", "'critic' needs a critic: add a `critic:` section or use 'mean' or 'none'"
     if options.truncation == "bootstrap":
-        return "truncation", ("'bootstrap' needs a critic to value the cut state: add a `critic:` section, or choose "
-                              "'drop' (discard truncated episodes) or 'terminal' (treat the time limit as the end)")
+        return "truncation", (
+            "'bootstrap' needs a critic to value the cut state: add a `critic:` section, or choose "
+            "'drop' (discard truncated episodes) or 'terminal' (treat the time limit as the end)"
+        )
     return None
