@@ -11,7 +11,7 @@ import math
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -34,7 +34,7 @@ from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_
 from pgtorchrl.trainers.evaluation import episode_stats, evaluate
 from pgtorchrl.trainers.per_step import per_step_updates
 
-__all__ = ["train", "TrainResult", "NonFiniteLossError", "NonFiniteParametersError", "RECOVERY_DIR"]
+__all__ = ["train", "LoopState", "TrainResult", "NonFiniteLossError", "NonFiniteParametersError", "RECOVERY_DIR"]
 
 RECOVERY_DIR = Path("mlruns") / "recovered"
 """Where a run whose tracking failed mid-training leaves its last state and metrics (relative to
@@ -282,6 +282,95 @@ def _progress(total: int):
     return tqdm(total=total, unit="frames", unit_scale=True, disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
+@dataclass
+class LoopState:
+    """The training loop's own state, between two iterations. All of it goes into every
+    checkpoint (as its ``progress`` entry, a plain mapping of these fields), so a resumed run
+    continues exactly where the checkpoint was taken."""
+
+    frames: int = 0
+    """Env frames collected so far (real steps only in a padded batch): every metric's step."""
+    iteration: int = 0
+    """Batches collected (one update each) so far."""
+    next_eval: int | None = None
+    """The frame count at which the next evaluation is due (``None``: evaluate only at the end)."""
+    last_eval: float | None = None
+    """``eval/return_mean`` of the latest evaluation (``None``: none yet)."""
+    evaluated_at: int = -1
+    """The frame count of the latest evaluation (-1: none yet)."""
+    solved: bool = False
+    """Whether the latest evaluation reached ``eval.target_return``."""
+    elapsed: float = 0.0
+    """Training seconds up to the latest checkpoint (a resumed run adds its earlier processes' time)."""
+    next_checkpoint: int | None = None
+    """The frame count at which the next checkpoint is due (``None``: only at the end)."""
+    curve: list[dict[str, float]] = field(default_factory=list)
+    """Every iteration's metrics so far, with ``iteration`` and ``frames``."""
+    stopped: str | None = None
+    """Why ``on_eval`` stopped training early (e.g. ``"pruned"``), or ``None``."""
+
+    @classmethod
+    def from_progress(cls, progress: dict) -> LoopState:
+        """The state a checkpoint's ``progress`` holds (one written before ``stopped`` existed lacks it)."""
+        return cls(**progress)
+
+    def progress(self) -> dict:
+        """The state as a checkpoint holds it (the curve itself, not a copy: capturing is cheap)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def save_checkpoint(p: Pipeline, run: TrackedRun, collector, eval_env, state: LoopState, start: float) -> None:
+    """Checks the weights (:func:`check_parameters`: no checkpoint holds a diverged network),
+    books the training time so far and logs a checkpoint of the whole run to ``run``."""
+    check_parameters(p, state.iteration, state.frames, run)
+    state.elapsed = time.perf_counter() - start
+    run.log_bytes(to_bytes(capture(p, collector, eval_env, state.progress())), checkpoint_path(state.frames))
+
+
+def save_locally(
+    err: TrackingError, p: Pipeline, run: TrackedRun, collector, eval_env, state: LoopState
+) -> TrackingError:
+    """The tracking failed mid-run: this process keeps the state and the metrics so far in
+    :data:`RECOVERY_DIR` and returns the error to raise, which says how to continue."""
+    folder = RECOVERY_DIR / (run.run_id or "unopened")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "curves.csv").write_text(curve_csv(state.curve))
+    path = folder / Path(checkpoint_path(state.frames)).name
+    check_parameters(p, state.iteration, state.frames)
+    path.write_bytes(to_bytes(capture(p, collector, eval_env, state.progress())))
+    how = f"pgtorchrl resume {run.run_id} --checkpoint {path}" if run.run_id else "train again"
+    return TrackingError(
+        f"{err}; training stopped at frame {state.frames}, its state and metrics are saved "
+        f"in {folder}/; continue with: {how}"
+    )
+
+
+def evaluate_now(spec: Spec, p: Pipeline, eval_env, state: LoopState, metrics: dict[str, float]) -> None:
+    """Evaluates the current policy into ``metrics`` (``eval/return_mean``, ``eval/return_std``)
+    and records it in ``state``: the frame count, and whether it reached ``eval.target_return``."""
+    state.last_eval, state.evaluated_at = _log_eval(eval_env, p, metrics), state.frames
+    state.solved = spec.eval.target_return is not None and state.last_eval >= spec.eval.target_return
+
+
+def log_final(spec: Spec, p: Pipeline, run: TrackedRun, state: LoopState) -> None:
+    """What a run logs once it has trained: the ``solved`` (and ``stopped``) tags, the final
+    weights and normalization statistics (``tracking.log_models``), the training time, the
+    learning curve's CSV and PNG."""
+    run.set_tag("solved", str(state.solved))
+    if state.stopped:
+        run.set_tag("stopped", state.stopped)
+    if spec.tracking.log_models:  # the parameters were checked by the end-state checkpoint
+        run.log_state_dict(p.actor.state_dict(), "model/actor.pt")
+        if p.critic is not None:
+            run.log_state_dict(p.critic.state_dict(), "model/critic.pt")
+        transforms = transforms_state(p.env)
+        if transforms:  # normalization statistics: part of the policy (load_actor reads them)
+            run.log_bytes(to_bytes(transforms), TRANSFORMS_ARTIFACT)
+    run.log_metrics({"time/train_seconds": state.elapsed}, step=state.frames)
+    run.log_text(curve_csv(state.curve), "curves.csv")
+    run.log_learning_curve(state.curve)
+
+
 def train(
     spec: Spec,
     spec_text: str | None = None,
@@ -291,6 +380,12 @@ def train(
     on_eval: Callable[[int, float], str | None] | None = None,
 ) -> TrainResult:
     """Builds the pipeline (unless given), trains it under an MLflow run and returns what it reached.
+
+    Each iteration: collect a batch, write its advantages, update (:func:`update`, or
+    :func:`update_per_step`), log its metrics (step = env frames), evaluate when
+    ``eval.every_frames`` is due, stop once solved, pruned or at ``train.iterations``, checkpoint
+    when ``tracking.checkpoint_every_frames`` is due. At the end: a last evaluation of the final
+    policy, a checkpoint of the end state, and :func:`log_final`.
 
     Args:
         spec: a validated spec (:func:`pgtorchrl.load_spec`).
@@ -303,7 +398,6 @@ def train(
             frames so far and ``eval/return_mean``; a returned reason (e.g. ``"pruned"``) stops
             training there, the run ends as usual (FINISHED) with that reason as its ``stopped`` tag.
     """
-
     torch.set_num_threads(1)  # small MLPs on few cores: threads cost more than they save
     run = run or TrackedRun(spec, spec_text)
     run.start_writer()
@@ -317,109 +411,68 @@ def train(
         raise
     every = spec.eval.every_frames if evaluating else None
     save_every = spec.tracking.checkpoint_every_frames
-    target = spec.eval.target_return
-    # the loop's own state: all of it goes into a checkpoint
-    state = {
-        "frames": 0,
-        "iteration": 0,
-        "next_eval": every,
-        "last_eval": None,
-        "evaluated_at": -1,
-        "solved": False,
-        "elapsed": 0.0,
-        "next_checkpoint": save_every,
-        "curve": [],
-        "stopped": None,
-    }
-    if checkpoint is not None:
-        state = restore(p, collector, eval_env, checkpoint)
-        state.setdefault("stopped", None)  # checkpoints written before on_eval existed
-    curve: list[dict[str, float]] = state["curve"]
-    done = state["solved"] or state["iteration"] == spec.train.iterations
-
-    def save_checkpoint() -> None:
-        check_parameters(p, state["iteration"], state["frames"], run)
-        state["elapsed"] = time.perf_counter() - start
-        run.log_bytes(to_bytes(capture(p, collector, eval_env, state)), checkpoint_path(state["frames"]))
-
-    def save_locally(err: TrackingError) -> TrackingError:
-        """The tracking failed mid-run: this process keeps the state and the metrics so far."""
-        folder = RECOVERY_DIR / (run.run_id or "unopened")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "curves.csv").write_text(curve_csv(curve))
-        path = folder / Path(checkpoint_path(state["frames"])).name
-        check_parameters(p, state["iteration"], state["frames"])
-        path.write_bytes(to_bytes(capture(p, collector, eval_env, state)))
-        how = f"pgtorchrl resume {run.run_id} --checkpoint {path}" if run.run_id else "train again"
-        return TrackingError(
-            f"{err}; training stopped at frame {state['frames']}, its state and metrics are saved "
-            f"in {folder}/; continue with: {how}"
-        )
-
+    if checkpoint is None:
+        state = LoopState(next_eval=every, next_checkpoint=save_every)
+    else:
+        state = LoopState.from_progress(restore(p, collector, eval_env, checkpoint))
+    done = state.solved or state.iteration == spec.train.iterations
     step_fn = update_per_step if spec.train.per_step_updates else update
-    start = time.perf_counter() - state["elapsed"]
+    start = time.perf_counter() - state.elapsed
     try:
         with run, _progress(spec.train.total_frames) as bar, _interrupts_kept():
-            bar.update(state["frames"])
+            bar.update(state.frames)
             tick = time.perf_counter()
             for batch in () if done else collector:
-                state["iteration"] += 1
+                state.iteration += 1
                 mask = batch.get(MASK_KEY, None)
                 collected = batch.numel() if mask is None else int(mask.sum())
-                state["frames"] += collected
-                frames, iteration = state["frames"], state["iteration"]
+                state.frames += collected
                 p.advantage(batch)
                 has_steps = mask is None or bool(batch.get(MASK_KEY).any())  # "drop" may empty a batch
-                metrics = step_fn(p, batch, iteration, frames) if has_steps else {}
+                metrics = step_fn(p, batch, state.iteration, state.frames) if has_steps else {}
                 metrics.update(batch_metrics(p, batch))
                 metrics.update(episode_stats(batch))
                 now = time.perf_counter()
                 metrics["time/fps"] = collected / (now - tick)
                 metrics["time/elapsed_s"] = now - start
-                if state["next_eval"] is not None and frames >= state["next_eval"]:
-                    state["next_eval"] += every
-                    state["last_eval"], state["evaluated_at"] = _log_eval(eval_env, p, metrics), frames
-                    state["solved"] = target is not None and state["last_eval"] >= target
-                    if on_eval is not None and not state["solved"]:
-                        state["stopped"] = on_eval(frames, state["last_eval"])
-                run.log_metrics(metrics, step=frames)
-                curve.append({"iteration": iteration, "frames": frames, **metrics})
+                if state.next_eval is not None and every is not None and state.frames >= state.next_eval:
+                    state.next_eval += every
+                    evaluate_now(spec, p, eval_env, state, metrics)
+                    if on_eval is not None and not state.solved:
+                        state.stopped = on_eval(state.frames, metrics["eval/return_mean"])
+                run.log_metrics(metrics, step=state.frames)
+                state.curve.append({"iteration": state.iteration, "frames": state.frames, **metrics})
                 bar.update(collected)
-                bar.set_postfix(
-                    ret=f"{metrics.get('rollout/episode_return', float('nan')):.1f}", fps=f"{metrics['time/fps']:.0f}"
-                )
-                if state["solved"] or state["stopped"] or iteration == spec.train.iterations:
+                ret = metrics.get("rollout/episode_return", float("nan"))
+                bar.set_postfix(ret=f"{ret:.1f}", fps=f"{metrics['time/fps']:.0f}")
+                if state.solved or state.stopped or state.iteration == spec.train.iterations:
                     break
-                if state["next_checkpoint"] is not None and frames >= state["next_checkpoint"]:
-                    state["next_checkpoint"] = (frames // save_every + 1) * save_every
-                    save_checkpoint()
+                if (
+                    state.next_checkpoint is not None
+                    and save_every is not None
+                    and state.frames >= state.next_checkpoint
+                ):
+                    state.next_checkpoint = (state.frames // save_every + 1) * save_every
+                    save_checkpoint(p, run, collector, eval_env, state, start)
                 tick = time.perf_counter()  # evaluation, logging and checkpoints are not counted in time/fps
-            frames = state["frames"]
-            if evaluating and state["evaluated_at"] != frames:  # always end on an evaluation of the final policy
+            if evaluating and state.evaluated_at != state.frames:  # always end on an evaluation of the final policy
                 metrics = {}
-                state["last_eval"], state["evaluated_at"] = _log_eval(eval_env, p, metrics), frames
-                state["solved"] = target is not None and state["last_eval"] >= target
-                run.log_metrics(metrics, step=frames)
-            save_checkpoint()  # the end state: resuming a run stopped after this point only finishes it
+                evaluate_now(spec, p, eval_env, state, metrics)
+                run.log_metrics(metrics, step=state.frames)
+            save_checkpoint(p, run, collector, eval_env, state, start)  # resuming after this only finishes the run
             collector.shutdown()
-            elapsed = state["elapsed"]
-            run.set_tag("solved", str(state["solved"]))
-            if state["stopped"]:
-                run.set_tag("stopped", state["stopped"])
-            if spec.tracking.log_models:  # the parameters were checked by the end-state checkpoint above
-                run.log_state_dict(p.actor.state_dict(), "model/actor.pt")
-                if p.critic is not None:
-                    run.log_state_dict(p.critic.state_dict(), "model/critic.pt")
-                transforms = transforms_state(p.env)
-                if transforms:  # normalization statistics: part of the policy (load_actor reads them)
-                    run.log_bytes(to_bytes(transforms), TRANSFORMS_ARTIFACT)
-            run.log_metrics({"time/train_seconds": elapsed}, step=frames)
-            run.log_text(curve_csv(curve), "curves.csv")
-            run.log_learning_curve(curve)
+            log_final(spec, p, run, state)
     except TrackingError as err:  # the writer died or the store went away (seen mid-run, or only as the run closed)
-        raise save_locally(err) from None  # keep what we have here
+        raise save_locally(err, p, run, collector, eval_env, state) from None  # keep what we have here
     return TrainResult(
-        run.run_id, frames, state["iteration"], state["last_eval"], state["solved"], elapsed, curve, state["stopped"]
+        run.run_id,
+        state.frames,
+        state.iteration,
+        state.last_eval,
+        state.solved,
+        state.elapsed,
+        state.curve,
+        state.stopped,
     )
 
 
