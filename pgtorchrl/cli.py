@@ -131,7 +131,7 @@ VALUE_HINTS = {"--seeds": "a range like 0-4 or a list like 0,3,7"}
 class _Parser(argparse.ArgumentParser):
     """argparse, with an option given without its value said in one line (:data:`VALUE_HINTS`)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> typing.NoReturn:
         missing = re.match(r"argument (--[\w-]+): expected one argument", message)
         if missing and missing.group(1) in VALUE_HINTS:
             print(

@@ -7,7 +7,7 @@ from pgtorchrl.record.mlflow_writer import _END_OF_INPUT, _coalesced
 
 
 def _queue(*messages) -> queue.Queue:
-    q = queue.Queue()
+    q: queue.Queue = queue.Queue()
     for message in messages:
         q.put(message)
     return q

@@ -84,6 +84,7 @@ def test_fixed_point_equals_the_float64_loop_on_the_books_setting():
         spec = load_spec(BASELINE, ["sweep=null", f"train.per_step_solver={solver}"])
         torch.manual_seed(0)
         p = build_pipeline(spec)
+        assert p.critic is not None  # the baseline spec's scalar critic
         batch = first_episodes(p.make_collector().env, p.actor)
         p.advantage(batch)
         if float64:

@@ -83,7 +83,7 @@ def interrupted_run(spec, at_iteration: int) -> str:
             trainer.train(spec, pipeline=build_pipeline(spec), run=run)
     finally:
         trainer.update = real
-    return run.run_id
+    return run.wait_opened()  # it was opened before the interrupt
 
 
 # the shipped pipelines' collection by default; TorchRL's Collector and whole episodes with -m slow (CI runs both)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from tensordict import TensorDictBase
@@ -32,14 +32,14 @@ class WorkerEnvs:
     """
 
     env_config: dict
-    build: Callable[[dict], object]
+    build: Callable[[dict], Any]
     seed: int
 
     def factory(self, worker: int):
         return functools.partial(_seeded_env, self.build, self.env_config, self.seed + (worker + 1) * SEED_STRIDE)
 
 
-def _seeded_env(build: Callable[[dict], object], env_config: dict, seed: int):
+def _seeded_env(build: Callable[[dict], Any], env_config: dict, seed: int):
     torch.manual_seed(seed)  # runs in the worker's process: seeds the policy's sampling there
     env = build(env_config)
     env.set_seed(seed)
@@ -55,7 +55,7 @@ def start_ray(address: str | None, num_cpus: int) -> bool:
         raise ImportError('backend ray needs Ray: pip install -e ".[ray]"') from None
     if ray.is_initialized():
         return False
-    options = {"include_dashboard": False, "log_to_driver": False}
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     ray.init(address=address, **options) if address else ray.init(num_cpus=num_cpus, **options)
     return True
 

@@ -10,7 +10,7 @@ policy, padded to the longest, with TorchRL's ``("collector", "mask")`` marking 
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -77,7 +77,7 @@ def _stack(steps: list[tuple[dict, dict, dict]], batch_size, device, act: Policy
     next)`` tensor dicts, with the keys TorchRL's step writes (the next ones under ``"next"``)
     and, for the fast path's steps, ``action_log_prob`` computed over the whole batch."""
     dim = len(batch_size)
-    data = {}
+    data: dict[Any, torch.Tensor] = {}
     for part, prefix in ((0, None), (1, None), (2, "next")):
         for key in steps[0][part]:
             data[key if prefix is None else (prefix, key)] = torch.stack([step[part][key] for step in steps], dim)

@@ -35,7 +35,7 @@ class NotASection(KeyError):
 def set_path(raw: dict[str, Any], path: str, value: Any, create: bool = True) -> None:
     """``raw[a][b][c] = value`` for ``path = "a.b.c"``, creating missing sections (unless not
     ``create``); raises :class:`NotASection` where a part of the path is not a section."""
-    node = raw
+    node: Any = raw
     *parents, last = path.split(".")
     for part in parents:
         node = node.setdefault(part, {}) if create else node.get(part)

@@ -132,14 +132,14 @@ class Registry:
         """The spec type of a section of this kind: the discriminated union of every registered
         component's model, keyed by ``name``."""
         models = tuple(entry.model for entry in self.entries())
-        union = models[0] if len(models) == 1 else Union[models]  # type: ignore[valid-type]
+        union = models[0] if len(models) == 1 else Union[models]
         return Annotated[union, Field(discriminator="name")]
 
     def owners(self, field: str) -> list[str]:
         """The registered components that accept spec field ``field`` (for error hints)."""
         return [e.name for e in self.entries() if field in e.model.model_fields]
 
-    def build(self, config: BaseModel, *wiring: Any) -> Any:
+    def build(self, config: Any, *wiring: Any) -> Any:
         """Calls the factory that ``config.name`` names with the wiring and the spec's fields."""
         fields = {k: getattr(config, k) for k in type(config).model_fields if k != "name"}
         return self[config.name].factory(*wiring, **fields)

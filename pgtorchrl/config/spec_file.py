@@ -46,7 +46,7 @@ def read_spec_text(path: str | Path) -> str:
 class _StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":

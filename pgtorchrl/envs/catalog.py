@@ -8,7 +8,7 @@ command line before it starts MLflow) reads these signatures without importing t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeAlias
 
 from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt
 
@@ -88,6 +88,12 @@ def clip_transform(
     return ClipTransform(in_keys=in_keys, in_keys_inv=in_keys_inv, low=low, high=high)
 
 
+if TYPE_CHECKING:  # built from the transforms registered above: to a type checker, any transform
+    TransformSection: TypeAlias = Any
+else:
+    TransformSection = TRANSFORMS.spec_type()
+
+
 # --- environments -------------------------------------------------------------------------------
 # Wiring: the spec's top-level ``device``; the env (a torch-native one, its state too) lives there.
 MakeKwargs = Annotated[dict[str, Any], Field(max_length=64)]
@@ -100,7 +106,7 @@ def gym_env(
     env_id: GymId,
     num_envs: GymEnvCount = 8,
     make_kwargs: MakeKwargs = {},
-    transforms: list[TRANSFORMS.spec_type()] = [],
+    transforms: list[TransformSection] = [],
 ) -> "EnvBase":
     """A gymnasium id as one batched TorchRL env (GymWrapper); make_kwargs to gymnasium.make; TorchRL transforms.
 

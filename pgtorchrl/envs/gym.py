@@ -90,8 +90,9 @@ def transforms_state(env) -> dict:
 def load_transforms_state(env, state: dict | None) -> None:
     """Loads what :func:`transforms_state` returned into an env built from the same spec."""
     transforms = user_transforms(env)
-    if len(transforms) != len(state or {}):
-        raise ValueError(f"the saved transform state has {len(state or {})} transforms, this env {len(transforms)}")
+    state = state or {}
+    if len(transforms) != len(state):
+        raise ValueError(f"the saved transform state has {len(state)} transforms, this env {len(transforms)}")
     for i, t in enumerate(transforms):
         t.load_state_dict(state[str(i)])
 

@@ -10,6 +10,8 @@ TorchRL's ``Collector`` and ``check_env_specs`` work on it as on any env.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -91,10 +93,9 @@ class GymNativeEnv(TorchNativeEnv):
         obs_np_dtype = np.float32 if obs_space.dtype == np.float64 else obs_space.dtype  # the networks' dtype
         obs_dtype = torch.from_numpy(np.zeros(0, obs_np_dtype)).dtype
         self._discrete = isinstance(act_space, gym.spaces.Discrete)
-        self._standard_specs(
-            n_actions=int(act_space.n) if self._discrete else 1, observation=(obs_space.shape[0], obs_dtype)
-        )
-        if self._discrete:
+        n_actions = int(act_space.n) if isinstance(act_space, gym.spaces.Discrete) else 1
+        self._standard_specs(n_actions=n_actions, observation=(obs_space.shape[0], obs_dtype))
+        if isinstance(act_space, gym.spaces.Discrete):
             self._action_start = int(act_space.start)
         else:
             self._action_dtype = act_space.dtype
@@ -135,7 +136,7 @@ class GymNativeEnv(TorchNativeEnv):
         return out if self.device.type == "cpu" else {k: v.to(self.device) for k, v in out.items()}
 
     def reset_tensors(self, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        rows = slice(None) if mask is None else mask.cpu().numpy()
+        rows: Any = slice(None) if mask is None else mask.cpu().numpy()  # a slice, or a row mask
         reset = range(len(self.envs)) if mask is None else rows.nonzero()[0]
         for i in reset:
             self._obs[i], _ = self.envs[i].reset()
@@ -146,6 +147,7 @@ class GymNativeEnv(TorchNativeEnv):
         return self._outputs()
 
     def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
+        actions: list | np.ndarray
         if self._discrete:
             actions = (action.to(torch.uint8).argmax(-1) + self._action_start).tolist()  # one-hot, perhaps bool
         else:

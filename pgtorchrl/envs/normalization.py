@@ -132,7 +132,7 @@ class RunningRewardScale:
     def __call__(self, reward: np.ndarray, terminated: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Scales the rewards of the envs ``rows`` just stepped (``[num_envs, 1]`` arrays; the other rows are 0)."""
         if len(rows) == len(self.returns):
-            rows = slice(None)  # all of them: views, not copies
+            rows = slice(None)  # type: ignore[assignment]  # all of them: views, not copies
         self.returns[rows] = self.returns[rows] * self.gamma * (1 - terminated[rows]) + reward[rows]
         self.stats.update(self.returns[rows])
         return _clipped(reward / np.sqrt(self.stats.var + self.eps), self.clip)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pgtorchrl.experiments.workers import InlinePool, ProcessPool
 from pgtorchrl.pipeline.parse import expand_sweep, parse_spec
 from pgtorchrl.pipeline.schema import Spec
@@ -30,10 +32,10 @@ def run_sweep(
             learning_curve_png(curves, title=spec.experiment, **plot_options(spec.tracking.model_dump())),
             "learning_curves.png",
         )
-        rows = [{"label": label, **row} for label, curve in curves.items() for row in curve]
+        rows: list[dict[str, Any]] = [{"label": label, **row} for label, curve in curves.items() for row in curve]
         parent.log_text(curve_csv(rows), "curves.csv")
         parent.set_tag("sweep.children", ",".join(r.run_id for r in results.values()))
-        if list(spec.sweep.values) == ["seed"]:
+        if spec.sweep is not None and list(spec.sweep.values) == ["seed"]:
             band = seed_band(results.values())
             for frames, stats in band.items():
                 parent.log_metrics(stats, step=frames)
@@ -56,6 +58,8 @@ def _train_job(raw: dict, source: str, spec_text: str | None, parent_id: str, la
 def _pool(spec: Spec):
     """Where the children train: this process, local worker processes, or Ray tasks."""
     sweep = spec.sweep
+    if sweep is None or (sweep.workers == 1 and sweep.backend == "local"):
+        return InlinePool()
     if sweep.backend == "ray":
         from pgtorchrl.experiments.remote import RayPool  # Ray is optional: imported when a spec asks for it
 

@@ -37,7 +37,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -74,12 +74,19 @@ def _base(spec: Spec) -> dict[str, Any]:
     return spec.model_dump(mode="json", exclude={"tune"})
 
 
+def tune_of(spec: Spec) -> TuneConfig:
+    """The spec's ``tune:`` section (a study's spec has one)."""
+    if spec.tune is None:
+        raise ValueError(f"spec {spec.experiment!r} has no tune: section to run a study from")
+    return spec.tune
+
+
 def check_space(spec: Spec, source: str = "<spec>") -> None:
     """Raises a one-line :class:`SpecError` unless every ``tune.space`` path is a field of this
     spec (with the nearest field path as a hint) and every bound or choice validates there."""
     base = _base(spec)
     fields = list(flatten(spec).keys())
-    for path, dim in spec.tune.space.items():
+    for path, dim in tune_of(spec).space.items():
         where = f"{source}: tune.space.{path}"
         if path.split(".")[0] in _NOT_SEARCHABLE:
             raise SpecError(f"{where}: the {path.split('.')[0]!r} section cannot be searched")
@@ -185,6 +192,8 @@ def _objective(tune: TuneConfig, spec: Spec, results: list[TrainResult]) -> floa
         if tune.metric == FRAMES_TO_TARGET:
             values.append(float(result.frames if result.solved else spec.train.total_frames))
         elif tune.metric == "eval/return_mean":
+            if result.eval_return is None:  # the rules ask eval.episodes > 0 of this metric
+                raise ValueError("tune.metric 'eval/return_mean': the training run made no evaluation")
             values.append(result.eval_return)
         else:
             logged = [row[tune.metric] for row in result.curve if tune.metric in row]
@@ -345,7 +354,7 @@ def _figures(study) -> dict[str, bytes]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
                 ax = plot(study)
-            figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+            figure: Any = (ax.flat[0] if hasattr(ax, "flat") else ax).figure  # a matplotlib Figure
             figure.set_size_inches(*size)
             figure.tight_layout()
             buffer = io.BytesIO()
@@ -364,7 +373,7 @@ def best_spec_yaml(spec: Spec, params: dict[str, Any], source: str = "<spec>") -
     for path, value in params.items():
         set_path(raw, path, value, create=False)
     parse_spec(copy.deepcopy(raw), source)
-    header = f"# the best trial of study {spec.tune.study_name or spec.experiment!r}: {json.dumps(params)}\n"
+    header = f"# the best trial of study {tune_of(spec).study_name or spec.experiment!r}: {json.dumps(params)}\n"
     return header + yaml.safe_dump(raw, sort_keys=False)
 
 
@@ -388,7 +397,7 @@ def run_study(spec: Spec, spec_text: str | None = None, source: str = "<spec>") 
 
     from optuna.trial import TrialState
 
-    tune = spec.tune
+    tune = tune_of(spec)
     check_space(spec, source)
     storage = storage_url(tune)
     name = tune.study_name or spec.experiment
@@ -408,15 +417,12 @@ def run_study(spec: Spec, spec_text: str | None = None, source: str = "<spec>") 
         best_value = best_value_so_far = None
         for trial in sorted(trials, key=lambda t: t.number):
             if trial.state == TrialState.COMPLETE:
+                value = cast(float, trial.value)  # a COMPLETE trial has its value
                 better = best_value_so_far is None or (
-                    trial.value < best_value_so_far
-                    if tune.resolved_direction == "minimize"
-                    else trial.value > best_value_so_far
+                    value < best_value_so_far if tune.resolved_direction == "minimize" else value > best_value_so_far
                 )
-                best_value_so_far = trial.value if better else best_value_so_far
-                parent.log_metrics(
-                    {"tune/objective": trial.value, "tune/best_value": best_value_so_far}, step=trial.number
-                )
+                best_value_so_far = value if better or best_value_so_far is None else best_value_so_far
+                parent.log_metrics({"tune/objective": value, "tune/best_value": best_value_so_far}, step=trial.number)
         states = {
             s.name: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         }

@@ -49,7 +49,7 @@ class InlinePool:
     """One job at a time, run in this process when submitted (``workers: 1``); Ctrl-C and
     ``SystemExit`` go straight through."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._done: list[tuple[Hashable, Outcome]] = []
 
     @property

@@ -2,13 +2,16 @@
 ``activation:`` and ``distribution:`` against these before torch is imported, and
 :mod:`pgtorchrl.modules.models` builds from them."""
 
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
 
 __all__ = ["ACTIVATION_CLASSES", "Activation", "Distribution", "DISTRIBUTIONS"]
 
 #: ``activation:`` name -> its ``torch.nn`` class name.
 ACTIVATION_CLASSES = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "gelu": "GELU", "silu": "SiLU"}
-Activation = Literal[tuple(ACTIVATION_CLASSES)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # the Literal is built from the table above: to a type checker, a name
+    Activation: TypeAlias = str
+else:
+    Activation = Literal[tuple(ACTIVATION_CLASSES)]
 Distribution = Literal["auto", "categorical", "normal", "tanh_normal"]
 """``auto`` picks from the action spec: categorical for discrete actions, normal for Box."""
 DISTRIBUTIONS = get_args(Distribution)

@@ -25,6 +25,8 @@ shortcut gives what the plain path gives.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule
@@ -106,7 +108,7 @@ class GumbelSampler:
 
     def __init__(self, steps: int, exploration: ExplorationType):
         self.steps, self.random = steps, exploration == ExplorationType.RANDOM
-        self._noise: torch.Tensor | None = None
+        self._noise = torch.empty(0)  # drawn at the first call (_next == steps)
         self._next = steps
         self._one_hot: torch.Tensor | None = None  # the identity matrix: its rows are the one-hot actions
 
@@ -131,7 +133,7 @@ class NormalSampler:
 
     def __init__(self, steps: int, exploration: ExplorationType):
         self.steps, self.random = steps, exploration == ExplorationType.RANDOM
-        self._noise: torch.Tensor | None = None
+        self._noise = torch.empty(0)  # drawn at the first call (_next == steps)
         self._next = steps
 
     def __call__(self, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -157,7 +159,9 @@ class PolicyStep:
     def __init__(self, policy, steps: int, exploration: ExplorationType, batch_size, device):
         self.policy = policy
         self.exploration, self.batch_size, self.device = exploration, batch_size, device
-        self.net = self.fast = self.sample = None
+        self.net: Any = None  # the policy's network on the fast path
+        self.fast: str | None = None
+        self.sample: Any = None  # its sampler (GumbelSampler or NormalSampler)
         for kind, network_of, sampler in (
             ("categorical", categorical_logits_net, GumbelSampler),
             ("normal", gaussian_net, NormalSampler),
@@ -179,7 +183,7 @@ class PolicyStep:
             out = self.policy(td)
         return {k: out.get(k) for k in self.policy.out_keys}
 
-    def log_prob(self, data: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    def log_prob(self, data: dict[Any, torch.Tensor]) -> torch.Tensor | None:
         """``log pi(action)`` of a batch of the fast path's stacked outputs (one call for all its
         steps), or ``None`` on the plain path (the actor wrote it at each step)."""
         if self.fast == "categorical":

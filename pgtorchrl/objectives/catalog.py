@@ -46,7 +46,7 @@ def _estimator(name: str, entry: Estimator):
         inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
         for field, annotation, default in option_fields(entry.options)
     ]
-    factory.__signature__ = inspect.Signature(params)
+    factory.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # its spec fields
     factory.__doc__ = entry.summary
     factory.__name__ = name
     return factory
@@ -195,7 +195,8 @@ def _ppo(cls_name: str, summary: str, **own: tuple[Any, Any]):
         loss.set_keys(sample_log_prob=LOG_PROB_KEY)
         return loss
 
-    factory.__signature__ = shared.replace(parameters=params[:2] + extra + params[2:])
+    signature = shared.replace(parameters=params[:2] + extra + params[2:])
+    factory.__signature__ = signature  # type: ignore[attr-defined]  # its spec fields
     factory.__doc__ = summary
     return factory
 
@@ -243,7 +244,7 @@ def adam(
     import torch
 
     return torch.optim.Adam(
-        params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach, fused=fused
+        params, lr=lr, betas=(betas[0], betas[1]), eps=eps, weight_decay=weight_decay, foreach=foreach, fused=fused
     )
 
 

@@ -157,7 +157,7 @@ class ReinforceLoss(LossModule):
         self.entropy_coeff = float(entropy_coeff)
         self.critic_coeff = float(critic_coeff)
         self.loss_critic_type = loss_critic_type
-        self._out_keys = None
+        self._out_keys: list[str] | None = None
 
     @property
     def functional(self) -> bool:
@@ -285,6 +285,8 @@ class ReinforceLoss(LossModule):
             actor_reduce = self._reduce_loss
         losses = self._losses(log_prob, entropy, advantage, actor_reduce)
         if self.critic_network is not None:
+            if value is None or value_target is None:
+                raise ValueError("step_losses with a critic needs its value and value_target")
             losses["loss_critic"] = self._critic_loss(value, value_target, reduce)
         return losses
 

@@ -283,7 +283,8 @@ def fixed_point_unsupported(p) -> str | None:
     why = not_on_tensors(p)
     if why is not None:
         return why
-    modules = [categorical_logits_net(p.actor).module] + ([p.critic.module] if p.critic is not None else [])
+    net = categorical_logits_net(p.actor)  # not None: not_on_tensors checked it
+    modules = ([net.module] if net is not None else []) + ([p.critic.module] if p.critic is not None else [])
     if not all(getattr(m, "independent_runs", False) for m in modules):
         return "needs modules with one parameter row per run (independent_runs: true)"
     return None

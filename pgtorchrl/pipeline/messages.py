@@ -5,7 +5,7 @@ valid name or key (a "did you mean", or the components that accept a misplaced f
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Mapping
 
 from pgtorchrl.components import REGISTRIES
 from pgtorchrl.config.registry import did_you_mean, shown
@@ -26,7 +26,7 @@ def fields_at(loc: tuple) -> list[str]:
     return []
 
 
-def format_error(err: dict[str, Any]) -> str:
+def format_error(err: Mapping[str, Any]) -> str:
     loc = tuple(err["loc"])
     kind = err["type"]
     ctx = err.get("ctx", {})

@@ -39,7 +39,8 @@ def _spec_class() -> type[Spec]:
     if Registry.version not in _spec_classes:
         optional = ("critic", "critic_optim")
         fields = {k: (Optional[section_type(k)], None) if k in optional else (section_type(k), ...) for k in REGISTRIES}
-        _spec_classes[Registry.version] = create_model("Spec", __base__=Spec, **fields)
+        # the sections' types come from the registries at run time, which create_model's overloads cannot see
+        _spec_classes[Registry.version] = create_model("Spec", __base__=Spec, **fields)  # type: ignore[call-overload]
     return _spec_classes[Registry.version]
 
 
@@ -79,6 +80,8 @@ def expand_sweep(spec: Spec, source: str = "<spec>") -> list[tuple[str, Spec]]:
     """The ``(label, spec)`` of every combination of ``spec.sweep`` (each without a sweep),
     validated like a file: a bad value is reported as ``sweep.values.KEY: ...``."""
     sweep = spec.sweep
+    if sweep is None:
+        return [("", spec)]
     keys = list(sweep.values)
     lists = [sweep.values[k] for k in keys]
     combos = list(zip(*lists)) if sweep.mode == "zip" else list(itertools.product(*lists))

@@ -15,7 +15,7 @@ from pgtorchrl.objectives.value.options import ESTIMATORS, critic_problem
 from pgtorchrl.pipeline.search_space import FRAMES_TO_TARGET
 
 if TYPE_CHECKING:
-    from pgtorchrl.pipeline.schema import Spec
+    from pgtorchrl.pipeline.schema import Spec, SweepConfig
 
 __all__ = ["CrossSectionError", "RULES", "first_problem", "TRUST_REGION_OPTIMIZERS", "MAX_SWEEP_RUNS"]
 
@@ -143,35 +143,39 @@ def per_step_one_critic_step(spec: Spec) -> Problem:
 
 
 # --- sweeps and studies -------------------------------------------------------------------------
-def sweep_lengths(spec: Spec) -> list[int]:
-    return [len(v) for v in spec.sweep.values.values()]
+def sweep_lengths(sweep: SweepConfig) -> list[int]:
+    """The length of each list of values a sweep varies."""
+    return [len(v) for v in sweep.values.values()]
 
 
-def sweep_count(spec: Spec) -> int:
-    """How many combinations ``spec.sweep`` expands to (counted, not expanded)."""
-    lengths = sweep_lengths(spec)
-    return max(lengths) if spec.sweep.mode == "zip" else math.prod(lengths)
+def sweep_count(sweep: SweepConfig) -> int:
+    """How many combinations a sweep expands to (counted, not expanded)."""
+    lengths = sweep_lengths(sweep)
+    return max(lengths) if sweep.mode == "zip" else math.prod(lengths)
 
 
 def sweep_size(spec: Spec) -> Problem:
-    if spec.sweep is not None and sweep_count(spec) > MAX_SWEEP_RUNS:
-        lengths = sweep_lengths(spec)
+    if spec.sweep is not None and sweep_count(spec.sweep) > MAX_SWEEP_RUNS:
+        lengths = sweep_lengths(spec.sweep)
         return "sweep.values", (
-            f"{sweep_count(spec)} combinations ({' x '.join(map(str, lengths))}) is more than the "
+            f"{sweep_count(spec.sweep)} combinations ({' x '.join(map(str, lengths))}) is more than the "
             f"{MAX_SWEEP_RUNS} runs a sweep may start: use fewer values, or mode: zip"
         )
     return None
 
 
 def sweep_zip_lengths(spec: Spec) -> Problem:
-    if spec.sweep is not None and spec.sweep.mode == "zip" and len(set(sweep_lengths(spec))) > 1:
-        return "sweep.values", f"mode 'zip' needs lists of one length, got lengths {sorted(set(sweep_lengths(spec)))}"
+    if spec.sweep is not None and spec.sweep.mode == "zip" and len(set(sweep_lengths(spec.sweep))) > 1:
+        return (
+            "sweep.values",
+            f"mode 'zip' needs lists of one length, got lengths {sorted(set(sweep_lengths(spec.sweep)))}",
+        )
     return None
 
 
 def sweep_labels(spec: Spec) -> Problem:
-    if spec.sweep is not None and spec.sweep.labels is not None and len(spec.sweep.labels) != sweep_count(spec):
-        return "sweep.labels", f"{len(spec.sweep.labels)} labels for {sweep_count(spec)} combinations"
+    if spec.sweep is not None and spec.sweep.labels is not None and len(spec.sweep.labels) != sweep_count(spec.sweep):
+        return "sweep.labels", f"{len(spec.sweep.labels)} labels for {sweep_count(spec.sweep)} combinations"
     return None
 
 

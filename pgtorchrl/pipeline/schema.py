@@ -7,7 +7,7 @@ is :mod:`pgtorchrl.pipeline.parse`; its errors' one-line messages, :mod:`pgtorch
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, TypeAlias
 
 from pydantic import AfterValidator, BaseModel, Field, PositiveFloat, PositiveInt, model_validator
 
@@ -46,6 +46,20 @@ Name = Annotated[str, Field(min_length=1, max_length=250), AfterValidator(_print
 def section_type(kind: str):
     """The discriminated union of every registered component of one section, keyed by ``name``."""
     return REGISTRIES[kind].spec_type()
+
+
+if TYPE_CHECKING:  # a section's type is built from its registry at run time: to a type checker, any component
+    EnvSection: TypeAlias = Any
+    ActorSection: TypeAlias = Any
+    CriticSection: TypeAlias = Any
+    CollectorSection: TypeAlias = Any
+    AdvantageSection: TypeAlias = Any
+    LossSection: TypeAlias = Any
+    OptimSection: TypeAlias = Any
+else:
+    EnvSection, ActorSection, CriticSection = section_type("env"), section_type("actor"), section_type("critic")
+    CollectorSection, AdvantageSection = section_type("collector"), section_type("advantage")
+    LossSection, OptimSection = section_type("loss"), section_type("optim")
 
 
 class StrictModel(BaseModel):
@@ -169,14 +183,14 @@ class Spec(StrictModel):
     ``module:function``. A spec without ``plugins`` runs no code but pgtorchrl's."""
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     device: Literal["cpu", "cuda"] = "cpu"
-    env: section_type("env")
-    actor: section_type("actor")
-    critic: Optional[section_type("critic")] = None
-    collector: section_type("collector")
-    advantage: section_type("advantage")
-    loss: section_type("loss")
-    optim: section_type("optim")
-    critic_optim: Optional[section_type("critic_optim")] = None
+    env: EnvSection
+    actor: ActorSection
+    critic: Optional[CriticSection] = None
+    collector: CollectorSection
+    advantage: AdvantageSection
+    loss: LossSection
+    optim: OptimSection
+    critic_optim: Optional[OptimSection] = None
     train: TrainConfig
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()

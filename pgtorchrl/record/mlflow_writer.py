@@ -55,13 +55,20 @@ class _Writer:
             mlflow.set_tracking_uri(uri)
             self.client = MlflowClient(uri)
             self.experiment_id = mlflow.set_experiment(experiment).experiment_id
-        self.run_id = None
+        self.run_id: str | None = None
         self.logged: dict[str, int] = {}  # metric -> last step logged before a resume
         # import the plotting stack now, while the trainer is busy, not when the final plot is due
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot
+
+    @property
+    def opened(self) -> str:
+        """The open run's id (every message but ``open`` and ``resume`` comes after one of them)."""
+        if self.run_id is None:
+            raise RuntimeError("no MLflow run is open yet")
+        return self.run_id
 
     def open(self, cfg: dict) -> None:
         from mlflow.entities import Param
@@ -71,7 +78,7 @@ class _Writer:
         _say(f"opened {self.run_id} {self.experiment_id} {run.info.run_name}")
         params = [Param(k, v) for k, v in cfg["params"].items()]
         for i in range(0, len(params), 100):  # MLflow's log_batch limit: 100 params a call
-            self.client.log_batch(self.run_id, params=params[i : i + 100])
+            self.client.log_batch(self.opened, params=params[i : i + 100])
         for path, text in cfg["texts"].items():
             self.artifact(path, text.encode())
         # here, not in the trainer: listing every distribution takes a few tenths of a second
@@ -101,10 +108,10 @@ class _Writer:
             if step > self.logged.get(k, -1)
         ]
         for i in range(0, len(batch), _BATCH_LIMIT):
-            self.client.log_batch(self.run_id, metrics=batch[i : i + _BATCH_LIMIT])
+            self.client.log_batch(self.opened, metrics=batch[i : i + _BATCH_LIMIT])
 
     def tag(self, key: str, value: str) -> None:
-        self.client.set_tag(self.run_id, key, value)
+        self.client.set_tag(self.opened, key, value)
 
     def artifact(self, path: str, data: bytes) -> None:
         target = Path(path)
@@ -112,15 +119,15 @@ class _Writer:
             local = Path(tmp) / target.name
             local.write_bytes(data)
             folder = str(target.parent) if str(target.parent) != "." else None
-            self.client.log_artifact(self.run_id, str(local), folder)
+            self.client.log_artifact(self.opened, str(local), folder)
 
     def plot(self, curves: dict, tracking: dict, path: str) -> None:
         self.artifact(path, learning_curve_png(curves, **plot_options(tracking)))
 
     def end(self, status: str, error: str | None) -> None:
         if error:
-            self.client.set_tag(self.run_id, "error", error)
-        self.client.set_terminated(self.run_id, status=status)
+            self.client.set_tag(self.opened, "error", error)
+        self.client.set_terminated(self.opened, status=status)
 
 
 def _read_in_background(stream) -> queue.Queue:
@@ -200,6 +207,7 @@ def main(argv: list[str]) -> int:
         if kind == "end":
             _say(f"ended {args[0]}")
             return 0
+    return 1  # not reached: the messages end with the trainer's "end" or with _END_OF_INPUT
 
 
 if __name__ == "__main__":

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 __all__ = ["learning_curve_png", "plot_options", "seed_band_png", "curve_csv"]
 
 Y = "rollout/episode_return"
 
 
-def curve_csv(curve: Sequence[Mapping[str, float]]) -> str:
+def curve_csv(curve: Sequence[Mapping[str, Any]]) -> str:
     """Every iteration's metrics as CSV (one column per metric, blank where absent)."""
     columns: list[str] = []
     for row in curve:
@@ -55,7 +55,7 @@ def learning_curve_png(
     return _png(fig, ax, title)
 
 
-def plot_options(tracking: Mapping[str, object]) -> dict[str, object]:
+def plot_options(tracking: Mapping[str, Any]) -> dict[str, Any]:
     """The ``tracking:`` fields :func:`learning_curve_png` draws with, from the section as a mapping."""
     return {k: tracking[k] for k in ("curve_x", "reference_return", "reference_label")}
 

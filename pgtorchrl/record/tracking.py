@@ -20,7 +20,7 @@ import time
 import urllib.request
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import yaml
 
@@ -193,11 +193,20 @@ class TrackedRun:
         self.resume_run_id = resume_run_id
         self.run_id: str | None = None
         self._proc: subprocess.Popen | None = None
+        self._stdin: IO[bytes]  # the writer's pipes, once start_writer has started it
+        self._stdout: IO[bytes]
         self._lines: list[str] = []
         self._opened = threading.Event()
         self._writer_gone = threading.Event()  # set by the reader when the writer's stdout closes
         self.final_status: str | None = None  # what the store says the run ended as, once it has ended
         self._warned: set[str] = set()  # the kinds of warning already given (see warn_once)
+
+    @property
+    def _writer(self) -> subprocess.Popen:
+        """The writer process (:meth:`start_writer` starts it)."""
+        if self._proc is None:
+            raise TrackingError("the MLflow writer was not started: call start_writer() first")
+        return self._proc
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start_writer(self) -> "TrackedRun":
@@ -215,6 +224,8 @@ class TrackedRun:
                 env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20", **_child_env()},
                 start_new_session=True,  # Ctrl-C reaches the trainer, which then ends the run itself
             )
+            # the writer's pipes (Popen types them optional: both are PIPEs here)
+            self._stdin, self._stdout = cast(IO[bytes], self._proc.stdin), cast(IO[bytes], self._proc.stdout)
             self._reader = threading.Thread(target=self._read, name="pgtorchrl-mlflow-reader", daemon=True)
             self._reader.start()
         return self
@@ -222,8 +233,8 @@ class TrackedRun:
     def discard(self) -> None:
         """Stops a writer whose run was never opened (the pipeline failed to build)."""
         if self._proc is not None and self.run_id is None:
-            self._proc.stdin.close()
-            self._proc.wait(timeout=60)
+            self._stdin.close()
+            self._writer.wait(timeout=60)
 
     def __enter__(self) -> "TrackedRun":
         self.start_writer()
@@ -259,16 +270,16 @@ class TrackedRun:
             error = None if killed else f"{exc_type.__name__}: {exc}"[:5000]
         try:
             self._write("end", status, error)  # even after a writer error: the run's end is what matters now
-            self._proc.stdin.close()
+            self._stdin.close()
         except OSError:  # BrokenPipeError among them
             pass
         interrupted = False
         while True:  # the run's end is decided: an interrupt now changes nothing, so wait on
             try:
-                self._proc.wait(timeout=300)
+                self._writer.wait(timeout=300)
                 break
             except subprocess.TimeoutExpired:
-                self._proc.kill()
+                self._writer.kill()
             except KeyboardInterrupt:
                 interrupted = True
         self._reader.join(timeout=10)
@@ -313,7 +324,7 @@ class TrackedRun:
         errors = [line[6:] for line in self._lines if line.startswith("error ")]
         if errors:
             return f"MLflow tracking failed: {errors[0]}"
-        code = self._proc.poll()
+        code = self._writer.poll()
         if code not in (0, None) or (
             self._writer_gone.is_set() and not any(line.startswith("ended ") for line in self._lines)
         ):
@@ -326,7 +337,7 @@ class TrackedRun:
         return None
 
     def _read(self) -> None:
-        for raw in self._proc.stdout:
+        for raw in self._stdout:
             line = raw.decode().rstrip("\n")
             self._lines.append(line)
             if line.startswith("opened "):
@@ -339,7 +350,7 @@ class TrackedRun:
         """Sends a message to the writer, or raises :class:`TrackingError` at once if the writer
         has failed or is gone (killed, crashed): the trainer stops rather than train untracked."""
         if any(line.startswith("error ") for line in self._lines) or self._writer_gone.is_set():
-            self._proc.poll()
+            self._writer.poll()
             raise TrackingError(self._problem() or "the MLflow writer process is gone")
         try:
             self._write(*message)
@@ -348,8 +359,8 @@ class TrackedRun:
             raise TrackingError(self._problem() or "the MLflow writer process is gone") from None
 
     def _write(self, *message: Any) -> None:
-        pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        self._proc.stdin.flush()
+        pickle.dump(message, self._stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self._stdin.flush()
 
     def wait_opened(self, timeout: float = 120.0) -> str:
         """Blocks until the MLflow run exists and returns its id."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tempfile
 from pathlib import Path
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -20,10 +21,10 @@ __all__ = ["record_episode", "log_episode_gif"]
 @torch.no_grad()
 def record_episode(env_id: str, actor, seed: int = 0, max_steps: int = 10_000) -> tuple[list[np.ndarray], float]:
     """The rendered frames (``rgb_array``) and the return of one episode of ``actor``'s mode."""
-
     env = gym.make(env_id, render_mode="rgb_array")
     obs, _ = env.reset(seed=seed)
-    frames, total = [env.render()], 0.0
+    frames: list[Any] = [env.render()]  # rgb_array: each an array
+    total = 0.0
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for _ in range(max_steps):
@@ -45,7 +46,9 @@ def log_episode_gif(run_id: str, frames: list[np.ndarray], tracking_uri: str | N
     import imageio.v2 as imageio
 
     buffer = io.BytesIO()
-    imageio.mimsave(buffer, frames[::2], format="GIF", duration=2 / fps)  # every other frame keeps it small
+    imageio.mimsave(
+        buffer, cast(list[Any], frames[::2]), format="GIF", duration=2 / fps
+    )  # every other frame keeps it small
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "episode.gif"
         path.write_bytes(buffer.getvalue())

@@ -32,6 +32,7 @@ where it applies.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch.func import functional_call
@@ -65,6 +66,8 @@ def _columns(p, batch) -> dict:
     """The tensors the per-step losses read, by role."""
     lk, ak = p.loss.tensor_keys, p.advantage.tensor_keys
     net = categorical_logits_net(p.actor)
+    if net is None:  # per_step_unsupported refuses such an actor before training
+        raise ValueError("per-step updates on tensors need a categorical actor over a logits network")
     critic = p.critic
     return {
         "net_in": [batch.get(k) for k in net.in_keys],
@@ -164,6 +167,8 @@ def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
     if batch.batch_dims != 2:  # one run per batch row
         return None
     net = categorical_logits_net(p.actor)
+    if net is None:  # fixed_point_unsupported refuses such an actor before training
+        return None
     modules = {"actor": net.module}
     if p.critic is not None:
         modules["critic"] = p.critic.module
@@ -204,7 +209,7 @@ def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
         for (key, name, _), leaf in zip(named, leaves):
             params[key][name] = leaf
         losses = _step_losses(p, call("actor"), critic_fn, columns)
-        total = sum(v for k, v in losses.items() if k.startswith("loss_"))
+        total = cast(torch.Tensor, sum(v for k, v in losses.items() if k.startswith("loss_")))
         grads = [step_grad.double() for step_grad in torch.autograd.grad(total, leaves)]
         # per weight tensor: its largest magnitude and its largest move since the last sweep
         sizes = torch.stack([w.detach().abs().max() for w in stacked]).tolist()
@@ -220,5 +225,5 @@ def _fixed_point(p, batch) -> dict[str, torch.Tensor] | None:
             total_step = torch.zeros(prm.shape, dtype=torch.float64, device=g.device).index_add_(0, run, g)
             prm.copy_(prm.double() - rate * total_step)
     totals = {k: v.detach() for k, v in losses.items() if k.startswith("loss_")}
-    totals["sweeps"] = sweep
+    totals["sweeps"] = torch.tensor(sweep)
     return totals

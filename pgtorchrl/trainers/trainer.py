@@ -87,7 +87,7 @@ class TrainResult:
     """Why ``on_eval`` stopped training early (e.g. ``"pruned"``), or ``None``."""
 
 
-def _check_finite(losses: dict[str, torch.Tensor], iteration: int, frames: int) -> None:
+def _check_finite(losses: dict[str, float], iteration: int, frames: int) -> None:
     for name, value in losses.items():
         if not math.isfinite(value):
             raise NonFiniteLossError(
@@ -163,7 +163,7 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, 
     total.backward()
     metrics = {f"train/{k}": v for k, v in scalars.items()}
     metrics["train/grad_norm"] = _step(p.actor_optim, p.actor.parameters(), max_norm)
-    if p.critic_optim is not None:
+    if p.critic is not None and p.critic_optim is not None:  # built together
         _step(p.critic_optim, p.critic.parameters(), max_norm)
         _critic_steps(p, batch, p.spec.train.value_steps - 1, iteration, frames)
     return metrics
@@ -171,7 +171,9 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, 
 
 def _critic_steps(p: Pipeline, batch, steps: int, iteration: int, frames: int) -> None:
     """``steps`` gradient steps of the critic's optimizer on the loss's critic term."""
-    term = critic_term(p.loss)  # the contract: present whenever value_steps > 1
+    if p.critic is None or p.critic_optim is None:  # built together: no critic, no critic steps
+        return
+    term = critic_term(p.loss) or "loss_critic"  # the contract: present whenever value_steps > 1
     objective = critic_objective(p.loss)
     for _ in range(steps):
         p.critic_optim.zero_grad(set_to_none=True)
@@ -201,9 +203,12 @@ def trust_region_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[s
         kl = policy_kl(p.actor, batch, old)
         return sum(out.get(k) for k in actor_terms), (kl if mask is None else kl[mask]).mean()
 
-    p.actor_optim.step(closure)
+    optim = p.actor_optim
+    if not isinstance(optim, NaturalPolicyGradient):  # update() sends only these here
+        raise TypeError(f"a trust-region step needs optim npg or trpo, got {type(optim).__name__}")
+    optim.step(closure)
     metrics = {f"train/{k}": v for k, v in scalars.items()}
-    metrics.update({f"train/{k}": v for k, v in p.actor_optim.stats.items()})
+    metrics.update({f"train/{k}": v for k, v in optim.stats.items()})
     if p.critic_optim is not None:
         _critic_steps(p, batch, p.spec.train.value_steps, iteration, frames)
     return metrics
@@ -465,7 +470,7 @@ def train(
     except TrackingError as err:  # the writer died or the store went away (seen mid-run, or only as the run closed)
         raise save_locally(err, p, run, collector, eval_env, state) from None  # keep what we have here
     return TrainResult(
-        run.run_id,
+        run.wait_opened(),  # the run was opened (and has ended): its id
         state.frames,
         state.iteration,
         state.last_eval,

@@ -184,9 +184,11 @@ class AdvantageEstimator(TensorDictModuleBase):
     def _estimate(self, reward, done, terminated, value, next_value, valid):
         raise NotImplementedError  # abstract: each estimator states its own formula
 
-    refreshes = False
-    """Whether :meth:`refresh` changes anything: only a critic baseline of a Monte Carlo return
-    moves with the critic's weights between per-step updates."""
+    @property
+    def refreshes(self) -> bool:
+        """Whether :meth:`refresh` changes anything: only a critic baseline of a Monte Carlo return
+        moves with the critic's weights between per-step updates."""
+        return False
 
     def refresh(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Recomputes the advantage of already-estimated steps with the critic's current
@@ -196,6 +198,8 @@ class AdvantageEstimator(TensorDictModuleBase):
         if not self.refreshes:
             return tensordict
         k = self.tensor_keys
+        if self.critic is None:  # refreshes only with a critic baseline
+            raise RuntimeError(f"{type(self).__name__}.refresh needs a critic")
         with torch.no_grad():
             value = self.critic(tensordict).get(k.value)
         step_count = tensordict.get(k.step_count) if self.gamma_t_factor else None
@@ -215,6 +219,8 @@ class AdvantageEstimator(TensorDictModuleBase):
         ``step_count`` is read only with ``gamma_t_factor``."""
         advantage = value_target - value.detach()
         if self.gamma_t_factor and self.gamma != 1.0:  # gamma^t = 1 for gamma = 1
+            if step_count is None:
+                raise ValueError("gamma_t_factor weighs each step by gamma^t: pass its step_count")
             advantage = advantage * discount_weights(step_count, self.gamma).to(advantage.dtype)
         if mask is not None:
             advantage = torch.where(mask.unsqueeze(-1), advantage, 0.0)
@@ -228,6 +234,8 @@ class _ReturnWeighted(AdvantageEstimator):
     (:math:`V(s_t)`, REINFORCE with baseline); ``"auto"``: the critic when there is one.
     The critic's regression target is always the reward-to-go :math:`G_t`.
     """
+
+    baseline: str  # set from the options by AdvantageEstimator.__init__
 
     def __init__(self, value_network: TensorDictModuleBase | None = None, **options):
         super().__init__(value_network, **options)
