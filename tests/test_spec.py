@@ -89,6 +89,20 @@ def test_yaml_scientific_notation_string_is_explained(tmp_path):
     )
 
 
+def test_a_number_given_to_an_integer_field_is_told_to_write_an_integer(tmp_path):
+    """Issue 29, item 10: ``1.0e5`` (text to YAML) and ``1.0e+5`` (a float) in an integer field are
+    told to write an integer, not sent to a float's spelling that fails again."""
+    assert error_of(tmp_path, overrides=["train.total_frames=1.0e5"]) == (
+        "train.total_frames: Input should be a valid integer; got the string '1.0e5' (write an integer, e.g. 100000)"
+    )
+    assert error_of(tmp_path, overrides=["train.total_frames=1.0e+5"]) == (
+        "train.total_frames: Input should be a valid integer; got 100000.0 (write an integer, e.g. 100000)"
+    )
+    assert error_of(tmp_path, overrides=["train.total_frames=2.5"]) == (
+        "train.total_frames: Input should be a valid integer; got 2.5 (write an integer)"
+    )
+
+
 def test_missing_env_id(tmp_path):
     msg = error_of(tmp_path, overrides=["env.env_id=CartPoel-v1"])
     assert msg.startswith("env.env_id: unknown gymnasium env id 'CartPoel-v1'; did you mean 'CartPole-v1'")

@@ -4,6 +4,7 @@ valid name or key (a "did you mean", or the components that accept a misplaced f
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Mapping
 
@@ -24,6 +25,17 @@ def fields_at(loc: tuple) -> list[str]:
     if section in FIXED_SECTIONS:
         return list(FIXED_SECTIONS[section].model_fields)
     return []
+
+
+def _as_number(value: Any) -> float | None:
+    """``value`` as a finite float where it is a float, or text that reads as one, else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (str, float)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def format_error(err: Mapping[str, Any]) -> str:
@@ -56,12 +68,13 @@ def format_error(err: Mapping[str, Any]) -> str:
         return f"{path}: missing required key"
     msg = err["msg"]
     value = err.get("input")
-    if isinstance(value, str) and kind in ("float_type", "int_type"):
-        try:
-            float(value)
-            msg += f"; got the string {shown(value)} (YAML reads 3e-4 as text: write 3.0e-4)"
-        except ValueError:
-            msg += f", got {shown(value)}"
+    number = _as_number(value)
+    if kind == "int_type" and number is not None:  # 1.0e+5 (a float) or 1.0e5 (text, to YAML) for an integer
+        got = f"the string {shown(value)}" if isinstance(value, str) else shown(value)
+        example = f", e.g. {int(number)}" if number.is_integer() and abs(number) < 1e18 else ""
+        msg += f"; got {got} (write an integer{example})"
+    elif kind == "float_type" and isinstance(value, str) and number is not None:
+        msg += f"; got the string {shown(value)} (YAML reads 3e-4 as text: write 3.0e-4)"
     elif kind not in ("value_error",) and not isinstance(value, (dict, list)):
         msg += f", got {shown(value)}"
         if kind == "literal_error" and isinstance(value, str):  # e.g. per_step_solver: fixed_pont
