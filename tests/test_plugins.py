@@ -65,6 +65,17 @@ def test_unlisted_module_is_never_imported(tmp_path):
     assert not (tmp_path / "imported.marker").exists()
 
 
+def test_a_plugin_that_exits_at_import_is_named(tmp_path):
+    """Issue 29, item 8: a plugin calling sys.exit(3) as it is imported ended the command with exit 3
+    and no message; now the spec's one line names the plugin, exit 2."""
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    out = cli(tmp_path, "validate", str(VPG), "plugins=[exits]")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"pgtorchrl: error: {VPG}: plugins: importing 'exits' called sys.exit(3)"
+    ]
+
+
 def test_plugin_errors_are_one_line(tmp_path):
     cases = {
         "plugins=[no_such_module]": "plugins: cannot import 'no_such_module' (ModuleNotFoundError: "

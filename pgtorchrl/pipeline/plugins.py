@@ -26,6 +26,8 @@ def load_plugins(raw: dict[str, Any], source: str) -> None:
     for module in plugins:
         try:
             importlib.import_module(module)
+        except SystemExit as err:  # a plugin that exits at import: say which, rather than leave silently
+            raise SpecError(f"{source}: plugins: importing {module!r} called sys.exit({err.code!r})") from None
         except Exception as err:  # noqa: BLE001 (a plugin's own import error, reported as the spec's problem)
             raise SpecError(f"{source}: plugins: cannot import {module!r} ({type(err).__name__}: {err})") from None
     env = raw.get("env")
