@@ -1,13 +1,23 @@
+"""The command line's one entry point: ``python -m pgtorchrl`` and the installed ``pgtorchrl``
+script both run :func:`run`, so both answer Ctrl-C the same way and leave the same way."""
+
 import sys
 
-if __name__ == "__main__":
+
+def run() -> None:
+    """Runs the command line and ends the process with its exit code. Ctrl-C before the command
+    could open anything (its imports, validation) is one line and exit 130."""
     try:
-        from pgtorchrl.cli import main
+        from pgtorchrl.cli import main  # inside the handler: Ctrl-C during the command line's imports is caught
 
         code = main()
-    except KeyboardInterrupt:  # Ctrl-C before the command could open anything (imports, validation)
+    except KeyboardInterrupt:
         print("pgtorchrl: error: interrupted before any run was opened", file=sys.stderr)
         code = 130
     from pgtorchrl.record.fast_exit import leave
 
     leave(code)  # the MLflow writer has ended and every file is closed (see fast_exit for why)
+
+
+if __name__ == "__main__":
+    run()

@@ -237,7 +237,7 @@ def _prelude(spec, variants, *, check: bool, open_run=None, workers: int = 1) ->
     3. ``workers > 1``: the local worker server starts (it imports the trainer meanwhile);
     4. each of ``variants`` (``(where, spec)``: ``where`` prefixes its error) is built, its
        components checked against their contracts and its key flow; a failure is one line, exit 2,
-       and the run opened in step 2 is discarded.
+       and the run opened in step 2 is discarded (its writer ends; on Ctrl-C too).
 
     Returns the run (or ``None``) and the last built pipeline.
     """
@@ -247,18 +247,21 @@ def _prelude(spec, variants, *, check: bool, open_run=None, workers: int = 1) ->
         except TrackingError as err:
             raise CommandError(str(err)) from None
     run = open_run() if open_run is not None else None
-    if workers > 1:
-        start_worker_server()
-    from pgtorchrl.pipeline.build import build_pipeline  # deferred: torch, after the writer has started
-
     pipeline = None
-    for where, variant in variants:
-        try:
-            pipeline = build_pipeline(variant)
-        except Exception as err:  # noqa: BLE001 (any failure to build is the spec's, reported in one line)
-            if run is not None:
-                run.discard()
-            raise CommandError(f"{where}: {_reason(err)}") from None
+    try:
+        if workers > 1:
+            start_worker_server()
+        from pgtorchrl.pipeline.build import build_pipeline  # deferred: torch, after the writer has started
+
+        for where, variant in variants:
+            try:
+                pipeline = build_pipeline(variant)
+            except Exception as err:  # noqa: BLE001 (any failure to build is the spec's, reported in one line)
+                raise CommandError(f"{where}: {_reason(err)}") from None
+    except BaseException:  # a failed build, Ctrl-C: the writer of a run never opened ends with this command
+        if run is not None:
+            run.discard()
+        raise
     return run, pipeline
 
 

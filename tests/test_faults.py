@@ -246,6 +246,28 @@ def test_ctrl_c_before_the_run_opens_is_one_line_and_exit_130(tmp_path):
     )
 
 
+@pytest.mark.parametrize("delay", [0.2, 0.8, 2.0])
+def test_ctrl_c_during_start_up_through_the_installed_command_is_one_line_and_leaves_no_writer(tmp_path, delay):
+    """Issue 29, item 1: the console script ``pgtorchrl`` called ``cli:main`` directly, so Ctrl-C
+    during start-up was a traceback and exit -2 (``python -m pgtorchrl`` gave one line and 130), and
+    the MLflow writer outlived the command. Both now run one entry point with one handler."""
+    script = Path(sys.executable).with_name("pgtorchrl")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    proc = subprocess.Popen(
+        [str(script), str(VPG)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
+    )
+    time.sleep(delay)  # importing, validating, the writer starting, building: no run yet
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert one_line(err) in (
+        "pgtorchrl: error: interrupted before any run was opened",
+        "pgtorchrl: error: interrupted; no MLflow run was opened",
+    )
+    writers = subprocess.run(["pgrep", "-f", f"mlflow_writer sqlite:///{tmp_path}/"], capture_output=True, text=True)
+    assert writers.stdout == "", "the MLflow writer outlived the command"
+
+
 def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store, monkeypatch, capsys):
     from pgtorchrl.record.tracking import TrackedRun
 
