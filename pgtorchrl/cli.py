@@ -445,12 +445,12 @@ def _eval(args) -> int:
         raise CommandError(f"--episodes must be at least 1, got {args.episodes}")
     from mlflow.exceptions import MlflowException  # deferred: mlflow
 
-    from pgtorchrl.experiments.loading import evaluate_run  # deferred: torch
+    from pgtorchrl.experiments.loading import MissingArtifactError, evaluate_run  # deferred: torch
 
     _existing_store()
     try:
         returns = evaluate_run(args.run_id, args.episodes, device=args.device)
-    except TrackingError as err:
+    except (TrackingError, MissingArtifactError) as err:
         raise CommandError(str(err)) from None
     except MlflowException as err:
         raise CommandError(f"run {args.run_id!r}: {str(err).splitlines()[0]}") from None

@@ -268,6 +268,38 @@ def test_ctrl_c_during_start_up_through_the_installed_command_is_one_line_and_le
     assert writers.stdout == "", "the MLflow writer outlived the command"
 
 
+def test_eval_of_a_run_without_its_model_or_spec_says_what_it_lacks_and_what_to_do(tmp_path):
+    """Issue 29, item 10: ``eval`` of a KILLED run that has no model yet, or whose
+    ``spec/resolved.yaml`` was deleted, printed MLflow's ``Failed to download artifacts ...``."""
+    import yaml
+
+    client = mlflow_client(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("vpg-cartpole")
+    resolved = tmp_path / "resolved.yaml"
+    resolved.write_text(yaml.safe_dump(load_spec(VPG, SHORT).model_dump(mode="json"), sort_keys=False))
+
+    def killed_run(with_spec: bool) -> str:
+        run_id = client.create_run(experiment).info.run_id
+        if with_spec:
+            client.log_artifact(run_id, str(resolved), "spec")
+        client.set_terminated(run_id, status="KILLED")
+        return run_id
+
+    stopped, bare = killed_run(with_spec=True), killed_run(with_spec=False)
+    out = cli(tmp_path, "eval", stopped, "--episodes", "2")
+    assert out.returncode == 2
+    assert one_line(out.stderr) == (
+        f"pgtorchrl: error: run {stopped} (KILLED) has no model/actor.pt yet: it stopped before its end; "
+        f"`pgtorchrl resume {stopped}` finishes it (or load one of its checkpoints)"
+    )
+    out = cli(tmp_path, "eval", bare, "--episodes", "2")
+    assert out.returncode == 2
+    assert one_line(out.stderr) == (
+        f"pgtorchrl: error: run {bare} (KILLED) has no spec/resolved.yaml: its artifacts were deleted or it is "
+        f"not a pgtorchrl run, so its policy cannot be rebuilt"
+    )
+
+
 def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store, monkeypatch, capsys):
     from pgtorchrl.record.tracking import TrackedRun
 

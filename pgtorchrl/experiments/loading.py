@@ -24,11 +24,46 @@ from pgtorchrl.record.tracking import mlflow_client
 from pgtorchrl.trainers.checkpoint import CHECKPOINT_DIR, from_bytes
 from pgtorchrl.trainers.evaluation import evaluate
 
-__all__ = ["load_actor", "load_critic", "load_run_spec", "evaluate_run", "latest_checkpoint", "resumable_run"]
+__all__ = [
+    "load_actor",
+    "load_critic",
+    "load_run_spec",
+    "evaluate_run",
+    "latest_checkpoint",
+    "resumable_run",
+    "MissingArtifactError",
+]
+
+
+class MissingArtifactError(LookupError):
+    """A run lacks an artifact loading it needs: the message says which, and what to do."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _missing(run_id: str, status: str, artifact: str) -> str:
+    """What a run that lacks ``artifact`` is, and what to do instead."""
+    if artifact == "spec/resolved.yaml":
+        return (
+            f"run {run_id} ({status}) has no {artifact}: its artifacts were deleted or it is not a pgtorchrl "
+            f"run, so its policy cannot be rebuilt"
+        )
+    if status in ("KILLED", "FAILED", "RUNNING"):
+        return (
+            f"run {run_id} ({status}) has no {artifact} yet: it stopped before its end; `pgtorchrl resume "
+            f"{run_id}` finishes it (or load one of its checkpoints)"
+        )
+    return f"run {run_id} ({status}) has no {artifact}: it was trained with tracking.log_models: false; train again"
 
 
 def _download(run_id: str, artifact: str, tracking_uri: str | None, dst: str) -> Path:
+    """``artifact`` of run ``run_id``, downloaded into ``dst``; a :class:`MissingArtifactError` if
+    the run has no such artifact (MLflow would only say that the download failed)."""
     client = mlflow_client(tracking_uri)
+    folder = str(Path(artifact).parent) if str(Path(artifact).parent) != "." else None
+    if artifact not in {a.path for a in client.list_artifacts(run_id, folder)}:
+        raise MissingArtifactError(_missing(run_id, client.get_run(run_id).info.status, artifact))
     return Path(client.download_artifacts(run_id, artifact, dst))
 
 
