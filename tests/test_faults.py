@@ -300,6 +300,44 @@ def test_eval_of_a_run_without_its_model_or_spec_says_what_it_lacks_and_what_to_
     )
 
 
+def test_checkpoints_that_load_but_do_not_fit_are_skipped_and_a_spec_that_fits_none_is_said(tmp_path):
+    """Issue 29, items 2 and 3: a newest checkpoint without its ``progress`` made ``resume`` die with
+    ``KeyError: 'progress'``; one whose actor has other shapes stopped it (exit 1, "no MLflow run was
+    opened") though earlier checkpoints fit. Each is now skipped like a damaged one; a resolved spec
+    edited after the run, which no checkpoint fits, is exit 2 and says so."""
+    out = cli(tmp_path, VPG, *SHORT, "train.total_frames=3072", "tracking.checkpoint_every_frames=1024")
+    assert out.returncode == 0, out.stderr
+    client, (run,) = runs(tmp_path)
+    run_id = run.info.run_id
+    client.set_terminated(run_id, status="KILLED")  # as if it had been stopped there
+    artifacts = next(tmp_path.glob(f"mlruns/*/{run_id}/artifacts"))
+    newest, second, _ = sorted((artifacts / "checkpoints").glob("*.pt"), reverse=True)
+    state = torch.load(newest, weights_only=True)
+    del state["progress"]
+    torch.save(state, newest)
+    state = torch.load(second, weights_only=True)
+    state["actor"] = {k: torch.zeros(3, *v.shape) for k, v in state["actor"].items()}
+    torch.save(state, second)
+    resumed = cli(tmp_path, "resume", run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    warnings = [line for line in resumed.stderr.splitlines() if line.startswith("pgtorchrl: warning")]
+    assert len(warnings) == 2 and "Traceback" not in resumed.stderr, resumed.stderr
+    assert f"{newest.name} does not fit (it lacks progress)" in warnings[0]
+    assert f"{second.name} does not fit (its actor's " in warnings[1]
+    assert "at 1024 frames" in resumed.stderr
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+    client.set_terminated(run_id, status="KILLED")
+    resolved = artifacts / "spec" / "resolved.yaml"
+    resolved.write_text(resolved.read_text().replace("- 64\n  - 64", "- 32\n  - 32", 1))  # the actor's widths
+    refused = cli(tmp_path, "resume", run_id)
+    assert refused.returncode == 2
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"pgtorchrl: error: run {run_id} (KILLED): the run's spec no longer matches its checkpoints")
+    assert last.endswith("nothing was resumed") and "Traceback" not in refused.stderr
+    assert client.get_run(run_id).info.status == "KILLED"
+
+
 def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store, monkeypatch, capsys):
     from pgtorchrl.record.tracking import TrackedRun
 

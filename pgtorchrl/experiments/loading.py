@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import fields
 from pathlib import Path
+from typing import Callable
 
 import torch
 import yaml
@@ -23,6 +25,7 @@ from pgtorchrl.pipeline.schema import Spec
 from pgtorchrl.record.tracking import mlflow_client
 from pgtorchrl.trainers.checkpoint import CHECKPOINT_DIR, from_bytes
 from pgtorchrl.trainers.evaluation import evaluate
+from pgtorchrl.trainers.trainer import LoopState
 
 __all__ = [
     "load_actor",
@@ -143,10 +146,56 @@ def evaluate_run(
     return evaluate(env, actor)
 
 
-def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
-    """The newest checkpoint of a run that loads (``torch.load(weights_only=True)``): one that
-    does not (cut short by a killed process, damaged, or not a pgtorchrl checkpoint) is skipped
-    with a one-line warning naming it, for the one before it."""
+CheckpointCheck = Callable[[dict], "str | None"]
+"""Why a loaded checkpoint does not fit what it is restored into (``None``: it fits)."""
+
+
+def checkpoint_misfit(spec: Spec) -> CheckpointCheck:
+    """The check that a checkpoint fits ``spec``: every entry a resume reads is there (the loop's
+    progress among them), and the actor's and critic's weights have the shapes and dtypes of the
+    networks ``spec`` builds. A checkpoint that unpickles but fails this is as unusable as a
+    damaged one."""
+    _, actor, critic = build_policy(spec)
+    networks = {"actor": actor.state_dict(), **({"critic": critic.state_dict()} if critic is not None else {})}
+    needed = [
+        "progress",
+        "actor",
+        "actor_optim",
+        "rng",
+        "env",
+        "collector",
+        *(["critic", "critic_optim"] * bool(critic)),
+    ]
+    progress_fields = {f.name for f in fields(LoopState)} - {"stopped"}  # older checkpoints lack ``stopped``
+
+    def misfit(checkpoint: dict) -> str | None:
+        missing = [key for key in needed if key not in checkpoint]
+        if missing:
+            return f"it lacks {', '.join(missing)}"
+        progress = checkpoint["progress"]
+        if not isinstance(progress, dict) or not progress_fields <= progress.keys():
+            return f"its progress lacks {', '.join(sorted(progress_fields - set(progress or {})))}"
+        for name, expected in networks.items():
+            saved = checkpoint[name]
+            if not isinstance(saved, dict) or saved.keys() != expected.keys():
+                return f"its {name}'s parameters are not this spec's {name}'s"
+            for key, tensor in expected.items():
+                if not isinstance(tensor, torch.Tensor):  # an extra state entry: nothing to compare
+                    continue
+                got = saved[key]
+                if not isinstance(got, torch.Tensor) or got.shape != tensor.shape or got.dtype != tensor.dtype:
+                    shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                    return f"its {name}'s {key} is {shape}, this spec's is {tuple(tensor.shape)} ({tensor.dtype})"
+        return None
+
+    return misfit
+
+
+def latest_checkpoint(run_id: str, tracking_uri: str | None = None, misfit: CheckpointCheck | None = None) -> dict:
+    """The newest checkpoint of a run that loads (``torch.load(weights_only=True)``) and fits
+    (``misfit``, e.g. :func:`checkpoint_misfit` of the run's spec): one that does not (cut short by
+    a killed process, damaged, not a pgtorchrl checkpoint, or not this spec's) is skipped with a
+    one-line warning naming it, for the one before it."""
 
     client = mlflow_client(tracking_uri)
     paths = sorted(
@@ -154,11 +203,12 @@ def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
     )
     if not paths:
         raise LookupError(f"run {run_id} has no checkpoint (tracking.checkpoint_every_frames logs them)")
+    misfits: list[str] = []
     for path in paths:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
         try:
-            return from_bytes(data)
+            checkpoint = from_bytes(data)
         except Exception as err:  # noqa: BLE001 (any damage at all: torn, random bytes, a pickle weights_only refuses)
             first = (str(err).strip().splitlines() or [""])[0][:160]
             print(
@@ -166,7 +216,21 @@ def latest_checkpoint(run_id: str, tracking_uri: str | None = None) -> dict:
                 f"trying the one before it",
                 file=sys.stderr,
             )
-    raise LookupError(f"run {run_id}: none of its {len(paths)} checkpoints loads")
+            continue
+        why = misfit(checkpoint) if misfit is not None else None
+        if why is None:
+            return checkpoint
+        misfits.append(why)
+        print(
+            f"pgtorchrl: warning: run {run_id}: {path} does not fit ({why}); trying the one before it", file=sys.stderr
+        )
+    status = client.get_run(run_id).info.status
+    if misfits:
+        raise LookupError(
+            f"run {run_id} ({status}): the run's spec no longer matches its checkpoints: none of its {len(paths)} "
+            f"fits spec/resolved.yaml (the newest that loads: {misfits[0]}); nothing was resumed"
+        )
+    raise LookupError(f"run {run_id} ({status}): none of its {len(paths)} checkpoints loads; nothing was resumed")
 
 
 def resumable_run(
@@ -180,9 +244,14 @@ def resumable_run(
     if status == "FINISHED":
         raise ValueError(f"run {run_id} is FINISHED: nothing to resume (train a new run instead)")
     spec = load_run_spec(run_id, tracking_uri)
+    misfit = checkpoint_misfit(spec)
     if checkpoint_file is None:
-        return spec, latest_checkpoint(run_id, tracking_uri)
+        return spec, latest_checkpoint(run_id, tracking_uri, misfit)
     try:
-        return spec, from_bytes(Path(checkpoint_file).read_bytes())
+        checkpoint = from_bytes(Path(checkpoint_file).read_bytes())
     except Exception as err:  # noqa: BLE001 (missing, damaged or foreign: one line)
         raise ValueError(f"--checkpoint {checkpoint_file}: does not load ({type(err).__name__})") from None
+    why = misfit(checkpoint)
+    if why is not None:
+        raise ValueError(f"--checkpoint {checkpoint_file}: does not fit run {run_id}'s spec ({why})")
+    return spec, checkpoint
