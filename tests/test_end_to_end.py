@@ -70,6 +70,7 @@ def test_cli_run_is_tracked_with_params_metrics_artifacts_and_loadable_weights(s
     assert evaluated.returncode == 0, evaluated.stderr
     assert evaluated.stdout.startswith("eval/return_mean=") and "over 3 deterministic episodes" in evaluated.stdout
     assert "video/episode.gif:" in evaluated.stdout
+    assert "XDG_RUNTIME_DIR" not in evaluated.stderr, evaluated.stderr  # issue 29, item 10: no display probe
     gif = client.download_artifacts(run.info.run_id, "video/episode.gif")
     assert Path(gif).read_bytes()[:6] == b"GIF89a"
     missing = run_cli("eval", "0123456789abcdef")

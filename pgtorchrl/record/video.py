@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, cast
@@ -21,6 +22,9 @@ __all__ = ["record_episode", "log_episode_gif"]
 @torch.no_grad()
 def record_episode(env_id: str, actor, seed: int = 0, max_steps: int = 10_000) -> tuple[list[np.ndarray], float]:
     """The rendered frames (``rgb_array``) and the return of one episode of ``actor``'s mode."""
+    # rgb_array draws off screen: without this, pygame's SDL probes for a display and prints
+    # "error: XDG_RUNTIME_DIR is invalid or not set" on a headless machine (a user's own setting wins)
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env = gym.make(env_id, render_mode="rgb_array")
     obs, _ = env.reset(seed=seed)
     frames: list[Any] = [env.render()]  # rgb_array: each an array
