@@ -338,6 +338,29 @@ def test_checkpoints_that_load_but_do_not_fit_are_skipped_and_a_spec_that_fits_n
     assert client.get_run(run_id).info.status == "KILLED"
 
 
+def test_tracking_uris_that_cannot_hold_runs_are_refused_before_anything_is_written(tmp_path):
+    """Issue 29, item 6: a file store, an unknown scheme, a SQLite file holding garbage, a file where
+    the store's folder should be, postgresql:// without its driver: each trained, then failed with
+    exit 1, wrote mlruns/recovered/unopened/ (and a .lock beside the garbage). Now one line, exit 2,
+    nothing written."""
+    (tmp_path / "garbage.db").write_bytes(b"not a database at all")
+    (tmp_path / "a_file").write_text("")
+    cases = {
+        "file:./mlruns": "is MLflow's file store, which MLflow 3 no longer writes by default",
+        "foo://somewhere": "has the unknown scheme 'foo'",
+        f"sqlite:///{tmp_path}/garbage.db": "garbage.db is not a SQLite database",
+        f"sqlite:///{tmp_path}/a_file/mlflow.db": "a_file is a file, not a folder",
+        "postgresql://user@127.0.0.1/runs": "needs its database driver: pip install psycopg2-binary",
+    }
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for uri, says in cases.items():
+        out = cli(tmp_path, VPG, *SHORT, "train.total_frames=512", env={"MLFLOW_TRACKING_URI": uri})
+        assert out.returncode == 2, (uri, out.stderr)
+        line = one_line(out.stderr)
+        assert line.startswith(f"pgtorchrl: error: tracking URI {uri!r}") and says in line, line
+        assert sorted(p.name for p in tmp_path.iterdir()) == before, uri  # no mlruns/, no .lock
+
+
 def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store, monkeypatch, capsys):
     from pgtorchrl.record.tracking import TrackedRun
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import io
 import os
 import pickle
@@ -65,10 +66,53 @@ def mlflow_client(spec_uri: str | None = None):
         return MlflowClient(uri)
 
 
+SERVER_DRIVERS = {
+    "postgresql": ("psycopg2", "psycopg2-binary"),
+    "mysql": ("pymysql", "pymysql"),
+    "mssql": ("pyodbc", "pyodbc"),
+}
+"""A database store's scheme -> the module SQLAlchemy needs for it, and the package that brings it."""
+SCHEMES = ("sqlite", "http", "https", "databricks", *SERVER_DRIVERS)
+"""The tracking URI schemes a run can be stored under (MLflow 3's file store is not one: see below)."""
+
+
+def uri_problem(uri: str) -> str | None:
+    """Why ``uri`` cannot hold runs, said before anything is written (``None``: it may): MLflow's
+    file store (refused by MLflow 3.17 unless forced, and in maintenance), an unknown scheme, a
+    database driver that is not installed, a SQLite path whose file is not a SQLite database or
+    whose folder is a file."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else "file"
+    fix = "use sqlite:///mlruns/mlflow.db, or a tracking server's http://HOST:PORT"
+    if scheme == "file" or len(scheme) == 1:  # a plain path (a Windows drive letter too) is the file store
+        return f"tracking URI {uri!r} is MLflow's file store, which MLflow 3 no longer writes by default: {fix}"
+    if scheme not in SCHEMES:
+        return f"tracking URI {uri!r} has the unknown scheme {scheme!r}: {fix}"
+    if scheme in SERVER_DRIVERS:
+        module, package = SERVER_DRIVERS[scheme]
+        if importlib.util.find_spec(module) is None:
+            return f"tracking URI {uri!r} needs its database driver: pip install {package}"
+    if scheme == "sqlite" and uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        folder = next((p for p in path.parents if p.exists()), Path("."))
+        if not folder.is_dir():
+            return f"tracking URI {uri!r}: {folder} is a file, not a folder: name a store in a folder"
+        if path.exists() and not path.is_file():
+            return f"tracking URI {uri!r}: {path} is not a file: name a SQLite file, e.g. sqlite:///mlruns/mlflow.db"
+        if path.is_file() and path.stat().st_size:
+            with open(path, "rb") as file:
+                if file.read(16) != b"SQLite format 3\x00":
+                    return f"tracking URI {uri!r}: {path} is not a SQLite database: name another file"
+    return None
+
+
 def check_store(spec_uri: str | None, must_exist: bool = False, timeout: float = 5.0) -> str:
-    """The tracking URI, checked before anything trains or is read: not an in-memory SQLite
-    store, an existing SQLite file when ``must_exist`` (``eval``, ``resume``), and a tracking
-    server that answers within ``timeout`` seconds. Raises a one-line :class:`TrackingError`."""
+    """The tracking URI, checked before anything trains or is read: one that can hold runs
+    (:func:`uri_problem`), not an in-memory SQLite store, an existing SQLite file when
+    ``must_exist`` (``eval``, ``resume``), and a tracking server that answers within ``timeout``
+    seconds. Raises a one-line :class:`TrackingError`."""
+    problem = uri_problem(resolve_tracking_uri(spec_uri, create=False))
+    if problem is not None:
+        raise TrackingError(problem)
     uri = resolve_tracking_uri(spec_uri, create=not must_exist)
     if in_memory_store(uri):
         raise TrackingError(
