@@ -155,10 +155,11 @@ def sweep_count(sweep: SweepConfig) -> int:
 
 
 def sweep_size(spec: Spec) -> Problem:
-    if spec.sweep is not None and sweep_count(spec.sweep) > MAX_SWEEP_RUNS:
+    count = sweep_count(spec.sweep) if spec.sweep is not None else 0
+    if spec.sweep is not None and count > MAX_SWEEP_RUNS:
         lengths = sweep_lengths(spec.sweep)
         return "sweep.values", (
-            f"{sweep_count(spec.sweep)} combinations ({' x '.join(map(str, lengths))}) is more than the "
+            f"{count} combinations ({' x '.join(map(str, lengths))}) is more than the "
             f"{MAX_SWEEP_RUNS} runs a sweep may start: use fewer values, or mode: zip"
         )
     return None
