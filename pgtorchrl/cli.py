@@ -25,8 +25,16 @@ from pgtorchrl.components import REGISTRIES, TORCHRL_PREFIX, TRANSFORMS
 from pgtorchrl.config.spec_file import SpecError
 from pgtorchrl.experiments.workers import start_worker_server
 from pgtorchrl.pipeline.parse import expand_sweep, load_spec
+from pgtorchrl.record.owner import mark_abandoned_runs
 from pgtorchrl.record.plots import learning_curve_png
-from pgtorchrl.record.tracking import TrackedRun, TrackingError, check_store, mlflow_client, run_lock
+from pgtorchrl.record.tracking import (
+    TrackedRun,
+    TrackingError,
+    check_store,
+    mlflow_client,
+    run_lock,
+    write_problem,
+)
 
 EXIT_BAD_INPUT = 2
 EXIT_TRAINING_FAILED = 1
@@ -219,13 +227,23 @@ LIBRARY_WARNINGS = (
 """The modules whose warnings :func:`_quiet_libraries` silences."""
 
 
-def _existing_store() -> None:
+def _existing_store(writes: bool) -> None:
     """A command that reads runs (eval, resume, compare) needs the store to exist: a wrong folder
-    is said, not given an empty store."""
+    is said, not given an empty store; one it ``writes`` to must be writable. Runs left RUNNING by
+    processes of this host that are gone are marked KILLED first (:mod:`pgtorchrl.record.owner`),
+    each said in a warning line."""
     try:
-        check_store(None, must_exist=True)
+        uri = check_store(None, must_exist=True, writes=writes)
     except TrackingError as err:
         raise CommandError(str(err)) from None
+    if not writes and write_problem(uri):  # a store only read (compare, eval) may be read-only
+        return
+    for run_id in mark_abandoned_runs(mlflow_client()):
+        print(
+            f"pgtorchrl: warning: run {run_id} was left RUNNING by a process that is gone: marked KILLED "
+            f"(`pgtorchrl resume {run_id}` continues it)",
+            file=sys.stderr,
+        )
 
 
 def _prelude(spec, variants, *, check: bool, open_run=None, workers: int = 1) -> tuple[TrackedRun | None, object]:
@@ -392,7 +410,7 @@ def _resume(args) -> int:
     from pgtorchrl.experiments.loading import resumable_run  # deferred: torch
     from pgtorchrl.trainers.checkpoint import exact
 
-    _existing_store()
+    _existing_store(writes=True)
     try:
         lock = run_lock(args.run_id)  # noqa: F841 (held until this process ends)
         spec, checkpoint = resumable_run(args.run_id, checkpoint_file=args.checkpoint)
@@ -447,7 +465,7 @@ def _eval(args) -> int:
 
     from pgtorchrl.experiments.loading import MissingArtifactError, evaluate_run  # deferred: torch
 
-    _existing_store()
+    _existing_store(writes=args.video)
     try:
         returns = evaluate_run(args.run_id, args.episodes, device=args.device)
     except (TrackingError, MissingArtifactError) as err:
@@ -489,7 +507,7 @@ def _compare(args) -> int:
         raise CommandError("compare: name run ids or --experiment NAME (one of the two)")
     from mlflow.exceptions import MlflowException  # deferred: mlflow
 
-    _existing_store()
+    _existing_store(writes=False)
     client = mlflow_client()
     try:
         if args.experiment:

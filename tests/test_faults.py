@@ -1,7 +1,9 @@
 """Whatever fails, nothing is lost and every run ends in a true state: fault injection (real
 processes killed and interrupted, a full disk, a dead tracking server) and hostile input."""
 
+import inspect
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,10 +23,37 @@ VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
 SHORT = ["eval.episodes=2", "eval.target_return=null", "eval.every_frames=null"]
 
 
+LAUNCHERS = {
+    "python -m": [sys.executable, "-m", "pgtorchrl"],
+    "console script": [str(Path(sys.executable).with_name("pgtorchrl"))],  # what `pip install` puts on PATH
+}
+COMMAND = LAUNCHERS["python -m"]
+"""How this test starts the command line (the ``launcher`` fixture sets it)."""
+
+
+def pytest_generate_tests(metafunc):
+    """Issue 29: every fault here that runs the command line runs it both ways, as ``python -m
+    pgtorchrl`` and as the installed ``pgtorchrl`` script (that one with ``-m slow``)."""
+    if re.search(r"\b(cli|_start)\(|\bCOMMAND\b", inspect.getsource(metafunc.function)):
+        metafunc.parametrize(
+            "launcher",
+            [pytest.param("python -m"), pytest.param("console script", marks=pytest.mark.slow)],
+            indirect=True,
+        )
+
+
+@pytest.fixture(autouse=True)
+def launcher(request):
+    global COMMAND
+    COMMAND = LAUNCHERS[getattr(request, "param", "python -m")]
+    yield request.param if hasattr(request, "param") else "python -m"
+    COMMAND = LAUNCHERS["python -m"]
+
+
 def cli(cwd, *args, env=None, timeout=600):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", *map(str, args)],
+        [*COMMAND, *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -67,10 +96,10 @@ def test_damaged_newest_checkpoints_are_skipped_with_a_one_line_warning_each(tmp
 
 
 # 2 -------------------------------------------------------------------------------------------------------
-def _start(tmp_path, *args):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+def _start(tmp_path, *args, env=None):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "pgtorchrl", *map(str, args)],
+        [*COMMAND, *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -180,6 +209,9 @@ BUILD_FAILURES = {
         "experiment: String should have at most 250 characters",
     ),
     "a 500 kB env id": ([f"env.env_id={'x' * 500_000}"], "unknown gymnasium env id 'xxxxxxxx"),
+    "a Tuple observation on gym_native": (["env.env_id=Blackjack-v1"], "env 'gym_native' needs a flat Box observation"),
+    "device cuda without CUDA": (["device=cuda"], "sees no CUDA device on this machine: set device: cpu"),
+    "a built-in as a component": (["plugins=[builtins]", "env={name: 'builtins:eval'}"], "is a built-in function"),
 }
 
 
@@ -192,6 +224,8 @@ def test_a_spec_that_cannot_be_built_is_one_short_line_and_exit_2_whatever_fails
             pytest.skip("Box2D is installed here: CarRacing-v3 builds")
         except ImportError:
             pass
+    if case.startswith("device cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
     overrides, expected = BUILD_FAILURES[case]
     if case.startswith("a 500 kB"):
         (tmp_path / "big.yaml").write_text(VPG.read_text().replace("env_id: CartPole-v1", f"env_id: {'x' * 500_000}"))
@@ -201,8 +235,8 @@ def test_a_spec_that_cannot_be_built_is_one_short_line_and_exit_2_whatever_fails
     assert out.returncode == 2, out.stderr
     line = one_line(out.stderr)
     assert expected in line and len(line) < 600, line
-    if (tmp_path / "mlflow.db").exists():
-        assert not runs(tmp_path)[1]  # nothing was tracked
+    # issue 29, item 7: each of these left an empty mlflow.db behind (the writer created it at start-up)
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
 
 
 def test_dev_zero_as_the_spec_is_refused_without_reading_it(tmp_path):
@@ -234,38 +268,34 @@ def test_weights_that_explode_without_a_nan_warn(tmp_path):
 
 
 # 8 -------------------------------------------------------------------------------------------------------
-def test_ctrl_c_before_the_run_opens_is_one_line_and_exit_130(tmp_path):
-    proc = _start(tmp_path, VPG)
-    time.sleep(0.3)  # importing and validating: no run yet
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert one_line(err) in (
-        "pgtorchrl: error: interrupted before any run was opened",
-        "pgtorchrl: error: interrupted; no MLflow run was opened",
-    )
-
-
-@pytest.mark.parametrize("delay", [0.2, 0.8, 2.0])
-def test_ctrl_c_during_start_up_through_the_installed_command_is_one_line_and_leaves_no_writer(tmp_path, delay):
+@pytest.mark.parametrize("delay", [0.2, 0.8, 2.0, 4.0, "a plugin raising KeyboardInterrupt"])
+def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_writer_and_no_store(tmp_path, delay):
     """Issue 29, item 1: the console script ``pgtorchrl`` called ``cli:main`` directly, so Ctrl-C
     during start-up was a traceback and exit -2 (``python -m pgtorchrl`` gave one line and 130), and
-    the MLflow writer outlived the command. Both now run one entry point with one handler."""
-    script = Path(sys.executable).with_name("pgtorchrl")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    proc = subprocess.Popen(
-        [str(script), str(VPG)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
-    )
-    time.sleep(delay)  # importing, validating, the writer starting, building: no run yet
-    proc.send_signal(signal.SIGINT)
+    the MLflow writer outlived the command and went on to create an empty store. Both launchers now
+    run one entry point with one handler, and the writer creates the store only when a run opens."""
+    overrides = []
+    if not isinstance(delay, float):
+        (tmp_path / "interrupts.py").write_text("raise KeyboardInterrupt\n")
+        overrides = ["plugins=[interrupts]"]
+    proc = _start(tmp_path, VPG, *overrides, env={"PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"})
+    if isinstance(delay, float):
+        time.sleep(delay)  # importing, validating, the writer starting, building: no run yet
+        proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert one_line(err) in (
+    line = one_line(err)
+    writers = subprocess.run(["pgrep", "-f", f"mlflow_writer sqlite:///{tmp_path}/"], capture_output=True, text=True)
+    assert writers.stdout == "", "the MLflow writer outlived the command"
+    if line.startswith("pgtorchrl: error: interrupted; the MLflow run "):  # a slow machine got as far as training
+        assert line.endswith(" is marked KILLED"), line
+        assert runs(tmp_path)[1][0].info.status == "KILLED"
+        return
+    assert line in (
         "pgtorchrl: error: interrupted before any run was opened",
         "pgtorchrl: error: interrupted; no MLflow run was opened",
     )
-    writers = subprocess.run(["pgrep", "-f", f"mlflow_writer sqlite:///{tmp_path}/"], capture_output=True, text=True)
-    assert writers.stdout == "", "the MLflow writer outlived the command"
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["interrupts.py"] if overrides else []), "a store was made"
 
 
 def test_eval_of_a_run_without_its_model_or_spec_says_what_it_lacks_and_what_to_do(tmp_path):
@@ -476,15 +506,7 @@ def test_two_resumes_of_one_run_cannot_run_at_once(tmp_path, monkeypatch):
 @pytest.mark.slow  # real processes trained, killed and resumed: a minute or more each
 def test_a_tracking_server_that_goes_away_mid_run_leaves_the_state_and_metrics_here(tmp_path, server):
     """The server answers at the start, then dies: training stops, what it had is kept locally."""
-    env = {"MLFLOW_TRACKING_URI": server}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pgtorchrl", str(VPG), *SHORT, "train.total_frames=5000000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, **env},
-    )
+    proc = _start(tmp_path, VPG, *SHORT, "train.total_frames=5000000", env={"MLFLOW_TRACKING_URI": server})
     client = MlflowClient(server)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -506,3 +528,182 @@ def test_a_tracking_server_that_goes_away_mid_run_leaves_the_state_and_metrics_h
     assert line.endswith(f"the MLflow run {run_id} could not be closed (its store is unreachable)")
     folder = tmp_path / "mlruns" / "recovered" / run_id
     assert (folder / "curves.csv").read_text().count("\n") > 1 and list(folder.glob("frames_*.pt"))
+
+
+# issue 29, items 4, 5 and 9 --------------------------------------------------------------------------------
+def _metric_history(client, run_id):
+    """Every metric but ``time/`` (wall-clock) at every step, as ``tests/test_resume.py`` compares runs."""
+    return {
+        key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+        for key in client.get_run(run_id).data.metrics
+        if not key.startswith("time/")
+    }
+
+
+@pytest.mark.slow  # three trainings, one of them resumed
+def test_resuming_from_a_recovered_state_logs_what_only_the_recovered_state_held(store, launcher):
+    """Issue 29, item 4: with the writer SIGKILLed mid-run, ``pgtorchrl resume RUN --checkpoint
+    PATH`` finished the run, but the metrics the writer had not yet written (they existed only in
+    ``mlruns/recovered/RUN/``) were missing from MLflow, and the curve lacked the iteration during
+    which the writer died. The resumed run's history now equals an uninterrupted run's, point for point."""
+    import pgtorchrl.trainers.trainer as trainer
+    from pgtorchrl.pipeline.build import build_pipeline
+    from pgtorchrl.record.tracking import TrackedRun, TrackingError
+
+    overrides = [*SHORT, "eval.every_frames=1024", "train.total_frames=8192"]
+    spec = load_spec(VPG, overrides)
+    real = trainer.update
+    run = TrackedRun(spec)
+
+    def update(p, batch, iteration, frames):
+        if iteration == 12:  # the run is open; the writer dies with metrics sent but not yet written
+            run.wait_opened()
+            run._writer.kill()
+            run._writer.wait()
+        return real(p, batch, iteration, frames)
+
+    trainer.update = update
+    try:
+        with pytest.raises(TrackingError, match="continue with: pgtorchrl resume") as failed:
+            trainer.train(spec, pipeline=build_pipeline(spec), run=run)
+    finally:
+        trainer.update = real
+    saved = re.search(r"--checkpoint (\S+)", str(failed.value)).group(1)
+    client = MlflowClient(store)
+    assert client.get_run(run.run_id).info.status == "FAILED"
+    resumed = subprocess.run(
+        [*COMMAND, "resume", run.run_id, "--checkpoint", saved], capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    fresh = subprocess.run([*COMMAND, str(VPG), *overrides], capture_output=True, text=True, timeout=600)
+    assert fresh.returncode == 0, fresh.stderr
+    fresh_id = fresh.stdout.split("mlflow run ")[-1].strip()
+    assert client.get_run(run.run_id).info.status == "FINISHED"
+    resumed_history, fresh_history = _metric_history(client, run.run_id), _metric_history(client, fresh_id)
+    assert len(fresh_history["rollout/episode_return"]) > 20
+    assert resumed_history == fresh_history
+    curves = {}
+    for run_id in (run.run_id, fresh_id):
+        client.download_artifacts(run_id, "curves.csv", str(Path(store.removeprefix("sqlite:///")).parent / run_id))
+        curves[run_id] = (Path(store.removeprefix("sqlite:///")).parent / run_id / "curves.csv").read_text()
+    rows = [[line.split(",")[:2] for line in text.splitlines()] for text in curves.values()]
+    assert rows[0] == rows[1]  # iteration and frames of every row: none lacks the iteration the writer died in
+
+
+def _read_only(folder: Path, command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """Runs ``command`` with ``folder`` mounted read-only (a mount namespace of its own: no root
+    needed, and root cannot write there either)."""
+    script = f'mount --bind "{folder}" "{folder}" && mount -o remount,bind,ro "{folder}" && exec "$@"'
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", *command],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+        timeout=600,
+    )
+
+
+def _can_mount_read_only(tmp_path) -> bool:
+    folder = tmp_path / "probe"
+    folder.mkdir()
+    try:
+        probe = _read_only(folder, ["touch", str(folder / "x")], tmp_path, {})
+    except FileNotFoundError:  # no unshare
+        return False
+    folder.rmdir() if not any(folder.iterdir()) else None
+    return "Read-only file system" in probe.stderr
+
+
+def test_a_read_only_store_is_said_before_anything_trains(tmp_path, launcher):
+    """Issue 29, item 5: with ``mlruns/`` read-only, training ran, then failed with ``OSError: [Errno
+    30] Read-only file system: 'mlruns/recovered'``, exit 1: the real cause (the store cannot be
+    written) was hidden. Now one line naming it, exit 2, before anything trains."""
+    if not _can_mount_read_only(tmp_path):
+        pytest.skip("this machine cannot mount a folder read-only in a namespace (unshare -rm)")
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    default = {"MLFLOW_TRACKING_URI": ""}  # the default store, mlruns/mlflow.db
+    train = [*COMMAND, str(VPG), *SHORT, "train.total_frames=1024"]
+    out = _read_only(store, train, tmp_path, default)  # an empty store's folder
+    assert out.returncode == 2, out.stderr
+    assert one_line(out.stderr) == (
+        "pgtorchrl: error: the MLflow store mlruns/mlflow.db cannot be written: mlruns is on a read-only file "
+        "system; make it writable, or set MLFLOW_TRACKING_URI (or tracking.tracking_uri) to a store in a "
+        "writable folder"
+    )
+    assert subprocess.run(train, cwd=tmp_path, env={**os.environ, **default}, capture_output=True).returncode == 0
+    out = _read_only(store, train, tmp_path, default)  # a store with a run in it
+    assert out.returncode == 2 and "mlruns/mlflow.db is on a read-only file system" in one_line(out.stderr)
+    elsewhere = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/other/mlflow.db"}  # the store is fine, mlruns/ is not
+    out = _read_only(store, train, tmp_path, elsewhere)
+    assert out.returncode == 2
+    assert one_line(out.stderr) == (
+        "pgtorchrl: error: the run's artifacts and recovery folder mlruns/ cannot be written: mlruns is on a "
+        "read-only file system; make it writable, or train from another folder"
+    )
+    assert not (tmp_path / "other").exists()
+    out = _read_only(store, [*COMMAND, "compare", "--experiment", "vpg-cartpole"], tmp_path, default)
+    assert out.returncode == 0, out.stderr  # reading a read-only store is fine
+
+
+def _abandoned(client, experiment_id: str, pid: int, host: str | None = None) -> str:
+    """A RUNNING run whose owner tags name ``pid`` on ``host`` (this one by default)."""
+    import socket
+
+    from pgtorchrl.record.owner import HOST_TAG, PID_TAG
+
+    tags = {HOST_TAG: host or socket.gethostname(), PID_TAG: str(pid)}
+    return client.create_run(experiment_id, tags=tags).info.run_id
+
+
+@pytest.mark.slow  # a training killed with its writer, then resumed
+def test_a_run_whose_trainer_and_writer_were_both_killed_is_marked_killed_by_the_next_command(tmp_path, launcher):
+    """Issue 29, item 9: SIGKILL of the trainer and its writer together left the run RUNNING until
+    someone resumed it. Runs record their owner (host, pid, its start time); the next command that
+    opens the store marks KILLED the RUNNING runs of this host whose owner is gone, and says so."""
+    from pgtorchrl.record.owner import ABANDONED_TAG
+
+    proc = _start(tmp_path, VPG, *SHORT, "train.total_frames=60000", "tracking.checkpoint_every_frames=1024")
+    run_id = _wait_for_run(tmp_path, proc)
+    client, _ = runs(tmp_path)
+    while not client.list_artifacts(run_id, "checkpoints"):
+        time.sleep(0.5)
+    writer = subprocess.run(
+        ["pgrep", "-P", str(proc.pid), "-f", "pgtorchrl.record.mlflow_writer"], capture_output=True, text=True
+    ).stdout.split()
+    for pid in (proc.pid, int(writer[0])):
+        os.kill(pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    time.sleep(0.5)
+    assert client.get_run(run_id).info.status == "RUNNING"  # nobody was left to end it
+    out = cli(tmp_path, "compare", run_id, "--metric", "time/fps")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip() == (
+        f"pgtorchrl: warning: run {run_id} was left RUNNING by a process that is gone: marked KILLED "
+        f"(`pgtorchrl resume {run_id}` continues it)"
+    )
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED" and f"left RUNNING by pid {proc.pid}" in run.data.tags[ABANDONED_TAG]
+    resumed = cli(tmp_path, "resume", run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_only_runs_whose_owner_is_gone_from_this_host_are_marked_killed(tmp_path, launcher):
+    """Item 9's other side: a run whose owner still runs, and a run of another host, stay RUNNING;
+    ``train`` (its writer) marks the abandoned ones too."""
+    from pgtorchrl.record.owner import ABANDONED_TAG
+
+    client = mlflow_client(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("vpg-cartpole")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    abandoned = _abandoned(client, experiment, gone.pid)
+    alive = _abandoned(client, experiment, os.getpid())
+    remote = _abandoned(client, experiment, gone.pid, host="another-host")
+    out = cli(tmp_path, VPG, *SHORT, "train.total_frames=512")
+    assert out.returncode == 0, out.stderr
+    assert client.get_run(abandoned).info.status == "KILLED"
+    assert "marked KILLED" in client.get_run(abandoned).data.tags[ABANDONED_TAG]
+    assert client.get_run(alive).info.status == "RUNNING" and client.get_run(remote).info.status == "RUNNING"

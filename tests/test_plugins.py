@@ -25,6 +25,17 @@ def adamw(params, *, lr: float = 1e-3, weight_decay: float = 0.01):
     """torch.optim.AdamW."""
     import torch
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+def no_wiring(*, lr: float = 1e-3):
+    """An optimizer factory that forgot its params."""
+
+def broken_actor(env, *, width: int = 8):
+    """An actor factory that fails when it is built."""
+    raise RuntimeError(f"no actor of width {width}")
+
+class NotAnOptimizer:
+    def __init__(self, params, *, lr: float = 1e-3):
+        self.params = list(params)
 '''
 
 
@@ -89,3 +100,51 @@ def test_plugin_errors_are_one_line(tmp_path):
         out = cli(tmp_path, "validate", str(VPG), *overrides.split("\n"))
         assert out.returncode == 2
         assert out.stderr.strip().splitlines() == [f"pgtorchrl: error: {VPG}: {message}"]
+
+
+def test_a_module_callable_is_checked_against_its_section_before_it_is_called(tmp_path):
+    """Issue 29, item 8: ``plugins: [os]`` with ``optim: {name: 'os:system'}`` called ``os.system``
+    with the parameters (``expected str, bytes or os.PathLike object, not generator``), and
+    ``builtins:eval`` as the env was called with the device (``NameError: name 'cpu' is not
+    defined``): neither message named the section. A component must be a class of its kind or a
+    function taking the section's wiring; one that fails when built names its section too."""
+    cases = {
+        ("plugins=[os]", "optim={name: 'os:system'}"): (
+            "optim.name: 'os:system' is a built-in function, not a component: write a class or a function "
+            "(params, *, fields...)"
+        ),
+        ("plugins=[builtins]", "env={name: 'builtins:eval'}"): (
+            "env.name: 'builtins:eval' is a built-in function, not a component: write a class or a function "
+            "(device, *, fields...)"
+        ),
+        ("plugins=[my_components]", "optim={name: 'my_components:no_wiring'}"): (
+            "optim.name: 'my_components:no_wiring' cannot be called as optim(params, *, fields...): "
+            "too many positional arguments"
+        ),
+        ("plugins=[my_components]", "optim={name: 'my_components:NotAnOptimizer'}"): (
+            "optim.name: 'my_components:NotAnOptimizer' is a class that does not derive from torch's Optimizer, "
+            "which every optim component does"
+        ),
+    }
+    for overrides, message in cases.items():
+        out = cli(tmp_path, "validate", str(VPG), *overrides)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.strip().splitlines() == [f"pgtorchrl: error: {VPG}: {message}"]
+    out = cli(tmp_path, "validate", str(VPG), "plugins=[my_components]", "actor={name: 'my_components:broken_actor'}")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"pgtorchrl: error: {VPG}: actor: 'my_components:broken_actor' failed: RuntimeError: no actor of width 8"
+    ]
+
+
+def test_every_registered_component_meets_the_contract_a_plugin_is_held_to():
+    """The wiring and base class each registry declares are those the pipeline calls its own
+    components with: a declaration that drifted would refuse every correct plugin of its kind."""
+    from pgtorchrl.components import REGISTRIES, TRANSFORMS
+
+    registries = {id(r): r for r in [*REGISTRIES.values(), TRANSFORMS]}.values()
+    problems = {
+        f"{r.kind} {e.name}": r.factory_problem(e.factory) for r in registries for e in r.entries() if ":" not in e.name
+    }
+    assert len(problems) > 20
+    assert {k: v for k, v in problems.items() if v} == {}

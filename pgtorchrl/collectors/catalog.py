@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COLLECTORS", "RAY_WORKERS"]
 
-COLLECTORS = Registry("collector")
+COLLECTORS = Registry("collector", wiring=("env", "policy", "total_frames", "worker_envs"))
 RAY_WORKERS = 2  # Ray collector workers when a spec names none
 FramesPerBatch = Annotated[int, Field(ge=1, le=10**8)]  # 1M GPU envs x 16 steps is 1.6e7; more cannot be held
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable, Iterable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-__all__ = ["Registry", "Entry", "UnknownComponentError", "STRICT", "did_you_mean", "shown"]
+__all__ = ["Registry", "Entry", "ComponentError", "UnknownComponentError", "STRICT", "did_you_mean", "shown"]
 
 #: Config shared by every spec model: unknown keys are errors, and no silent type coercion
 #: (``lr: "3e-4"`` is a string in YAML and must not pass as a float).
@@ -50,6 +50,10 @@ class UnknownComponentError(KeyError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ComponentError(ValueError):
+    """A plugin's component (``module:callable``) failed when the pipeline called it."""
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,38 @@ class Registry:
     #: Bumped by every registration in any registry: a spec model built earlier is stale.
     version = 0
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, wiring: tuple[str, ...] = (), base: tuple[str, str] | None = None):
+        """``wiring``: what the pipeline passes a component of this kind positionally (its
+        parameters before the spec's keyword-only fields); ``base``: ``(package, class name)`` of
+        the class a component class of this kind must derive from (``("torch", "Optimizer")``),
+        checked by name so that this layer imports no torch."""
         self.kind = kind
+        self.wiring = wiring
+        self.base = base
         self._entries: dict[str, Entry] = {}
+
+    def factory_problem(self, factory: Any) -> str | None:
+        """Why ``factory`` (a plugin's ``module:callable``) cannot be a component of this kind,
+        checked before it is ever called (``None``: it can): it must be a class (derived from
+        :attr:`base`) or a Python function, taking :attr:`wiring` positionally and the section's
+        fields as keyword-only parameters. A built-in such as ``eval`` or ``os.system`` is none."""
+        takes = f"({', '.join(self.wiring)}, *, fields...)" if self.wiring else "(*, fields...)"
+        if not (inspect.isclass(factory) or inspect.isfunction(factory)):
+            what = "a built-in function" if inspect.isbuiltin(factory) else f"a {type(factory).__name__}"
+            return f"is {what}, not a component: write a class or a function {takes}"
+        if inspect.isclass(factory) and self.base is not None:
+            package, name = self.base
+            if not any(c.__name__ == name and c.__module__.split(".")[0] == package for c in factory.__mro__):
+                return (
+                    f"is a class that does not derive from {package}'s {name}, which every {self.kind} component does"
+                )
+        try:
+            signature = inspect.signature(factory)
+            fields = [p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+            signature.bind(*self.wiring, **dict.fromkeys(fields))
+        except (TypeError, ValueError) as err:
+            return f"cannot be called as {self.kind}{takes}: {err}"
+        return None
 
     def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -142,4 +175,9 @@ class Registry:
     def build(self, config: Any, *wiring: Any) -> Any:
         """Calls the factory that ``config.name`` names with the wiring and the spec's fields."""
         fields = {k: getattr(config, k) for k in type(config).model_fields if k != "name"}
-        return self[config.name].factory(*wiring, **fields)
+        if ":" not in config.name:  # pgtorchrl's and TorchRL's own components say their errors themselves
+            return self[config.name].factory(*wiring, **fields)
+        try:
+            return self[config.name].factory(*wiring, **fields)
+        except Exception as err:
+            raise ComponentError(f"{self.kind}: {config.name!r} failed: {type(err).__name__}: {err}") from err

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ENVS", "TRANSFORMS"]
 
-ENVS = Registry("env")
-TRANSFORMS = Registry("transform")  # TorchRL env transforms, listed under env.transforms
+ENVS = Registry("env", wiring=("device",), base=("torchrl", "EnvBase"))
+TRANSFORMS = Registry("transform", base=("torchrl", "Transform"))  # TorchRL env transforms, listed under env.transforms
 
 
 def _known_gym_id(env_id: str) -> str:

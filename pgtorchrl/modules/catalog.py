@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTORS", "CRITICS"]
 
-ACTORS = Registry("actor")
-CRITICS = Registry("critic")
+ACTORS = Registry("actor", wiring=("env",), base=("torch", "Module"))
+CRITICS = Registry("critic", wiring=("env",), base=("torch", "Module"))
 
 
 @ACTORS.register("mlp")

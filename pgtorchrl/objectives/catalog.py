@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ADVANTAGES", "LOSSES", "OPTIMIZERS"]
 
-ADVANTAGES = Registry("advantage")
-LOSSES = Registry("loss")
-OPTIMIZERS = Registry("optim")
+ADVANTAGES = Registry("advantage", wiring=("critic",), base=("torch", "Module"))
+LOSSES = Registry("loss", wiring=("actor", "critic"), base=("torch", "Module"))
+OPTIMIZERS = Registry("optim", wiring=("params",), base=("torch", "Optimizer"))
 
 
 # --- advantages ---------------------------------------------------------------------------------

@@ -54,4 +54,7 @@ def load_plugins(raw: dict[str, Any], source: str) -> None:
         factory = getattr(sys.modules[module], attr, None)
         if not callable(factory):
             raise SpecError(f"{source}: {section}.name: module {module!r} has no function {attr!r}")
+        problem = registry.factory_problem(factory)
+        if problem is not None:
+            raise SpecError(f"{source}: {section}.name: {name!r} {problem}")
         registry.register(name)(factory)

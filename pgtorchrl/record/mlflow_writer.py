@@ -1,7 +1,9 @@
 """The MLflow writer process behind :class:`pgtorchrl.record.tracking.TrackedRun`.
 
-Usage: ``python -m pgtorchrl.record.mlflow_writer TRACKING_URI EXPERIMENT``. It prepares the store and
-the experiment at once, then reads pickled messages from stdin, in order, and writes them to MLflow
+Usage: ``python -m pgtorchrl.record.mlflow_writer TRACKING_URI EXPERIMENT``. It imports MLflow at
+once (while the trainer builds its pipeline) and opens the store and the experiment, creating them if
+they are new, only with the first ``open`` or ``reopen``; it reads pickled messages from stdin, in
+order, and writes them to MLflow
 (``metrics`` messages arriving within :data:`_BATCH_SECONDS` of each other go out together, in one
 ``log_batch``: a store pays per call far more than per metric, and a trainer logging every few
 milliseconds would otherwise keep this process busy on a core it shares with training); reports on stdout with
@@ -14,6 +16,7 @@ Messages: ``("open", {...})``, ``("reopen", run_id, tags)``, ``("metrics", {key:
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import queue
@@ -25,6 +28,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from pgtorchrl.record.owner import mark_abandoned_runs
 from pgtorchrl.record.plots import learning_curve_png, plot_options
 from pgtorchrl.record.store_lock import store_lock
 
@@ -45,23 +49,39 @@ def _say(line: str) -> None:
 
 
 class _Writer:
-    """Prepared before any message arrives: MLflow imported, the store and experiment ready."""
+    """Prepared before any message arrives: MLflow and the plotting stack imported and, if the
+    store and the experiment exist already, both opened (the runs it holds whose owner is gone
+    marked KILLED: :mod:`pgtorchrl.record.owner`). Nothing is created before the first run opens
+    (``open`` or ``reopen``): a command that fails or is interrupted before its pipeline has built
+    leaves no store behind, not even an empty one."""
 
     def __init__(self, uri: str, experiment: str):
-        import mlflow
-        from mlflow.tracking import MlflowClient
+        import mlflow  # noqa: F401 (imported now, while the trainer builds its pipeline)
 
-        with store_lock(uri):  # a new SQLite store is created (migrated) by one process at a time
-            mlflow.set_tracking_uri(uri)
-            self.client = MlflowClient(uri)
-            self.experiment_id = mlflow.set_experiment(experiment).experiment_id
+        self.uri, self.experiment = uri, experiment
         self.run_id: str | None = None
-        self.logged: dict[str, int] = {}  # metric -> last step logged before a resume
+        self.logged: dict[str, set[int]] = {}  # metric -> the steps it was logged at before a resume
+        self.experiment_id: str | None = None
+        database = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        if database is None or (database.is_file() and database.stat().st_size > 0):  # opening creates nothing
+            found = self.client.get_experiment_by_name(experiment)
+            self.experiment_id = found.experiment_id if found is not None else None
+            mark_abandoned_runs(self.client)  # runs whose trainer and writer were both killed
         # import the plotting stack now, while the trainer is busy, not when the final plot is due
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot
+
+    @functools.cached_property
+    def client(self):
+        """The store's client, the store (its folder, its tables) created if it does not exist yet."""
+        from mlflow.tracking import MlflowClient
+
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        with store_lock(self.uri):  # a new SQLite store is created (migrated) by one process at a time
+            return MlflowClient(self.uri)
 
     @property
     def opened(self) -> str:
@@ -71,16 +91,25 @@ class _Writer:
         return self.run_id
 
     def open(self, cfg: dict) -> None:
+        import mlflow
         from mlflow.entities import Param
 
-        run = self.client.create_run(self.experiment_id, run_name=cfg["run_name"], tags=cfg["tags"])
+        client = self.client
+        experiment_id = self.experiment_id
+        if experiment_id is None:  # a new store or experiment: created now, as the run opens
+            mark_abandoned_runs(client)
+            with store_lock(self.uri):  # as the store: two runs creating one experiment at once, one creates it
+                mlflow.set_tracking_uri(self.uri)
+                experiment_id = mlflow.set_experiment(self.experiment).experiment_id
+        run = client.create_run(experiment_id, run_name=cfg["run_name"], tags=cfg["tags"])
         self.run_id = run.info.run_id
-        _say(f"opened {self.run_id} {self.experiment_id} {run.info.run_name}")
         params = [Param(k, v) for k, v in cfg["params"].items()]
         for i in range(0, len(params), 100):  # MLflow's log_batch limit: 100 params a call
             self.client.log_batch(self.opened, params=params[i : i + 100])
         for path, text in cfg["texts"].items():
             self.artifact(path, text.encode())
+        # said once the run holds its spec: a run whose writer dies from here on can be resumed
+        _say(f"opened {self.run_id} {experiment_id} {run.info.run_name}")
         # here, not in the trainer: listing every distribution takes a few tenths of a second
         self.artifact("environment/requirements.txt", installed_packages().encode())
 
@@ -89,9 +118,7 @@ class _Writer:
         steps already logged are skipped (the resumed run recomputes them from a checkpoint)."""
         run = self.client.get_run(run_id)
         self.run_id = run_id
-        self.logged = {
-            key: max(m.step for m in self.client.get_metric_history(run_id, key)) for key in run.data.metrics
-        }
+        self.logged = {key: {m.step for m in self.client.get_metric_history(run_id, key)} for key in run.data.metrics}
         self.client.update_run(run_id, status="RUNNING")
         for key, value in tags.items():
             self.client.set_tag(run_id, key, value)
@@ -105,7 +132,7 @@ class _Writer:
             Metric(k, v, timestamp, step)
             for values, step, timestamp in rows
             for k, v in values.items()
-            if step > self.logged.get(k, -1)
+            if step not in self.logged.get(k, ())
         ]
         for i in range(0, len(batch), _BATCH_LIMIT):
             self.client.log_batch(self.opened, metrics=batch[i : i + _BATCH_LIMIT])

@@ -27,10 +27,12 @@ import yaml
 
 from pgtorchrl.pipeline.parse import flatten
 from pgtorchrl.pipeline.schema import Spec, in_memory_store
+from pgtorchrl.record.owner import owner_tags
 from pgtorchrl.record.store_lock import store_lock
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
+    "RECOVERY_DIR",
     "resolve_tracking_uri",
     "mlflow_client",
     "check_store",
@@ -43,6 +45,8 @@ __all__ = [
 
 #: The default store: SQLite under the top-level ``mlruns/`` folder, artifacts beside it.
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+#: Where a run whose tracking failed mid-run keeps its state and metrics (relative to the working folder).
+RECOVERY_DIR = Path("mlruns") / "recovered"
 PACKAGES = ("pgtorchrl", "torch", "torchrl", "tensordict", "gymnasium", "mlflow", "numpy")
 
 
@@ -105,15 +109,46 @@ def uri_problem(uri: str) -> str | None:
     return None
 
 
-def check_store(spec_uri: str | None, must_exist: bool = False, timeout: float = 5.0) -> str:
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` (or, if it does not exist yet, the folder that would hold it) cannot be
+    written by this process, or ``None``."""
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path("."))
+    if os.access(existing, os.W_OK):
+        return None
+    read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    return f"{existing} is {'on a read-only file system' if read_only else 'not writable by this user'}"
+
+
+def write_problem(uri: str) -> str | None:
+    """Why a run could not be written under ``uri``, said before it trains (``None``: it can): a
+    SQLite store, its folder (SQLite writes its journal beside it) or the artifacts' and
+    :data:`RECOVERY_DIR`'s ``mlruns/`` folder that this process cannot write."""
+    fix = "make it writable, or set MLFLOW_TRACKING_URI (or tracking.tracking_uri) to a store in a writable folder"
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///"))
+        for path in (database, database.parent):
+            reason = _unwritable(path) if path.exists() or path is database.parent else None
+            if reason:
+                return f"the MLflow store {database} cannot be written: {reason}; {fix}"
+    reason = _unwritable(RECOVERY_DIR)
+    if reason:
+        return (
+            f"the run's artifacts and recovery folder {RECOVERY_DIR.parent}/ cannot be written: {reason}; "
+            "make it writable, or train from another folder"
+        )
+    return None
+
+
+def check_store(spec_uri: str | None, must_exist: bool = False, timeout: float = 5.0, writes: bool = True) -> str:
     """The tracking URI, checked before anything trains or is read: one that can hold runs
     (:func:`uri_problem`), not an in-memory SQLite store, an existing SQLite file when
-    ``must_exist`` (``eval``, ``resume``), and a tracking server that answers within ``timeout``
+    ``must_exist`` (``eval``, ``resume``), a store and folders this process can write when
+    ``writes`` (:func:`write_problem`), and a tracking server that answers within ``timeout``
     seconds. Raises a one-line :class:`TrackingError`."""
-    problem = uri_problem(resolve_tracking_uri(spec_uri, create=False))
+    uri = resolve_tracking_uri(spec_uri, create=False)  # nothing is created before the pipeline builds
+    problem = uri_problem(uri)
     if problem is not None:
         raise TrackingError(problem)
-    uri = resolve_tracking_uri(spec_uri, create=not must_exist)
     if in_memory_store(uri):
         raise TrackingError(
             f"tracking URI {uri!r} is an in-memory SQLite store: the run would vanish with this "
@@ -126,6 +161,9 @@ def check_store(spec_uri: str | None, must_exist: bool = False, timeout: float =
                 f"no MLflow store at {path}: set MLFLOW_TRACKING_URI to the store the run is in "
                 f"(or run from the folder you trained in)"
             )
+    problem = write_problem(uri) if writes else None
+    if problem is not None:
+        raise TrackingError(problem)
     if uri.startswith(("http://", "https://")):
         try:
             urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).read()
@@ -254,10 +292,10 @@ class TrackedRun:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start_writer(self) -> "TrackedRun":
-        """Starts the writer process early: it imports MLflow and prepares the store and the
-        experiment while this process builds the pipeline. No run exists until :meth:`__enter__`."""
+        """Starts the writer process early: it imports MLflow while this process builds the
+        pipeline. No run exists, and no store is created, until :meth:`__enter__`."""
         if self._proc is None:
-            uri = resolve_tracking_uri(self.spec.tracking.tracking_uri)
+            uri = resolve_tracking_uri(self.spec.tracking.tracking_uri, create=False)  # the writer creates it
             self._stderr = tempfile.TemporaryFile()
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "pgtorchrl.record.mlflow_writer", uri, self.spec.experiment],
@@ -283,7 +321,7 @@ class TrackedRun:
     def __enter__(self) -> "TrackedRun":
         self.start_writer()
         if self.resume_run_id is not None:
-            self._send("reopen", self.resume_run_id, self.extra_tags)
+            self._send("reopen", self.resume_run_id, {**self.extra_tags, **owner_tags()})
             return self
         resolved = yaml.safe_dump(self.spec.model_dump(mode="json"), sort_keys=False)
         texts = {"spec/resolved.yaml": resolved}  # the writer adds environment/requirements.txt
@@ -295,6 +333,7 @@ class TrackedRun:
             tags["mlflow.source.git.commit"] = commit
         tags.update(self.spec.tracking.tags)
         tags.update(self.extra_tags)
+        tags.update(owner_tags())  # who to ask whether the run is still RUNNING (see record/owner.py)
         self._send(
             "open",
             {

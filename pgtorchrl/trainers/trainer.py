@@ -29,14 +29,13 @@ from pgtorchrl.pipeline.build import Pipeline, build_pipeline
 from pgtorchrl.pipeline.contracts import critic_objective, critic_term
 from pgtorchrl.pipeline.schema import Spec
 from pgtorchrl.record.plots import curve_csv
-from pgtorchrl.record.tracking import TrackedRun, TrackingError
+from pgtorchrl.record.tracking import RECOVERY_DIR, TrackedRun, TrackingError
 from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
 from pgtorchrl.trainers.evaluation import episode_stats, evaluate
 from pgtorchrl.trainers.per_step import per_step_updates
 
 __all__ = ["train", "LoopState", "TrainResult", "NonFiniteLossError", "NonFiniteParametersError", "RECOVERY_DIR"]
 
-RECOVERY_DIR = Path("mlruns") / "recovered"
 """Where a run whose tracking failed mid-training leaves its last state and metrics (relative to
 the working directory)."""
 EXPLODED = 1e4
@@ -350,6 +349,15 @@ def save_locally(
     )
 
 
+def log_history(run: TrackedRun, curve: list[dict[str, float]]) -> None:
+    """Logs a resumed run's curve up to its checkpoint: the writer skips the points the run has
+    logged already, so what only the checkpoint holds (the metrics of a run whose writer died
+    before it had written them, saved in :data:`RECOVERY_DIR`) reaches MLflow, and the resumed
+    run's history equals an uninterrupted run's."""
+    for row in curve:
+        run.log_metrics({k: v for k, v in row.items() if k not in ("iteration", "frames")}, step=int(row["frames"]))
+
+
 def evaluate_now(spec: Spec, p: Pipeline, eval_env, state: LoopState, metrics: dict[str, float]) -> None:
     """Evaluates the current policy into ``metrics`` (``eval/return_mean``, ``eval/return_std``)
     and records it in ``state``: the frame count, and whether it reached ``eval.target_return``."""
@@ -426,6 +434,8 @@ def train(
     try:
         with run, _progress(spec.train.total_frames) as bar, _interrupts_kept():
             bar.update(state.frames)
+            if checkpoint is not None:
+                log_history(run, state.curve)
             tick = time.perf_counter()
             for batch in () if done else collector:
                 state.iteration += 1
@@ -445,8 +455,9 @@ def train(
                     evaluate_now(spec, p, eval_env, state, metrics)
                     if on_eval is not None and not state.solved:
                         state.stopped = on_eval(state.frames, metrics["eval/return_mean"])
-                run.log_metrics(metrics, step=state.frames)
+                # the curve first: if the writer has died, the state saved locally still holds this row
                 state.curve.append({"iteration": state.iteration, "frames": state.frames, **metrics})
+                run.log_metrics(metrics, step=state.frames)
                 bar.update(collected)
                 ret = metrics.get("rollout/episode_return", float("nan"))
                 bar.set_postfix(ret=f"{ret:.1f}", fps=f"{metrics['time/fps']:.0f}")
