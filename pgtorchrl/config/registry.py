@@ -175,9 +175,9 @@ class Registry:
     def build(self, config: Any, *wiring: Any) -> Any:
         """Calls the factory that ``config.name`` names with the wiring and the spec's fields."""
         fields = {k: getattr(config, k) for k in type(config).model_fields if k != "name"}
-        if ":" not in config.name:  # pgtorchrl's and TorchRL's own components say their errors themselves
-            return self[config.name].factory(*wiring, **fields)
         try:
             return self[config.name].factory(*wiring, **fields)
         except Exception as err:
+            if ":" not in config.name:  # pgtorchrl's and TorchRL's own components say their errors themselves
+                raise
             raise ComponentError(f"{self.kind}: {config.name!r} failed: {type(err).__name__}: {err}") from err

@@ -66,7 +66,6 @@ class _Writer:
         if database is None or (database.is_file() and database.stat().st_size > 0):  # opening creates nothing
             found = self.client.get_experiment_by_name(experiment)
             self.experiment_id = found.experiment_id if found is not None else None
-            mark_abandoned_runs(self.client)  # runs whose trainer and writer were both killed
         # import the plotting stack now, while the trainer is busy, not when the final plot is due
         import matplotlib
 
@@ -75,13 +74,16 @@ class _Writer:
 
     @functools.cached_property
     def client(self):
-        """The store's client, the store (its folder, its tables) created if it does not exist yet."""
+        """The store's client, the store (its folder, its tables) created if it does not exist yet;
+        the runs it holds whose trainer and writer were both killed are marked KILLED as it opens."""
         from mlflow.tracking import MlflowClient
 
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         with store_lock(self.uri):  # a new SQLite store is created (migrated) by one process at a time
-            return MlflowClient(self.uri)
+            client = MlflowClient(self.uri)
+        mark_abandoned_runs(client)
+        return client
 
     @property
     def opened(self) -> str:
@@ -97,7 +99,6 @@ class _Writer:
         client = self.client
         experiment_id = self.experiment_id
         if experiment_id is None:  # a new store or experiment: created now, as the run opens
-            mark_abandoned_runs(client)
             with store_lock(self.uri):  # as the store: two runs creating one experiment at once, one creates it
                 mlflow.set_tracking_uri(self.uri)
                 experiment_id = mlflow.set_experiment(self.experiment).experiment_id

@@ -126,8 +126,8 @@ def write_problem(uri: str) -> str | None:
     fix = "make it writable, or set MLFLOW_TRACKING_URI (or tracking.tracking_uri) to a store in a writable folder"
     if uri.startswith("sqlite:///"):
         database = Path(uri.removeprefix("sqlite:///"))
-        for path in (database, database.parent):
-            reason = _unwritable(path) if path.exists() or path is database.parent else None
+        for path in ([database] if database.exists() else []) + [database.parent]:
+            reason = _unwritable(path)
             if reason:
                 return f"the MLflow store {database} cannot be written: {reason}; {fix}"
     reason = _unwritable(RECOVERY_DIR)
