@@ -13,7 +13,8 @@ For ``pipelines/mujoco/vpg_halfcheetah.yaml`` (4 envs x 1000 steps per epoch, 80
 Per frame, the seconds split into env, policy, the rest of per-step Python (collection less env
 and policy) and updates (training less collection).
 
-    python benchmarks/mujoco_throughput.py [--env-id HalfCheetah-v5] [--repeats 3]
+    python benchmarks/mujoco_throughput.py [--pipeline SPEC] [--repeats 3] [OVERRIDE ...]
+    python benchmarks/mujoco_throughput.py --pipeline pipelines/mujoco/ppo_halfcheetah.yaml
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--pipeline", default=str(ROOT / "pipelines" / "mujoco" / "vpg_halfcheetah.yaml"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=6, help="epochs (batches) per training measurement")
+    parser.add_argument("overrides", nargs="*", help="spec overrides, as on the command line (loss.name=ppo ...)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -109,6 +111,7 @@ def main() -> None:
                 "tracking.checkpoint_every_frames=null",
                 "tracking.log_models=false",
                 f"train.total_frames={epoch * args.epochs}",
+                *args.overrides,
             ],
         )
         env_id = spec.env.env_id

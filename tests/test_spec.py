@@ -63,7 +63,7 @@ def test_a_misspelt_choice_gets_a_did_you_mean(tmp_path):
 def test_unknown_component_name(tmp_path):
     msg = error_of(tmp_path, overrides=["loss.name=reinforc"])
     assert (
-        msg == "loss.name: unknown loss 'reinforc'; did you mean 'reinforce'? (registered: reinforce, "
+        msg == "loss.name: unknown loss 'reinforc'; did you mean 'reinforce'? (registered: ppo, reinforce, "
         "torchrl.A2CLoss, torchrl.ClipPPOLoss, torchrl.KLPENPPOLoss, torchrl.PPOLoss, torchrl.ReinforceLoss)"
     )
 
