@@ -1,13 +1,16 @@
-"""pgtorchrl against the bare-torch loops it must beat (``bare_ppo.py``, ``bare_vpg.py``), alternated in one run.
+"""pgtorchrl against the bare-torch loops it must beat (``bare_ppo.py``, ``bare_vpg.py``) and, for PPO,
+stable-baselines3, alternated in one run.
 
-For each algorithm, pairs of whole processes train the same frames with the same settings: the
+For each algorithm, rounds of whole processes train the same frames with the same settings: the
 pipeline (``pipelines/mujoco/ppo_halfcheetah.yaml`` or ``vpg_halfcheetah.yaml``, no evaluation, no
-checkpoints, no model logged) and its bare loop. Printed per process: training frames per second
-(frames over the training loop's seconds: collection and updates) and the peak RSS; then the
-median ratio pgtorchrl / bare per algorithm (the goals of issue 30: >= 1.25 for PPO, >= 1.0 for VPG).
+checkpoints, no model logged), its bare loop and, with ``--sb3``, SB3's PPO (``vs_sb3_ppo.py``'s
+settings); each round starts with a different one. Printed per process: training frames per
+second (frames over the training loop's seconds: collection and updates) and the peak RSS; then,
+per algorithm, the median over rounds of each round's ratio pgtorchrl / other (the goals of issue
+30: >= 1.25 over bare and >= 2 over SB3 for PPO, >= 1.0 over bare for VPG) and the median peak RSS.
 
-    python benchmarks/vs_bare.py --algos ppo vpg --pairs 5 --frames 102400
-    python benchmarks/vs_bare.py --algos ppo --num-envs 8       # the same at 8 envs
+    python benchmarks/vs_bare.py --algos ppo vpg --pairs 5 --frames 102400 --sb3
+    python benchmarks/vs_bare.py --algos ppo vpg --num-envs 8 --sb3       # the same at 8 envs
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from solve import RESULT, timed_process
+from vs_sb3_ppo import sb3_once
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIPELINES = {"ppo": "pipelines/mujoco/ppo_halfcheetah.yaml", "vpg": "pipelines/mujoco/vpg_halfcheetah.yaml"}
@@ -55,28 +59,37 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=5, help="alternated pgtorchrl/bare pairs per algorithm")
     parser.add_argument("--frames", type=int, default=102_400, help="frames each process trains")
     parser.add_argument("--num-envs", type=int, default=None, help="envs per process (default: the pipeline's)")
+    parser.add_argument("--sb3", action="store_true", help="PPO: stable-baselines3 too (pip install stable-baselines3)")
     args = parser.parse_args()
-    print("| algo | process | pair | training frames/s | whole process s | peak RSS MB |")
+    print("| algo | process | round | training frames/s | whole process s | peak RSS MB |")
     print("|---|---|---|---|---|---|")
-    ratios = {}
+    summary = []
     with tempfile.TemporaryDirectory() as tmp:
         for algo in args.algos:
-            fps: dict[str, list[float]] = {"pgtorchrl": [], "bare": []}
+            names = ["pgtorchrl", "bare"] + (["sb3"] if args.sb3 and algo == "ppo" else [])
+            runs: dict[str, list[dict]] = {name: [] for name in names}
             for pair in range(args.pairs):
-                for name in ("pgtorchrl", "bare") if pair % 2 == 0 else ("bare", "pgtorchrl"):
-                    r = (
-                        pgtorchrl_once(algo, pair, args.frames, args.num_envs, f"sqlite:///{tmp}/mlflow.db")
-                        if name == "pgtorchrl"
-                        else bare_once(algo, pair, args.frames, args.num_envs)
-                    )
-                    fps[name].append(r["fps"])
+                for name in names[pair % len(names) :] + names[: pair % len(names)]:  # each round starts elsewhere
+                    if name == "pgtorchrl":
+                        r = pgtorchrl_once(algo, pair, args.frames, args.num_envs, f"sqlite:///{tmp}/mlflow.db")
+                    elif name == "bare":
+                        r = bare_once(algo, pair, args.frames, args.num_envs)
+                    else:
+                        r = sb3_once(pair, args.frames, args.num_envs or 1)
+                    runs[name].append(r)
                     print(
                         f"| {algo} | {name} | {pair} | {r['fps']:.0f} | {r['wall_s']:.1f} | {r['rss_mb']:.0f} |",
                         flush=True,
                     )
-            ratios[algo] = statistics.median(a / b for a, b in zip(fps["pgtorchrl"], fps["bare"]))
-    for algo, ratio in ratios.items():
-        print(f"{algo}: median ratio pgtorchrl / bare training frames/s = {ratio:.2f} over {args.pairs} pairs")
+            for other in names[1:]:
+                ratio = statistics.median(a["fps"] / b["fps"] for a, b in zip(runs["pgtorchrl"], runs[other]))
+                rss = [statistics.median(r["rss_mb"] for r in runs[name]) for name in ("pgtorchrl", other)]
+                envs = args.num_envs or "the pipeline's"
+                summary.append(
+                    f"{algo}, {envs} envs: median ratio pgtorchrl / {other} training frames/s = {ratio:.2f} over "
+                    f"{args.pairs} rounds; median peak RSS {rss[0]:.0f} MB against {rss[1]:.0f} MB"
+                )
+    print("\n".join(summary))
     return 0
 
 

@@ -46,10 +46,10 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 torch.set_num_threads(1)
-seed, frames = int(sys.argv[1]), int(sys.argv[2])
-env = VecNormalize(make_vec_env("HalfCheetah-v5", n_envs=1, seed=seed), norm_obs=True, norm_reward=True,
+seed, frames, n_envs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+env = VecNormalize(make_vec_env("HalfCheetah-v5", n_envs=n_envs, seed=seed), norm_obs=True, norm_reward=True,
                    clip_obs=10.0, clip_reward=10.0, gamma=0.99)
-model = PPO("MlpPolicy", env, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
+model = PPO("MlpPolicy", env, n_steps=2048 // n_envs, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
             gae_lambda=0.95, clip_range=0.2, clip_range_vf=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
             policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh, log_std_init=0.0,
                                ortho_init=True, optimizer_kwargs=dict(eps=1e-5)),
@@ -72,8 +72,9 @@ def pgtorchrl_once(seed: int, uri: str) -> dict:
     return {"frames": frames, "train_s": seconds, "fps": frames / seconds, "wall_s": wall, "rss_mb": rss}
 
 
-def sb3_once(seed: int) -> dict:
-    proc, wall, rss = timed_process([sys.executable, "-c", SB3_CHILD, str(seed), str(FRAMES)])
+def sb3_once(seed: int, frames: int = FRAMES, n_envs: int = 1) -> dict:
+    """One SB3 process: ``n_envs`` envs x ``2048 / n_envs`` steps per update, the settings above."""
+    proc, wall, rss = timed_process([sys.executable, "-c", SB3_CHILD, str(seed), str(frames), str(n_envs)])
     match = re.search(r"^RESULT (\d+) (\S+)", proc.stdout, re.M)
     if proc.returncode or not match:
         raise SystemExit(f"sb3: exit {proc.returncode}\n{proc.stderr[-3000:]}")
