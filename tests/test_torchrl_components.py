@@ -181,9 +181,9 @@ def test_actor_and_critic_read_the_observation_keys_they_are_given():
             "observation key 'observation' is not in the env's observation_spec (it has: obs)",
         ),
         (
-            Composite(pixels=Unbounded((3, 8, 8))),
-            ["pixels"],
-            "observation key 'pixels' has shape (3, 8, 8): the MLP models take flat vectors",
+            Composite(grid=Unbounded((3, 8))),
+            ["grid"],
+            "observation key 'grid' has shape (3, 8): the models take flat vectors, discrete values and images",
         ),
         (
             Composite(state=Composite(a=Unbounded(2))),

@@ -22,6 +22,7 @@ from pgtorchrl.envs.ids import check_gym_id
 
 __all__ = [
     "make_gym_env",
+    "TupleAsDict",
     "check_gym_id",
     "BUILT_IN_TRANSFORMS",
     "TRANSFORMS_ARTIFACT",
@@ -40,6 +41,20 @@ TRANSFORMS_ARTIFACT = "model/env_transforms.pt"
 BUILT_IN_TRANSFORMS = (DoubleToFloat, RewardSum, StepCounter)
 
 
+class TupleAsDict(gym.ObservationWrapper):
+    """A gymnasium env whose ``Tuple`` observation is given as a ``Dict`` of its components,
+    ``observation_0``, ``observation_1``, ... (each of its own space: a ``Discrete`` one is read
+    one-hot by the models, :mod:`pgtorchrl.modules.encoders`)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        spaces = env.observation_space.spaces  # type: ignore[attr-defined]  # a Tuple space
+        self.observation_space = gym.spaces.Dict({f"observation_{i}": space for i, space in enumerate(spaces)})
+
+    def observation(self, observation):
+        return {f"observation_{i}": part for i, part in enumerate(observation)}
+
+
 def make_gym_env(
     env_id: str, num_envs: int = 8, *, device: str = "cpu", transforms: Sequence[Transform] = (), **gym_kwargs
 ) -> TransformedEnv:
@@ -52,17 +67,22 @@ def make_gym_env(
     ``rollout/`` metrics. Float64 observations (MuJoCo's) become float32, the networks' dtype.
     ``transforms`` (TorchRL transforms: observation normalization, reward scaling, clipping)
     come after those, so ``episode_reward`` stays the task's own return. ``gym_kwargs`` go to
-    ``gymnasium.make``; ``env_id`` may be gymnasium's ``module:EnvId``.
+    ``gymnasium.make``; ``env_id`` may be gymnasium's ``module:EnvId``. A ``Tuple`` observation
+    (Blackjack's) becomes one key per component, ``observation_0``, ``observation_1``, ...
+    (:class:`TupleAsDict`): TorchRL's ``GymWrapper`` reads ``Dict`` spaces, not ``Tuple`` ones.
 
     >>> env = make_gym_env("CartPole-v1", num_envs=2)
     >>> env.batch_size
     torch.Size([2])
     """
     check_gym_id(env_id)
-    vector_env = gym.vector.SyncVectorEnv(
-        [lambda: gym.make(env_id, **gym_kwargs) for _ in range(num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.DISABLED,
-    )
+
+    def make():
+        env = gym.make(env_id, **gym_kwargs)
+        return TupleAsDict(env) if isinstance(env.observation_space, gym.spaces.Tuple) else env
+
+    autoreset = gym.vector.AutoresetMode.DISABLED
+    vector_env = gym.vector.SyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=autoreset)
     env: EnvBase = GymWrapper(vector_env, device=device)
     built_in = [RewardSum(), StepCounter()]
     doubles = [k for k, spec in env.observation_spec.items(True, True) if spec.dtype == torch.float64]

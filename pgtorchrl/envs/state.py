@@ -23,16 +23,17 @@ class CheckpointError(ValueError):
 
 # -- plain Python objects (gymnasium envs and wrappers) ---------------------------------------------
 def _plain_vars(obj) -> dict[str, Any]:
-    """An object's numeric attributes: numbers, booleans, ``None`` and numpy arrays (as
-    tensors). That is the whole dynamic state of gymnasium's classic-control envs and wrappers
-    (``state``, ``steps_beyond_terminated``, ``_elapsed_steps``, ...); objects are skipped."""
+    """An object's numeric attributes: numbers, booleans, ``None`` and numeric numpy arrays (as
+    tensors). That is the whole dynamic state of gymnasium's classic-control and toy-text envs
+    and wrappers (``state``, ``s``, ``steps_beyond_terminated``, ``_elapsed_steps``, ...); objects
+    and arrays of strings or bytes (FrozenLake's map ``desc``: fixed at construction) are skipped."""
     out: dict[str, Any] = {}
     for name, value in vars(obj).items():
         if value is None or isinstance(value, (bool, int, float)):
             out[name] = value
         elif isinstance(value, np.generic):
             out[name] = value.item()
-        elif isinstance(value, np.ndarray) and value.dtype != object:
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "biufc":  # bool, int, uint, float, complex
             out[name] = torch.from_numpy(value.copy())
     return out
 

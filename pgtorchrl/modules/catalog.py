@@ -8,9 +8,10 @@ signatures without importing torch (see :mod:`pgtorchrl.envs.catalog`).
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
 from pgtorchrl.config.fields import HiddenSizes, Keys
 from pgtorchrl.config.registry import Registry
@@ -24,6 +25,60 @@ __all__ = ["ACTORS", "CRITICS"]
 ACTORS = Registry("actor", wiring=("env",), base=("torch", "Module"))
 CRITICS = Registry("critic", wiring=("env",), base=("torch", "Module"))
 
+Layers = Annotated[list[PositiveInt], Field(min_length=1, max_length=8)]
+"""One entry per convolution (channels, kernel sizes, strides)."""
+
+
+def _conv(channels: list[int], kernel_sizes: list[int], strides: list[int], out_features: int):
+    from pgtorchrl.modules.encoders import ConvSettings
+
+    return ConvSettings(tuple(channels), tuple(kernel_sizes), tuple(strides), out_features)
+
+
+def _actor(env: "EnvBase", fields: dict, conv=None):
+    """``make_actor`` for the env's specs with a section's fields (and, for ``cnn``, its convolutions)."""
+    from pgtorchrl.modules.models import make_actor
+
+    return make_actor(env.observation_spec, env.action_spec, conv=conv, **fields)
+
+
+def _critic(env: "EnvBase", fields: dict, conv=None):
+    """``make_critic`` for the env's observation spec with a section's fields (and convolutions)."""
+    from pgtorchrl.modules.models import make_critic
+
+    return make_critic(env.observation_spec, conv=conv, **fields)
+
+
+CONV_FIELDS = {  # name: (annotation, default): the Nature-CNN (Mnih et al. 2015)
+    "channels": (Layers, [32, 64, 64]),
+    "kernel_sizes": (Layers, [8, 4, 3]),
+    "strides": (Layers, [4, 2, 1]),
+    "out_features": (PositiveInt, 512),
+}
+CNN_DEFAULTS = {"in_keys": ["pixels"], "hidden_sizes": [], "activation": "relu"}
+"""Where the ``cnn`` sections' defaults differ from ``mlp``'s: images under ``pixels``, the head
+straight after the convolutions' units, ReLU (CleanRL's Atari agent)."""
+
+
+def _cnn(mlp_factory, build, summary: str):
+    """The ``cnn`` factory over ``mlp_factory`` (an ``mlp`` actor or critic): its fields, with
+    :data:`CNN_DEFAULTS`, plus the convolutions' (:data:`CONV_FIELDS`, written once here); ``build``
+    (:func:`_actor` or :func:`_critic`) builds it with them."""
+    params = list(inspect.signature(mlp_factory).parameters.values())
+    params = [p.replace(default=CNN_DEFAULTS.get(p.name, p.default)) for p in params]
+    conv = [
+        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=t, default=d)
+        for k, (t, d) in CONV_FIELDS.items()
+    ]
+
+    def factory(env, **fields):
+        settings = _conv(*(fields.pop(k) for k in CONV_FIELDS))
+        return build(env, fields, settings)
+
+    factory.__signature__ = inspect.Signature(params[:2] + conv + params[2:])  # type: ignore[attr-defined]
+    factory.__doc__ = summary
+    return factory
+
 
 @ACTORS.register("mlp")
 def mlp_actor(
@@ -35,18 +90,9 @@ def mlp_actor(
     distribution: Distribution = "auto",
     init_log_std: float = -0.5,
 ):
-    """ProbabilisticActor over an MLP reading in_keys: categorical for discrete actions, Gaussian for Box."""
-    from pgtorchrl.modules.models import make_actor
-
-    return make_actor(
-        env.observation_spec,
-        env.action_spec,
-        in_keys=in_keys,
-        hidden_sizes=hidden_sizes,
-        activation=activation,
-        distribution=distribution,
-        init_log_std=init_log_std,
-    )
+    """ProbabilisticActor over an MLP reading in_keys (discrete ones one-hot, images by a CNN): categorical/Gaussian."""
+    fields = dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation, distribution=distribution)
+    return _actor(env, {**fields, "init_log_std": init_log_std})
 
 
 Preferences = Annotated[list[float], Field(min_length=2, max_length=2)]
@@ -86,7 +132,17 @@ def mlp_critic(
     hidden_sizes: HiddenSizes = [64, 64],
     activation: Activation = "tanh",
 ):
-    """ValueOperator over an MLP reading in_keys, writing state_value."""
-    from pgtorchrl.modules.models import make_critic
+    """ValueOperator over an MLP reading in_keys (discrete ones one-hot, images by a CNN), writing state_value."""
+    return _critic(env, dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation))
 
-    return make_critic(env.observation_spec, in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation)
+
+ACTORS.register("cnn")(
+    _cnn(
+        mlp_actor,
+        _actor,
+        "The mlp actor with these convolutions for image keys (Nature-CNN; MinAtar's: [16], [3], [1], 128).",
+    )
+)
+CRITICS.register("cnn")(
+    _cnn(mlp_critic, _critic, "The mlp critic with these convolutions for its image keys (default: the Nature-CNN).")
+)

@@ -9,10 +9,11 @@ from tensordict import TensorDictBase
 from tensordict.nn import InteractionType, TensorDictModule
 from tensordict.utils import NestedKey
 from torch import nn
-from torchrl.data import Bounded, Categorical, Composite, OneHot, TensorSpec
+from torchrl.data import Bounded, Categorical, OneHot, TensorSpec
 from torchrl.modules import MLP, IndependentNormal, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
 
 from pgtorchrl.modules.choices import ACTIVATION_CLASSES, DISTRIBUTIONS
+from pgtorchrl.modules.encoders import ConvSettings, Encoded, make_encoder
 
 __all__ = [
     "ACTIVATIONS",
@@ -25,7 +26,6 @@ __all__ = [
     "GaussianHead",
     "LOG_PROB_KEY",
     "policy_kl",
-    "input_size",
 ]
 
 #: The activations a spec can name (``activation:``), as classes.
@@ -36,13 +36,13 @@ ACTIVATIONS = {name: getattr(nn, cls) for name, cls in ACTIVATION_CLASSES.items(
 LOG_PROB_KEY = "action_log_prob"
 
 
-def _mlp(n_in: int, n_out: int, hidden_sizes: Sequence[int], activation: str) -> MLP:
-    return MLP(
-        in_features=n_in,
-        out_features=n_out,
-        num_cells=list(hidden_sizes),
-        activation_class=ACTIVATIONS[activation],
+def _mlp(n_in: int, n_out: int, hidden_sizes: Sequence[int], activation: str, encoder: nn.Module | None = None):
+    """The MLP ``n_in -> hidden_sizes -> n_out``; behind ``encoder`` when one is given
+    (:class:`~pgtorchrl.modules.encoders.Encoded`: ``n_in`` is then the encoder's output size)."""
+    mlp = MLP(
+        in_features=n_in, out_features=n_out, num_cells=list(hidden_sizes), activation_class=ACTIVATIONS[activation]
     )
+    return mlp if encoder is None else Encoded(encoder, mlp)
 
 
 def make_discrete_actor(
@@ -52,14 +52,17 @@ def make_discrete_actor(
     activation: str = "tanh",
     spec: TensorSpec | None = None,
     in_keys: Sequence[NestedKey] = ("observation",),
+    encoder: nn.Module | None = None,
 ) -> ProbabilisticActor:
-    """A categorical policy ``pi(a|s) = softmax(MLP(s))`` over one-hot actions.
+    """A categorical policy ``pi(a|s) = softmax(MLP(s))`` over one-hot actions; with an
+    ``encoder`` (:mod:`pgtorchrl.modules.encoders`, ``n_obs`` its output size), ``MLP(encoder(s))``.
 
     >>> actor = make_discrete_actor(4, 2, hidden_sizes=[16])
     >>> actor.out_keys
     ['logits', 'action', 'action_log_prob']
     """
-    net = TensorDictModule(_mlp(n_obs, n_actions, hidden_sizes, activation), in_keys=list(in_keys), out_keys=["logits"])
+    mlp = _mlp(n_obs, n_actions, hidden_sizes, activation, encoder)
+    net = TensorDictModule(mlp, in_keys=list(in_keys), out_keys=["logits"])
     return categorical_actor(net, spec)
 
 
@@ -105,10 +108,12 @@ def make_gaussian_actor(
     tanh: bool = False,
     init_log_std: float = -0.5,
     in_keys: Sequence[NestedKey] = ("observation",),
+    encoder: nn.Module | None = None,
 ) -> ProbabilisticActor:
     """A Gaussian policy for ``Box`` actions (diagonal, state-independent log-std, as Spinning
     Up); ``tanh=True`` squashes it into the spec's bounds (TanhNormal). The deterministic
-    action is the mean (squashed for tanh).
+    action is the mean (squashed for tanh). With an ``encoder`` (``n_obs`` its output size), the
+    mean is ``MLP(encoder(s))``.
 
     >>> from torchrl.data import Bounded
     >>> actor = make_gaussian_actor(3, Bounded(-2.0, 2.0, shape=(1,)), hidden_sizes=[8])
@@ -116,7 +121,7 @@ def make_gaussian_actor(
     ['loc', 'scale', 'action', 'action_log_prob']
     """
     action_dim = spec.shape[-1]
-    head = GaussianHead(_mlp(n_obs, action_dim, hidden_sizes, activation), action_dim, init_log_std)
+    head = GaussianHead(_mlp(n_obs, action_dim, hidden_sizes, activation, encoder), action_dim, init_log_std)
     net = TensorDictModule(head, in_keys=list(in_keys), out_keys=["loc", "scale"])
     if tanh:
         if not isinstance(spec, Bounded):
@@ -139,50 +144,6 @@ def make_gaussian_actor(
     )
 
 
-def input_size(observation_spec: TensorSpec, in_keys: Sequence[NestedKey]) -> int:
-    """The MLP input size for ``in_keys`` of ``observation_spec``: the sum of their last dims.
-
-    ``observation_spec`` is an env's whole ``observation_spec`` (a ``Composite``, read at
-    ``in_keys``: its batch dims are known, so each entry must be exactly ``[*batch, n]``) or,
-    with one key, that key's own spec, read as ``[n]`` or ``[envs, n]`` (a 3-D or larger spec
-    is an image, not a vector). Anything else is a one-line error naming the key and its shape.
-
-    >>> from torchrl.data import Composite, Unbounded
-    >>> input_size(Composite(obs=Unbounded(4), pos=Unbounded(2)), ["obs", "pos"])
-    6
-    >>> input_size(Unbounded((3, 8, 8)), ["pixels"])
-    Traceback (most recent call last):
-    ...
-    ValueError: observation key 'pixels' has shape (3, 8, 8): the MLP models take flat vectors (shape [n]); flatten it (torchrl.envs.FlattenObservation) or write your own actor
-    """  # noqa: E501 (a doctest's exact output)
-    in_keys = list(in_keys)
-    if not in_keys:
-        raise ValueError("in_keys is empty: name the observation key(s) the network reads, e.g. ['observation']")
-    batch_dims = len(getattr(observation_spec, "shape", ()))
-    size = 0
-    for key in in_keys:
-        if isinstance(observation_spec, Composite):
-            if key not in observation_spec.keys(True):
-                known = ", ".join(map(str, observation_spec.keys(True, True)))
-                raise ValueError(f"observation key {key!r} is not in the env's observation_spec (it has: {known})")
-            spec, extra = observation_spec[key], batch_dims
-        elif len(in_keys) > 1:
-            raise ValueError(
-                f"in_keys={in_keys} name several keys: pass the env's whole observation_spec (a Composite)"
-            )
-        else:  # one key's own spec: [n], or a batched env's [envs, n]
-            spec, extra = observation_spec, 1 if len(observation_spec.shape) == 2 else 0
-        shape = tuple(spec.shape[extra:])
-        if isinstance(spec, Composite) or len(shape) != 1:
-            what = "a Composite of several entries" if isinstance(spec, Composite) else f"shape {shape}"
-            raise ValueError(
-                f"observation key {key!r} has {what}: the MLP models take flat vectors (shape [n]); "
-                f"flatten it (torchrl.envs.FlattenObservation) or write your own actor"
-            )
-        size += shape[0]
-    return size
-
-
 def make_actor(
     observation_spec: TensorSpec,
     action_spec: TensorSpec,
@@ -192,25 +153,28 @@ def make_actor(
     activation: str = "tanh",
     distribution: str = "auto",
     init_log_std: float = -0.5,
+    conv: ConvSettings | None = None,
 ) -> ProbabilisticActor:
-    """The policy for an env's specs: categorical for discrete actions, Gaussian for ``Box``.
+    """The policy for an env's specs: categorical for discrete actions, Gaussian for ``Box``, its
+    MLP behind the encoders of its observation keys (:func:`pgtorchrl.modules.encoders.make_encoder`).
 
     Args:
         observation_spec: the env's ``observation_spec`` (a ``Composite``, read at ``in_keys``),
-            or the spec of the one key in ``in_keys``; each key a flat vector (see :func:`input_size`).
+            or the spec of the one key in ``in_keys`` (see :func:`~pgtorchrl.modules.encoders.make_encoder`).
         action_spec: the env's action spec (one-hot/categorical or bounded continuous).
         in_keys: the observation key(s) the network reads (several are concatenated).
         hidden_sizes: hidden layer widths of the MLP.
         activation: one of :data:`ACTIVATIONS`.
         distribution: one of :data:`DISTRIBUTIONS`.
         init_log_std: initial log-std of Gaussian policies.
+        conv: the convolutions of image keys (default: by frame size, see :mod:`~pgtorchrl.modules.encoders`).
 
     >>> from torchrl.data import Composite, OneHot, Unbounded
     >>> make_actor(Composite(obs=Unbounded(4)), OneHot(2), in_keys=["obs"], hidden_sizes=[8]).in_keys
     ['obs']
     """
     in_keys = list(in_keys)
-    n_obs = input_size(observation_spec, in_keys)
+    encoder, n_obs = make_encoder(observation_spec, in_keys, conv)
     discrete = isinstance(action_spec, (OneHot, Categorical))
     if distribution == "auto":
         distribution = "categorical" if discrete else "normal"
@@ -223,7 +187,7 @@ def make_actor(
         if not isinstance(action_spec, OneHot):
             raise ValueError("discrete actions must be one-hot (GymEnv's default categorical_action_encoding=False).")
         return make_discrete_actor(
-            n_obs, action_spec.shape[-1], hidden_sizes, activation, spec=action_spec, in_keys=in_keys
+            n_obs, action_spec.shape[-1], hidden_sizes, activation, spec=action_spec, in_keys=in_keys, encoder=encoder
         )
     if discrete:
         raise ValueError(
@@ -238,6 +202,7 @@ def make_actor(
         tanh=distribution == "tanh_normal",
         init_log_std=init_log_std,
         in_keys=in_keys,
+        encoder=encoder,
     )
 
 
@@ -247,16 +212,19 @@ def make_critic(
     in_keys: Sequence[NestedKey] = ("observation",),
     hidden_sizes: Sequence[int] = (64, 64),
     activation: str = "tanh",
+    conv: ConvSettings | None = None,
 ) -> ValueOperator:
     """A state-value network ``V(s) = MLP(s)`` writing ``state_value``, reading ``in_keys``
-    (several are concatenated; see :func:`input_size` for ``observation_spec``).
+    (several are concatenated, each behind its encoder: see
+    :func:`~pgtorchrl.modules.encoders.make_encoder` for ``observation_spec`` and ``conv``).
 
     >>> from torchrl.data import Unbounded
     >>> make_critic(Unbounded(4), hidden_sizes=[8]).out_keys
     ['state_value']
     """
     in_keys = list(in_keys)
-    return ValueOperator(_mlp(input_size(observation_spec, in_keys), 1, hidden_sizes, activation), in_keys=in_keys)
+    encoder, n_obs = make_encoder(observation_spec, in_keys, conv)
+    return ValueOperator(_mlp(n_obs, 1, hidden_sizes, activation, encoder), in_keys=in_keys)
 
 
 def policy_kl(actor: ProbabilisticActor, tensordict: TensorDictBase, old) -> torch.Tensor:

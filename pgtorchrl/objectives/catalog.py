@@ -10,6 +10,7 @@ torch (see :mod:`pgtorchrl.envs.catalog`).
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal, Optional
 
@@ -188,8 +189,6 @@ def _ppo(name: str, summary: str, path: str | None = None, functional: bool = Tr
     module, _, cls_name = (path or f"torchrl.objectives.{name.removeprefix('torchrl.')}").rpartition(".")
 
     def factory(actor, critic, **fields):
-        import importlib
-
         from pgtorchrl.modules.models import LOG_PROB_KEY
 
         _needs_critic("loss", name, critic, "critic_network")
