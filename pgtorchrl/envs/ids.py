@@ -9,7 +9,13 @@ import gymnasium as gym
 
 from pgtorchrl.config.registry import shown
 
-__all__ = ["check_gym_id", "CUSTOM_ENV_HINT"]
+__all__ = ["check_gym_id", "CUSTOM_ENV_HINT", "PGTORCHRL_GYM_ENVS"]
+
+PGTORCHRL_GYM_ENVS = {"pgtorchrl/MaskedChoice-v0": "pgtorchrl.envs.masked:MaskedChoiceEnv"}
+"""pgtorchrl's own gymnasium envs, registered here by entry point (their module loads at ``gym.make``)."""
+for _id, _entry_point in PGTORCHRL_GYM_ENVS.items():
+    if _id not in gym.envs.registry:
+        gym.register(id=_id, entry_point=_entry_point)
 
 CUSTOM_ENV_HINT = (
     "for your own env, register it (gymnasium.register) in a module listed under plugins:, "

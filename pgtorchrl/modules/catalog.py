@@ -9,7 +9,7 @@ signatures without importing torch (see :mod:`pgtorchrl.envs.catalog`).
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 from pydantic import Field, PositiveInt
 
@@ -89,10 +89,11 @@ def mlp_actor(
     activation: Activation = "tanh",
     distribution: Distribution = "auto",
     init_log_std: float = -0.5,
+    mask_key: Optional[str] = "action_mask",
 ):
-    """ProbabilisticActor over an MLP reading in_keys (discrete ones one-hot, images by a CNN): categorical/Gaussian."""
+    """ProbabilisticActor: an MLP on in_keys (discrete ones one-hot, images by a CNN), masked by mask_key if present."""
     fields = dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation, distribution=distribution)
-    return _actor(env, {**fields, "init_log_std": init_log_std})
+    return _actor(env, {**fields, "init_log_std": init_log_std, "mask_key": mask_key})
 
 
 Preferences = Annotated[list[float], Field(min_length=2, max_length=2)]

@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # the Literal is built from the table above: to a type checke
     Activation: TypeAlias = str
 else:
     Activation = Literal[tuple(ACTIVATION_CLASSES)]
-Distribution = Literal["auto", "categorical", "normal", "tanh_normal"]
-"""``auto`` picks from the action spec: categorical for discrete actions, normal for Box."""
+Distribution = Literal["auto", "categorical", "bernoulli", "normal", "tanh_normal"]
+"""``auto`` picks from the action spec: categorical for Discrete and MultiDiscrete actions
+(independent per component), bernoulli for MultiBinary, normal for Box."""
 DISTRIBUTIONS = get_args(Distribution)

@@ -9,10 +9,11 @@ from tensordict import TensorDictBase
 from tensordict.nn import InteractionType, TensorDictModule
 from tensordict.utils import NestedKey
 from torch import nn
-from torchrl.data import Bounded, Categorical, OneHot, TensorSpec
+from torchrl.data import Binary, Bounded, Categorical, Composite, MultiOneHot, OneHot, TensorSpec
 from torchrl.modules import MLP, IndependentNormal, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
 
 from pgtorchrl.modules.choices import ACTIVATION_CLASSES, DISTRIBUTIONS
+from pgtorchrl.modules.distributions import IndependentBernoulli, MaskedOneHot, MultiOneHotCategorical
 from pgtorchrl.modules.encoders import ConvSettings, Encoded, make_encoder
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "make_critic",
     "GaussianHead",
     "LOG_PROB_KEY",
+    "ACTION_MASK_KEY",
     "policy_kl",
 ]
 
@@ -34,6 +36,8 @@ ACTIVATIONS = {name: getattr(nn, cls) for name, cls in ACTIVATION_CLASSES.items(
 # The log-prob key is pinned: tensordict's composite_lp_aggregate() would otherwise choose between
 # "sample_log_prob" and "action_log_prob" behind the user's back.
 LOG_PROB_KEY = "action_log_prob"
+#: Where an env gives its legal actions (sb3-contrib's MaskablePPO and PettingZoo's convention).
+ACTION_MASK_KEY = "action_mask"
 
 
 def _mlp(n_in: int, n_out: int, hidden_sizes: Sequence[int], activation: str, encoder: nn.Module | None = None):
@@ -53,9 +57,11 @@ def make_discrete_actor(
     spec: TensorSpec | None = None,
     in_keys: Sequence[NestedKey] = ("observation",),
     encoder: nn.Module | None = None,
+    mask_key: NestedKey | None = None,
 ) -> ProbabilisticActor:
     """A categorical policy ``pi(a|s) = softmax(MLP(s))`` over one-hot actions; with an
-    ``encoder`` (:mod:`pgtorchrl.modules.encoders`, ``n_obs`` its output size), ``MLP(encoder(s))``.
+    ``encoder`` (:mod:`pgtorchrl.modules.encoders`, ``n_obs`` its output size), ``MLP(encoder(s))``;
+    with ``mask_key``, renormalized over the legal actions the env marks under that key.
 
     >>> actor = make_discrete_actor(4, 2, hidden_sizes=[16])
     >>> actor.out_keys
@@ -63,18 +69,31 @@ def make_discrete_actor(
     """
     mlp = _mlp(n_obs, n_actions, hidden_sizes, activation, encoder)
     net = TensorDictModule(mlp, in_keys=list(in_keys), out_keys=["logits"])
-    return categorical_actor(net, spec)
+    return categorical_actor(net, spec, mask_key=mask_key)
 
 
-def categorical_actor(logits_net: TensorDictModule, spec: TensorSpec | None = None) -> ProbabilisticActor:
-    """A one-hot categorical ``ProbabilisticActor`` over a module writing ``logits``; samples in
-    training (``InteractionType.RANDOM``), the mode under ``ExplorationType.DETERMINISTIC``."""
+def categorical_actor(
+    logits_net: TensorDictModule,
+    spec: TensorSpec | None = None,
+    distribution_class: type = OneHotCategorical,
+    distribution_kwargs: dict | None = None,
+    mask_key: NestedKey | None = None,
+) -> ProbabilisticActor:
+    """A ``ProbabilisticActor`` over a module writing ``logits``: one-hot categorical by default
+    (or ``distribution_class``, e.g. :class:`~pgtorchrl.modules.distributions.MultiOneHotCategorical`),
+    with ``mask_key`` the :class:`~pgtorchrl.modules.distributions.MaskedOneHot` of the legal actions
+    the env gives under that key; samples in training (``InteractionType.RANDOM``), the mode under
+    ``ExplorationType.DETERMINISTIC``."""
+    in_keys: list | dict = ["logits"]
+    if mask_key is not None:
+        distribution_class, in_keys = MaskedOneHot, {"logits": "logits", "mask": mask_key}
     return ProbabilisticActor(
         logits_net,
-        in_keys=["logits"],
+        in_keys=in_keys,
         out_keys=["action"],
         spec=spec,
-        distribution_class=OneHotCategorical,
+        distribution_class=distribution_class,
+        distribution_kwargs=distribution_kwargs or {},
         return_log_prob=True,
         log_prob_key=LOG_PROB_KEY,
         default_interaction_type=InteractionType.RANDOM,
@@ -154,9 +173,13 @@ def make_actor(
     distribution: str = "auto",
     init_log_std: float = -0.5,
     conv: ConvSettings | None = None,
+    mask_key: NestedKey | None = ACTION_MASK_KEY,
 ) -> ProbabilisticActor:
-    """The policy for an env's specs: categorical for discrete actions, Gaussian for ``Box``, its
-    MLP behind the encoders of its observation keys (:func:`pgtorchrl.modules.encoders.make_encoder`).
+    """The policy for an env's specs, its MLP behind the encoders of its observation keys
+    (:func:`pgtorchrl.modules.encoders.make_encoder`): categorical for ``Discrete`` actions (masked
+    when the env's observations have ``mask_key``), independent categoricals for ``MultiDiscrete``,
+    independent Bernoullis for ``MultiBinary`` (:mod:`pgtorchrl.modules.distributions`), Gaussian
+    for ``Box``.
 
     Args:
         observation_spec: the env's ``observation_spec`` (a ``Composite``, read at ``in_keys``),
@@ -168,6 +191,8 @@ def make_actor(
         distribution: one of :data:`DISTRIBUTIONS`.
         init_log_std: initial log-std of Gaussian policies.
         conv: the convolutions of image keys (default: by frame size, see :mod:`~pgtorchrl.modules.encoders`).
+        mask_key: the observation key of the legal-action mask (MaskablePPO's and PettingZoo's
+            ``action_mask``), used when the observation spec has it; ``None`` ignores any mask.
 
     >>> from torchrl.data import Composite, OneHot, Unbounded
     >>> make_actor(Composite(obs=Unbounded(4)), OneHot(2), in_keys=["obs"], hidden_sizes=[8]).in_keys
@@ -177,17 +202,42 @@ def make_actor(
     encoder, n_obs = make_encoder(observation_spec, in_keys, conv)
     discrete = isinstance(action_spec, (OneHot, Categorical))
     if distribution == "auto":
-        distribution = "categorical" if discrete else "normal"
+        distribution = "bernoulli" if isinstance(action_spec, Binary) else "categorical" if discrete else "normal"
+    if distribution == "bernoulli" and not isinstance(action_spec, Binary):
+        raise ValueError(
+            f"distribution 'bernoulli' needs MultiBinary actions; the env's action spec is {type(action_spec).__name__}"
+        )
+    if distribution == "bernoulli":
+        net = TensorDictModule(
+            _mlp(n_obs, action_spec.shape[-1], hidden_sizes, activation, encoder), in_keys=in_keys, out_keys=["logits"]
+        )
+        return categorical_actor(net, action_spec, IndependentBernoulli)
     if distribution == "categorical":
-        if not discrete:
+        if not discrete or isinstance(action_spec, Binary):
             raise ValueError(
                 f"distribution 'categorical' needs discrete actions but the env's action spec is "
-                f"{type(action_spec).__name__}; use 'normal' or 'tanh_normal'."
+                f"{type(action_spec).__name__}; use {'bernoulli' if discrete else 'normal or tanh_normal'!r}."
             )
         if not isinstance(action_spec, OneHot):
             raise ValueError("discrete actions must be one-hot (GymEnv's default categorical_action_encoding=False).")
+        if isinstance(action_spec, MultiOneHot):  # MultiDiscrete: one categorical per component
+            nvec = [int(n) for n in action_spec.nvec]
+            net = TensorDictModule(
+                _mlp(n_obs, sum(nvec), hidden_sizes, activation, encoder), in_keys=in_keys, out_keys=["logits"]
+            )
+            return categorical_actor(net, action_spec, MultiOneHotCategorical, {"nvec": nvec})
+        masked = (
+            mask_key is not None and isinstance(observation_spec, Composite) and mask_key in observation_spec.keys(True)
+        )
         return make_discrete_actor(
-            n_obs, action_spec.shape[-1], hidden_sizes, activation, spec=action_spec, in_keys=in_keys, encoder=encoder
+            n_obs,
+            action_spec.shape[-1],
+            hidden_sizes,
+            activation,
+            spec=action_spec,
+            in_keys=in_keys,
+            encoder=encoder,
+            mask_key=mask_key if masked else None,
         )
     if discrete:
         raise ValueError(

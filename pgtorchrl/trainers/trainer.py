@@ -22,7 +22,7 @@ from tqdm import tqdm
 from pgtorchrl.collectors.rollout import MASK_KEY
 from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, transforms_state
 from pgtorchrl.modules.fast_policies import log_prob_and_entropy
-from pgtorchrl.modules.models import LOG_PROB_KEY, policy_kl
+from pgtorchrl.modules.models import ACTION_MASK_KEY, LOG_PROB_KEY, policy_kl
 from pgtorchrl.objectives.trust_region import NaturalPolicyGradient
 from pgtorchrl.objectives.value.functional import explained_variance
 from pgtorchrl.pipeline.build import Pipeline, build_pipeline
@@ -245,8 +245,9 @@ def update_per_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str
 def batch_metrics(p: Pipeline, batch) -> dict[str, float]:
     """What the advantage module computed: its own ``stats`` where it has them (pgtorchrl's:
     ``train/advantage_mean``/``_std`` before any normalization), else the mean and std of the
-    ``advantage`` it wrote; and, where the batch has ``state_value``, ``train/explained_variance``
-    of ``value_target`` (over the real steps of a padded batch)."""
+    ``advantage`` it wrote; where the batch has ``state_value``, ``train/explained_variance``
+    of ``value_target`` (over the real steps of a padded batch); where the env gives a legal-action
+    mask (``action_mask``), ``rollout/invalid_actions``: the batch's steps that took an illegal action."""
     mask = batch.get(MASK_KEY, None)
 
     def real(x):
@@ -260,6 +261,9 @@ def batch_metrics(p: Pipeline, batch) -> dict[str, float]:
     value = batch.get("state_value", None)
     if p.critic is not None and value is not None:
         metrics["train/explained_variance"] = explained_variance(real(value), real(batch.get("value_target")))
+    legal, action = batch.get(ACTION_MASK_KEY, None), batch.get("action", None)
+    if legal is not None and action is not None and legal.shape == action.shape:  # one-hot actions, an env's mask
+        metrics["rollout/invalid_actions"] = float(real(((action != 0) & (legal == 0)).any(-1)).sum())
     return metrics
 
 
