@@ -159,3 +159,28 @@ def test_the_cnn_sections_build_their_convolutions_from_the_spec_fields():
     assert actor(td.clone())["action"].shape == (2, 3) and critic(td.clone())["state_value"].shape == (2, 1)
     with pytest.raises(Exception, match="kernel_sizes"):
         ACTORS["cnn"].model(name="cnn", kernel_sizes="three")
+
+
+def test_a_minatar_id_without_the_package_is_one_line_naming_the_install_command(monkeypatch):
+    import importlib.util
+
+    from pgtorchrl.envs import ids
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(ids.importlib.util, "find_spec", lambda name: None if name == "minatar" else real(name))
+    with pytest.raises(ValueError) as err:
+        ids.check_gym_id("MinAtar/Breakout-v1")
+    assert str(err.value) == (
+        "env id 'MinAtar/Breakout-v1' needs the minatar package: pip install -c constraints.txt -e '.[minatar]'"
+    )
+
+
+def test_minatars_bool_frames_reach_the_cnn_as_they_are():
+    pytest.importorskip("minatar")
+    from pgtorchrl.envs.gym import make_gym_env
+
+    env = make_gym_env("MinAtar/Breakout-v1", num_envs=2)
+    actor = make_actor(env.observation_spec, env.action_spec, hidden_sizes=[], conv=MINATAR_CNN)
+    td = env.rollout(4, actor)
+    assert td["observation"].dtype == torch.bool and td["observation"].shape == (2, 4, 10, 10, 4)
+    assert td["action"].shape == (2, 4, 3)  # Breakout's minimal action set

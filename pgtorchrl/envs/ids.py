@@ -4,6 +4,7 @@ validation runs it before the command line has imported torch."""
 from __future__ import annotations
 
 import difflib
+import importlib.util
 
 import gymnasium as gym
 
@@ -16,6 +17,18 @@ PGTORCHRL_GYM_ENVS = {"pgtorchrl/MaskedChoice-v0": "pgtorchrl.envs.masked:Masked
 for _id, _entry_point in PGTORCHRL_GYM_ENVS.items():
     if _id not in gym.envs.registry:
         gym.register(id=_id, entry_point=_entry_point)
+
+MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
+"""MinAtar's games (Young & Tian 2019), registered as the ``minatar`` package's own
+``minatar.gym.register_envs`` does, by entry point: ``MinAtar/Breakout-v1`` (the game's minimal
+action set) and ``-v0`` (all 6 actions). The package itself is the ``minatar`` extra."""
+MINATAR_EXTRA = "pip install -c constraints.txt -e '.[minatar]'"
+for _game in MINATAR_GAMES:
+    for _version, _minimal in (("v0", False), ("v1", True)):
+        _minatar_id = f"MinAtar/{_game.title().replace('_', '')}-{_version}"
+        if _minatar_id not in gym.envs.registry:
+            kwargs = dict(game=_game, use_minimal_action_set=_minimal)
+            gym.register(id=_minatar_id, entry_point="minatar.gym:BaseEnv", kwargs=kwargs)
 
 CUSTOM_ENV_HINT = (
     "for your own env, register it (gymnasium.register) in a module listed under plugins:, "
@@ -35,6 +48,8 @@ def check_gym_id(env_id: str) -> None:
     ValueError: unknown gymnasium env id 'CartPol-v1'; did you mean 'CartPole-v1' or 'CartPole-v0'? (for your own env, register it (gymnasium.register) in a module listed under plugins:, or write env_id: module:EnvId with that module under plugins:)
     """  # noqa: E501 (a doctest's exact output)
     name = env_id.partition(":")[2] or env_id
+    if name.startswith("MinAtar/") and name in gym.envs.registry and importlib.util.find_spec("minatar") is None:
+        raise ValueError(f"env id {shown(env_id)} needs the minatar package: {MINATAR_EXTRA}")
     if name in gym.envs.registry:
         return
     close = difflib.get_close_matches(name, list(gym.envs.registry), n=2, cutoff=0.6) if len(name) < 200 else []

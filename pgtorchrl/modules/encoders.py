@@ -104,8 +104,9 @@ def image_layout(shape: Sequence[int]) -> bool:
 
 class ConvEncoder(nn.Module):
     """An image encoder: convolutions (ReLU) over ``[*batch, C, H, W]`` (or ``[*batch, H, W, C]``
-    with ``channels_last``), flattened into ``settings.out_features`` units (Linear, ReLU). Integer
-    frames (uint8) are scaled by ``1 / 255`` inside, so a batch keeps them as uint8.
+    with ``channels_last``), flattened into ``settings.out_features`` units (Linear, ReLU). uint8
+    frames are scaled by ``1 / 255`` inside and bool ones (MinAtar's) cast, so a batch keeps them
+    as they came.
 
     >>> enc = ConvEncoder((10, 10, 4), MINATAR_CNN, channels_last=True)
     >>> enc(torch.zeros(2, 10, 10, 4, dtype=torch.uint8)).shape
@@ -139,8 +140,10 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[:-3]
-        if not x.is_floating_point():
+        if x.dtype == torch.uint8:  # pixel intensities
             x = x.to(torch.get_default_dtype()) / 255.0
+        elif not x.is_floating_point():  # MinAtar's bool channels
+            x = x.to(torch.get_default_dtype())
         x = x.reshape(-1, *x.shape[-3:])
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)
@@ -186,6 +189,12 @@ def encoder_for(
         raise ValueError(
             f"observation key {key!r} has a Composite of several entries: name its leaves in in_keys ({leaves})"
         )
+    if len(shape) == 3:
+        channels_last = image_layout(shape)
+        frame = shape[:2] if channels_last else shape[1:]
+        settings = conv or (NATURE_CNN if min(frame) >= _NATURE_MIN_SIZE else MINATAR_CNN)
+        conv_encoder = ConvEncoder(shape, settings, channels_last)
+        return conv_encoder, conv_encoder.out_features
     if isinstance(spec, (OneHot, Binary)):  # already 0/1 features (MultiOneHot is a OneHot)
         return FloatEncoder(), int(shape[-1]) if shape else 1
     if isinstance(spec, MultiCategorical):
@@ -195,12 +204,6 @@ def encoder_for(
         if shape not in ((), (1,)):
             raise ValueError(f"observation key {key!r}: a Categorical observation of shape {shape} is not supported")
         return OneHotEncoder([spec.space.n]), int(spec.space.n)
-    if len(shape) == 3:
-        channels_last = image_layout(shape)
-        frame = shape[:2] if channels_last else shape[1:]
-        settings = conv or (NATURE_CNN if min(frame) >= _NATURE_MIN_SIZE else MINATAR_CNN)
-        conv_encoder = ConvEncoder(shape, settings, channels_last)
-        return conv_encoder, conv_encoder.out_features
     if len(shape) == 1 and spec.dtype.is_floating_point:
         return None, int(shape[0])
     if len(shape) == 1:
