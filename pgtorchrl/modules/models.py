@@ -214,9 +214,10 @@ def make_actor(
         return categorical_actor(net, action_spec, IndependentBernoulli)
     if distribution == "categorical":
         if not discrete or isinstance(action_spec, Binary):
+            instead = "'bernoulli'" if discrete else "'normal' or 'tanh_normal'"
             raise ValueError(
                 f"distribution 'categorical' needs discrete actions but the env's action spec is "
-                f"{type(action_spec).__name__}; use {'bernoulli' if discrete else 'normal or tanh_normal'!r}."
+                f"{type(action_spec).__name__}; use {instead}."
             )
         if not isinstance(action_spec, OneHot):
             raise ValueError("discrete actions must be one-hot (GymEnv's default categorical_action_encoding=False).")
