@@ -184,3 +184,25 @@ def test_minatars_bool_frames_reach_the_cnn_as_they_are():
     td = env.rollout(4, actor)
     assert td["observation"].dtype == torch.bool and td["observation"].shape == (2, 4, 10, 10, 4)
     assert td["action"].shape == (2, 4, 3)  # Breakout's minimal action set
+
+
+def test_load_actor_of_a_minatar_run_acts_as_the_trained_actor(store):
+    pytest.importorskip("minatar")
+    from torchrl.envs import ExplorationType, set_exploration_type
+
+    from pgtorchrl.experiments.loading import load_actor
+    from pgtorchrl.pipeline.build import build_pipeline
+    from pgtorchrl.pipeline.parse import load_spec
+    from pgtorchrl.trainers.trainer import train
+
+    spec = load_spec(
+        ROOT / "pipelines" / "ppo_minatar_breakout.yaml",
+        ["train.total_frames=2048", "env.num_envs=2", "eval.episodes=1", "eval.every_frames=null"],
+    )
+    p = build_pipeline(spec)
+    result = train(spec, pipeline=p)
+    loaded = load_actor(result.run_id)
+    frames = p.env.rollout(20)  # [2 envs, 20 steps] of bool frames
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        trained, restored = p.actor(frames.clone())["action"], loaded(frames.clone())["action"]
+    assert torch.equal(trained, restored)  # the run's weights, not a fresh network's

@@ -1,6 +1,7 @@
 """Checkpoints and `pgtorchrl resume`: an interrupted run continues into the same MLflow run and
 ends with the learning curve of a run that never stopped (same spec and seed, CPU)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,10 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
         "reinforce_cartpole",
         ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"],
     ),
+    "minatar": (  # images through a CNN, MinAtar's game state (pgtorchrl.envs.state.INNER_STATE)
+        "ppo_minatar_breakout",
+        ["train.total_frames=5120", "env.num_envs=4", "collector.frames_per_batch=512", *SHORT],
+    ),
 }
 
 
@@ -87,10 +92,19 @@ def interrupted_run(spec, at_iteration: int) -> str:
 
 
 # the shipped pipelines' collection by default; TorchRL's Collector and whole episodes with -m slow (CI runs both)
-SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized"}
+SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized", "minatar"}
+NEEDS = {"minatar": "minatar"}  # case: the extra's package
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n for n in CASES])
+def _case(name: str):
+    marks = [pytest.mark.slow] if name in SLOW_CASES else []
+    if name in NEEDS:
+        missing = importlib.util.find_spec(NEEDS[name]) is None
+        marks.append(pytest.mark.skipif(missing, reason=f"needs {NEEDS[name]} (pip install -e '.[{NEEDS[name]}]')"))
+    return pytest.param(name, marks=marks)
+
+
+@pytest.mark.parametrize("name", [_case(n) for n in CASES])
 def test_resumed_run_matches_the_uninterrupted_one(store, name):
     pipeline, overrides = CASES[name]
     path = ROOT / "pipelines" / f"{pipeline}.yaml"

@@ -49,9 +49,65 @@ def _load_plain_vars(obj, values: dict[str, Any]) -> None:
         setattr(obj, name, value)
 
 
+# -- the state objects some base envs keep beside their own variables ---------------------------------
+INNER_STATE = {"minatar.gym": ("game", "game.env")}
+"""Per base-env module, the attribute paths of the plain objects holding the env's dynamic state
+beyond its own variables: MinAtar's ``Environment`` (its sticky-action state and ``RandomState``)
+and the game itself (positions, maps, lists of entities, its ``RandomState``)."""
+
+
+def _plain_value(value) -> tuple[bool, Any]:
+    """``(True, v)`` with ``v`` a ``torch.load(weights_only=True)``-safe form of ``value`` (numbers,
+    strings, numeric arrays as tensors, lists and tuples of those, a numpy ``RandomState`` as its
+    state tagged ``__random_state__``), or ``(False, None)`` for anything else."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True, value
+    if isinstance(value, np.generic):
+        return True, value.item()
+    if isinstance(value, np.ndarray):
+        return (True, torch.from_numpy(value.copy())) if value.dtype.kind in "biufc" else (False, None)
+    if isinstance(value, np.random.RandomState):
+        name, keys, pos, has_gauss, cached = value.get_state(legacy=True)  # the 5-tuple
+        return True, {"__random_state__": [name, torch.from_numpy(np.asarray(keys, np.int64)), pos, has_gauss, cached]}
+    if isinstance(value, (list, tuple)):
+        parts = [_plain_value(v) for v in value]
+        if all(ok for ok, _ in parts):
+            return True, [v for _, v in parts] if isinstance(value, list) else tuple(v for _, v in parts)
+    return False, None
+
+
+def _restored_value(old, value):
+    """The live form of a :func:`_plain_value` (a ``RandomState`` restored in place, as other objects share it)."""
+    if isinstance(value, dict) and "__random_state__" in value:
+        name, keys, pos, has_gauss, cached = value["__random_state__"]
+        target = old if isinstance(old, np.random.RandomState) else np.random.RandomState()
+        target.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        return target
+    if isinstance(value, torch.Tensor):
+        return value.numpy().copy()
+    if isinstance(value, (list, tuple)):
+        olds = old if isinstance(old, (list, tuple)) and len(old) == len(value) else [None] * len(value)
+        restored = [_restored_value(o, v) for o, v in zip(olds, value)]
+        return restored if isinstance(value, list) else tuple(restored)
+    return value
+
+
+def _inner_objects(base) -> dict[str, Any]:
+    paths = INNER_STATE.get(type(base).__module__, ())
+    found = {}
+    for path in paths:
+        obj = base
+        for name in path.split("."):
+            obj = getattr(obj, name, None)
+        if obj is not None:
+            found[path] = obj
+    return found
+
+
 def gym_env_state(env) -> dict[str, Any]:
     """One gymnasium env's state: each wrapper's and the base env's plain variables, its
-    ``np_random`` and, for MuJoCo, ``qpos``/``qvel``."""
+    ``np_random``, for MuJoCo ``qpos``/``qvel`` and, for the envs of :data:`INNER_STATE`, the
+    plain variables of their state objects."""
     layers, layer = [], env
     while True:
         layers.append(_plain_vars(layer))
@@ -67,7 +123,19 @@ def gym_env_state(env) -> dict[str, Any]:
     if hasattr(base, "data") and hasattr(base, "set_state"):  # MuJoCo: the simulator's state
         state["qpos"] = torch.from_numpy(base.data.qpos.copy())
         state["qvel"] = torch.from_numpy(base.data.qvel.copy())
+    inner = {path: _inner_vars(obj) for path, obj in _inner_objects(base).items()}
+    if inner:
+        state["inner"] = inner
     return state
+
+
+def _inner_vars(obj) -> dict[str, Any]:
+    out = {}
+    for name, value in vars(obj).items():
+        ok, plain = _plain_value(value)
+        if ok:
+            out[name] = plain
+    return out
 
 
 def load_gym_env_state(env, state: dict[str, Any]) -> None:
@@ -83,6 +151,12 @@ def load_gym_env_state(env, state: dict[str, Any]) -> None:
         base._np_random = np.random.Generator(bit_generator)
     if "qpos" in state:
         base.set_state(state["qpos"].numpy(), state["qvel"].numpy())
+    objects = _inner_objects(base)
+    for path, values in state.get("inner", {}).items():
+        if path not in objects:
+            raise CheckpointError(f"the checkpoint holds the state of {path!r}, which this env does not have")
+        for name, value in values.items():
+            setattr(objects[path], name, _restored_value(getattr(objects[path], name, None), value))
 
 
 def _vector_env(env):
