@@ -14,9 +14,26 @@ def run() -> None:
     except KeyboardInterrupt:
         print("pgtorchrl: error: interrupted before any run was opened", file=sys.stderr)
         code = 130
+    except ImportError as err:
+        if not _interrupted(err):
+            raise
+        # Ctrl-C inside a compiled module's initialization (numpy's, torch's) arrives as
+        # "ImportError: initialization failed", caused by the KeyboardInterrupt
+        print("pgtorchrl: error: interrupted before any run was opened", file=sys.stderr)
+        code = 130
     from pgtorchrl.record.fast_exit import leave
 
     leave(code)  # the MLflow writer has ended and every file is closed (see fast_exit for why)
+
+
+def _interrupted(err: BaseException) -> bool:
+    """Whether ``err`` was caused by a ``KeyboardInterrupt`` (anywhere down its chain)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 if __name__ == "__main__":

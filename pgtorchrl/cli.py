@@ -28,6 +28,7 @@ from pgtorchrl.pipeline.parse import expand_sweep, load_spec
 from pgtorchrl.record.owner import mark_abandoned_runs
 from pgtorchrl.record.plots import learning_curve_png
 from pgtorchrl.record.tracking import (
+    CLOSING_INTERRUPT,
     TrackedRun,
     TrackingError,
     check_store,
@@ -441,7 +442,9 @@ def _train(spec, pipeline, run, checkpoint: dict | None = None) -> int:
 
     try:
         result = train(spec, run.spec_text, pipeline, run, checkpoint)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        if str(err).startswith(CLOSING_INTERRUPT):  # it already says how the run ended
+            raise CommandError(f"interrupted {err}", EXIT_INTERRUPTED) from None
         raise CommandError(f"interrupted; {run.outcome()}", EXIT_INTERRUPTED) from None
     except (NonFiniteLossError, TrackingError) as err:
         outcome = run.outcome()

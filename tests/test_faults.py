@@ -274,7 +274,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_writer_and_no_store(tm
     during start-up was a traceback and exit -2 (``python -m pgtorchrl`` gave one line and 130), and
     the MLflow writer outlived the command and went on to create an empty store. Both launchers now
     run one entry point with one handler, and the writer creates the store only when a run opens."""
-    overrides = []
+    overrides = ["train.total_frames=5000000", "eval.target_return=null"]  # still running at 4 s on a fast machine
     if not isinstance(delay, float):
         (tmp_path / "interrupts.py").write_text("raise KeyboardInterrupt\n")
         overrides = ["plugins=[interrupts]"]
@@ -291,11 +291,16 @@ def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_writer_and_no_store(tm
         assert line.endswith(" is marked KILLED"), line
         assert runs(tmp_path)[1][0].info.status == "KILLED"
         return
+    if line.startswith("pgtorchrl: error: interrupted while the run was being closed: "):  # a fast one had trained
+        assert line.endswith(" is marked FINISHED"), line
+        assert runs(tmp_path)[1][0].info.status == "FINISHED"
+        return
     assert line in (
         "pgtorchrl: error: interrupted before any run was opened",
         "pgtorchrl: error: interrupted; no MLflow run was opened",
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == (["interrupts.py"] if overrides else []), "a store was made"
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == (["interrupts.py"] if not isinstance(delay, float) else []), "a store was made"
 
 
 def test_eval_of_a_run_without_its_model_or_spec_says_what_it_lacks_and_what_to_do(tmp_path):
@@ -404,18 +409,14 @@ def test_an_interrupt_while_the_run_is_being_closed_reports_what_happened(store,
             raise KeyboardInterrupt  # Ctrl-C while the writer stores the final model
         return real_wait(self, timeout)
 
-    with pytest.raises(
-        KeyboardInterrupt
-    ):  # the interrupt still stops the caller (a sweep, a study) once the run is closed
+    with pytest.raises(KeyboardInterrupt) as interrupt:  # it still stops the caller (a sweep, a study)
         with TrackedRun(spec) as run:
             run.log_metrics({"x": 1.0}, step=1)
             monkeypatch.setattr(subprocess.Popen, "wait", wait)
     assert run.final_status == "FINISHED"
     assert MlflowClient(store).get_run(run.run_id).info.status == "FINISHED"
-    assert (
-        f"interrupted while the run was being closed: the MLflow run {run.run_id} is marked FINISHED"
-        in capsys.readouterr().err
-    )
+    assert str(interrupt.value) == f"while the run was being closed: the MLflow run {run.run_id} is marked FINISHED"
+    assert capsys.readouterr().err == ""  # the caller says it, in its one line
 
 
 # 9 -------------------------------------------------------------------------------------------------------

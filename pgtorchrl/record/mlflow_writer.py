@@ -164,10 +164,16 @@ def _read_in_background(stream) -> queue.Queue:
     messages: queue.Queue = queue.Queue()
 
     def read() -> None:
+        received = False
         while True:
             try:
                 messages.put(pickle.load(stream))
+                received = True
             except Exception:  # noqa: BLE001 (EOF: the trainer is gone (or wrote something unreadable)
+                if not received:
+                    # gone before saying anything (Ctrl-C during its start-up): no run, no store to
+                    # close, so leave now rather than after MLflow's import (a second or more)
+                    os._exit(1)
                 messages.put(_END_OF_INPUT)
                 return
 

@@ -33,6 +33,7 @@ from pgtorchrl.record.store_lock import store_lock
 __all__ = [
     "DEFAULT_TRACKING_URI",
     "RECOVERY_DIR",
+    "CLOSING_INTERRUPT",
     "resolve_tracking_uri",
     "mlflow_client",
     "check_store",
@@ -47,6 +48,9 @@ __all__ = [
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 #: Where a run whose tracking failed mid-run keeps its state and metrics (relative to the working folder).
 RECOVERY_DIR = Path("mlruns") / "recovered"
+CLOSING_INTERRUPT = "while the run was being closed"
+"""How a ``KeyboardInterrupt`` raised by :meth:`TrackedRun.__exit__` begins: Ctrl-C came once the run's
+end was decided; it is closed as it ended, and the message goes on with :meth:`TrackedRun.outcome`."""
 PACKAGES = ("pgtorchrl", "torch", "torchrl", "tensordict", "gymnasium", "mlflow", "numpy")
 
 
@@ -371,13 +375,13 @@ class TrackedRun:
             self.final_status = ended[0]  # the writer's word: FAILED when a write was lost before the end
         elif self.run_id is not None:  # the writer died or failed: close the run from here
             self.final_status = self._close_directly(status, error or self._problem() or "the MLflow writer stopped")
-        if interrupted:
-            print(f"pgtorchrl: interrupted while the run was being closed: {self.outcome()}", file=sys.stderr)
         problem = self._problem()
+        if interrupted and (exc_type is not None or problem):  # another error is the caller's line: say this too
+            print(f"pgtorchrl: interrupted while the run was being closed: {self.outcome()}", file=sys.stderr)
         if problem and exc_type is None:
             raise TrackingError(f"{problem}; {self.outcome()}")
         if interrupted and exc_type is None:  # the run is closed as it ended; the interrupt still stops the caller
-            raise KeyboardInterrupt("while the run was being closed")
+            raise KeyboardInterrupt(f"{CLOSING_INTERRUPT}: {self.outcome()}")
 
     def _close_directly(self, status: str, error: str | None) -> str | None:
         """Ends the run from this process when the writer cannot (it died, or the store failed
