@@ -11,14 +11,11 @@ def run() -> None:
         from pgtorchrl.cli import main  # inside the handler: Ctrl-C during the command line's imports is caught
 
         code = main()
-    except KeyboardInterrupt:
-        print("pgtorchrl: error: interrupted before any run was opened", file=sys.stderr)
-        code = 130
-    except ImportError as err:
-        if not _interrupted(err):
-            raise
+    except (KeyboardInterrupt, ImportError) as err:
         # Ctrl-C inside a compiled module's initialization (numpy's, torch's) arrives as
         # "ImportError: initialization failed", caused by the KeyboardInterrupt
+        if not _interrupted(err):
+            raise
         print("pgtorchrl: error: interrupted before any run was opened", file=sys.stderr)
         code = 130
     from pgtorchrl.record.fast_exit import leave

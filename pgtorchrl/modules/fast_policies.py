@@ -19,12 +19,14 @@ called on a TensorDict under the exploration type). A categorical policy is also
 :func:`softmax` / :func:`log_softmax` move a short action dim to the front on large batches (a
 CPU kernel speed-up, same values).
 
-Everything else calls these functions; ``tests/test_fast_policies.py`` checks that each
+Everything else calls these functions (:func:`distribution_log_prob_and_entropy` is checked against
+TorchRL's distributions through ``tests/test_ppo_loss.py``); ``tests/test_fast_policies.py`` checks that each
 shortcut gives what the plain path gives.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -42,7 +44,10 @@ __all__ = [
     "GumbelSampler",
     "PolicyStep",
     "log_prob_and_entropy",
+    "distribution_log_prob_and_entropy",
 ]
+
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
 def _net_of(policy, distribution_class, keys: list[str]) -> TensorDictModule | None:
@@ -214,3 +219,29 @@ def log_prob_and_entropy(
     except NotImplementedError:
         entropy = -dist.log_prob(dist.rsample())
     return dist.log_prob(action), entropy
+
+
+def distribution_log_prob_and_entropy(
+    actor: ProbabilisticActor, tensordict: TensorDictBase, action_key: Any = "action"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log pi(a|s)`` of the batch's action and the entropy per sample for a categorical or
+    diagonal Gaussian actor (:func:`categorical_logits_net`, :func:`gaussian_net`), computed from its
+    network as ``OneHotCategorical`` (torch's ``Categorical``) and ``IndependentNormal``
+    (``Normal.log_prob`` summed over the action) compute them, bit for bit: what pgtorchrl's
+    ``ClipPPOLoss`` needs to equal TorchRL's exactly (:func:`log_prob_and_entropy` takes
+    ``log_softmax``, equal up to rounding)."""
+    action = tensordict.get(action_key)
+    net = gaussian_net(actor)
+    if net is not None:
+        loc, scale = net.module(*(tensordict.get(k) for k in net.in_keys))
+        log_scale = scale.log()
+        log_prob = (-((action - loc) ** 2) / (2 * scale.pow(2)) - log_scale - _LOG_SQRT_2PI).sum(-1)
+        return log_prob, (0.5 + _LOG_SQRT_2PI + log_scale).sum(-1)
+    net = categorical_logits_net(actor)
+    if net is None:
+        raise TypeError(f"a categorical or diagonal Gaussian actor is needed, got {type(actor).__name__}")
+    logits = net.module(*(tensordict.get(k) for k in net.in_keys))
+    logits = logits - logits.logsumexp(-1, keepdim=True)  # torch's Categorical, as OneHotCategorical scores
+    log_prob = logits.gather(-1, action.argmax(-1, keepdim=True)).squeeze(-1)
+    entropy = -(logits.clamp(min=torch.finfo(logits.dtype).min) * torch.softmax(logits, -1)).sum(-1)
+    return log_prob, entropy

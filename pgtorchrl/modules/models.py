@@ -67,9 +67,15 @@ def make_discrete_actor(
     >>> actor.out_keys
     ['logits', 'action', 'action_log_prob']
     """
-    mlp = _mlp(n_obs, n_actions, hidden_sizes, activation, encoder)
-    net = TensorDictModule(mlp, in_keys=list(in_keys), out_keys=["logits"])
+    net = _logits_net(n_obs, n_actions, hidden_sizes, activation, encoder, in_keys)
     return categorical_actor(net, spec, mask_key=mask_key)
+
+
+def _logits_net(n_obs, n_out, hidden_sizes, activation, encoder, in_keys) -> TensorDictModule:
+    """The module writing ``logits`` from ``in_keys`` (an MLP, behind ``encoder`` if given)."""
+    return TensorDictModule(
+        _mlp(n_obs, n_out, hidden_sizes, activation, encoder), in_keys=list(in_keys), out_keys=["logits"]
+    )
 
 
 def categorical_actor(
@@ -208,9 +214,7 @@ def make_actor(
             f"distribution 'bernoulli' needs MultiBinary actions; the env's action spec is {type(action_spec).__name__}"
         )
     if distribution == "bernoulli":
-        net = TensorDictModule(
-            _mlp(n_obs, action_spec.shape[-1], hidden_sizes, activation, encoder), in_keys=in_keys, out_keys=["logits"]
-        )
+        net = _logits_net(n_obs, action_spec.shape[-1], hidden_sizes, activation, encoder, in_keys)
         return categorical_actor(net, action_spec, IndependentBernoulli)
     if distribution == "categorical":
         if not discrete or isinstance(action_spec, Binary):
@@ -223,9 +227,7 @@ def make_actor(
             raise ValueError("discrete actions must be one-hot (GymEnv's default categorical_action_encoding=False).")
         if isinstance(action_spec, MultiOneHot):  # MultiDiscrete: one categorical per component
             nvec = [int(n) for n in action_spec.nvec]
-            net = TensorDictModule(
-                _mlp(n_obs, sum(nvec), hidden_sizes, activation, encoder), in_keys=in_keys, out_keys=["logits"]
-            )
+            net = _logits_net(n_obs, sum(nvec), hidden_sizes, activation, encoder, in_keys)
             return categorical_actor(net, action_spec, MultiOneHotCategorical, {"nvec": nvec})
         masked = (
             mask_key is not None and isinstance(observation_spec, Composite) and mask_key in observation_spec.keys(True)

@@ -14,19 +14,15 @@ cover to TorchRL's ``forward`` (the plain path): see :meth:`ClipPPOLoss.fast_pat
 
 from __future__ import annotations
 
-import math
-
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule, dispatch
 from torchrl.objectives import ClipPPOLoss as TorchRLClipPPOLoss
 from torchrl.objectives.utils import distance_loss
 
-from pgtorchrl.modules.fast_policies import categorical_logits_net, gaussian_net
+from pgtorchrl.modules.fast_policies import categorical_logits_net, distribution_log_prob_and_entropy, gaussian_net
 
 __all__ = ["ClipPPOLoss"]
-
-_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
 class ClipPPOLoss(TorchRLClipPPOLoss):
@@ -95,24 +91,6 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
             and self._entropy_coeff_map is None
         )
 
-    def _log_prob_and_entropy(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
-        """``log pi(a|s)`` of the batch's action and the entropy per sample, from the actor's network:
-        what ``IndependentNormal`` (``Normal.log_prob`` summed over the action) or ``OneHotCategorical`` give."""
-        action = tensordict.get(self.tensor_keys.action)
-        net = gaussian_net(self.actor_network)
-        if net is not None:
-            loc, scale = net.module(*(tensordict.get(k) for k in net.in_keys))
-            log_scale = scale.log()
-            log_prob = (-((action - loc) ** 2) / (2 * scale.pow(2)) - log_scale - _LOG_SQRT_2PI).sum(-1)
-            return log_prob, (0.5 + _LOG_SQRT_2PI + log_scale).sum(-1)
-        net = categorical_logits_net(self.actor_network)
-        assert net is not None  # fast_path() checked it
-        logits = net.module(*(tensordict.get(k) for k in net.in_keys))
-        logits = logits - logits.logsumexp(-1, keepdim=True)  # torch's Categorical, as OneHotCategorical scores
-        log_prob = logits.gather(-1, action.argmax(-1, keepdim=True)).squeeze(-1)
-        entropy = -(logits.clamp(min=torch.finfo(logits.dtype).min) * torch.softmax(logits, -1)).sum(-1)
-        return log_prob, entropy
-
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not self.fast_path(tensordict):
@@ -123,7 +101,7 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
         prev_log_prob = tensordict.get(self.tensor_keys.sample_log_prob)
         if prev_log_prob.requires_grad:
             raise RuntimeError(f"tensordict stored {self.tensor_keys.sample_log_prob} requires grad.")
-        log_prob, entropy = self._log_prob_and_entropy(tensordict)
+        log_prob, entropy = distribution_log_prob_and_entropy(self.actor_network, tensordict, self.tensor_keys.action)
         log_weight = (log_prob - prev_log_prob).unsqueeze(-1)
         with torch.no_grad():  # ESS, as TorchRL logs it
             lw = log_weight.squeeze(-1)
