@@ -173,12 +173,16 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_continues_it(tmp_path):
     twice and the first trials untouched."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    # sampler seed 25 draws total_frames 8192, 8192, 2097152 for trials 0-2 and 8192, 8192 for
+    # the rerun's trials 3-4 (seed 25 + 3): trial 2 trains for minutes, so the interrupt lands
+    # in its training however fast the machine (with one length for all, a fast CI machine
+    # finished trial 2's training between two polls of this test)
+    space = {"optim.lr": {"log_uniform": [1.0e-4, 3.0e-2]}, "train.total_frames": {"categorical": [8192, 2097152]}}
     path = write_spec(
         tmp_path,
-        tune={**TINY["tune"], "space": {"optim.lr": {"log_uniform": [1.0e-4, 3.0e-2]}}, "pruner": "none"},
-        train={"total_frames": 65536},
-        eval={"every_frames": 8192, "episodes": 4},
-    )  # seconds a trial: time to interrupt one
+        tune={**TINY["tune"], "space": space, "pruner": "none", "sampler_seed": 25},
+        eval={"every_frames": 4096, "episodes": 4},
+    )
     command = [sys.executable, "-m", "pgtorchrl", str(path)]
     storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
 
@@ -200,6 +204,7 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_continues_it(tmp_path):
 
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: len(stored()) == 3 and training("trial 2 seed 0"))
+    assert trials(storage)[2].params["train.total_frames"] == 2097152  # the long one, as drawn above
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -224,6 +229,7 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_continues_it(tmp_path):
     assert [t.state.name for t in after] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert [t.params for t in after[:3]] == [t.params for t in before]
     assert len({t.params["optim.lr"] for t in after}) == 5  # nothing drawn twice
+    assert [t.params["train.total_frames"] for t in after] == [8192, 8192, 2097152, 8192, 8192]
     runs = client.search_runs([experiment])
     assert [r.info.status for r in runs if "pgtorchrl.study" in r.data.tags] == ["FINISHED"]  # the same parent
     assert not [r for r in runs if r.info.status == "RUNNING"]
