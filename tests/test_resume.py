@@ -56,6 +56,16 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
         "ppo_minatar_breakout",
         ["train.total_frames=5120", "env.num_envs=4", "collector.frames_per_batch=512", *SHORT],
     ),
+    "minatar_shared": (  # one CNN trunk in actor and critic (critic.share_encoder), two optimizers
+        "ppo_minatar_breakout",
+        [
+            "train.total_frames=5120",
+            "env.num_envs=4",
+            "collector.frames_per_batch=512",
+            *SHORT,
+            "critic.share_encoder=true",
+        ],
+    ),
 }
 
 
@@ -92,8 +102,8 @@ def interrupted_run(spec, at_iteration: int) -> str:
 
 
 # the shipped pipelines' collection by default; TorchRL's Collector and whole episodes with -m slow (CI runs both)
-SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized", "minatar"}
-NEEDS = {"minatar": "minatar"}  # case: the extra's package
+SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized", "minatar", "minatar_shared"}
+NEEDS = {"minatar": "minatar", "minatar_shared": "minatar"}  # case: the extra's package
 
 
 def _case(name: str):

@@ -43,9 +43,12 @@ def _actor(env: "EnvBase", fields: dict, conv=None):
 
 
 def _critic(env: "EnvBase", fields: dict, conv=None):
-    """``make_critic`` for the env's observation spec with a section's fields (and convolutions)."""
+    """``make_critic`` for the env's observation spec with a section's fields (and convolutions);
+    ``share_encoder`` is the pipeline's to apply, once the actor is built
+    (:func:`pgtorchrl.modules.shared_encoder.share_encoder`)."""
     from pgtorchrl.modules.models import make_critic
 
+    fields = {k: v for k, v in fields.items() if k != "share_encoder"}
     return make_critic(env.observation_spec, conv=conv, **fields)
 
 
@@ -132,9 +135,11 @@ def mlp_critic(
     in_keys: Keys = ["observation"],
     hidden_sizes: HiddenSizes = [64, 64],
     activation: Activation = "tanh",
+    share_encoder: bool = False,
 ):
-    """ValueOperator over an MLP reading in_keys (discrete ones one-hot, images by a CNN), writing state_value."""
-    return _critic(env, dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation))
+    """ValueOperator: an MLP on in_keys (one-hot discrete, a CNN or the actor's with share_encoder) -> state_value."""
+    fields = dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation)
+    return _critic(env, {**fields, "share_encoder": share_encoder})
 
 
 ACTORS.register("cnn")(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -10,6 +10,7 @@ import torch
 from pgtorchrl.collectors.ray import WorkerEnvs
 from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
 from pgtorchrl.envs.gym import freeze_transforms, load_transforms_state, transforms_state
+from pgtorchrl.modules.shared_encoder import own_parameters, share_encoder
 from pgtorchrl.pipeline.contracts import (
     check_collector,
     check_components,
@@ -59,6 +60,15 @@ class Pipeline:
     loss: Any
     actor_optim: torch.optim.Optimizer
     critic_optim: torch.optim.Optimizer | None
+    critic_params: list[torch.nn.Parameter] = field(default_factory=list)
+    """What ``critic_optim`` steps: the critic's parameters less the trunk it shares with the
+    actor (``critic.share_encoder``: :mod:`pgtorchrl.modules.shared_encoder`), which the actor's
+    optimizer steps."""
+
+    @property
+    def shares_encoder(self) -> bool:
+        """Whether actor and critic share parameters (one model: one gradient norm to clip)."""
+        return self.critic is not None and len(self.critic_params) < len(list(self.critic.parameters()))
 
     def make_collector(self):
         worker_envs = WorkerEnvs(
@@ -92,6 +102,8 @@ def build_policy(spec: Spec, env=None):
     # built on CPU from the env's specs, then moved: every module of the pipeline runs on spec.device
     actor = ACTORS.build(spec.actor, env).to(spec.device)
     critic = CRITICS.build(spec.critic, env).to(spec.device) if spec.critic is not None else None
+    if critic is not None and getattr(spec.critic, "share_encoder", False):
+        share_encoder(actor, critic)  # the critic's own encoder (drawn, then dropped) never trains
     return env, actor, critic
 
 
@@ -129,9 +141,10 @@ def build_pipeline(spec: Spec) -> Pipeline:
     critic_optim = None
     if critic is not None:
         section = "critic_optim" if spec.critic_optim is not None else "optim"
-        critic_optim = OPTIMIZERS.build(getattr(spec, section), critic.parameters())
+        critic_optim = OPTIMIZERS.build(getattr(spec, section), own_parameters(critic, actor))
         check_optimizer(section, getattr(spec, section), critic_optim)
-    p = Pipeline(spec, env, actor, critic, advantage, loss, actor_optim, critic_optim)
+    critic_params = own_parameters(critic, actor) if critic is not None else []
+    p = Pipeline(spec, env, actor, critic, advantage, loss, actor_optim, critic_optim, critic_params)
     if spec.train.per_step_solver == "fixed_point":
         why = fixed_point_unsupported(p)
         if why is not None:

@@ -150,7 +150,9 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, 
     """The actor takes one gradient step on the sum of the loss's ``loss_*`` terms; the critic
     takes ``train.value_steps`` steps on the loss's critic term (``loss_critic``, or
     ``loss_value`` for TorchRL's ``ReinforceLoss``), the first one on the same backward pass
-    (so ``value_steps: 1`` is the joint A2C-style update, more is Spinning Up's VPG)."""
+    (so ``value_steps: 1`` is the joint A2C-style update, more is Spinning Up's VPG). A trunk
+    the critic shares with the actor is the actor optimizer's, with one gradient norm clipped
+    over both networks (:mod:`pgtorchrl.modules.shared_encoder`)."""
     max_norm = p.spec.train.max_grad_norm
     losses = p.loss(batch)
     scalars = _scalars(losses)
@@ -161,9 +163,15 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, 
         p.critic_optim.zero_grad(set_to_none=True)
     total.backward()
     metrics = {f"train/{k}": v for k, v in scalars.items()}
-    metrics["train/grad_norm"] = _step(p.actor_optim, p.actor.parameters(), max_norm)
-    if p.critic is not None and p.critic_optim is not None:  # built together
-        _step(p.critic_optim, p.critic.parameters(), max_norm)
+    if p.shares_encoder and p.critic_optim is not None:  # one model (a shared trunk): one norm, as CleanRL
+        params = [*p.actor.parameters(), *p.critic_params]
+        metrics["train/grad_norm"] = _step(p.actor_optim, params, max_norm)
+        p.critic_optim.step()
+    else:
+        metrics["train/grad_norm"] = _step(p.actor_optim, p.actor.parameters(), max_norm)
+        if p.critic is not None and p.critic_optim is not None:  # built together
+            _step(p.critic_optim, p.critic_params, max_norm)
+    if p.critic is not None:
         _critic_steps(p, batch, p.spec.train.value_steps - 1, iteration, frames)
     return metrics
 
@@ -179,7 +187,7 @@ def _critic_steps(p: Pipeline, batch, steps: int, iteration: int, frames: int) -
         loss_critic = objective(batch)
         _check_finite({term: loss_critic.item()}, iteration, frames)
         loss_critic.backward()
-        _step(p.critic_optim, p.critic.parameters(), p.spec.train.max_grad_norm)
+        _step(p.critic_optim, p.critic_params, p.spec.train.max_grad_norm)
 
 
 def trust_region_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
