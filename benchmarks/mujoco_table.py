@@ -1,13 +1,7 @@
 """The MuJoCo table: VPG, NPG, TRPO and PPO on HalfCheetah, Hopper and Walker2d (-v5) against
 published results, each under its reference's protocol (the headers of pipelines/mujoco/*.yaml).
-
-Runs every chosen (algorithm, env, seed) as an MLflow child run of one parent run per table
-(experiment ``mujoco-benchmark``, tag ``mujoco.table``), ``--parallel`` at a time (2 on a
-2-core machine), and is resumable: a rerun skips the finished children, continues the stopped
-ones from their newest checkpoint (``pgtorchrl resume``), and starts the missing ones and those
-stopped before their first checkpoint (a new run replaces such a one). A benchmark
-of many hours spans several sessions this way; ``--table-only`` prints the table from what the
-store holds without training.
+The runs, the resuming and the table are benchmarks/benchmark_table.py's (experiment
+``mujoco-benchmark``, tags ``mujoco.*``).
 
 Per (algorithm, env) it prints ours next to the reference, in the reference's metric and step budget:
 
@@ -20,14 +14,6 @@ Per (algorithm, env) it prints ours next to the reference, in the reference's me
   minibatches, cg_damping 0.1), not with the pipeline's (Tianshou's): that row shows how this
   pipeline's result stands against the other published TRPO, not a reproduction of it.
 
-with the mean over seeds and its 95% percentile-bootstrap interval (resampling seeds), the
-interquartile mean (benchmarks/rl_stats.py), and whether the reference is matched (its mean
-inside our interval, or ours above it; ``pending`` below 3 finished seeds). The published tables give
-means and spreads, not per-seed results, so no probability of improvement over them is computed. The parent run gets
-the table (``table.txt``) and one learning-curve figure per env (``curves_ENV.png``: every
-algorithm's mean ``rollout/episode_return``, each seed's averaged over 25k frames, with its 95%
-bootstrap band).
-
     python benchmarks/mujoco_table.py                                        # all 12 pipelines, seeds 0-2
     python benchmarks/mujoco_table.py --algos vpg --envs halfcheetah --seeds 0 1 2
     python benchmarks/mujoco_table.py --table-only
@@ -35,40 +21,15 @@ bootstrap band).
 
 from __future__ import annotations
 
-import argparse
 import functools
-import io
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Literal, NamedTuple
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_stats import bootstrap_ci, iqm
+import benchmark_table
+from benchmark_table import ROOT, Reference, Suite, client
 
-ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENT = "mujoco-benchmark"
-MIN_SEEDS = 3  # the fewest finished seeds a verdict is given on
-ALGOS = ("vpg", "npg", "trpo", "ppo")
-ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
-
-
-class Reference(NamedTuple):
-    """A published result: its source, its metric (``statistic``: how :func:`score` and
-    :func:`table` compute it from our runs), its step budget and its ``{env: (mean, spread or None)}``
-    (../shared/REFERENCE.md; Spinning Up's values are read off its plots)."""
-
-    source: str
-    metric: str
-    statistic: Literal["smoothed_training_return", "max_mean_eval", "final_eval"]
-    budget: int
-    values: dict[str, tuple[float, float | None]]
-
+__all__ = ["MUJOCO", "client", "command", "parent_run", "table"]
 
 #: per algorithm, the reference its pipelines follow first, then others shown beside it (their
 #: own settings differ from the pipeline's: the table says so)
@@ -123,310 +84,19 @@ SMOOTHING = {
 }  # training-return points averaged at the end (Spinning Up's plots, CleanRL's last updates)
 
 
-def client():
-    from pgtorchrl.record.tracking import mlflow_client
-
-    return mlflow_client()  # $MLFLOW_TRACKING_URI or the default store, made while no run makes it
-
-
-def parent_run(c, table: str, create: bool = True):
-    """The table's parent run (found by its ``mujoco.table`` tag), created if missing."""
-    experiment = c.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        if not create:
-            return None
-        c.create_experiment(EXPERIMENT)
-        experiment = c.get_experiment_by_name(EXPERIMENT)
-    runs = c.search_runs([experiment.experiment_id], filter_string=f"tags.`mujoco.table` = '{table}'")
-    if runs:
-        return runs[0]
-    if not create:
-        return None
-    return c.create_run(experiment.experiment_id, run_name=f"mujoco table {table}", tags={"mujoco.table": table})
-
-
-def children(c, parent) -> dict[tuple[str, str, int], object]:
-    """The parent's child runs by (algorithm, env, seed); of several, the newest."""
-    runs = c.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
-        order_by=["attributes.start_time ASC"],
-        max_results=5000,
-    )
-    return {(r.data.tags["mujoco.algo"], r.data.tags["mujoco.env"], int(r.data.tags["mujoco.seed"])): r for r in runs}
-
-
-def command(job: tuple[str, str, int], existing, parent_id: str, overrides: list[str]) -> list[str] | None:
-    """How to get (algorithm, env, seed) done: nothing (finished), resume, or train."""
-    algo, env, seed = job
-    if existing is not None:
-        if existing.info.status == "FINISHED":
-            return None
-        if has_checkpoint(existing.info.run_id):
-            return [sys.executable, "-m", "pgtorchrl", "resume", existing.info.run_id]
-        # stopped before its first checkpoint: nothing to resume from, so a new run replaces it
-        # (``children`` takes the newest; the old one stays in the store as it ended)
-    pipeline = ROOT / "pipelines" / "mujoco" / f"{algo}_{env}.yaml"
-    tags = f"{{mlflow.parentRunId: {parent_id}, mujoco.algo: {algo}, mujoco.env: {env}, mujoco.seed: '{seed}'}}"
-    return [
-        sys.executable,
-        "-m",
-        "pgtorchrl",
-        str(pipeline),
-        f"seed={seed}",
-        f"experiment={EXPERIMENT}",
-        f"tracking.run_name={algo}-{env}-seed{seed}",
-        f"tracking.tags={tags}",
-        *overrides,
-    ]
-
-
-def has_checkpoint(run_id: str) -> bool:
-    """Whether the run logged a checkpoint that ``pgtorchrl resume`` can continue from."""
-    from pgtorchrl.trainers.checkpoint import CHECKPOINT_DIR
-
-    return any(f.path.endswith(".pt") for f in client().list_artifacts(run_id, CHECKPOINT_DIR))
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM (a scheduler, a session's end) stops the table as Ctrl-C does
-
-
-def _stop(running: list, grace_s: float = 10.0) -> None:
-    """Ends the running children KILLED with their checkpoints (a rerun resumes them). Ctrl-C in a
-    terminal has already reached them (one process group); a SIGTERM to this process, or a
-    background start that ignores SIGINT, has not: those still running after ``grace_s`` get
-    SIGTERM, which pgtorchrl treats as Ctrl-C."""
-    deadline = time.time() + grace_s
-    for _, proc, _ in running:
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-    for _, proc, _ in running:
-        proc.wait(timeout=120)
-
-
-def run_jobs(jobs: list[tuple[str, str, int]], parallel: int, table: str, overrides: list[str], logs: Path) -> None:
-    """Runs what is left of ``jobs``, ``parallel`` processes at a time; each one's output goes
-    to ``logs/ALGO_ENV_SEED.log``. A failed one is reported and the rest go on. Ctrl-C or SIGTERM
-    ends the running children and the parent run KILLED."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    c = client()
-    parent = parent_run(c, table)
-    c.update_run(parent.info.run_id, status="RUNNING")
-    logs.mkdir(parents=True, exist_ok=True)
-    existing = children(c, parent)
-    todo = [job for job in jobs if existing.get(job) is None or existing[job].info.status != "FINISHED"]
-    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; {len(todo)} to run", flush=True)
-    running: list[tuple[tuple, subprocess.Popen, float]] = []
-    status = "FINISHED"
-    try:
-        while todo or running:
-            while todo and len(running) < parallel:
-                job = todo.pop(0)
-                # what the store holds now: another invocation of this script may have run the job meanwhile
-                cmd = command(job, children(c, parent).get(job), parent.info.run_id, overrides)
-                if cmd is None:
-                    print(f"skip {job}: finished meanwhile", flush=True)
-                    continue
-                with open(logs / f"{job[0]}_{job[1]}_{job[2]}.log", "a") as log:  # the child keeps its own copy
-                    running.append((job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.time()))
-                print(f"start {job} ({'resume' if 'resume' in cmd else 'train'})", flush=True)
-            time.sleep(5)
-            for item in list(running):
-                job, proc, started = item
-                if proc.poll() is None:
-                    continue
-                running.remove(item)
-                outcome = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {logs})"
-                print(f"{outcome} {job} in {time.time() - started:.0f} s", flush=True)
-    except KeyboardInterrupt:
-        status = "KILLED"
-        _stop(running)
-        raise
-    finally:
-        c.set_terminated(parent.info.run_id, status=status)
-
-
-@functools.lru_cache(maxsize=None)  # the table, the scores and the figures read the same histories
-def history(c, run_id: str, key: str) -> list[tuple[int, float]]:
-    return sorted((m.step, m.value) for m in c.get_metric_history(run_id, key))
-
-
-def score(algo: str, statistic: str, run_id: str, c) -> float | None:
-    """One seed's value of a reference's metric (``None`` if the run logged nothing yet): its
-    best eval return (``max_mean_eval``, per seed), its last one (``final_eval``), or its mean
-    training return over the last :data:`SMOOTHING` points."""
-    if statistic in ("max_mean_eval", "final_eval"):
-        points = history(c, run_id, "eval/return_mean")
-        if not points:
-            return None
-        return max(v for _, v in points) if statistic == "max_mean_eval" else points[-1][1]
-    points = history(c, run_id, "rollout/episode_return")
-    return float(np.mean([v for _, v in points[-SMOOTHING[algo] :]])) if points else None
-
-
-def mean_curve_max(curves: np.ndarray) -> float:
-    """Tianshou's statistic: the maximum over time of the seeds' mean curve (``curves``: seeds x steps)."""
-    return float(np.max(np.mean(curves, axis=0)))
-
-
-def table(c, parent, algos, envs) -> str:
-    runs = children(c, parent)
-    lines = [
-        f"{'algo':<5} {'env':<12} {'seeds':>5} {'frames':>9} {'ours mean [95% CI]':>30} {'IQM':>8}   "
-        f"{'reference':>18}  matched  per seed  (reference; metric)"
-    ]
-    for algo in algos:
-        for env in envs:
-            done = [(seed, r) for (a, e, seed), r in sorted(runs.items()) if a == algo and e == env]
-            finished = [(s, r) for s, r in done if r.info.status == "FINISHED"]
-            if not finished:
-                states = (
-                    ", ".join(
-                        f"seed {s}: {r.info.status.lower()} at {int(r.data.metrics.get('time/elapsed_s', 0))} s"
-                        for s, r in done
-                    )
-                    or "not started"
-                )
-                lines.append(f"{algo:<5} {env:<12} {0:>5} {'':>9} {'(' + states + ')':>30}")
-                continue
-            # the frames trained (logged every iteration; episodes may end before the last one)
-            frames = min(history(c, r.info.run_id, "time/fps")[-1][0] for _, r in finished)
-            for ref in REFERENCES[algo]:
-                lines.append(
-                    f"{algo:<5} {env:<12} {len(finished):>5} {frames:>9} " + _row(c, algo, env, ref, finished, frames)
-                )
-    return "\n".join(lines)
-
-
-def _row(c, algo: str, env: str, ref: Reference, finished: list, frames: int) -> str:
-    """Ours in ``ref``'s metric over the finished seeds, beside ``ref``, and the verdict."""
-    ref_mean, ref_spread = ref.values[env]
-    per_seed = [score(algo, ref.statistic, r.info.run_id, c) for _, r in finished]
-    if ref.statistic == "max_mean_eval":  # Tianshou's: the maximum of the seeds' mean curve, resampling whole curves
-        curves = [history(c, r.info.run_id, "eval/return_mean") for _, r in finished]
-        steps = min(len(cv) for cv in curves)
-        data = np.array([[v for _, v in cv[:steps]] for cv in curves])
-        mean = mean_curve_max(data)
-        low, high = bootstrap_ci(data, statistic=mean_curve_max) if len(data) > 1 else (mean, mean)
-    else:
-        mean = float(np.mean(per_seed))
-        low, high = bootstrap_ci(per_seed) if len(per_seed) > 1 else (mean, mean)
-    matched = "yes" if low <= ref_mean <= high or low > ref_mean else "no"
-    if frames < ref.budget:
-        matched = "short"  # not yet at the reference's step budget: no verdict
-    elif len(finished) < MIN_SEEDS:
-        matched = "pending"  # too few seeds for an interval
-    ours = f"{mean:.0f} [{low:.0f}, {high:.0f}]"
-    reference = f"{ref_mean:.0f}" + (f" +- {ref_spread:.0f}" if ref_spread else "")
-    seeds = ", ".join(f"{v:.0f}" for v in per_seed)
-    return (
-        f"{ours:>30} {iqm(per_seed):>8.0f}   {reference:>18}  {matched:<7}  {seeds}  "
-        f"({ref.source}; {ref.metric}; budget {ref.budget:.0e})"
-    )
-
-
-CURVE_WINDOW = 25_000
-"""Frames a learning curve's point averages over (a point per batch of 1024 frames is too noisy to read)."""
-
-
-def smoothed(points: list[tuple[int, float]], window: int = CURVE_WINDOW) -> list[tuple[int, float]]:
-    """Each point's value replaced by the mean of the values logged in the ``window`` frames up to it."""
-    steps = np.array([step for step, _ in points])
-    sums = np.concatenate([[0.0], np.cumsum([value for _, value in points])])
-    first = np.searchsorted(steps, steps - window, side="right")  # the window (step - window, step]
-    last = np.arange(1, len(points) + 1)
-    return [(int(step), float(v)) for step, v in zip(steps, (sums[last] - sums[first]) / (last - first))]
-
-
-def curves_png(c, parent, env: str, algos) -> bytes | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    runs = children(c, parent)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    drawn = False
-    for algo in algos:
-        curves = [
-            history(c, r.info.run_id, "rollout/episode_return")
-            for (a, e, _), r in runs.items()
-            if a == algo and e == env
-        ]
-        curves = [smoothed(cv) for cv in curves if cv]
-        if not curves:
-            continue
-        longest = max(curves, key=len)
-        x = np.array([step for step, _ in longest])
-        # at each logged step, the seeds that reached it (a run still going ends earlier)
-        columns = [[cv[i][1] for cv in curves if len(cv) > i] for i in range(len(longest))]
-        ax.plot(x, [np.mean(c) for c in columns], label=f"{algo} ({len(curves)} seeds)")
-        if len(curves) > 1:
-            band = np.array([bootstrap_ci(c, resamples=2000) for c in columns])
-            ax.fill_between(x, band[:, 0], band[:, 1], alpha=0.2)
-        drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set(
-        xlabel="env frames",
-        ylabel=f"rollout/episode_return ({CURVE_WINDOW // 1000}k-frame mean)",
-        title=f"{ENVS[env]}: mean over seeds, 95% bootstrap band",
-    )
-    ax.legend()
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def report(table_name: str, algos, envs, out: Path | None) -> None:
-    c = client()
-    parent = parent_run(c, table_name, create=False)
-    if parent is None:
-        raise SystemExit(f"no table {table_name!r} in experiment {EXPERIMENT!r} yet: run without --table-only")
-    text = f"MuJoCo table {table_name!r}, MLflow parent run {parent.info.run_id}\n" + table(c, parent, algos, envs)
-    print(text)
-    c.log_text(parent.info.run_id, text + "\n", "table.txt")
-    with tempfile.TemporaryDirectory() as tmp:
-        for env in envs:
-            png = curves_png(c, parent, env, algos)
-            if png is not None:
-                path = Path(tmp) / f"curves_{env}.png"
-                path.write_bytes(png)
-                c.log_artifact(parent.info.run_id, str(path))
-    if out is not None:
-        out.write_text(text + "\n")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS))
-    parser.add_argument("--envs", nargs="+", choices=list(ENVS), default=list(ENVS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--parallel", type=int, default=2, help="runs side by side (default 2: one per core here)")
-    parser.add_argument("--table", default="v5", help="the table's name: its parent run (default v5)")
-    parser.add_argument(
-        "--override",
-        nargs="*",
-        default=[],
-        metavar="key.path=value",
-        help="overrides for every new run (a smoke test: train.total_frames=8000)",
-    )
-    parser.add_argument("--table-only", action="store_true", help="print the table from the store; train nothing")
-    parser.add_argument("--logs", type=Path, default=Path("mlruns") / "mujoco-logs")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
-    args = parser.parse_args()
-    if not args.table_only:
-        # row by row (each algorithm and env over its seeds): the table's rows complete one after another
-        jobs = [(algo, env, seed) for algo in args.algos for env in args.envs for seed in args.seeds]
-        run_jobs(jobs, args.parallel, args.table, args.override, args.logs)
-    report(args.table, args.algos, args.envs, args.out)
-
+MUJOCO = Suite(
+    name="mujoco",
+    title="MuJoCo",
+    experiment="mujoco-benchmark",
+    algos=("vpg", "npg", "trpo", "ppo"),
+    envs={"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"},
+    pipeline=lambda algo, env: ROOT / "pipelines" / "mujoco" / f"{algo}_{env}.yaml",
+    references=REFERENCES,
+    smoothing=SMOOTHING,
+)
+command = functools.partial(benchmark_table.command, MUJOCO)
+parent_run = functools.partial(benchmark_table.parent_run, MUJOCO)
+table = functools.partial(benchmark_table.table, MUJOCO)
 
 if __name__ == "__main__":
-    main()
+    benchmark_table.main(MUJOCO, __doc__, default_table="v5")

@@ -170,7 +170,7 @@ def test_the_table_computes_each_references_metric_from_the_seeds_histories(tmp_
 def test_a_learning_curve_is_smoothed_over_the_frames_before_each_point():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        from mujoco_table import smoothed
+        from benchmark_table import smoothed
     finally:
         sys.path.pop(0)
     import random
@@ -186,5 +186,32 @@ def test_a_learning_curve_is_smoothed_over_the_frames_before_each_point():
         )
         for step, _ in points
     ]
-    assert [s for s, _ in smoothed(points)] == steps
-    assert all(abs(a - b) < 1e-6 for (_, a), (_, b) in zip(smoothed(points), naive))
+    assert [s for s, _ in smoothed(points, 25_000)] == steps
+    assert all(abs(a - b) < 1e-6 for (_, a), (_, b) in zip(smoothed(points, 25_000), naive))
+
+
+@pytest.mark.parametrize("script, suite", [("mujoco_table", "MUJOCO"), ("minatar_table", "MINATAR")])
+def test_every_job_of_a_suite_trains_a_pipeline_that_validates_with_the_suites_tags(script, suite):
+    """Each (algorithm, env) of a table names a shipped pipeline that validates, and its command
+    tags the child run with the suite's names (what ``children`` reads back)."""
+    import importlib
+
+    from pgtorchrl.pipeline.parse import load_spec
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        module = importlib.import_module(script)
+    finally:
+        sys.path.pop(0)
+    table = getattr(module, suite)
+    import benchmark_table
+
+    for algo in table.algos:
+        for env in table.envs:
+            cmd = benchmark_table.command(table, (algo, env, 2), None, "PARENT", [])
+            spec = load_spec(Path(cmd[3]), cmd[4:])
+            assert spec.seed == 2 and spec.experiment == table.experiment
+            tags = spec.tracking.tags
+            assert tags[f"{table.name}.algo"] == algo and tags[f"{table.name}.env"] == env
+            assert tags[f"{table.name}.seed"] == "2" and tags["mlflow.parentRunId"] == "PARENT"
+            assert spec.env.env_id == table.envs[env]
