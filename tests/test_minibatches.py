@@ -1,5 +1,5 @@
 """PPO's passes over a batch (``train.epochs`` x ``train.minibatches``): every collected step once
-per epoch, in the minibatches of a fresh permutation."""
+per epoch, in the minibatches of a fresh permutation; the learning rate annealed over them."""
 
 from pathlib import Path
 
@@ -43,3 +43,32 @@ def test_each_epoch_visits_every_step_once_in_shuffled_minibatches(monkeypatch):
     for ids in epochs:
         assert torch.equal(ids.sort().values, torch.arange(250))  # every step exactly once per epoch
     assert not torch.equal(epochs[0], epochs[1])  # each epoch shuffles anew
+
+
+def test_anneal_lr_steps_each_update_at_its_share_of_the_frames_left(store):
+    """CleanRL's annealing: update k (1-based) of a run of K uses lr * (1 - (k - 1) / K) in both
+    optimizers, logged as train/lr; without anneal_lr the rate stays."""
+    from mlflow.tracking import MlflowClient
+
+    seen = []
+    real = trainer.update
+
+    def update(p, batch, iteration, frames):
+        seen.append((p.actor_optim.param_groups[0]["lr"], p.critic_optim.param_groups[0]["lr"]))
+        return real(p, batch, iteration, frames)
+
+    spec = load_spec(
+        PPO,
+        ["train.total_frames=4096", "train.anneal_lr=true", "eval.episodes=0", "critic_optim.lr=1.0e-3"],
+    )
+    trainer.update = update
+    try:
+        result = trainer.train(spec, pipeline=build_pipeline(spec))
+    finally:
+        trainer.update = real
+    lr, critic_lr = spec.optim.lr, spec.critic_optim.lr
+    assert seen == [(lr * (1 - k / 4), critic_lr * (1 - k / 4)) for k in range(4)]
+    logged = MlflowClient(store).get_metric_history(result.run_id, "train/lr")
+    assert [(m.step, m.value) for m in sorted(logged, key=lambda m: m.step)] == [
+        (1024 * (k + 1), lr * (1 - k / 4)) for k in range(4)
+    ]

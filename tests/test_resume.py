@@ -56,6 +56,10 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
         "ppo_minatar_breakout",
         ["train.total_frames=5120", "env.num_envs=4", "collector.frames_per_batch=512", *SHORT],
     ),
+    "atari": (  # the ALE's emulator state and the frame buffers of the preprocessing wrappers
+        "ppo_atari_breakout",
+        ["train.total_frames=3840", "env.num_envs=4", "collector.frames_per_batch=256", *SHORT],
+    ),
     "minatar_shared": (  # one CNN trunk in actor and critic (critic.share_encoder), two optimizers
         "ppo_minatar_breakout",
         [
@@ -102,15 +106,20 @@ def interrupted_run(spec, at_iteration: int) -> str:
 
 
 # the shipped pipelines' collection by default; TorchRL's Collector and whole episodes with -m slow (CI runs both)
-SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized", "minatar", "minatar_shared"}
-NEEDS = {"minatar": "minatar", "minatar_shared": "minatar"}  # case: the extra's package
+SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized", "minatar", "minatar_shared", "atari"}
+NEEDS = {
+    "minatar": ("minatar", "minatar"),
+    "minatar_shared": ("minatar", "minatar"),
+    "atari": ("ale_py", "atari"),
+}  # case: the extra's package
 
 
 def _case(name: str):
     marks = [pytest.mark.slow] if name in SLOW_CASES else []
     if name in NEEDS:
-        missing = importlib.util.find_spec(NEEDS[name]) is None
-        marks.append(pytest.mark.skipif(missing, reason=f"needs {NEEDS[name]} (pip install -e '.[{NEEDS[name]}]')"))
+        package, extra = NEEDS[name]  # the case's package, and the extra that installs it
+        missing = importlib.util.find_spec(package) is None
+        marks.append(pytest.mark.skipif(missing, reason=f"needs {package} (pip install -e '.[{extra}]')"))
     return pytest.param(name, marks=marks)
 
 

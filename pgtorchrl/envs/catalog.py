@@ -14,7 +14,7 @@ from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt
 
 from pgtorchrl.config.fields import Keys
 from pgtorchrl.config.registry import Registry
-from pgtorchrl.envs.ids import check_gym_id
+from pgtorchrl.envs.ids import check_atari_id, check_gym_id
 
 if TYPE_CHECKING:
     from torchrl.envs import EnvBase
@@ -30,7 +30,13 @@ def _known_gym_id(env_id: str) -> str:
     return env_id
 
 
+def _known_atari_id(env_id: str) -> str:
+    check_atari_id(env_id)
+    return env_id
+
+
 GymId = Annotated[str, AfterValidator(_known_gym_id)]
+AtariId = Annotated[str, AfterValidator(_known_atari_id)]
 GymEnvCount = Annotated[int, Field(ge=1, le=4096)]  # gymnasium envs are Python objects, stepped one by one
 
 
@@ -116,6 +122,46 @@ def gym_env(
 
     built = [TRANSFORMS.build(t) for t in transforms]
     return make_gym_env(env_id, num_envs, device=device, transforms=built, **make_kwargs)
+
+
+@ENVS.register("atari")
+def atari(
+    device: str,
+    *,
+    env_id: AtariId,
+    num_envs: GymEnvCount = 8,
+    noop_max: Annotated[int, Field(ge=0, le=1000)] = 30,
+    frame_skip: Annotated[int, Field(ge=1, le=16)] = 4,
+    screen_size: Annotated[int, Field(ge=16, le=512)] = 84,
+    frame_stack: Annotated[int, Field(ge=1, le=16)] = 4,
+    fire_reset: bool = True,
+    episodic_life: bool = True,
+    clip_rewards: bool = True,
+    make_kwargs: MakeKwargs = {},
+    transforms: list[TransformSection] = [],
+) -> "EnvBase":
+    """An ALE game (pip install -e '.[atari]') with DQN's preprocessing; returns stay the game's score.
+
+    noop_max random no-ops at reset, frame_skip frames per action (the last two max-pooled),
+    screen_size x screen_size grayscale, FIRE after each reset and lost life (fire_reset),
+    frame_stack frames stacked (uint8); for the learner only: each lost life ends its episode
+    (episodic_life) and rewards are clipped to their sign (clip_rewards). See pgtorchrl.envs.atari."""
+    from pgtorchrl.envs.atari import make_atari_env
+
+    return make_atari_env(
+        env_id,
+        num_envs,
+        device=device,
+        noop_max=noop_max,
+        frame_skip=frame_skip,
+        screen_size=screen_size,
+        frame_stack=frame_stack,
+        fire_reset=fire_reset,
+        episodic_life=episodic_life,
+        clip_rewards=clip_rewards,
+        transforms=[TRANSFORMS.build(t) for t in transforms],
+        **make_kwargs,
+    )
 
 
 @ENVS.register("gym_native")

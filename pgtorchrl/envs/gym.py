@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import gymnasium as gym
 import torch
@@ -56,7 +56,14 @@ class TupleAsDict(gym.ObservationWrapper):
 
 
 def make_gym_env(
-    env_id: str, num_envs: int = 8, *, device: str = "cpu", transforms: Sequence[Transform] = (), **gym_kwargs
+    env_id: str,
+    num_envs: int = 8,
+    *,
+    device: str = "cpu",
+    transforms: Sequence[Transform] = (),
+    wrap: Callable[[gym.Env], gym.Env] | None = None,
+    vector_class: type[gym.vector.SyncVectorEnv] = gym.vector.SyncVectorEnv,
+    **gym_kwargs,
 ) -> TransformedEnv:
     """``num_envs`` copies of a gymnasium env stepped as one TorchRL env of batch size ``[num_envs]``.
 
@@ -70,6 +77,8 @@ def make_gym_env(
     ``gymnasium.make``; ``env_id`` may be gymnasium's ``module:EnvId``. A ``Tuple`` observation
     (Blackjack's) becomes one key per component, ``observation_0``, ``observation_1``, ...
     (:class:`TupleAsDict`): TorchRL's ``GymWrapper`` reads ``Dict`` spaces, not ``Tuple`` ones.
+    ``wrap`` (gymnasium wrappers around each copy) and ``vector_class`` (a ``SyncVectorEnv``
+    subclass) are for env families with their own preprocessing (:mod:`pgtorchrl.envs.atari`).
 
     >>> env = make_gym_env("CartPole-v1", num_envs=2)
     >>> env.batch_size
@@ -79,10 +88,11 @@ def make_gym_env(
 
     def make():
         env = gym.make(env_id, **gym_kwargs)
+        env = wrap(env) if wrap is not None else env
         return TupleAsDict(env) if isinstance(env.observation_space, gym.spaces.Tuple) else env
 
     autoreset = gym.vector.AutoresetMode.DISABLED
-    vector_env = gym.vector.SyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=autoreset)
+    vector_env = vector_class([make for _ in range(num_envs)], autoreset_mode=autoreset)
     env: EnvBase = GymWrapper(vector_env, device=device)
     built_in = [RewardSum(), StepCounter()]
     doubles = [k for k, spec in env.observation_spec.items(True, True) if spec.dtype == torch.float64]

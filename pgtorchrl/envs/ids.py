@@ -10,7 +10,7 @@ import gymnasium as gym
 
 from pgtorchrl.config.registry import shown
 
-__all__ = ["check_gym_id", "CUSTOM_ENV_HINT", "PGTORCHRL_GYM_ENVS"]
+__all__ = ["check_gym_id", "check_atari_id", "CUSTOM_ENV_HINT", "PGTORCHRL_GYM_ENVS", "ATARI_EXTRA"]
 
 PGTORCHRL_GYM_ENVS = {"pgtorchrl/MaskedChoice-v0": "pgtorchrl.envs.masked:MaskedChoiceEnv"}
 """pgtorchrl's own gymnasium envs, registered here by entry point (their module loads at ``gym.make``)."""
@@ -29,6 +29,37 @@ for _game in MINATAR_GAMES:
         if _minatar_id not in gym.envs.registry:
             kwargs = dict(game=_game, use_minimal_action_set=_minimal)
             gym.register(id=_minatar_id, entry_point="minatar.gym:BaseEnv", kwargs=kwargs)
+
+ATARI_EXTRA = "pip install -c constraints.txt -e '.[atari]'"
+"""The ``atari`` extra: ``ale-py`` (its wheel ships the ROMs) and OpenCV (gymnasium's ``AtariPreprocessing``)."""
+
+
+def check_atari_id(env_id: str) -> None:
+    """Raises ``ValueError`` if the ``atari`` extra is missing or the ALE has no game ``env_id``
+    (``PongNoFrameskip-v4``, ``ALE/Pong-v5``), with the nearest ids.
+
+    >>> check_atari_id("CartPole-v1")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'CartPole-v1' is not an Atari game of ale-py (ids such as PongNoFrameskip-v4 or ALE/Pong-v5); for other gymnasium ids use env 'gym'
+    """  # noqa: E501 (a doctest's exact output)
+    missing = [name for name in ("ale_py", "cv2") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(f"env 'atari' needs {' and '.join(missing)}: {ATARI_EXTRA}")
+    import ale_py
+
+    gym.register_envs(ale_py)
+    games = [k for k in gym.envs.registry if k.startswith("ALE/") or k.endswith("NoFrameskip-v4")]
+    if env_id in games:
+        return
+    close = difflib.get_close_matches(env_id, games, n=2, cutoff=0.6) if len(env_id) < 200 else []
+    if close:
+        raise ValueError(f"unknown Atari game {shown(env_id)}; did you mean {' or '.join(map(repr, close))}?")
+    raise ValueError(
+        f"{shown(env_id)} is not an Atari game of ale-py (ids such as PongNoFrameskip-v4 or ALE/Pong-v5); "
+        "for other gymnasium ids use env 'gym'"
+    )
+
 
 CUSTOM_ENV_HINT = (
     "for your own env, register it (gymnasium.register) in a module listed under plugins:, "

@@ -1,5 +1,6 @@
 """An env's dynamic state as plain tensors and numbers, and back: gymnasium envs (each wrapper's
-and the base env's variables, ``np_random``, MuJoCo's ``qpos``/``qvel``), gymnasium vector envs
+and the base env's variables, ``np_random``, MuJoCo's ``qpos``/``qvel``, an Atari game's
+emulator state), gymnasium vector envs
 under TorchRL's ``GymWrapper``, and pgtorchrl's torch-native envs (their own tensors). What a
 checkpoint (:mod:`pgtorchrl.trainers.checkpoint`) holds of the envs; it loads with
 ``torch.load(..., weights_only=True)``.
@@ -7,6 +8,7 @@ checkpoint (:mod:`pgtorchrl.trainers.checkpoint`) holds of the envs; it loads wi
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import numpy as np
@@ -35,11 +37,32 @@ def _plain_vars(obj) -> dict[str, Any]:
             out[name] = value.item()
         elif isinstance(value, np.ndarray) and value.dtype.kind in "biufc":  # bool, int, uint, float, complex
             out[name] = torch.from_numpy(value.copy())
+        elif _numeric_arrays(value):  # a frame buffer or stack (Atari's wrappers)
+            out[name] = {"arrays": [torch.from_numpy(a.copy()) for a in value]}
     return out
+
+
+def _numeric_arrays(value) -> bool:
+    """Whether ``value`` is a list or deque of numeric numpy arrays (gymnasium's
+    ``AtariPreprocessing.obs_buffer``, ``FrameStackObservation.obs_queue``)."""
+    return (
+        isinstance(value, (list, collections.deque))
+        and len(value) > 0
+        and all(isinstance(a, np.ndarray) and a.dtype.kind in "biufc" for a in value)
+    )
 
 
 def _load_plain_vars(obj, values: dict[str, Any]) -> None:
     for name, value in values.items():
+        if isinstance(value, dict):  # a sequence of arrays, restored into the object's own container
+            old = getattr(obj, name)
+            arrays = [a.numpy().copy() for a in value["arrays"]]
+            if isinstance(old, collections.deque):
+                old.clear()
+                old.extend(arrays)
+            else:
+                old[:] = arrays
+            continue
         if isinstance(value, torch.Tensor):
             old = getattr(obj, name, None)
             value = value.numpy().copy()
@@ -126,6 +149,9 @@ def gym_env_state(env) -> dict[str, Any]:
     inner = {path: _inner_vars(obj) for path, obj in _inner_objects(base).items()}
     if inner:
         state["inner"] = inner
+    ale = getattr(base, "ale", None)
+    if ale is not None and hasattr(ale, "cloneState"):  # an Atari game: the emulator, its RNG included
+        state["ale"] = torch.frombuffer(bytearray(ale.cloneState(include_rng=True).serialize()), dtype=torch.uint8)
     return state
 
 
@@ -151,6 +177,10 @@ def load_gym_env_state(env, state: dict[str, Any]) -> None:
         base._np_random = np.random.Generator(bit_generator)
     if "qpos" in state:
         base.set_state(state["qpos"].numpy(), state["qvel"].numpy())
+    if "ale" in state:
+        import ale_py
+
+        base.ale.restoreState(ale_py.ALEState(state["ale"].numpy().tobytes()))
     objects = _inner_objects(base)
     for path, values in state.get("inner", {}).items():
         if path not in objects:

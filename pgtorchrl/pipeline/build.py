@@ -9,6 +9,7 @@ import torch
 
 from pgtorchrl.collectors.ray import WorkerEnvs
 from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
+from pgtorchrl.envs.atari import end_of_life
 from pgtorchrl.envs.gym import freeze_transforms, load_transforms_state, transforms_state
 from pgtorchrl.modules.shared_encoder import own_parameters, share_encoder
 from pgtorchrl.pipeline.contracts import (
@@ -125,6 +126,9 @@ def build_pipeline(spec: Spec) -> Pipeline:
     (:mod:`pgtorchrl.pipeline.contracts`) and that each module's inputs are written upstream."""
     env, actor, critic = build_policy(spec)
     advantage = ADVANTAGES.build(spec.advantage, critic)
+    lives = end_of_life(env)
+    if lives is not None:  # episodic life (Atari): the learner's episodes end at each lost life
+        lives.register_keys(advantage)
     loss = LOSSES.build(spec.loss, actor, critic)
     check_components(spec, actor, critic, advantage, loss)
     preflight(env, actor, critic)

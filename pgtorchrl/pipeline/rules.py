@@ -91,6 +91,16 @@ def trust_region_one_step(spec: Spec) -> Problem:
     return None
 
 
+def anneal_lr_needs_rates(spec: Spec) -> Problem:
+    if not spec.train.anneal_lr:
+        return None
+    for section in ("optim", "critic_optim"):
+        config = getattr(spec, section)
+        if config is not None and config.name not in TRUST_REGION_OPTIMIZERS and not hasattr(config, "lr"):
+            return "train.anneal_lr", f"{section} {config.name!r} has no lr to anneal: set anneal_lr: false"
+    return None
+
+
 def critic_gradient_optimizer(spec: Spec) -> Problem:
     if spec.critic_optim is not None and spec.critic_optim.name in TRUST_REGION_OPTIMIZERS:
         return "critic_optim.name", (
@@ -277,6 +287,7 @@ RULES: tuple[Callable[[Spec], Problem], ...] = (
     trust_region_critic_optimizer,
     trust_region_one_step,
     critic_gradient_optimizer,
+    anneal_lr_needs_rates,
     target_kl_needs_epochs,
     per_step_one_pass,
     critic_optimizer_needs_a_critic,

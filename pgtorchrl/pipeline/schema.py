@@ -81,6 +81,10 @@ class TrainConfig(StrictModel):
     """Passes over each batch (PPO: 10); each pass is ``minibatches`` gradient steps."""
     minibatches: Annotated[int, Field(ge=1, le=10**6)] = 1
     """Shuffled minibatches per pass (PPO: 32); 1 and ``epochs: 1`` is one step on the whole batch."""
+    anneal_lr: bool = False
+    """Anneal every gradient optimizer's learning rate linearly to 0 over ``total_frames``
+    (CleanRL's ``anneal_lr``): each update uses ``lr * (1 - frames_before_its_batch /
+    total_frames)``, logged as ``train/lr``."""
     target_kl: Optional[PositiveFloat] = None
     """Stop a batch's passes once ``train/approx_kl`` from the collecting policy exceeds this
     (``null``: always ``epochs`` passes)."""

@@ -140,6 +140,23 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
     return metrics
 
 
+def anneal_lr(p: Pipeline, frames_before: int) -> float:
+    """Sets every gradient optimizer's learning rate to its spec value times ``1 -
+    frames_before / train.total_frames`` (CleanRL's linear annealing: a function of the frames,
+    so a resumed run anneals as an uninterrupted one); returns the actor optimizer's (the
+    critic's where the actor takes trust-region steps)."""
+    frac = 1.0 - frames_before / p.spec.train.total_frames
+    sections = [(p.actor_optim, p.spec.optim), (p.critic_optim, p.spec.critic_optim or p.spec.optim)]
+    rates = []
+    for optim, config in sections:
+        if optim is None or isinstance(optim, NaturalPolicyGradient):
+            continue  # no critic; a trust-region step has no learning rate
+        for group in optim.param_groups:
+            group["lr"] = config.lr * frac
+        rates.append(config.lr * frac)
+    return rates[0] if rates else float("nan")
+
+
 def _real_steps(batch):
     """The batch's steps as one flat batch (a padded batch: its ``("collector", "mask")`` steps only)."""
     mask = batch.get(MASK_KEY, None)
@@ -455,10 +472,13 @@ def train(
                 collected = batch.numel() if mask is None else int(mask.sum())
                 state.frames += collected
                 p.advantage(batch)
+                lr = anneal_lr(p, state.frames - collected) if spec.train.anneal_lr else None
                 has_steps = mask is None or bool(batch.get(MASK_KEY).any())  # "drop" may empty a batch
                 metrics = step_fn(p, batch, state.iteration, state.frames) if has_steps else {}
                 metrics.update(batch_metrics(p, batch))
                 metrics.update(episode_stats(batch))
+                if lr is not None:
+                    metrics["train/lr"] = lr
                 now = time.perf_counter()
                 metrics["time/fps"] = collected / (now - tick)
                 metrics["time/elapsed_s"] = now - start
