@@ -9,7 +9,9 @@
 #   1. the CUDA tests (tests/test_device.py: every stage on the GPU, a training run tracked in MLflow);
 #   2. vpg_cartpole_torch.yaml end to end with device=cuda (8 envs: the CPU pipeline's settings);
 #   3. the same pipeline at GPU scale (262,144 envs x 16 steps a batch): its frames/s;
-#   4. benchmarks/throughput.py --device cuda at 65,536, 262,144 and 1,048,576 envs.
+#   4. benchmarks/throughput.py --device cuda at 65,536, 262,144 and 1,048,576 envs;
+#   5. ppo_atari_pong.yaml (CleanRL's Atari PPO, 8 envs) with device=cuda for 131,072 frames: its frames/s
+#      (where the machine has OpenCV: its wheel is too large to carry).
 # On the team's GPU machine, in the device tool: `bash benchmarks/device_check.sh run` with carry [".whl"].
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,7 @@ MLFLOW=(mlflow==3.17.2 mlflow-skinny==3.17.2 mlflow-tracing==3.17.2 cachetools==
         blinker==1.9.0 itsdangerous==2.2.0 alembic==1.20.1 sqlalchemy==2.1.9 mako==1.4.3 docker==7.2.0
         graphene==3.4.3 graphql-core==3.2.14 graphql-relay==3.2.0 gunicorn==26.2.0 huey==3.5.4 skops==0.16.0
         prettytable==3.18.0 wcwidth==0.9.4)
+ATARI=(ale-py==0.12.1)  # the atari extra but OpenCV, whose 64 MB wheel alone fills the device tool's carry
 
 prepare() {
   grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
@@ -36,7 +39,7 @@ prepare() {
     platforms+=(--platform "$p")
   done
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    "${platforms[@]}" -d .whl "${CORE[@]}" "${MLFLOW[@]}"
+    "${platforms[@]}" -d .whl "${CORE[@]}" "${MLFLOW[@]}" "${ATARI[@]}"
   du -sh .whl
 }
 
@@ -69,6 +72,19 @@ PY
     for envs in 65536 262144 1048576; do
       python3 benchmarks/throughput.py --device cuda --envs "$envs" --steps 16 --frames $((envs * 16 * 4)) --repeats 3
     done
+    echo "== 5. ppo_atari_pong.yaml, device=cuda, 131072 frames (the CNN updates on the GPU, the ALE on the CPU)"
+    if python3 -c "import cv2" 2>/dev/null; then
+      timeout 300 python3 -m pgtorchrl pipelines/ppo_atari_pong.yaml device=cuda train.total_frames=131072 \
+        eval.episodes=0 tracking.checkpoint_every_frames=null | tee /tmp/atari_run.txt
+      python3 - "$(awk '{print $NF}' /tmp/atari_run.txt | tail -1)" <<'PY'
+import statistics, sys
+from mlflow.tracking import MlflowClient
+fps = [m.value for m in MlflowClient().get_metric_history(sys.argv[1], "time/fps")]
+print(f"Atari PPO time/fps on cuda: median {statistics.median(fps):,.0f} frames/s over {len(fps)} batches")
+PY
+    else
+      echo "skipped: no OpenCV (cv2) on this machine"
+    fi
   } 2>&1 | tee "$log"
 }
 

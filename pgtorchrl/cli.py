@@ -491,15 +491,15 @@ def _eval(args) -> int:
 
 
 def _video(run_id: str) -> int:
-    from pgtorchrl.experiments.loading import load_actor, load_run_spec  # deferred: torch
+    from pgtorchrl.experiments.loading import rendering_run  # deferred: torch
     from pgtorchrl.record.video import log_episode_gif, record_episode
 
-    spec = load_run_spec(run_id)
-    if spec.env.name not in ("gym", "gym_native"):
-        raise CommandError(
-            f"--video renders gymnasium envs (env.name: gym or gym_native); run {run_id} used {spec.env.name!r}"
-        )
-    frames, total = record_episode(spec.env.env_id, load_actor(run_id, device="cpu"), seed=spec.seed)
+    try:
+        env, actor = rendering_run(run_id)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    frames, total = record_episode(env, actor)
+    env.close()
     path = log_episode_gif(run_id, frames)
     print(f"{path}: {len(frames)} frames, return {total:.1f}, logged to run {run_id}")
     return 0

@@ -206,3 +206,19 @@ def test_load_actor_of_a_minatar_run_acts_as_the_trained_actor(store):
     with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
         trained, restored = p.actor(frames.clone())["action"], loaded(frames.clone())["action"]
     assert torch.equal(trained, restored)  # the run's weights, not a fresh network's
+
+
+def test_frames_without_gradients_are_encoded_in_chunks_with_the_whole_batchs_values():
+    """A batch of 600 frames under no_grad is encoded 256 at a time (the memory of a whole
+    batch's float32 frames and activations is bounded): the features equal those of one pass."""
+    torch.manual_seed(0)
+    encoder = ConvEncoder((4, 36, 36), NATURE_CNN, channels_last=False)
+    frames = torch.randint(0, 256, (3, 200, 4, 36, 36), dtype=torch.uint8)
+    calls = []
+    encoder.convs.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    whole = encoder(frames)  # with gradients: one pass
+    with torch.no_grad():
+        chunked = encoder(frames)
+    assert calls == [600, 256, 256, 88]
+    assert chunked.shape == whole.shape == (3, 200, NATURE_CNN.out_features)
+    torch.testing.assert_close(chunked, whole.detach())

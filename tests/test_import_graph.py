@@ -40,6 +40,7 @@ DEFERRED = {
     "imageio": "0.1 s; only --video needs it",
     "ray": "an optional extra (.[ray]), imported when a spec asks for it",
     "optuna": "an optional extra (.[tune]), imported when a spec asks for it",
+    "ale_py": "an optional extra (.[atari]), imported when a spec or a checkpoint names an Atari game",
 }
 """The libraries an import inside a function may name, each with its reason (import costs measured
 with ``python -c "import X"`` on this 2-core machine). The command line validates a spec and starts

@@ -101,3 +101,42 @@ def test_cases_the_fast_path_does_not_cover_take_torchrls_forward():
     out, expected = functional(batch.clone()), theirs(batch.clone())
     for key in expected.keys():
         torch.testing.assert_close(out[key], expected[key], rtol=0, atol=0, msg=key)
+
+
+def test_a_shared_trunk_is_encoded_once_with_torchrls_outputs_and_gradients():
+    """Actor and critic over one CNN (critic.share_encoder): the fast forward runs the encoder once
+    per minibatch (TorchRL's runs it for each network) and gives TorchRL's outputs exactly and its
+    gradients up to the order in which the two heads' gradients are summed."""
+    from torchrl.data import Composite
+
+    from pgtorchrl.modules.encoders import ConvEncoder
+    from pgtorchrl.modules.models import make_actor
+    from pgtorchrl.modules.shared_encoder import share_encoder
+
+    torch.manual_seed(0)
+    spec = Composite(pixels=Bounded(0, 255, shape=(4, 12, 12), dtype=torch.uint8))
+    actor = make_actor(spec, OneHot(3), in_keys=["pixels"], hidden_sizes=[], activation="relu")
+    critic = make_critic(spec, in_keys=["pixels"], hidden_sizes=[], activation="relu")
+    share_encoder(actor, critic)
+    kwargs = dict(clip_epsilon=0.1, entropy_coeff=0.01, critic_coeff=0.5, clip_value=0.1, functional=False)
+    ours, theirs = ClipPPOLoss(actor, critic, **kwargs), TorchRLClipPPOLoss(actor, critic, **kwargs)
+    for loss in (ours, theirs):
+        loss.set_keys(sample_log_prob=LOG_PROB_KEY)
+    with torch.no_grad():
+        batch = critic(actor(TensorDict({"pixels": torch.randint(0, 256, (N, 4, 12, 12), dtype=torch.uint8)}, [N])))
+    batch[LOG_PROB_KEY] = batch[LOG_PROB_KEY] + 0.3 * torch.randn(N)
+    batch["advantage"], batch["value_target"] = torch.randn(N, 1), torch.randn(N, 1)
+    assert ours.fast_path(batch)
+
+    calls = []
+    encoder = next(m for m in actor.modules() if isinstance(m, ConvEncoder))
+    encoder.register_forward_hook(lambda *_: calls.append(1))
+    params = list({id(p): p for p in [*actor.parameters(), *critic.parameters()]}.values())
+    out, grads = _losses_and_grads(ours, batch, params)
+    assert len(calls) == 1  # one pass of the CNN for both heads
+    expected, expected_grads = _losses_and_grads(theirs, batch, params)
+    assert len(calls) == 3  # TorchRL's: the actor's, then the critic's
+    for key in expected.keys():
+        torch.testing.assert_close(out[key], expected[key], rtol=0, atol=0, msg=key)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want)

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 import gymnasium as gym
 import torch
 from tensordict.nn import TensorDictModuleBase
+from torchrl.data import Binary, MultiCategorical, MultiOneHot
 from torchrl.envs import (
     Compose,
     DoubleToFloat,
@@ -94,11 +95,47 @@ def make_gym_env(
     autoreset = gym.vector.AutoresetMode.DISABLED
     vector_env = vector_class([make for _ in range(num_envs)], autoreset_mode=autoreset)
     env: EnvBase = GymWrapper(vector_env, device=device)
+    _unbatch_multi_spaces(env, vector_env)
     built_in = [RewardSum(), StepCounter()]
     doubles = [k for k, spec in env.observation_spec.items(True, True) if spec.dtype == torch.float64]
     if doubles:
         built_in.insert(0, DoubleToFloat(in_keys=doubles))
     return TransformedEnv(env, Compose(*built_in, *transforms))
+
+
+def _unbatch_multi_spaces(env: EnvBase, vector_env: gym.vector.VectorEnv) -> None:
+    """The specs of ``MultiDiscrete`` and ``MultiBinary`` spaces from the single env's space:
+    gymnasium batches them into a ``Box``, which TorchRL reads as a ``BoundedDiscrete``. The
+    action becomes TorchRL's encoding of a single env's (``MultiOneHot``, converted back to
+    indices on the way in; ``Binary``), a ``MultiDiscrete`` observation a ``MultiCategorical``
+    (read one-hot by the models), a ``MultiBinary`` one a ``Binary``."""
+    n = vector_env.num_envs
+    action = vector_env.single_action_space
+    if isinstance(action, gym.spaces.MultiDiscrete) and action.nvec.ndim == 1:
+        nvec = [int(k) for k in action.nvec]
+        env.action_spec = MultiOneHot(nvec=nvec, shape=(n, sum(nvec)), dtype=torch.bool, device=env.device)
+    elif isinstance(action, gym.spaces.MultiBinary) and len(action.shape) == 1:
+        env.action_spec = Binary(n=action.shape[0], shape=(n, action.shape[0]), dtype=torch.int8, device=env.device)
+    single = vector_env.single_observation_space
+    spaces = single.spaces if isinstance(single, gym.spaces.Dict) else {"observation": single}
+    multi = {
+        k: v
+        for k, v in spaces.items()
+        if (isinstance(v, gym.spaces.MultiDiscrete) and v.nvec.ndim == 1)
+        or (isinstance(v, gym.spaces.MultiBinary) and len(v.shape) == 1)
+    }
+    if multi:
+        observation_spec = env.observation_spec.clone()
+        for key, space in multi.items():
+            dtype = observation_spec[key].dtype
+            if isinstance(space, gym.spaces.MultiBinary):
+                observation_spec[key] = Binary(
+                    n=space.shape[0], shape=(n, space.shape[0]), dtype=dtype, device=env.device
+                )
+                continue
+            nvec = [int(k) for k in space.nvec]
+            observation_spec[key] = MultiCategorical(nvec=nvec, shape=(n, len(nvec)), dtype=dtype, device=env.device)
+        env.observation_spec = observation_spec
 
 
 # -- a user's transforms: part of the policy where they act on observations ---------------------------

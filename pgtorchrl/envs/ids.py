@@ -12,11 +12,16 @@ from pgtorchrl.config.registry import shown
 
 __all__ = ["check_gym_id", "check_atari_id", "CUSTOM_ENV_HINT", "PGTORCHRL_GYM_ENVS", "ATARI_EXTRA"]
 
-PGTORCHRL_GYM_ENVS = {"pgtorchrl/MaskedChoice-v0": "pgtorchrl.envs.masked:MaskedChoiceEnv"}
-"""pgtorchrl's own gymnasium envs, registered here by entry point (their module loads at ``gym.make``)."""
-for _id, _entry_point in PGTORCHRL_GYM_ENVS.items():
+PGTORCHRL_GYM_ENVS: dict[str, tuple[str, dict]] = {
+    "pgtorchrl/MaskedChoice-v0": ("pgtorchrl.envs.masked:MaskedChoiceEnv", {}),
+    "pgtorchrl/CopyDigits-v0": ("pgtorchrl.envs.copy_task:CopyEnv", {"nvec": [3, 4, 5, 6]}),
+    "pgtorchrl/CopyBits-v0": ("pgtorchrl.envs.copy_task:CopyEnv", {"n_bits": 8}),
+}
+"""pgtorchrl's own gymnasium envs, registered here by entry point and default keyword arguments
+(their module loads at ``gym.make``)."""
+for _id, (_entry_point, _kwargs) in PGTORCHRL_GYM_ENVS.items():
     if _id not in gym.envs.registry:
-        gym.register(id=_id, entry_point=_entry_point)
+        gym.register(id=_id, entry_point=_entry_point, kwargs=_kwargs)
 
 MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 """MinAtar's games (Young & Tian 2019), registered as the ``minatar`` package's own

@@ -146,6 +146,24 @@ def evaluate_run(
     return evaluate(env, actor)
 
 
+def rendering_run(run_id: str, tracking_uri: str | None = None):
+    """One env of a run's spec that renders (``render_mode: rgb_array``, the run's env
+    transforms and their statistics) and the run's trained actor acting in it (on CPU): what
+    ``pgtorchrl eval --video`` records. Envs without ``make_kwargs`` (the torch-native ones)
+    do not render."""
+    spec = load_run_spec(run_id, tracking_uri, "cpu")
+    make_kwargs = getattr(spec.env, "make_kwargs", None)
+    if make_kwargs is None:
+        raise ValueError(
+            f"--video renders gymnasium envs (env.name: gym, gym_native or atari); run {run_id} used {spec.env.name!r}"
+        )
+    env_section = spec.env.model_copy(update={"make_kwargs": {**make_kwargs, "render_mode": "rgb_array"}})
+    spec = spec.model_copy(update={"env": env_section})
+    env = eval_env(spec, 1)
+    actor, _ = _load(spec, run_id, "actor", tracking_uri, eval_env=env)  # the env applies the run's transforms
+    return env, actor
+
+
 CheckpointCheck = Callable[[dict], "str | None"]
 """Why a loaded checkpoint does not fit what it is restored into (``None``: it fits)."""
 

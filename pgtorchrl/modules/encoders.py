@@ -138,16 +138,28 @@ class ConvEncoder(nn.Module):
         self.head = nn.Sequential(nn.Linear(n_flat, settings.out_features), nn.ReLU())
         self.out_features = settings.out_features
 
+    INFERENCE_CHUNK = 256
+    """Frames encoded at a time without gradients (the critic's values over a whole batch,
+    evaluation statistics): 1024 Atari frames at once are 115 MB of float32 input and as much
+    again of activations; chunks bound that, with the same values up to the convolution kernels'
+    rounding (``tests/test_encoders.py``). With gradients (the loss) the batch is encoded whole."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch = x.shape[:-3]
+        frames = x.reshape(-1, *x.shape[-3:])
+        if not torch.is_grad_enabled() and frames.shape[0] > self.INFERENCE_CHUNK:
+            parts = [self._encode(chunk) for chunk in frames.split(self.INFERENCE_CHUNK)]
+            return torch.cat(parts).reshape(*x.shape[:-3], self.out_features)
+        return self._encode(frames).reshape(*x.shape[:-3], self.out_features)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``[n, C, H, W]`` (or ``[n, H, W, C]``) frames -> ``[n, out_features]``."""
         if x.dtype == torch.uint8:  # pixel intensities
-            x = x.to(torch.get_default_dtype()) / 255.0
+            x = x.to(torch.get_default_dtype()).div_(255.0)  # in place: a batch of frames is large
         elif not x.is_floating_point():  # MinAtar's bool channels
             x = x.to(torch.get_default_dtype())
-        x = x.reshape(-1, *x.shape[-3:])
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)
-        return self.head(self.convs(x)).reshape(*batch, self.out_features)
+        return self.head(self.convs(x))
 
 
 class Encoded(nn.Module):

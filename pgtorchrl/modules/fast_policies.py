@@ -222,14 +222,18 @@ def log_prob_and_entropy(
 
 
 def distribution_log_prob_and_entropy(
-    actor: ProbabilisticActor, tensordict: TensorDictBase, action_key: Any = "action"
+    actor: ProbabilisticActor,
+    tensordict: TensorDictBase,
+    action_key: Any = "action",
+    logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``log pi(a|s)`` of the batch's action and the entropy per sample for a categorical or
     diagonal Gaussian actor (:func:`categorical_logits_net`, :func:`gaussian_net`), computed from its
     network as ``OneHotCategorical`` (torch's ``Categorical``) and ``IndependentNormal``
     (``Normal.log_prob`` summed over the action) compute them, bit for bit: what pgtorchrl's
     ``ClipPPOLoss`` needs to equal TorchRL's exactly (:func:`log_prob_and_entropy` takes
-    ``log_softmax``, equal up to rounding)."""
+    ``log_softmax``, equal up to rounding). ``logits``: a categorical actor's logits network's
+    output, where the caller computed it already (a trunk shared with the critic)."""
     action = tensordict.get(action_key)
     net = gaussian_net(actor)
     if net is not None:
@@ -240,7 +244,8 @@ def distribution_log_prob_and_entropy(
     net = categorical_logits_net(actor)
     if net is None:
         raise TypeError(f"a categorical or diagonal Gaussian actor is needed, got {type(actor).__name__}")
-    logits = net.module(*(tensordict.get(k) for k in net.in_keys))
+    if logits is None:
+        logits = net.module(*(tensordict.get(k) for k in net.in_keys))
     logits = logits - logits.logsumexp(-1, keepdim=True)  # torch's Categorical, as OneHotCategorical scores
     log_prob = logits.gather(-1, action.argmax(-1, keepdim=True)).squeeze(-1)
     entropy = -(logits.clamp(min=torch.finfo(logits.dtype).min) * torch.softmax(logits, -1)).sum(-1)

@@ -22,7 +22,7 @@ from torch import nn
 
 from pgtorchrl.modules.encoders import Encoded
 
-__all__ = ["share_encoder", "own_parameters", "encoded_module"]
+__all__ = ["share_encoder", "own_parameters", "encoded_module", "shared_trunk"]
 
 
 def encoded_module(network: nn.Module, role: str) -> Encoded:
@@ -98,3 +98,18 @@ def own_parameters(module: nn.Module, other: nn.Module) -> list[nn.Parameter]:
     shares with the actor), in ``module.parameters()`` order."""
     theirs = {id(p) for p in other.parameters()}
     return [p for p in module.parameters() if id(p) not in theirs]
+
+
+def shared_trunk(actor_net, critic) -> tuple[nn.Module, nn.Module, nn.Module] | None:
+    """``(encoder, actor_head, critic_head)`` where an actor's network (a ``TensorDictModule``
+    over an :class:`~pgtorchrl.modules.encoders.Encoded`, e.g. its logits network) and a critic
+    (one ``TensorDictModule`` over an ``Encoded``) read the same ``in_keys`` through one encoder
+    object (:func:`share_encoder`), else ``None``: then the encoder's features can be computed
+    once for both heads (``pgtorchrl.objectives.ppo``: what one minibatch step costs twice
+    otherwise, a CNN's forward and backward passes)."""
+    actor_module, critic_module = getattr(actor_net, "module", None), getattr(critic, "module", None)
+    if not isinstance(actor_module, Encoded) or not isinstance(critic_module, Encoded):
+        return None
+    if actor_module.encoder is not critic_module.encoder or list(actor_net.in_keys) != list(critic.in_keys):
+        return None
+    return actor_module.encoder, actor_module.head, critic_module.head

@@ -21,6 +21,7 @@ from torchrl.objectives import ClipPPOLoss as TorchRLClipPPOLoss
 from torchrl.objectives.utils import distance_loss
 
 from pgtorchrl.modules.fast_policies import categorical_logits_net, distribution_log_prob_and_entropy, gaussian_net
+from pgtorchrl.modules.shared_encoder import shared_trunk
 
 __all__ = ["ClipPPOLoss"]
 
@@ -101,7 +102,10 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
         prev_log_prob = tensordict.get(self.tensor_keys.sample_log_prob)
         if prev_log_prob.requires_grad:
             raise RuntimeError(f"tensordict stored {self.tensor_keys.sample_log_prob} requires grad.")
-        log_prob, entropy = distribution_log_prob_and_entropy(self.actor_network, tensordict, self.tensor_keys.action)
+        logits, value = self._shared_trunk_outputs(tensordict)
+        log_prob, entropy = distribution_log_prob_and_entropy(
+            self.actor_network, tensordict, self.tensor_keys.action, logits
+        )
         log_weight = (log_prob - prev_log_prob).unsqueeze(-1)
         with torch.no_grad():  # ESS, as TorchRL logs it
             lw = log_weight.squeeze(-1)
@@ -116,22 +120,37 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
         if self.entropy_bonus:
             out["entropy"] = entropy.detach().mean()
             out["loss_entropy"] = (-self.entropy_coeff * entropy.unsqueeze(-1)).mean()
-        out.update(self._critic_terms(tensordict))
+        out.update(self._critic_terms(tensordict, value))
         out["ESS"] = ess
         with torch.no_grad():
             ratio = log_weight.exp()
             out["max_ratio"], out["mean_ratio"] = ratio.max(), ratio.mean()
         return TensorDict(out, batch_size=[])
 
-    def _critic_terms(self, tensordict: TensorDictBase) -> dict[str, torch.Tensor]:
+    def _shared_trunk_outputs(self, tensordict: TensorDictBase) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The logits and the value from one pass of the observation encoder that a categorical
+        actor and the critic share (``critic.share_encoder``:
+        :func:`~pgtorchrl.modules.shared_encoder.shared_trunk`), as CleanRL's Atari agent computes
+        them: the same numbers as each network's own pass, and the encoder's gradient the sum of
+        both heads' (TorchRL's forward runs the CNN twice, forward and backward). ``(None,
+        None)`` where nothing is shared (or ``separate_losses``: TorchRL's own treatment)."""
+        net = categorical_logits_net(self.actor_network)
+        trunk = shared_trunk(net, self.critic_network) if net is not None and not self.separate_losses else None
+        if trunk is None:
+            return None, None
+        encoder, actor_head, critic_head = trunk
+        features = encoder(*(tensordict.get(k) for k in self.critic_network.in_keys))
+        return actor_head(features), critic_head(features)
+
+    def _critic_terms(self, tensordict: TensorDictBase, value: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``loss_critic`` (times ``critic_coeff``, reduced), ``value_clip_fraction`` (with
-        ``clip_value``) and ``explained_variance``: TorchRL's ``PPOLoss.loss_critic`` on tensors."""
+        ``clip_value``) and ``explained_variance``: TorchRL's ``PPOLoss.loss_critic`` on tensors
+        (``value``: the critic's output, where the caller computed it already)."""
         critic = self.critic_network
         target = tensordict.get(self.tensor_keys.value_target)
-        if self.separate_losses:
-            value = critic.module(*(tensordict.get(k).detach() for k in critic.in_keys))
-        else:
-            value = critic.module(*(tensordict.get(k) for k in critic.in_keys))
+        if value is None:
+            inputs = (tensordict.get(k) for k in critic.in_keys)
+            value = critic.module(*(x.detach() for x in inputs) if self.separate_losses else inputs)
         loss = distance_loss(target, value, loss_function=self.loss_critic_type)
         out = {}
         if self.clip_value:

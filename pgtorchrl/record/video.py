@@ -8,38 +8,53 @@ import tempfile
 from pathlib import Path
 from typing import Any, cast
 
-import gymnasium as gym
 import numpy as np
 import torch
-from tensordict import TensorDict
 from torchrl.envs import ExplorationType, set_exploration_type
+from torchrl.envs.utils import step_mdp
 
 from pgtorchrl.record.tracking import mlflow_client
 
-__all__ = ["record_episode", "log_episode_gif"]
+__all__ = ["record_episode", "rendered_frame", "log_episode_gif"]
+
+
+MIN_FRAME_SIZE = 160
+"""Frames smaller than this (MinAtar's 10x10) are enlarged by a whole factor, pixel by pixel."""
+
+
+def rendered_frame(env) -> np.ndarray:
+    """The ``rgb_array`` render of the first gymnasium env under a TorchRL env built by
+    pgtorchrl (a ``GymWrapper`` over a vector env, or ``gym_native``), enlarged where small."""
+    base = getattr(env, "base_env", env)
+    vector = getattr(base, "_env", None)
+    games = vector.envs if vector is not None and hasattr(vector, "envs") else base.envs
+    frame = np.asarray(games[0].render())
+    if frame.dtype.kind == "f":  # MinAtar renders colours in [0, 1]
+        frame = (frame.clip(0.0, 1.0) * 255).astype(np.uint8)
+    scale = max(1, -(-MIN_FRAME_SIZE // max(frame.shape[:2])))
+    return frame.repeat(scale, 0).repeat(scale, 1) if scale > 1 else frame
 
 
 @torch.no_grad()
-def record_episode(env_id: str, actor, seed: int = 0, max_steps: int = 10_000) -> tuple[list[np.ndarray], float]:
-    """The rendered frames (``rgb_array``) and the return of one episode of ``actor``'s mode."""
+def record_episode(env, actor, max_steps: int = 100_000) -> tuple[list[np.ndarray], float]:
+    """The rendered frames and the return (``episode_reward``: the task's own, an Atari game's
+    score) of one episode of ``actor``'s mode in ``env`` (one env, built to render:
+    :func:`pgtorchrl.experiments.loading.rendering_run`), through the same preprocessing and
+    transforms as in training."""
     # rgb_array draws off screen: without this, pygame's SDL probes for a display and prints
     # "error: XDG_RUNTIME_DIR is invalid or not set" on a headless machine (a user's own setting wins)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    env = gym.make(env_id, render_mode="rgb_array")
-    obs, _ = env.reset(seed=seed)
-    frames: list[Any] = [env.render()]  # rgb_array: each an array
+    td = env.reset()
+    frames = [rendered_frame(env)]
     total = 0.0
-    discrete = isinstance(env.action_space, gym.spaces.Discrete)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for _ in range(max_steps):
-            td = actor(TensorDict({"observation": torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)}, [1]))
-            action = td["action"][0]
-            obs, reward, terminated, truncated, _ = env.step(int(action.argmax()) if discrete else action.numpy())
-            total += float(reward)
-            frames.append(env.render())
-            if terminated or truncated:
+            td = env.step(actor(td))
+            frames.append(rendered_frame(env))
+            total = float(td.get(("next", "episode_reward")).reshape(-1)[0])
+            if bool(td.get(("next", "done")).any()):
                 break
-    env.close()
+            td = step_mdp(td)
     return frames, total
 
 
