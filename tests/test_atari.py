@@ -130,3 +130,14 @@ def test_a_gym_id_is_not_an_atari_game(capsys):
     assert "env.env_id: 'CartPole-v1' is not an Atari game of ale-py" in err and len(err.splitlines()) == 1
     assert main(["validate", str(BREAKOUT), "env.env_id=BreakoutNoFrameskp-v4"]) == 2
     assert "did you mean 'BreakoutNoFrameskip-v4'" in capsys.readouterr().err
+
+
+def test_the_pong_pipeline_trains_with_its_shared_trunk_and_annealed_rate(store, capsys):
+    from mlflow.tracking import MlflowClient
+
+    path = ROOT / "pipelines" / "ppo_atari_pong.yaml"
+    tiny = ["env.num_envs=2", "collector.frames_per_batch=64", "train.total_frames=128", "eval.episodes=0"]
+    assert main([str(path), *tiny]) == 0
+    run_id = capsys.readouterr().out.strip().split()[-1]
+    lr = [m.value for m in sorted(MlflowClient(store).get_metric_history(run_id, "train/lr"), key=lambda m: m.step)]
+    assert lr == [2.5e-4, 2.5e-4 * 0.5]
