@@ -266,6 +266,11 @@ def table(suite: Suite, c, parent, algos, envs) -> str:
     return "\n".join(lines)
 
 
+def _shown(value: float) -> str:
+    """A return as the tables print it: whole numbers from 100 on (MuJoCo's), one decimal below (MinAtar's)."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
 def _row(suite: Suite, c, algo: str, env: str, ref: Reference, finished: list, frames: int) -> str:
     """Ours in ``ref``'s metric over the finished seeds, beside ``ref``, and the verdict."""
     ref_mean, ref_spread = ref.values.get(env, (float("nan"), None))
@@ -286,11 +291,11 @@ def _row(suite: Suite, c, algo: str, env: str, ref: Reference, finished: list, f
         matched = "short"  # not yet at the reference's step budget: no verdict
     elif len(finished) < MIN_SEEDS:
         matched = "pending"  # too few seeds for an interval
-    ours = f"{mean:.0f} [{low:.0f}, {high:.0f}]"
-    reference = "-" if env not in ref.values else f"{ref_mean:.0f}" + (f" +- {ref_spread:.0f}" if ref_spread else "")
-    seeds = ", ".join(f"{v:.0f}" for v in per_seed)
+    ours = f"{_shown(mean)} [{_shown(low)}, {_shown(high)}]"
+    reference = "-" if env not in ref.values else _shown(ref_mean) + (f" +- {_shown(ref_spread)}" if ref_spread else "")
+    seeds = ", ".join(_shown(v) for v in per_seed)
     return (
-        f"{ours:>30} {iqm(per_seed):>8.0f}   {reference:>18}  {matched:<7}  {seeds}  "
+        f"{ours:>30} {_shown(iqm(per_seed)):>8}   {reference:>18}  {matched:<7}  {seeds}  "
         f"({ref.source}; {ref.metric}; budget {ref.budget:.0e})"
     )
 
