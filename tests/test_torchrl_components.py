@@ -261,7 +261,7 @@ def test_transforms_are_a_field_of_the_gym_env_and_the_error_says_so(tmp_path):
     out = cli(tmp_path, "validate", str(VPG), "env.transforms=[{name: torchrl.VecNormV2}]")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        f"pgtorchrl: error: {VPG}: env.transforms: unknown key for env 'gym_native'; 'gym' accepts it "
+        f"pgtorchrl: error: {VPG}: env.transforms: unknown key for env 'gym_native'; 'atari', 'gym' accept it "
         "(accepted: name, env_id, num_envs, make_kwargs, normalize_observations, clip_observations, normalize_rewards, "
         "reward_gamma, clip_rewards)"
     ]
