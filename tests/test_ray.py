@@ -80,3 +80,34 @@ def test_ray_collection_learns_like_local_collection_and_reproduces(tmp_path):
     again = train(RAY, tmp_path, uri, frames=4096)
     for key in ("rollout/episode_return", "train/loss_actor", "train/loss_critic", "eval/return_mean"):
         assert history(again, key) == history(runs["ray"], key, up_to=4096), key
+
+
+@pytest.mark.parametrize("pipeline, package", [("ppo_minatar_breakout", "minatar"), ("ppo_atari_breakout", "ale_py")])
+def test_ray_workers_collect_image_envs(tmp_path, pipeline, package):
+    """MinAtar's bool frames and Atari's uint8 frame stacks collected by 2 Ray workers: the run
+    trains and logs the games' episodes and its evaluation."""
+    pytest.importorskip(package)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pgtorchrl",
+            str(ROOT / "pipelines" / f"{pipeline}.yaml"),
+            "collector={backend: ray, frames_per_batch: 512, num_collectors: 2}",
+            "train.total_frames=2048",
+            "env.num_envs=2",
+            "eval.episodes=1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = MlflowClient(uri).get_run(proc.stdout.strip().split()[-1])
+    assert run.info.status == "FINISHED" and run.data.params["collector.backend"] == "ray"
+    steps = [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "train/loss_objective")]
+    assert steps == [512, 1024, 1536, 2048]
+    assert "eval/return_mean" in run.data.metrics
