@@ -28,16 +28,16 @@ COMMON = ["eval.every_frames=4096", "eval.target_return=null", "eval.episodes=10
 RAY = "{backend: ray, frames_per_batch: 256, num_collectors: 2}"
 
 
-def train(collector, tmp_path, uri, frames=12288):
+def train(collector, tmp_path, uri, frames=12288, pipeline="vpg_cartpole", overrides=COMMON):
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "pgtorchrl",
-            str(ROOT / "pipelines" / "vpg_cartpole.yaml"),
+            str(ROOT / "pipelines" / f"{pipeline}.yaml"),
             f"collector={collector}",
             f"train.total_frames={frames}",
-            *COMMON,
+            *overrides,
         ],
         capture_output=True,
         text=True,
@@ -88,25 +88,9 @@ def test_ray_workers_collect_image_envs(tmp_path, pipeline, package):
     trains and logs the games' episodes and its evaluation."""
     pytest.importorskip(package)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pgtorchrl",
-            str(ROOT / "pipelines" / f"{pipeline}.yaml"),
-            "collector={backend: ray, frames_per_batch: 512, num_collectors: 2}",
-            "train.total_frames=2048",
-            "env.num_envs=2",
-            "eval.episodes=1",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = MlflowClient(uri).get_run(proc.stdout.strip().split()[-1])
+    collector = "{backend: ray, frames_per_batch: 512, num_collectors: 2}"
+    run_id = train(collector, tmp_path, uri, 2048, pipeline, ["env.num_envs=2", "eval.episodes=1"])
+    run = MlflowClient(uri).get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.params["collector.backend"] == "ray"
     steps = [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "train/loss_objective")]
     assert steps == [512, 1024, 1536, 2048]

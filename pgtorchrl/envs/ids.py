@@ -57,9 +57,9 @@ def check_atari_id(env_id: str) -> None:
     games = [k for k in gym.envs.registry if k.startswith("ALE/") or k.endswith("NoFrameskip-v4")]
     if env_id in games:
         return
-    close = difflib.get_close_matches(env_id, games, n=2, cutoff=0.6) if len(env_id) < 200 else []
-    if close:
-        raise ValueError(f"unknown Atari game {shown(env_id)}; did you mean {' or '.join(map(repr, close))}?")
+    hint = _did_you_mean(env_id, games)
+    if hint:
+        raise ValueError(f"unknown Atari game {shown(env_id)}{hint}")
     raise ValueError(
         f"{shown(env_id)} is not an Atari game of ale-py (ids such as PongNoFrameskip-v4 or ALE/Pong-v5); "
         "for other gymnasium ids use env 'gym'"
@@ -70,6 +70,12 @@ CUSTOM_ENV_HINT = (
     "for your own env, register it (gymnasium.register) in a module listed under plugins:, "
     "or write env_id: module:EnvId with that module under plugins:"
 )
+
+
+def _did_you_mean(name: str, ids: list[str]) -> str:
+    """``"; did you mean 'A' or 'B'?"`` with the ids nearest ``name``, or ``""`` if none is near."""
+    close = difflib.get_close_matches(name, ids, n=2, cutoff=0.6) if len(name) < 200 else []
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def check_gym_id(env_id: str) -> None:
@@ -88,6 +94,5 @@ def check_gym_id(env_id: str) -> None:
         raise ValueError(f"env id {shown(env_id)} needs the minatar package: {MINATAR_EXTRA}")
     if name in gym.envs.registry:
         return
-    close = difflib.get_close_matches(name, list(gym.envs.registry), n=2, cutoff=0.6) if len(name) < 200 else []
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    hint = _did_you_mean(name, list(gym.envs.registry))
     raise ValueError(f"unknown gymnasium env id {shown(env_id)}{hint} ({CUSTOM_ENV_HINT})")

@@ -16,7 +16,7 @@ import torch
 
 from pgtorchrl.envs.native import TorchNativeEnv
 
-__all__ = ["CheckpointError", "gym_env_state", "load_gym_env_state", "env_state", "load_env_state"]
+__all__ = ["CheckpointError", "gym_env_state", "load_gym_env_state", "env_state", "load_env_state", "vector_env"]
 
 
 class CheckpointError(ValueError):
@@ -189,7 +189,7 @@ def load_gym_env_state(env, state: dict[str, Any]) -> None:
             setattr(objects[path], name, _restored_value(getattr(objects[path], name, None), value))
 
 
-def _vector_env(env):
+def vector_env(env):
     """The gymnasium vector env under a TorchRL ``GymWrapper`` (possibly transformed), else ``None``."""
     base = getattr(env, "base_env", env)
     inner = getattr(base, "_env", None)
@@ -201,7 +201,7 @@ def env_state(env) -> dict[str, Any] | None:
     """A batched env's state, or ``None`` for an env kind that cannot be captured."""
     if isinstance(env, TorchNativeEnv):
         return {"tensors": env.state_tensors()}
-    vector = _vector_env(env)
+    vector = vector_env(env)
     if vector is not None:
         return {"vector": _plain_vars(vector), "envs": [gym_env_state(e) for e in vector.envs]}
     return None
@@ -213,7 +213,7 @@ def load_env_state(env, state: dict[str, Any] | None) -> None:
     if "tensors" in state:
         env.load_state_tensors(state["tensors"])
         return
-    vector = _vector_env(env)
+    vector = vector_env(env)
     if vector is None or len(vector.envs) != len(state["envs"]):
         raise CheckpointError("the checkpoint's env state does not match this spec's env")
     _load_plain_vars(vector, state["vector"])

@@ -138,8 +138,7 @@ def mlp_critic(
     share_encoder: bool = False,
 ):
     """ValueOperator: an MLP on in_keys (one-hot discrete, a CNN or the actor's with share_encoder) -> state_value."""
-    fields = dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation)
-    return _critic(env, {**fields, "share_encoder": share_encoder})
+    return _critic(env, dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation))
 
 
 ACTORS.register("cnn")(

@@ -65,11 +65,8 @@ class Pipeline:
     """What ``critic_optim`` steps: the critic's parameters less the trunk it shares with the
     actor (``critic.share_encoder``: :mod:`pgtorchrl.modules.shared_encoder`), which the actor's
     optimizer steps."""
-
-    @property
-    def shares_encoder(self) -> bool:
-        """Whether actor and critic share parameters (one model: one gradient norm to clip)."""
-        return self.critic is not None and len(self.critic_params) < len(list(self.critic.parameters()))
+    shares_encoder: bool = False
+    """Whether actor and critic share parameters (one model: one gradient norm to clip)."""
 
     def make_collector(self):
         worker_envs = WorkerEnvs(
@@ -143,12 +140,13 @@ def build_pipeline(spec: Spec) -> Pipeline:
     actor_optim = OPTIMIZERS.build(spec.optim, actor.parameters())
     check_optimizer("optim", spec.optim, actor_optim)
     critic_optim = None
+    critic_params = own_parameters(critic, actor) if critic is not None else []
+    shared = critic is not None and len(critic_params) < len(list(critic.parameters()))
     if critic is not None:
         section = "critic_optim" if spec.critic_optim is not None else "optim"
-        critic_optim = OPTIMIZERS.build(getattr(spec, section), own_parameters(critic, actor))
+        critic_optim = OPTIMIZERS.build(getattr(spec, section), critic_params)
         check_optimizer(section, getattr(spec, section), critic_optim)
-    critic_params = own_parameters(critic, actor) if critic is not None else []
-    p = Pipeline(spec, env, actor, critic, advantage, loss, actor_optim, critic_optim, critic_params)
+    p = Pipeline(spec, env, actor, critic, advantage, loss, actor_optim, critic_optim, critic_params, shared)
     if spec.train.per_step_solver == "fixed_point":
         why = fixed_point_unsupported(p)
         if why is not None:

@@ -13,6 +13,7 @@ import torch
 from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.envs.utils import step_mdp
 
+from pgtorchrl.envs.state import vector_env
 from pgtorchrl.record.tracking import mlflow_client
 
 __all__ = ["record_episode", "rendered_frame", "log_episode_gif"]
@@ -25,9 +26,8 @@ MIN_FRAME_SIZE = 160
 def rendered_frame(env) -> np.ndarray:
     """The ``rgb_array`` render of the first gymnasium env under a TorchRL env built by
     pgtorchrl (a ``GymWrapper`` over a vector env, or ``gym_native``), enlarged where small."""
-    base = getattr(env, "base_env", env)
-    vector = getattr(base, "_env", None)
-    games = vector.envs if vector is not None and hasattr(vector, "envs") else base.envs
+    vector = vector_env(env)
+    games = vector.envs if vector is not None else getattr(env, "base_env", env).envs
     frame = np.asarray(games[0].render())
     if frame.dtype.kind == "f":  # MinAtar renders colours in [0, 1]
         frame = (frame.clip(0.0, 1.0) * 255).astype(np.uint8)
