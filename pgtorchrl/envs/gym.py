@@ -13,8 +13,10 @@ from torchrl.envs import (
     DoubleToFloat,
     EnvBase,
     GymWrapper,
+    InitTracker,
     RewardSum,
     StepCounter,
+    TensorDictPrimer,
     Transform,
     TransformedEnv,
 )
@@ -38,8 +40,9 @@ __all__ = [
 TRANSFORMS_ARTIFACT = "model/env_transforms.pt"
 
 #: The transforms :func:`make_gym_env` itself puts first (DoubleToFloat where needed, RewardSum,
-#: StepCounter); a user's come after them.
-BUILT_IN_TRANSFORMS = (DoubleToFloat, RewardSum, StepCounter)
+#: StepCounter), and those a recurrent network adds last (InitTracker, TensorDictPrimer:
+#: :func:`pgtorchrl.modules.recurrent.add_memory`); they hold no statistics. A user's come between.
+BUILT_IN_TRANSFORMS = (DoubleToFloat, RewardSum, StepCounter, InitTracker, TensorDictPrimer)
 
 
 class TupleAsDict(gym.ObservationWrapper):

@@ -16,6 +16,9 @@ PGTORCHRL_GYM_ENVS: dict[str, tuple[str, dict]] = {
     "pgtorchrl/MaskedChoice-v0": ("pgtorchrl.envs.masked:MaskedChoiceEnv", {}),
     "pgtorchrl/CopyDigits-v0": ("pgtorchrl.envs.copy_task:CopyEnv", {"nvec": [3, 4, 5, 6]}),
     "pgtorchrl/CopyBits-v0": ("pgtorchrl.envs.copy_task:CopyEnv", {"n_bits": 8}),
+    "pgtorchrl/CartPoleNoVel-v1": ("pgtorchrl.envs.masked_velocity:masked_velocity_env", {"base_id": "CartPole-v1"}),
+    "pgtorchrl/PendulumNoVel-v1": ("pgtorchrl.envs.masked_velocity:masked_velocity_env", {"base_id": "Pendulum-v1"}),
+    "pgtorchrl/MemoryCue-v0": ("pgtorchrl.envs.memory_cue:MemoryCueEnv", {"length": 10}),
 }
 """pgtorchrl's own gymnasium envs, registered here by entry point and default keyword arguments
 (their module loads at ``gym.make``)."""

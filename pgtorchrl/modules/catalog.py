@@ -20,7 +20,7 @@ from pgtorchrl.modules.choices import Activation, Distribution
 if TYPE_CHECKING:
     from torchrl.envs import EnvBase
 
-__all__ = ["ACTORS", "CRITICS"]
+__all__ = ["ACTORS", "CRITICS", "RECURRENT_CELLS"]
 
 ACTORS = Registry("actor", wiring=("env",), base=("torch", "Module"))
 CRITICS = Registry("critic", wiring=("env",), base=("torch", "Module"))
@@ -35,21 +35,22 @@ def _conv(channels: list[int], kernel_sizes: list[int], strides: list[int], out_
     return ConvSettings(tuple(channels), tuple(kernel_sizes), tuple(strides), out_features)
 
 
-def _actor(env: "EnvBase", fields: dict, conv=None):
-    """``make_actor`` for the env's specs with a section's fields (and, for ``cnn``, its convolutions)."""
+def _actor(env: "EnvBase", fields: dict, conv=None, memory=None):
+    """``make_actor`` for the env's specs with a section's fields (and, for ``cnn``, its
+    convolutions; for ``lstm`` and ``gru``, its recurrent trunk)."""
     from pgtorchrl.modules.models import make_actor
 
-    return make_actor(env.observation_spec, env.action_spec, conv=conv, **fields)
+    return make_actor(env.observation_spec, env.action_spec, conv=conv, memory=memory, **fields)
 
 
-def _critic(env: "EnvBase", fields: dict, conv=None):
-    """``make_critic`` for the env's observation spec with a section's fields (and convolutions);
-    ``share_encoder`` is the pipeline's to apply, once the actor is built
+def _critic(env: "EnvBase", fields: dict, conv=None, memory=None):
+    """``make_critic`` for the env's observation spec with a section's fields (and convolutions,
+    or a recurrent trunk); ``share_encoder`` is the pipeline's to apply, once the actor is built
     (:func:`pgtorchrl.modules.shared_encoder.share_encoder`)."""
     from pgtorchrl.modules.models import make_critic
 
     fields = {k: v for k, v in fields.items() if k != "share_encoder"}
-    return make_critic(env.observation_spec, conv=conv, **fields)
+    return make_critic(env.observation_spec, conv=conv, memory=memory, **fields)
 
 
 CONV_FIELDS = {  # name: (annotation, default): the Nature-CNN (Mnih et al. 2015)
@@ -151,3 +152,67 @@ ACTORS.register("cnn")(
 CRITICS.register("cnn")(
     _cnn(mlp_critic, _critic, "The mlp critic with these convolutions for its image keys (default: the Nature-CNN).")
 )
+
+
+# --- policies with memory (pgtorchrl.modules.recurrent) ------------------------------------------
+RECURRENT_CELLS = ("lstm", "gru")
+"""The actor and critic choices with a hidden state (trained on sequences)."""
+HiddenSize = Annotated[int, Field(ge=1, le=8192)]
+NumLayers = Annotated[int, Field(ge=1, le=16)]
+
+
+def _memory(cell: str, prefix: str, hidden_size: int, num_layers: int, python_based: bool):
+    from pgtorchrl.modules.recurrent import MemorySettings
+
+    return MemorySettings(cell, hidden_size, num_layers, python_based, prefix)  # type: ignore[arg-type]
+
+
+def _recurrent_actor(cell: str):
+    def factory(
+        env: "EnvBase",
+        *,
+        in_keys: Keys = ["observation"],
+        hidden_size: HiddenSize = 64,
+        num_layers: NumLayers = 1,
+        hidden_sizes: HiddenSizes = [64],
+        activation: Activation = "tanh",
+        distribution: Distribution = "auto",
+        init_log_std: float = -0.5,
+        mask_key: Optional[str] = "action_mask",
+        python_based: bool = False,
+    ):
+        memory = _memory(cell, "", hidden_size, num_layers, python_based)
+        fields = dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation, distribution=distribution)
+        return _actor(env, {**fields, "init_log_std": init_log_std, "mask_key": mask_key}, memory=memory)
+
+    factory.__doc__ = (
+        f"ProbabilisticActor with memory: in_keys' encoders, TorchRL's {cell.upper()}Module (hidden_size, "
+        f"num_layers), then an MLP (hidden_sizes); trained on sequences (pgtorchrl.modules.recurrent)."
+    )
+    return factory
+
+
+def _recurrent_critic(cell: str):
+    def factory(
+        env: "EnvBase",
+        *,
+        in_keys: Keys = ["observation"],
+        hidden_size: HiddenSize = 64,
+        num_layers: NumLayers = 1,
+        hidden_sizes: HiddenSizes = [64],
+        activation: Activation = "tanh",
+        python_based: bool = False,
+    ):
+        memory = _memory(cell, "critic_", hidden_size, num_layers, python_based)
+        return _critic(env, dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation), memory=memory)
+
+    factory.__doc__ = (
+        f"Value network with its own memory: in_keys' encoders, TorchRL's {cell.upper()}Module (state keys "
+        f"critic_*), then an MLP -> state_value."
+    )
+    return factory
+
+
+for _cell in RECURRENT_CELLS:
+    ACTORS.register(_cell)(_recurrent_actor(_cell))
+    CRITICS.register(_cell)(_recurrent_critic(_cell))

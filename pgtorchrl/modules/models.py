@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import InteractionType, TensorDictModule
+from tensordict.nn import InteractionType, TensorDictModule, TensorDictModuleBase, TensorDictSequential
 from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.data import Binary, Bounded, Categorical, Composite, MultiOneHot, OneHot, TensorSpec
@@ -15,6 +15,7 @@ from torchrl.modules import MLP, IndependentNormal, OneHotCategorical, Probabili
 from pgtorchrl.modules.choices import ACTIVATION_CLASSES, DISTRIBUTIONS
 from pgtorchrl.modules.distributions import IndependentBernoulli, MaskedOneHot, MultiOneHotCategorical
 from pgtorchrl.modules.encoders import ConvSettings, Encoded, make_encoder
+from pgtorchrl.modules.recurrent import MemorySettings, memory_trunk
 
 __all__ = [
     "ACTIVATIONS",
@@ -58,28 +59,37 @@ def make_discrete_actor(
     in_keys: Sequence[NestedKey] = ("observation",),
     encoder: nn.Module | None = None,
     mask_key: NestedKey | None = None,
+    trunk: TensorDictModuleBase | None = None,
 ) -> ProbabilisticActor:
     """A categorical policy ``pi(a|s) = softmax(MLP(s))`` over one-hot actions; with an
     ``encoder`` (:mod:`pgtorchrl.modules.encoders`, ``n_obs`` its output size), ``MLP(encoder(s))``;
-    with ``mask_key``, renormalized over the legal actions the env marks under that key.
+    with ``mask_key``, renormalized over the legal actions the env marks under that key; with a
+    ``trunk`` (a recurrent one, :mod:`pgtorchrl.modules.recurrent`), the MLP reads what it writes.
 
     >>> actor = make_discrete_actor(4, 2, hidden_sizes=[16])
     >>> actor.out_keys
     ['logits', 'action', 'action_log_prob']
     """
-    net = _logits_net(n_obs, n_actions, hidden_sizes, activation, encoder, in_keys)
+    net = _logits_net(n_obs, n_actions, hidden_sizes, activation, encoder, in_keys, trunk)
     return categorical_actor(net, spec, mask_key=mask_key)
 
 
-def _logits_net(n_obs, n_out, hidden_sizes, activation, encoder, in_keys) -> TensorDictModule:
-    """The module writing ``logits`` from ``in_keys`` (an MLP, behind ``encoder`` if given)."""
-    return TensorDictModule(
+def _after(trunk: TensorDictModuleBase | None, net: TensorDictModule) -> TensorDictModuleBase:
+    """``net`` behind ``trunk`` (a recurrent one), or ``net`` alone."""
+    return net if trunk is None else TensorDictSequential(trunk, net)
+
+
+def _logits_net(n_obs, n_out, hidden_sizes, activation, encoder, in_keys, trunk=None) -> TensorDictModuleBase:
+    """The module writing ``logits`` from ``in_keys`` (an MLP, behind ``encoder`` if given, or
+    behind a recurrent ``trunk`` that writes ``in_keys``)."""
+    mlp = TensorDictModule(
         _mlp(n_obs, n_out, hidden_sizes, activation, encoder), in_keys=list(in_keys), out_keys=["logits"]
     )
+    return _after(trunk, mlp)
 
 
 def categorical_actor(
-    logits_net: TensorDictModule,
+    logits_net: TensorDictModuleBase,
     spec: TensorSpec | None = None,
     distribution_class: type = OneHotCategorical,
     distribution_kwargs: dict | None = None,
@@ -134,11 +144,12 @@ def make_gaussian_actor(
     init_log_std: float = -0.5,
     in_keys: Sequence[NestedKey] = ("observation",),
     encoder: nn.Module | None = None,
+    trunk: TensorDictModuleBase | None = None,
 ) -> ProbabilisticActor:
     """A Gaussian policy for ``Box`` actions (diagonal, state-independent log-std, as Spinning
     Up); ``tanh=True`` squashes it into the spec's bounds (TanhNormal). The deterministic
     action is the mean (squashed for tanh). With an ``encoder`` (``n_obs`` its output size), the
-    mean is ``MLP(encoder(s))``.
+    mean is ``MLP(encoder(s))``; with a recurrent ``trunk``, the MLP reads what it writes.
 
     >>> from torchrl.data import Bounded
     >>> actor = make_gaussian_actor(3, Bounded(-2.0, 2.0, shape=(1,)), hidden_sizes=[8])
@@ -147,7 +158,7 @@ def make_gaussian_actor(
     """
     action_dim = spec.shape[-1]
     head = GaussianHead(_mlp(n_obs, action_dim, hidden_sizes, activation, encoder), action_dim, init_log_std)
-    net = TensorDictModule(head, in_keys=list(in_keys), out_keys=["loc", "scale"])
+    net = _after(trunk, TensorDictModule(head, in_keys=list(in_keys), out_keys=["loc", "scale"]))
     if tanh:
         if not isinstance(spec, Bounded):
             raise ValueError("distribution 'tanh_normal' needs a bounded (Box) action spec; use 'normal'.")
@@ -180,6 +191,7 @@ def make_actor(
     init_log_std: float = -0.5,
     conv: ConvSettings | None = None,
     mask_key: NestedKey | None = ACTION_MASK_KEY,
+    memory: MemorySettings | None = None,
 ) -> ProbabilisticActor:
     """The policy for an env's specs, its MLP behind the encoders of its observation keys
     (:func:`pgtorchrl.modules.encoders.make_encoder`): categorical for ``Discrete`` actions (masked
@@ -199,13 +211,14 @@ def make_actor(
         conv: the convolutions of image keys (default: by frame size, see :mod:`~pgtorchrl.modules.encoders`).
         mask_key: the observation key of the legal-action mask (MaskablePPO's and PettingZoo's
             ``action_mask``), used when the observation spec has it; ``None`` ignores any mask.
+        memory: an LSTM or GRU between the encoders and the MLP (:mod:`pgtorchrl.modules.recurrent`).
 
     >>> from torchrl.data import Composite, OneHot, Unbounded
     >>> make_actor(Composite(obs=Unbounded(4)), OneHot(2), in_keys=["obs"], hidden_sizes=[8]).in_keys
     ['obs']
     """
-    in_keys = list(in_keys)
-    encoder, n_obs = make_encoder(observation_spec, in_keys, conv)
+    observed = list(in_keys)
+    encoder, n_obs, in_keys, trunk = _encoded(observation_spec, observed, conv, memory)
     discrete = isinstance(action_spec, (OneHot, Categorical))
     if distribution == "auto":
         distribution = "bernoulli" if isinstance(action_spec, Binary) else "categorical" if discrete else "normal"
@@ -214,7 +227,7 @@ def make_actor(
             f"distribution 'bernoulli' needs MultiBinary actions; the env's action spec is {type(action_spec).__name__}"
         )
     if distribution == "bernoulli":
-        net = _logits_net(n_obs, action_spec.shape[-1], hidden_sizes, activation, encoder, in_keys)
+        net = _logits_net(n_obs, action_spec.shape[-1], hidden_sizes, activation, encoder, in_keys, trunk)
         return categorical_actor(net, action_spec, IndependentBernoulli)
     if distribution == "categorical":
         if not discrete or isinstance(action_spec, Binary):
@@ -227,7 +240,7 @@ def make_actor(
             raise ValueError("discrete actions must be one-hot (GymEnv's default categorical_action_encoding=False).")
         if isinstance(action_spec, MultiOneHot):  # MultiDiscrete: one categorical per component
             nvec = [int(n) for n in action_spec.nvec]
-            net = _logits_net(n_obs, sum(nvec), hidden_sizes, activation, encoder, in_keys)
+            net = _logits_net(n_obs, sum(nvec), hidden_sizes, activation, encoder, in_keys, trunk)
             return categorical_actor(net, action_spec, MultiOneHotCategorical, {"nvec": nvec})
         masked = (
             mask_key is not None and isinstance(observation_spec, Composite) and mask_key in observation_spec.keys(True)
@@ -241,6 +254,7 @@ def make_actor(
             in_keys=in_keys,
             encoder=encoder,
             mask_key=mask_key if masked else None,
+            trunk=trunk,
         )
     if discrete:
         raise ValueError(
@@ -256,7 +270,20 @@ def make_actor(
         init_log_std=init_log_std,
         in_keys=in_keys,
         encoder=encoder,
+        trunk=trunk,
     )
+
+
+def _encoded(observation_spec, in_keys: list, conv, memory: MemorySettings | None):
+    """The head's input: ``(encoder, n_features, head_in_keys, trunk)``. Feed-forward: the
+    encoders of ``in_keys`` (:func:`~pgtorchrl.modules.encoders.make_encoder`) in front of the
+    MLP; with ``memory``: no encoder in the head, which reads the recurrent trunk's features
+    (the encoders sit in the trunk, before the RNN)."""
+    encoder, n_obs = make_encoder(observation_spec, in_keys, conv)
+    if memory is None:
+        return encoder, n_obs, in_keys, None
+    trunk = memory_trunk(memory, encoder, n_obs, in_keys)
+    return None, memory.hidden_size, [memory.features_key], trunk
 
 
 def make_critic(
@@ -266,18 +293,20 @@ def make_critic(
     hidden_sizes: Sequence[int] = (64, 64),
     activation: str = "tanh",
     conv: ConvSettings | None = None,
-) -> ValueOperator:
+    memory: MemorySettings | None = None,
+) -> TensorDictModuleBase:
     """A state-value network ``V(s) = MLP(s)`` writing ``state_value``, reading ``in_keys``
     (several are concatenated, each behind its encoder: see
-    :func:`~pgtorchrl.modules.encoders.make_encoder` for ``observation_spec`` and ``conv``).
+    :func:`~pgtorchrl.modules.encoders.make_encoder` for ``observation_spec`` and ``conv``); with
+    ``memory``, a ``TensorDictSequential`` of its recurrent trunk (keys prefixed ``critic_``:
+    :mod:`pgtorchrl.modules.recurrent`) and the ``ValueOperator`` head.
 
     >>> from torchrl.data import Unbounded
     >>> make_critic(Unbounded(4), hidden_sizes=[8]).out_keys
     ['state_value']
     """
-    in_keys = list(in_keys)
-    encoder, n_obs = make_encoder(observation_spec, in_keys, conv)
-    return ValueOperator(_mlp(n_obs, 1, hidden_sizes, activation, encoder), in_keys=in_keys)
+    encoder, n_obs, head_keys, trunk = _encoded(observation_spec, list(in_keys), conv, memory)
+    return _after(trunk, ValueOperator(_mlp(n_obs, 1, hidden_sizes, activation, encoder), in_keys=head_keys))
 
 
 def policy_kl(actor: ProbabilisticActor, tensordict: TensorDictBase, old) -> torch.Tensor:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tensordict.nn import TensorDictSequential
 
 from pgtorchrl.collectors.ray import WorkerEnvs
 from pgtorchrl.components import ACTORS, ADVANTAGES, COLLECTORS, CRITICS, ENVS, LOSSES, OPTIMIZERS
 from pgtorchrl.envs.atari import end_of_life
 from pgtorchrl.envs.gym import freeze_transforms, load_transforms_state, transforms_state
+from pgtorchrl.modules.recurrent import add_memory, is_recurrent, memory_specs
 from pgtorchrl.modules.shared_encoder import own_parameters, share_encoder
 from pgtorchrl.pipeline.contracts import (
     check_collector,
@@ -25,11 +28,12 @@ from pgtorchrl.pipeline.schema import Spec
 __all__ = ["Pipeline", "build_pipeline", "build_policy", "check_device", "env_from_config", "eval_env"]
 
 
-def env_from_config(env_config: dict):
+def env_from_config(env_config: dict, memory: dict | None = None):
     """Builds, on CPU, the env a spec's ``env:`` section describes (a plain dict: it travels to
-    remote workers, which collect on CPU)."""
+    remote workers, which collect on CPU), primed for the hidden states in ``memory``
+    (:func:`pgtorchrl.modules.recurrent.memory_specs`)."""
     entry = ENVS[env_config["name"]]
-    return ENVS.build(entry.model(**env_config), "cpu")
+    return add_memory(ENVS.build(entry.model(**env_config), "cpu"), memory or {})
 
 
 def check_device(device: str) -> None:
@@ -40,10 +44,13 @@ def check_device(device: str) -> None:
         )
 
 
-def eval_env(spec: Spec, episodes: int):
+def eval_env(spec: Spec, episodes: int, memory: dict | None = None):
     """An env of ``episodes`` side-by-side envs for evaluating ``spec``'s actor, seeded on its
-    own stream (``seed + 10000``): evaluation never shifts training's."""
+    own stream (``seed + 10000``): evaluation never shifts training's. ``memory``: the hidden
+    states of a recurrent actor (:func:`pgtorchrl.modules.recurrent.memory_specs`), reset to zero
+    at every episode start."""
     env = ENVS.build(spec.env.model_copy(update={"num_envs": episodes}), spec.device)
+    add_memory(env, memory or {})
     env.set_seed(spec.seed + 10_000)
     freeze_transforms(env)  # running statistics come from training (Pipeline.sync_eval_env), never from evaluation
     return env
@@ -68,12 +75,27 @@ class Pipeline:
     shares_encoder: bool = False
     """Whether actor and critic share parameters (one model: one gradient norm to clip)."""
 
+    @property
+    def memory(self) -> dict:
+        """The hidden-state keys of a recurrent actor or critic, with their shapes (empty for
+        feed-forward networks): what every env of the run primes (:mod:`pgtorchrl.modules.recurrent`)."""
+        return memory_specs(self.actor, self.critic)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the actor or the critic has memory: updates then run on sequences."""
+        return is_recurrent(self.actor, self.critic)
+
+    @property
+    def collection_policy(self):
+        """What the collector runs at every step (:func:`collection_policy`)."""
+        return collection_policy(self.actor, self.critic)
+
     def make_collector(self):
-        worker_envs = WorkerEnvs(
-            self.spec.env.model_dump(mode="json"), env_from_config, self.spec.seed
-        )  # remote workers
+        build = functools.partial(env_from_config, memory=self.memory) if self.memory else env_from_config
+        worker_envs = WorkerEnvs(self.spec.env.model_dump(mode="json"), build, self.spec.seed)  # remote workers
         collector = COLLECTORS.build(
-            self.spec.collector, self.env, self.actor, self.spec.train.total_frames, worker_envs
+            self.spec.collector, self.env, self.collection_policy, self.spec.train.total_frames, worker_envs
         )
         check_collector(self.spec, collector)
         return collector
@@ -87,7 +109,14 @@ class Pipeline:
         episodes = self.spec.eval.episodes
         if getattr(self.spec.actor, "independent_runs", False):
             episodes = self.spec.env.num_envs  # one parameter set per env: evaluate each run once
-        return eval_env(self.spec, episodes)
+        return eval_env(self.spec, episodes, memory_specs(self.actor))
+
+
+def collection_policy(actor, critic):
+    """What a collector runs at every step: the actor, and a recurrent critic after it, so that
+    the batch stores the critic's hidden state at every step too (its values of ``s_t`` and
+    ``s_{t+1}`` are then one step each from a stored state, as exact as the collection's)."""
+    return TensorDictSequential(actor, critic) if is_recurrent(critic) else actor
 
 
 def build_policy(spec: Spec, env=None):
@@ -102,6 +131,7 @@ def build_policy(spec: Spec, env=None):
     critic = CRITICS.build(spec.critic, env).to(spec.device) if spec.critic is not None else None
     if critic is not None and getattr(spec.critic, "share_encoder", False):
         share_encoder(actor, critic)  # the critic's own encoder (drawn, then dropped) never trains
+    add_memory(env, memory_specs(actor, critic))  # recurrent networks: is_init and zero states at resets
     return env, actor, critic
 
 
@@ -118,6 +148,10 @@ def preflight(env, actor, critic) -> None:
             critic(td)
 
 
+def _keys(module) -> tuple[list, list]:
+    return module.in_keys, module.out_keys
+
+
 def build_pipeline(spec: Spec) -> Pipeline:
     """Builds every component, checks each against its kind's contract
     (:mod:`pgtorchrl.pipeline.contracts`) and that each module's inputs are written upstream."""
@@ -132,7 +166,7 @@ def build_pipeline(spec: Spec) -> Pipeline:
     check_key_flow(
         env_keys(env),
         [
-            ("actor", actor.in_keys, actor.out_keys),
+            ("actor", *_keys(collection_policy(actor, critic))),
             ("advantage", advantage.in_keys, advantage.out_keys),
             ("loss", loss.in_keys, loss.out_keys),
         ],

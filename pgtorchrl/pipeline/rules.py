@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Callable, Optional
 
 from pgtorchrl.collectors.catalog import RAY_WORKERS
+from pgtorchrl.modules.catalog import RECURRENT_CELLS
 from pgtorchrl.objectives.value.options import ESTIMATORS, critic_problem
 from pgtorchrl.pipeline.search_space import FRAMES_TO_TARGET
 
@@ -281,6 +282,48 @@ def local_batch_splits(spec: Spec) -> Problem:
     return None
 
 
+# --- policies with memory (pgtorchrl.modules.recurrent) ------------------------------------------
+def recurrent(spec: Spec) -> bool:
+    """Whether the spec's actor or critic has memory (trained on sequences)."""
+    return spec.actor.name in RECURRENT_CELLS or (spec.critic is not None and spec.critic.name in RECURRENT_CELLS)
+
+
+def sequences_need_memory(spec: Spec) -> Problem:
+    if spec.train.sequence_length is not None and not recurrent(spec):
+        return "train.sequence_length", f"only recurrent actors and critics ({', '.join(RECURRENT_CELLS)}) train on sequences"
+    return None
+
+
+def memory_needs_fixed_frames(spec: Spec) -> Problem:
+    """A recurrent network trains on env rows in time order, cut at fixed frames (TorchRL's
+    collector, whose batches carry the hidden states across batches)."""
+    if not recurrent(spec):
+        return None
+    if spec.collector.name not in ("sync", "ray") or whole_episodes(spec):
+        return "collector", (
+            f"collector {spec.collector.name!r}"
+            + (" with trajs_per_batch" if whole_episodes(spec) and spec.collector.name != "episodes" else "")
+            + ": recurrent actors and critics train on fixed-frame batches: use collector sync (or ray) with frames_per_batch"
+        )
+    if spec.train.per_step_updates:
+        return "train.per_step_updates", "recurrent actors and critics train on sequences, not per step: set false"
+    if getattr(spec.critic, "share_encoder", False) and spec.actor.name in RECURRENT_CELLS:
+        return "critic.share_encoder", "a recurrent actor's trunk is not shared: give the critic its own (critic: {name: lstm})"
+    return None
+
+
+def sequences_split_rows(spec: Spec) -> Problem:
+    length, collector = spec.train.sequence_length, spec.collector
+    if length is None or collector_backend(spec) != "direct":
+        return None
+    steps = collector.frames_per_batch // getattr(spec.env, "num_envs", 1)
+    if steps % length:
+        return "train.sequence_length", (
+            f"{length} does not divide the {steps} steps per env of a batch (collector.frames_per_batch / env.num_envs)"
+        )
+    return None
+
+
 RULES: tuple[Callable[[Spec], Problem], ...] = (
     estimator_needs,
     fragments_need_a_bootstrap,
@@ -308,6 +351,9 @@ RULES: tuple[Callable[[Spec], Problem], ...] = (
     ray_on_cpu,
     ray_batch_splits,
     local_batch_splits,
+    sequences_need_memory,
+    memory_needs_fixed_frames,
+    sequences_split_rows,
 )
 """Every cross-section rule, in the order they are checked (the first that fails is reported)."""
 

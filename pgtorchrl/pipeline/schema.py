@@ -81,6 +81,11 @@ class TrainConfig(StrictModel):
     """Passes over each batch (PPO: 10); each pass is ``minibatches`` gradient steps."""
     minibatches: Annotated[int, Field(ge=1, le=10**6)] = 1
     """Shuffled minibatches per pass (PPO: 32); 1 and ``epochs: 1`` is one step on the whole batch."""
+    sequence_length: Optional[Annotated[int, Field(ge=1, le=10**6)]] = None
+    """Recurrent actors and critics (``lstm``, ``gru``): minibatches are drawn from segments of
+    this many consecutive steps of one env, each starting from the hidden state stored when it
+    was collected (``null``: each env's whole row of the batch, as CleanRL's
+    ``ppo_atari_lstm.py``). Must divide the steps per env of a batch."""
     anneal_lr: bool = False
     """Anneal every gradient optimizer's learning rate linearly to 0 over ``total_frames``
     (CleanRL's ``anneal_lr``): each update uses ``lr * (1 - frames_before_its_batch /

@@ -17,6 +17,7 @@ from typing import Callable
 
 import torch
 from torch.nn.utils import clip_grad_norm_
+from torchrl.modules import set_recurrent_mode
 from tqdm import tqdm
 
 from pgtorchrl.collectors.rollout import MASK_KEY
@@ -109,7 +110,15 @@ def _step(optim: torch.optim.Optimizer, params, max_grad_norm: float | None) -> 
 
 def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
     """One policy-gradient update on a batch whose ``advantage``/``value_target`` are written
-    (a padded whole-episode batch counts only its ``("collector", "mask")`` steps).
+    (a padded whole-episode batch counts only its ``("collector", "mask")`` steps): :func:`update_steps`,
+    with the recurrent networks of a recurrent pipeline run over sequences (TorchRL's
+    ``set_recurrent_mode``: :mod:`pgtorchrl.modules.recurrent`)."""
+    with set_recurrent_mode(p.recurrent):
+        return update_steps(p, batch, iteration, frames)
+
+
+def update_steps(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
+    """The update of :func:`update`.
 
     With a gradient optimizer, ``train.epochs`` passes over the batch, each in
     ``train.minibatches`` shuffled minibatches (PPO; 1 and 1: one step on the whole batch), each
@@ -124,12 +133,12 @@ def update(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
     elif train.epochs == 1 and train.minibatches == 1:
         metrics = gradient_step(p, batch, iteration, frames)
     else:
-        steps = _real_steps(batch)
-        size = math.ceil(steps.numel() / train.minibatches)  # torch.chunk's sizes
+        steps = _sequences(batch, train.sequence_length) if p.recurrent else _real_steps(batch)
+        size = math.ceil(steps.shape[0] / train.minibatches)  # torch.chunk's sizes
         for epoch in range(1, train.epochs + 1):  # noqa: B007 (read after the loop: train/epochs)
             # shuffled minibatches as slices of one gather per epoch (a gather of every key per
             # minibatch cost a tenth of PPO's update here)
-            for minibatch in steps[torch.randperm(steps.numel())].split(size):
+            for minibatch in steps[torch.randperm(steps.shape[0])].split(size):
                 metrics = gradient_step(p, minibatch, iteration, frames)
             if train.target_kl is not None and _policy_stats(p, batch)["train/approx_kl"] > train.target_kl:
                 break  # the policy left the region its batch describes
@@ -155,6 +164,20 @@ def anneal_lr(p: Pipeline, frames_before: int) -> float:
             group["lr"] = config.lr * frac
         rates.append(config.lr * frac)
     return rates[0] if rates else float("nan")
+
+
+def _sequences(batch, length: int | None):
+    """A fixed-frame batch ``[*envs, T]`` as ``[segments, length]``: each env's row cut into
+    segments of ``length`` consecutive steps (``None``: the whole row), the units a recurrent
+    pipeline's minibatches are drawn from. Each starts from the hidden state stored at its first
+    step when it was collected (truncated backpropagation through time, as sb3-contrib's
+    ``RecurrentPPO`` and CleanRL's ``ppo_atari_lstm.py``: whole rows keep every step's context
+    from the batch's start; shorter segments give more, smaller minibatches)."""
+    rows = batch.reshape(-1, batch.shape[-1])
+    length = length or rows.shape[-1]
+    if rows.shape[-1] % length:
+        raise ValueError(f"train.sequence_length {length} does not divide the {rows.shape[-1]} steps per env of a batch")
+    return rows.reshape(-1, length)
 
 
 def _real_steps(batch):
