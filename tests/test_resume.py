@@ -60,6 +60,10 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
         "ppo_atari_breakout",
         ["train.total_frames=3840", "env.num_envs=4", "collector.frames_per_batch=256", *SHORT],
     ),
+    "lstm": (  # the hidden states of the episodes in flight, carried by TorchRL's Collector
+        "ppo_lstm_cartpole_novel",
+        ["train.total_frames=5120", "env.num_envs=4", "collector.frames_per_batch=256", *SHORT, "train.epochs=2"],
+    ),
     "minatar_shared": (  # one CNN trunk in actor and critic (critic.share_encoder), two optimizers
         "ppo_minatar_breakout",
         [
@@ -106,7 +110,7 @@ def interrupted_run(spec, at_iteration: int) -> str:
 
 
 # the shipped pipelines' collection by default; TorchRL's Collector and whole episodes with -m slow (CI runs both)
-SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized", "minatar", "minatar_shared", "atari"}
+SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized", "minatar", "minatar_shared", "atari", "lstm"}
 NEEDS = {
     "minatar": ("minatar", "minatar"),
     "minatar_shared": ("minatar", "minatar"),

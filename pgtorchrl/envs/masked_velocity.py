@@ -36,7 +36,7 @@ class MaskVelocity(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env, hidden: Sequence[int]):
         super().__init__(env)
-        self.mask = np.ones(env.observation_space.shape, dtype=env.observation_space.dtype)  # type: ignore[arg-type]
+        self.mask = np.ones(env.observation_space.shape or (), dtype=env.observation_space.dtype)
         self.mask[list(hidden)] = 0
 
     def observation(self, observation):

@@ -22,9 +22,9 @@ The TorchRL way, as ``LSTMModule``'s documentation gives it:
   primer wrote it), split where ``is_init`` marks a new episode inside it.
 
 ``python_based`` (TorchRL's keyword) runs the cell as a Python loop over time: slower, but a step
-computes exactly the same floats in both modes, so the training pass's log-probabilities equal the
-collected ones bit for bit (``nn.LSTM`` over a sequence differs from step-by-step calls by
-rounding, about 1e-7).
+computes the same floats in both modes; with ``nn.LSTM`` the sequence pass differs from
+step-by-step calls by float32 rounding (about 1e-7 in the log-probabilities,
+``tests/test_recurrent.py``).
 """
 
 from __future__ import annotations
@@ -122,9 +122,9 @@ def memory_specs(*modules: nn.Module | None) -> dict[NestedKey, list[int]]:
     travels to remote workers."""
     specs: dict[NestedKey, list[int]] = {}
     for m in recurrent_modules(*modules):
-        rnn = m.lstm if isinstance(m, LSTMModule) else m.gru
+        rnn: nn.RNNBase = m.lstm if isinstance(m, LSTMModule) else m.gru  # type: ignore[assignment]
         shape = [rnn.num_layers * (2 if rnn.bidirectional else 1), rnn.hidden_size]
-        for key in m.in_keys[1:]:
+        for key in list(m.in_keys)[1:]:  # type: ignore[arg-type]
             if key != IS_INIT:
                 specs[key] = shape
     return specs

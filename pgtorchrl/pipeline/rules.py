@@ -290,7 +290,8 @@ def recurrent(spec: Spec) -> bool:
 
 def sequences_need_memory(spec: Spec) -> Problem:
     if spec.train.sequence_length is not None and not recurrent(spec):
-        return "train.sequence_length", f"only recurrent actors and critics ({', '.join(RECURRENT_CELLS)}) train on sequences"
+        cells = ", ".join(RECURRENT_CELLS)
+        return "train.sequence_length", f"only recurrent actors and critics ({cells}) train on sequences"
     return None
 
 
@@ -303,12 +304,15 @@ def memory_needs_fixed_frames(spec: Spec) -> Problem:
         return "collector", (
             f"collector {spec.collector.name!r}"
             + (" with trajs_per_batch" if whole_episodes(spec) and spec.collector.name != "episodes" else "")
-            + ": recurrent actors and critics train on fixed-frame batches: use collector sync (or ray) with frames_per_batch"
+            + ": recurrent actors and critics train on fixed-frame batches: "
+            "use collector sync (or ray) with frames_per_batch"
         )
     if spec.train.per_step_updates:
         return "train.per_step_updates", "recurrent actors and critics train on sequences, not per step: set false"
     if getattr(spec.critic, "share_encoder", False) and spec.actor.name in RECURRENT_CELLS:
-        return "critic.share_encoder", "a recurrent actor's trunk is not shared: give the critic its own (critic: {name: lstm})"
+        return "critic.share_encoder", (
+            "a recurrent actor's trunk is not shared: give the critic its own (critic: {name: lstm})"
+        )
     return None
 
 

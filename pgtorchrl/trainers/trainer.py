@@ -176,7 +176,8 @@ def _sequences(batch, length: int | None):
     rows = batch.reshape(-1, batch.shape[-1])
     length = length or rows.shape[-1]
     if rows.shape[-1] % length:
-        raise ValueError(f"train.sequence_length {length} does not divide the {rows.shape[-1]} steps per env of a batch")
+        steps = rows.shape[-1]
+        raise ValueError(f"train.sequence_length {length} does not divide the {steps} steps per env of a batch")
     return rows.reshape(-1, length)
 
 
