@@ -138,3 +138,45 @@ def test_memory_task_observation_shows_the_cue_only_at_the_start():
     assert all(o[:2].sum() == 0 for o in seen) and seen[-1][2] == 1.0
     _, reward, terminated, *_ = env.step(1 - cue)
     assert reward == -1.0 and terminated
+
+
+def test_load_actor_stepped_in_a_plain_gymnasium_loop_acts_as_the_trained_actor(store):
+    """The loaded recurrent actor carries its own state (CarriedMemory): stepped one observation
+    at a time through two episodes (reset() between them), its action logits are those of the
+    trained actor run over each episode's whole sequence from zero states."""
+    import gymnasium as gym
+    from tensordict import TensorDict
+    from torchrl.envs import set_exploration_type
+
+    from pgtorchrl import load_actor
+    from pgtorchrl.envs.gym import observation_transforms
+    from pgtorchrl.trainers.trainer import train
+
+    spec = load_spec(LSTM_PIPELINE, [*SMALL, "train.total_frames=1024", "eval.episodes=1", "eval.every_frames=null"])
+    p = build_pipeline(spec)
+    result = train(spec, pipeline=p)
+    loaded = load_actor(result.run_id)
+    norm = observation_transforms(p.env)
+    env = gym.make("pgtorchrl/CartPoleNoVel-v1")
+    for episode in range(2):
+        obs, _ = env.reset(seed=episode)
+        observations, actions = [], []
+        with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+            for _ in range(30):
+                observations.append(torch.as_tensor(obs))
+                out = loaded(TensorDict(observation=observations[-1]))
+                action = out["action"]
+                actions.append(out["logits"])
+                obs, _, terminated, truncated, _ = env.step(int(action.argmax()))
+                if terminated or truncated:
+                    break
+            loaded.reset()
+            steps = len(observations)
+            seq = TensorDict(observation=torch.stack(observations), batch_size=[steps])
+            seq = norm(seq)
+            seq.set("is_init", torch.arange(steps).unsqueeze(-1) == 0)
+            for key, shape in loaded.memory.items():
+                seq.set(key, torch.zeros(steps, *shape))
+            with set_recurrent_mode(True):
+                reference = p.actor(seq)["logits"]
+        torch.testing.assert_close(torch.stack(actions), reference, rtol=0, atol=1e-6)

@@ -19,6 +19,7 @@ from pgtorchrl.envs.gym import (
     observation_transforms,
     user_transforms,
 )
+from pgtorchrl.modules.recurrent import CarriedMemory, add_memory, is_recurrent, memory_specs
 from pgtorchrl.pipeline.build import build_policy, eval_env
 from pgtorchrl.pipeline.parse import parse_spec
 from pgtorchrl.pipeline.schema import Spec
@@ -106,11 +107,11 @@ def _load(spec: Spec, run_id: str, which: str, tracking_uri: str | None, eval_en
 
 
 def _with_inputs(module, transforms):
-    """``module`` reading raw observations: behind the frozen observation transforms it was trained with."""
-    if transforms is None:
-        return module
-
-    return TensorDictSequential(transforms, module)
+    """``module`` reading raw observations: behind the frozen observation transforms it was
+    trained with; a recurrent one carrying its hidden state between calls (:class:`CarriedMemory`)."""
+    if transforms is not None:
+        module = TensorDictSequential(transforms, module)
+    return CarriedMemory(module) if is_recurrent(module) else module
 
 
 def load_actor(run_id: str, tracking_uri: str | None = None, device: str | None = None):
@@ -122,7 +123,10 @@ def load_actor(run_id: str, tracking_uri: str | None = None, device: str | None 
 
     A run whose env normalizes (or clips) observations with TorchRL transforms returns
     ``TensorDictSequential(transforms, actor)``: those transforms, frozen at the run's final
-    statistics, then the actor, so it acts on raw observations exactly as in training.
+    statistics, then the actor, so it acts on raw observations exactly as in training. A
+    recurrent actor (``lstm``, ``gru``) comes as a
+    :class:`~pgtorchrl.modules.recurrent.CarriedMemory`: it keeps its hidden state from call to
+    call (one call per step); ``reset()`` it at every episode's end.
     """
     return _with_inputs(*_load(load_run_spec(run_id, tracking_uri, device), run_id, "actor", tracking_uri))
 
@@ -143,7 +147,7 @@ def evaluate_run(
     spec = load_run_spec(run_id, tracking_uri, device)  # read once: the env and the actor both need it
     env = eval_env(spec, episodes)
     actor, _ = _load(spec, run_id, "actor", tracking_uri, eval_env=env)  # the env applies the run's transforms
-    return evaluate(env, actor)
+    return evaluate(add_actor_memory(env, actor), actor)
 
 
 def rendering_run(run_id: str, tracking_uri: str | None = None):
@@ -161,7 +165,13 @@ def rendering_run(run_id: str, tracking_uri: str | None = None):
     spec = spec.model_copy(update={"env": env_section})
     env = eval_env(spec, 1)
     actor, _ = _load(spec, run_id, "actor", tracking_uri, eval_env=env)  # the env applies the run's transforms
-    return env, actor
+    return add_actor_memory(env, actor), actor
+
+
+def add_actor_memory(env, actor):
+    """``env`` primed for a recurrent ``actor``'s hidden states (after the run's transforms were
+    loaded into it: the memory transforms hold no statistics)."""
+    return add_memory(env, memory_specs(actor))
 
 
 CheckpointCheck = Callable[[dict], "str | None"]

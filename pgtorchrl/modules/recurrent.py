@@ -41,6 +41,7 @@ from torchrl.envs import InitTracker, TensorDictPrimer, TransformedEnv
 from torchrl.modules import GRUModule, LSTMModule
 
 __all__ = ["MemorySettings", "memory_trunk", "recurrent_modules", "is_recurrent", "memory_specs", "add_memory"]
+__all__ += ["CarriedMemory"]
 
 RECURRENT = (LSTMModule, GRUModule)
 IS_INIT = "is_init"
@@ -149,6 +150,49 @@ def add_memory(env, memory: dict[NestedKey, list[int]]):
     if missing:
         env.append_transform(TensorDictPrimer(missing, expand_specs=True))
     return env
+
+
+class CarriedMemory(TensorDictModuleBase):
+    """A recurrent policy for step-by-step use outside a TorchRL env (a plain gymnasium loop, a
+    server): it keeps the hidden state between calls itself. Each call reads the observation
+    keys of one step (a TensorDict of any batch size, one entry per env), writes the policy's
+    outputs, and keeps the next state for the next call. :meth:`reset` starts a new episode:
+    the next call starts from zero states with ``is_init`` true (call it after every episode's
+    end; a new wrapper starts reset). What :func:`pgtorchrl.load_actor` returns for a
+    recurrent actor::
+
+        policy = load_actor(run_id)
+        obs, _ = env.reset(seed=0)
+        while True:
+            td = policy(TensorDict(observation=torch.as_tensor(obs)))
+            obs, reward, terminated, truncated, _ = env.step(td["action"].argmax(-1).item())
+            if terminated or truncated:
+                policy.reset()
+                obs, _ = env.reset()
+    """
+
+    def __init__(self, policy: TensorDictModuleBase):
+        super().__init__()
+        self.policy = policy
+        self.memory = memory_specs(policy)
+        self.in_keys = [k for k in policy.in_keys if k not in self.memory and k != IS_INIT]
+        self.out_keys = list(policy.out_keys)
+        self._state: dict | None = None
+
+    def reset(self) -> None:
+        """The next call is the first step of an episode (zero hidden states)."""
+        self._state = None
+
+    def forward(self, tensordict):
+        td = tensordict.copy()
+        start = self._state is None
+        for key, shape in self.memory.items():
+            zeros = torch.zeros(*td.batch_size, *shape, device=td.device)
+            td.set(key, zeros if self._state is None else self._state[key])
+        td.set(IS_INIT, torch.full((*td.batch_size, 1), start, dtype=torch.bool, device=td.device))
+        out = self.policy(td)
+        self._state = {key: out.get(("next", key)) for key in self.memory}
+        return out
 
 
 def _transforms(env: TransformedEnv) -> Iterable:
