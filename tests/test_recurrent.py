@@ -180,3 +180,27 @@ def test_load_actor_stepped_in_a_plain_gymnasium_loop_acts_as_the_trained_actor(
             with set_recurrent_mode(True):
                 reference = p.actor(seq)["logits"]
         torch.testing.assert_close(torch.stack(actions), reference, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("pipeline", ["vpg_cartpole", "trpo_cartpole"])
+def test_vpg_and_trpo_train_recurrent_networks_on_sequences(store, pipeline):
+    """VPG's critic steps and TRPO's Fisher-vector products and line search run the LSTMs over
+    sequences: the run trains, and its KL and losses are finite."""
+    from pgtorchrl.trainers.trainer import train
+
+    overrides = [
+        "env={name: gym, env_id: pgtorchrl/CartPoleNoVel-v1, num_envs: 4}",
+        "actor={name: lstm, hidden_size: 16}",
+        "critic={name: lstm, hidden_size: 16}",
+        "collector={name: sync, frames_per_batch: 256}",
+        "train.total_frames=768",
+        "eval.episodes=2",
+        "eval.every_frames=null",
+        "eval.target_return=null",
+    ]
+    result = train(load_spec(ROOT / "pipelines" / f"{pipeline}.yaml", overrides))
+    assert result.iterations == 3
+    last = result.curve[-1]
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in last.items() if k.startswith("train/"))
+    if pipeline == "trpo_cartpole":
+        assert 0 < last["train/kl"] <= 0.03  # max_kl: the trust region held over the recurrent policy
