@@ -182,6 +182,7 @@ def test_load_actor_stepped_in_a_plain_gymnasium_loop_acts_as_the_trained_actor(
         torch.testing.assert_close(torch.stack(actions), reference, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pipeline", ["vpg_cartpole", "trpo_cartpole"])
 def test_vpg_and_trpo_train_recurrent_networks_on_sequences(store, pipeline):
     """VPG's critic steps and TRPO's Fisher-vector products and line search run the LSTMs over
