@@ -161,58 +161,57 @@ HiddenSize = Annotated[int, Field(ge=1, le=8192)]
 NumLayers = Annotated[int, Field(ge=1, le=16)]
 
 
-def _memory(cell: str, prefix: str, hidden_size: int, num_layers: int, python_based: bool):
-    from pgtorchrl.modules.recurrent import MemorySettings
-
-    return MemorySettings(cell, hidden_size, num_layers, python_based, prefix)  # type: ignore[arg-type]
-
-
-def _recurrent_actor(cell: str):
-    def factory(
-        env: "EnvBase",
-        *,
-        in_keys: Keys = ["observation"],
-        hidden_size: HiddenSize = 64,
-        num_layers: NumLayers = 1,
-        hidden_sizes: HiddenSizes = [64],
-        activation: Activation = "tanh",
-        distribution: Distribution = "auto",
-        init_log_std: float = -0.5,
-        mask_key: Optional[str] = "action_mask",
-        python_based: bool = False,
-    ):
-        memory = _memory(cell, "", hidden_size, num_layers, python_based)
-        fields = dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation, distribution=distribution)
-        return _actor(env, {**fields, "init_log_std": init_log_std, "mask_key": mask_key}, memory=memory)
-
-    factory.__doc__ = (
-        f"ProbabilisticActor with memory: in_keys' encoders, TorchRL's {cell.upper()}Module (hidden_size, "
-        f"num_layers), then an MLP (hidden_sizes); trained on sequences (pgtorchrl.modules.recurrent)."
-    )
-    return factory
+MEMORY_FIELDS = {  # name: (annotation, default): the recurrent trunk's, written once for actor and critic
+    "hidden_size": (HiddenSize, 64),
+    "num_layers": (NumLayers, 1),
+    "python_based": (bool, False),
+}
+MEMORY_DEFAULTS = {"hidden_sizes": [64]}
+"""Where the ``lstm``/``gru`` sections' defaults differ from ``mlp``'s: one layer after the RNN."""
 
 
-def _recurrent_critic(cell: str):
-    def factory(
-        env: "EnvBase",
-        *,
-        in_keys: Keys = ["observation"],
-        hidden_size: HiddenSize = 64,
-        num_layers: NumLayers = 1,
-        hidden_sizes: HiddenSizes = [64],
-        activation: Activation = "tanh",
-        python_based: bool = False,
-    ):
-        memory = _memory(cell, "critic_", hidden_size, num_layers, python_based)
-        return _critic(env, dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation), memory=memory)
+def _recurrent(mlp_factory, build, cell: str, prefix: str, summary: str):
+    """The ``lstm`` or ``gru`` factory over ``mlp_factory`` (an ``mlp`` actor or critic): its
+    fields (less ``share_encoder``: a recurrent trunk is its own), with :data:`MEMORY_DEFAULTS`,
+    plus the trunk's (:data:`MEMORY_FIELDS`); ``build`` (:func:`_actor` or :func:`_critic`)
+    builds it behind a ``cell`` trunk whose keys start with ``prefix``."""
+    params = [p for p in inspect.signature(mlp_factory).parameters.values() if p.name != "share_encoder"]
+    params = [p.replace(default=MEMORY_DEFAULTS.get(p.name, p.default)) for p in params]
+    memory_params = [
+        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=t, default=d)
+        for k, (t, d) in MEMORY_FIELDS.items()
+    ]
 
-    factory.__doc__ = (
-        f"Value network with its own memory: in_keys' encoders, TorchRL's {cell.upper()}Module (state keys "
-        f"critic_*), then an MLP -> state_value."
-    )
+    def factory(env, **fields):
+        from pgtorchrl.modules.recurrent import MemorySettings
+
+        memory = MemorySettings(cell, *(fields.pop(k) for k in MEMORY_FIELDS), prefix=prefix)
+        return build(env, fields, memory=memory)
+
+    factory.__signature__ = inspect.Signature(params[:2] + memory_params + params[2:])  # type: ignore[attr-defined]
+    factory.__doc__ = summary
     return factory
 
 
 for _cell in RECURRENT_CELLS:
-    ACTORS.register(_cell)(_recurrent_actor(_cell))
-    CRITICS.register(_cell)(_recurrent_critic(_cell))
+    _rnn = f"TorchRL's {_cell.upper()}Module (hidden_size, num_layers)"
+    ACTORS.register(_cell)(
+        _recurrent(
+            mlp_actor,
+            _actor,
+            _cell,
+            "",
+            f"ProbabilisticActor with memory: in_keys' encoders, {_rnn}, then an MLP (hidden_sizes); "
+            "trained on sequences (pgtorchrl.modules.recurrent).",
+        )
+    )
+    CRITICS.register(_cell)(
+        _recurrent(
+            mlp_critic,
+            _critic,
+            _cell,
+            "critic_",
+            f"Value network with its own memory: in_keys' encoders, {_rnn} (state keys critic_*), "
+            "then an MLP -> state_value.",
+        )
+    )

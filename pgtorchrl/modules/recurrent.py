@@ -30,7 +30,7 @@ step-by-step calls by float32 rounding (about 1e-7 in the log-probabilities,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 import torch
 from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequential
@@ -143,7 +143,7 @@ def add_memory(env, memory: dict[NestedKey, list[int]]):
             f"a recurrent actor or critic needs a TorchRL TransformedEnv (env 'gym' or 'atari'), got "
             f"{type(env).__name__}: its hidden state travels through the env's transforms"
         )
-    if not any(isinstance(t, InitTracker) for t in _transforms(env)):
+    if not any(isinstance(t, InitTracker) for t in env.transform):
         env.append_transform(InitTracker())
     known = set(env.observation_spec.keys(True, True))
     missing = {key: Unbounded(shape=tuple(shape)) for key, shape in memory.items() if key not in known}
@@ -193,7 +193,3 @@ class CarriedMemory(TensorDictModuleBase):
         out = self.policy(td)
         self._state = {key: out.get(("next", key)) for key in self.memory}
         return out
-
-
-def _transforms(env: TransformedEnv) -> Iterable:
-    return list(env.transform)

@@ -92,7 +92,8 @@ class Pipeline:
         return collection_policy(self.actor, self.critic)
 
     def make_collector(self):
-        build = functools.partial(env_from_config, memory=self.memory) if self.memory else env_from_config
+        memory = self.memory
+        build = functools.partial(env_from_config, memory=memory) if memory else env_from_config
         worker_envs = WorkerEnvs(self.spec.env.model_dump(mode="json"), build, self.spec.seed)  # remote workers
         collector = COLLECTORS.build(
             self.spec.collector, self.env, self.collection_policy, self.spec.train.total_frames, worker_envs
