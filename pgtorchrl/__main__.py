@@ -7,6 +7,9 @@ import sys
 def run() -> None:
     """Runs the command line and ends the process with its exit code. Ctrl-C before the command
     could open anything (its imports, validation) is one line and exit 130."""
+    from pgtorchrl.record.interrupts import handle_interrupts  # signal only: nothing to interrupt
+
+    handle_interrupts()  # SIGTERM as Ctrl-C, and a Ctrl-C a library swallows raised again
     try:
         from pgtorchrl.cli import main  # inside the handler: Ctrl-C during the command line's imports is caught
 

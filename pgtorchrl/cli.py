@@ -13,7 +13,6 @@ import argparse
 import importlib.util
 import os
 import re
-import signal
 import sys
 import typing
 import warnings
@@ -25,6 +24,7 @@ from pgtorchrl.components import REGISTRIES, TORCHRL_PREFIX, TRANSFORMS
 from pgtorchrl.config.spec_file import SpecError
 from pgtorchrl.experiments.workers import start_worker_server
 from pgtorchrl.pipeline.parse import expand_sweep, load_spec
+from pgtorchrl.record.interrupts import raise_swallowed_interrupt
 from pgtorchrl.record.owner import mark_abandoned_runs
 from pgtorchrl.record.plots import learning_curve_png
 from pgtorchrl.record.tracking import (
@@ -277,6 +277,7 @@ def _prelude(spec, variants, *, check: bool, open_run=None, workers: int = 1) ->
                 pipeline = build_pipeline(variant)
             except Exception as err:  # noqa: BLE001 (any failure to build is the spec's, reported in one line)
                 raise CommandError(f"{where}: {_reason(err)}") from None
+        raise_swallowed_interrupt()  # torch's and MuJoCo's imports can swallow a Ctrl-C (see interrupts)
     except BaseException:  # a failed build, Ctrl-C: the writer of a run never opened ends with this command
         if run is not None:
             run.discard()
@@ -571,15 +572,6 @@ COMMANDS = {
 }
 
 
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM (a scheduler stopping the job) ends a run like Ctrl-C: marked KILLED, clean exit."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     """The command line: parses ``argv`` (default ``sys.argv[1:]``), runs its subcommand and
     returns the exit code; every failure a subcommand reports is one ``pgtorchrl: error:`` line."""
@@ -587,8 +579,6 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow's download bars are noise here, and their multiprocessing lock is a semaphore that
     # the resource tracker reports as leaked when the command leaves with os._exit
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if argv is None:  # the real command line, not an in-process call
-        _sigterm_as_interrupt()
     _quiet_libraries()
     try:
         return COMMANDS[args.command](args)

@@ -303,6 +303,27 @@ def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_writer_and_no_store(tm
     assert made == (["interrupts.py"] if not isinstance(delay, float) else []), "a store was made"
 
 
+def test_a_ctrl_c_that_a_library_swallows_still_stops_the_command(tmp_path):
+    """CI saw a Ctrl-C at 0.2 s lost and the command still training 120 s later: mpmath (imported by
+    torch) and pyGLFW (by MuJoCo) catch every exception around an optional import. Here a plugin
+    does the same while the signal lands; the command must still stop before it trains."""
+    (tmp_path / "swallows.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "except:  # what mpmath does around 'import gmpy2'\n"
+        "    pass\n"
+    )
+    proc = _start(
+        tmp_path, VPG, "plugins=[swallows]", "train.total_frames=4096", *SHORT, env={"PYTHONPATH": str(tmp_path)}
+    )
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert one_line(err) == "pgtorchrl: error: interrupted before any run was opened"
+    assert not (tmp_path / "mlflow.db").exists(), "a store was made"
+
+
 def test_eval_of_a_run_without_its_model_or_spec_says_what_it_lacks_and_what_to_do(tmp_path):
     """Issue 29, item 10: ``eval`` of a KILLED run that has no model yet, or whose
     ``spec/resolved.yaml`` was deleted, printed MLflow's ``Failed to download artifacts ...``."""

@@ -29,6 +29,7 @@ from pgtorchrl.objectives.value.functional import explained_variance
 from pgtorchrl.pipeline.build import Pipeline, build_pipeline
 from pgtorchrl.pipeline.contracts import critic_objective, critic_term
 from pgtorchrl.pipeline.schema import Spec
+from pgtorchrl.record.interrupts import raise_swallowed_interrupt
 from pgtorchrl.record.plots import curve_csv
 from pgtorchrl.record.tracking import RECOVERY_DIR, TrackedRun, TrackingError
 from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
@@ -491,6 +492,7 @@ def train(
                 log_history(run, state.curve)
             tick = time.perf_counter()
             for batch in () if done else collector:
+                raise_swallowed_interrupt()  # one that a library caught while this batch was collected
                 state.iteration += 1
                 mask = batch.get(MASK_KEY, None)
                 collected = batch.numel() if mask is None else int(mask.sum())
