@@ -85,11 +85,16 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sub.add_parser("list", help="list the registered components and their spec fields")
     ev = sub.add_parser(
         "eval",
-        help="evaluate a run's trained actor (deterministic episodes)",
+        help="evaluate a run's trained actor, or a registered policy (deterministic episodes)",
         epilog="example:\n  pgtorchrl eval 3f2c9d... --episodes 20",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ev.add_argument("run_id", help="an MLflow run id (see the MLflow UI or the train command's last line)")
+    ev.add_argument(
+        "run_id",
+        metavar="RUN_ID|MODEL_URI",
+        help="an MLflow run id (see the MLflow UI or the train command's last line), or a policy's "
+        "MLflow Model: models:/NAME@champion, models:/NAME/VERSION",
+    )
     ev.add_argument("--episodes", type=int, default=10, help="episodes to run side by side (default 10)")
     ev.add_argument(
         "--device",
@@ -458,6 +463,12 @@ def _train(spec, pipeline, run, checkpoint: dict | None = None) -> int:
         f"{status}: eval/return_mean={ret} after {result.frames} frames, {result.train_seconds:.1f} s; "
         f"mlflow run {result.run_id}"
     )
+    for line in run.models:  # "NAME URI [models:/REGISTERED/VERSION champion|-]"
+        name, uri, *registered = line.split()
+        if registered:
+            version, champion = registered
+            uri += f", registered as {version}" + (" (champion)" if champion == "champion" else "")
+        print(f"{name}: {uri}")
     return 0
 
 
@@ -470,6 +481,8 @@ def _eval(args) -> int:
     from pgtorchrl.experiments.loading import MissingArtifactError, evaluate_run  # deferred: torch
 
     _existing_store(writes=args.video)
+    if args.video and args.run_id.startswith(("models:/", "runs:/")):
+        raise CommandError("--video logs the episode to a run: give the run id (the model's source run)")
     try:
         returns = evaluate_run(args.run_id, args.episodes, device=args.device)
     except (TrackingError, MissingArtifactError) as err:

@@ -21,6 +21,7 @@ LAYERS = (
     ("pgtorchrl.record", "MLflow tracking (the writer process), plots, videos, store locks"),
     ("pgtorchrl.trainers", "the training loop, evaluation, checkpoints, per-step updates"),
     ("pgtorchrl.experiments", "many runs and trained runs: sweeps, studies, worker pools, Ray, loading a run"),
+    ("pgtorchrl.deploy", "trained policies as deployable models: numpy in and out, the MLflow Model"),
     ("pgtorchrl.cli", "the command line: one prelude, one subcommand each"),
     ("pgtorchrl.__main__", "python -m pgtorchrl"),
 )

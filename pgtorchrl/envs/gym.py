@@ -28,16 +28,12 @@ __all__ = [
     "TupleAsDict",
     "check_gym_id",
     "BUILT_IN_TRANSFORMS",
-    "TRANSFORMS_ARTIFACT",
     "user_transforms",
     "transforms_state",
     "load_transforms_state",
     "freeze_transforms",
     "observation_transforms",
 ]
-
-#: The run artifact holding the env transforms' state (:func:`transforms_state`) of a trained policy.
-TRANSFORMS_ARTIFACT = "model/env_transforms.pt"
 
 #: The transforms :func:`make_gym_env` itself puts first (DoubleToFloat where needed, RewardSum,
 #: StepCounter), and those a recurrent network adds last (InitTracker, TensorDictPrimer:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 import yaml
 from tensordict.nn import TensorDictSequential
 
+from pgtorchrl.config.artifacts import ACTOR, CRITIC, ENV_TRANSFORMS, POLICY_MODEL_FILES, SPEC
 from pgtorchrl.envs.gym import (
-    TRANSFORMS_ARTIFACT,
     freeze_transforms,
     load_transforms_state,
     observation_transforms,
@@ -23,7 +24,7 @@ from pgtorchrl.modules.recurrent import CarriedMemory, add_memory, is_recurrent,
 from pgtorchrl.pipeline.build import build_policy, eval_env
 from pgtorchrl.pipeline.parse import parse_spec
 from pgtorchrl.pipeline.schema import Spec
-from pgtorchrl.record.tracking import mlflow_client
+from pgtorchrl.record.tracking import mlflow_client, resolve_tracking_uri
 from pgtorchrl.trainers.checkpoint import CHECKPOINT_DIR, from_bytes
 from pgtorchrl.trainers.evaluation import evaluate
 from pgtorchrl.trainers.trainer import LoopState
@@ -36,6 +37,10 @@ __all__ = [
     "latest_checkpoint",
     "resumable_run",
     "MissingArtifactError",
+    "DamagedArtifactError",
+    "load_source",
+    "load_files",
+    "model_files",
 ]
 
 
@@ -46,9 +51,27 @@ class MissingArtifactError(LookupError):
         return str(self.args[0])
 
 
+class DamagedArtifactError(MissingArtifactError):
+    """An artifact is there but does not load as what it should be (altered, truncated, foreign):
+    nothing in it was executed (weights load with ``weights_only=True``, specs with ``safe_load``)."""
+
+
+def _weights(path: Path, device: str):
+    """A state dict (or the transforms' statistics) saved by a run, or a one-line
+    :class:`DamagedArtifactError`: ``weights_only=True`` refuses any pickle that would run code."""
+    try:
+        return torch.load(path, weights_only=True, map_location=device)
+    except Exception as err:  # noqa: BLE001 (any damage: torn, random bytes, a pickle weights_only refuses)
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise DamagedArtifactError(
+            f"{path.name} does not load as weights ({type(err).__name__}: {first}); nothing in it was run: "
+            f"the files were altered, or are not a pgtorchrl run's"
+        ) from None
+
+
 def _missing(run_id: str, status: str, artifact: str) -> str:
     """What a run that lacks ``artifact`` is, and what to do instead."""
-    if artifact == "spec/resolved.yaml":
+    if artifact == SPEC:
         return (
             f"run {run_id} ({status}) has no {artifact}: its artifacts were deleted or it is not a pgtorchrl "
             f"run, so its policy cannot be rebuilt"
@@ -76,34 +99,47 @@ def load_run_spec(run_id: str, tracking_uri: str | None = None, device: str | No
     a run trained on a GPU loads on a CPU-only machine with ``device="cpu"``)."""
 
     with tempfile.TemporaryDirectory() as tmp:
-        raw = yaml.safe_load(_download(run_id, "spec/resolved.yaml", tracking_uri, tmp).read_text())
-    if device is not None:
+        return _spec(_download(run_id, SPEC, tracking_uri, tmp), f"run {run_id}: {SPEC}", device)
+
+
+def _spec(path: Path, where: str, device: str | None) -> Spec:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise DamagedArtifactError(f"{where}: does not read as YAML ({first})") from None
+    if device is not None and isinstance(raw, dict):
         raw["device"] = device
-    return parse_spec(raw, f"run {run_id}: spec/resolved.yaml")
+    return parse_spec(raw, where)
 
 
-def _load(spec: Spec, run_id: str, which: str, tracking_uri: str | None, eval_env=None):
-    """``which`` module of run ``run_id``, rebuilt from ``spec`` (the run's, as loaded) with its
-    trained weights, and the frozen observation transforms it was trained behind (or ``None``).
-    ``eval_env``, if given, gets the run's env-transform statistics too (frozen)."""
+Files = Callable[[str], Path]
+"""A run's files by their artifact names (:mod:`pgtorchrl.config.artifacts`): a local path each."""
+
+
+def _load(spec: Spec, which: str, files: Files, eval_env=None):
+    """``which`` module (``"actor"`` or ``"critic"``), rebuilt from ``spec`` with the trained
+    weights in ``files``, and the frozen observation transforms it was trained behind (or
+    ``None``), and the env they were built for (closed: its specs remain). ``eval_env``, if
+    given, gets the run's env-transform statistics too (frozen)."""
     env, actor, critic = build_policy(spec)
     module = actor if which == "actor" else critic
     if module is None:
-        raise ValueError(f"run {run_id} has no critic (its spec has no `critic:` section)")
-    with tempfile.TemporaryDirectory() as tmp:
-        state = torch.load(
-            _download(run_id, f"model/{which}.pt", tracking_uri, tmp), weights_only=True, map_location=spec.device
-        )
-        if user_transforms(env):
-            path = _download(run_id, TRANSFORMS_ARTIFACT, tracking_uri, tmp)
-            transforms = torch.load(path, weights_only=True, map_location=spec.device)
-            for target in (env, eval_env) if eval_env is not None else (env,):
-                load_transforms_state(target, transforms)
-                freeze_transforms(target)
-    module.load_state_dict(state)
+        raise ValueError("the run has no critic (its spec has no `critic:` section)")
+    state = _weights(files(ACTOR if which == "actor" else CRITIC), spec.device)
+    if user_transforms(env):
+        transforms = _weights(files(ENV_TRANSFORMS), spec.device)
+        for target in (env, eval_env) if eval_env is not None else (env,):
+            load_transforms_state(target, transforms)
+            freeze_transforms(target)
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:  # keys or shapes not this spec's network's
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise DamagedArtifactError(f"the {which}'s weights do not fit the spec's {which} ({first})") from None
     inputs = observation_transforms(env)
     env.close()
-    return module, inputs
+    return module, inputs, env
 
 
 def _with_inputs(module, transforms):
@@ -114,9 +150,112 @@ def _with_inputs(module, transforms):
     return CarriedMemory(module) if is_recurrent(module) else module
 
 
-def load_actor(run_id: str, tracking_uri: str | None = None, device: str | None = None):
-    """The trained ``ProbabilisticActor`` of an MLflow run (rebuilt from the run's spec, on
-    ``device`` if given, else on the run's own)::
+def _run_files(run_id: str, tracking_uri: str | None, tmp: str) -> Files:
+    return lambda artifact: _download(run_id, artifact, tracking_uri, tmp)
+
+
+def model_files(model_dir: str | Path) -> Files:
+    """The files of a policy's MLflow Model (a local copy of it) by their run artifact names:
+    the model's ``MLmodel`` names each under its ``artifacts`` key
+    (:data:`~pgtorchrl.config.artifacts.POLICY_MODEL_FILES`)."""
+    model_dir = Path(model_dir)
+    try:
+        meta = yaml.safe_load((model_dir / "MLmodel").read_text())
+        artifacts = meta["flavors"]["python_function"]["artifacts"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        raise MissingArtifactError(
+            f"{model_dir} is not a pgtorchrl policy model: its MLmodel names no artifacts"
+        ) from None
+
+    def path(artifact: str) -> Path:
+        entry = artifacts.get(POLICY_MODEL_FILES.get(artifact, artifact)) if isinstance(artifacts, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise MissingArtifactError(
+                f"the model at {model_dir} has no {artifact}: it is not a pgtorchrl policy model"
+            )
+        return model_dir / entry["path"]
+
+    return path
+
+
+def _is_model_uri(source: str) -> bool:
+    return source.startswith(("models:/", "runs:/")) or Path(source).is_dir()
+
+
+class Loaded(NamedTuple):
+    """A trained module rebuilt from its files (:func:`load_source`, :func:`load_files`)."""
+
+    spec: Spec
+    module: Any  # the actor or the critic, with its trained weights
+    inputs: Any  # its frozen observation transforms (a module), or None
+    env: Any  # the env it was built for (closed: its specs remain)
+    eval_env: Any  # the env eval_env_of made, given the run's transform statistics, or None
+
+    @property
+    def policy(self):
+        """The module reading raw observations (:func:`load_actor`'s form)."""
+        return _with_inputs(self.module, self.inputs)
+
+
+def load_files(files: Files, which: str, where: str, device: str | None = None, eval_env_of=None) -> Loaded:
+    """``which`` module (``"actor"``, ``"critic"``) rebuilt from ``files`` (a run's or a policy
+    model's); ``where`` names them in errors; ``eval_env_of(spec)``: an env to give the run's
+    transform statistics to."""
+    spec = _spec(files(SPEC), f"{where}: {SPEC}", device)
+    env = eval_env_of(spec) if eval_env_of is not None else None
+    module, inputs, built = _load(spec, which, files, eval_env=env)
+    return Loaded(spec, module, inputs, built, env)
+
+
+def load_source(
+    source: str, which: str, tracking_uri: str | None = None, device: str | None = None, eval_env_of=None
+) -> Loaded:
+    """:func:`load_files` of ``source``: a run id, or an MLflow Model of a policy
+    (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``models:/MODEL_ID``, or a local copy's folder)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if _is_model_uri(source):
+            return load_files(
+                model_files(_download_model(source, tracking_uri, tmp)), which, source, device, eval_env_of
+            )
+        return load_files(_run_files(source, tracking_uri, tmp), which, f"run {source}", device, eval_env_of)
+
+
+def _download_model(source: str, tracking_uri: str | None, dst: str) -> Path:
+    """A local copy of the MLflow Model ``source`` (a folder is used as it is)."""
+    if Path(source).is_dir():
+        return Path(source)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with _tracking(tracking_uri):
+            return Path(mlflow.artifacts.download_artifacts(source, dst_path=dst))
+    except MlflowException as err:
+        first = (str(err.message).strip().splitlines() or [""])[0][:200]
+        raise MissingArtifactError(f"{source}: no such model ({first})") from None
+
+
+@contextlib.contextmanager
+def _tracking(tracking_uri: str | None):
+    """MLflow's fluent API (``models:/`` URIs resolve through it) pointed at ``tracking_uri``
+    (resolved as every pgtorchrl command resolves it) for the block."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri, create=False))
+    try:
+        yield
+    finally:
+        if before is None:
+            mlflow.set_tracking_uri("")
+        else:
+            mlflow.set_tracking_uri(before)
+
+
+def load_actor(source: str, tracking_uri: str | None = None, device: str | None = None):
+    """The trained ``ProbabilisticActor`` of an MLflow run, or of a policy's MLflow Model
+    (``models:/NAME@champion``, ``models:/NAME/3``, ``models:/m-...``), rebuilt from its spec, on
+    ``device`` if given, else on the run's own::
 
         actor = load_actor(run_id)
         td = actor(env.reset())  # writes action and action_log_prob
@@ -128,13 +267,13 @@ def load_actor(run_id: str, tracking_uri: str | None = None, device: str | None 
     :class:`~pgtorchrl.modules.recurrent.CarriedMemory`: it keeps its hidden state from call to
     call (one call per step); ``reset()`` it at every episode's end.
     """
-    return _with_inputs(*_load(load_run_spec(run_id, tracking_uri, device), run_id, "actor", tracking_uri))
+    return load_source(source, "actor", tracking_uri, device).policy
 
 
 def load_critic(run_id: str, tracking_uri: str | None = None, device: str | None = None):
     """The trained critic (``ValueOperator`` writing ``state_value``) of an MLflow run (behind
     the run's frozen observation transforms, as :func:`load_actor`)."""
-    return _with_inputs(*_load(load_run_spec(run_id, tracking_uri, device), run_id, "critic", tracking_uri))
+    return load_source(run_id, "critic", tracking_uri, device).policy
 
 
 def evaluate_run(
@@ -144,9 +283,9 @@ def evaluate_run(
     of a fresh env built from the run's spec, seeded with the spec's seed), on ``device`` if
     given, else on the run's own."""
 
-    spec = load_run_spec(run_id, tracking_uri, device)  # read once: the env and the actor both need it
-    env = eval_env(spec, episodes)
-    actor, _ = _load(spec, run_id, "actor", tracking_uri, eval_env=env)  # the env applies the run's transforms
+    # the env applies the run's transforms (their statistics loaded with the actor)
+    loaded = load_source(run_id, "actor", tracking_uri, device, lambda spec: eval_env(spec, episodes))
+    env, actor = loaded.eval_env, loaded.module
     return evaluate(add_actor_memory(env, actor), actor)
 
 
@@ -155,17 +294,19 @@ def rendering_run(run_id: str, tracking_uri: str | None = None):
     transforms and their statistics) and the run's trained actor acting in it (on CPU): what
     ``pgtorchrl eval --video`` records. Envs without ``make_kwargs`` (the torch-native ones)
     do not render."""
-    spec = load_run_spec(run_id, tracking_uri, "cpu")
-    make_kwargs = getattr(spec.env, "make_kwargs", None)
-    if make_kwargs is None:
-        raise ValueError(
-            f"--video renders gymnasium envs (env.name: gym, gym_native or atari); run {run_id} used {spec.env.name!r}"
-        )
-    env_section = spec.env.model_copy(update={"make_kwargs": {**make_kwargs, "render_mode": "rgb_array"}})
-    spec = spec.model_copy(update={"env": env_section})
-    env = eval_env(spec, 1)
-    actor, _ = _load(spec, run_id, "actor", tracking_uri, eval_env=env)  # the env applies the run's transforms
-    return add_actor_memory(env, actor), actor
+
+    def rendering_env(spec: Spec):
+        make_kwargs = getattr(spec.env, "make_kwargs", None)
+        if make_kwargs is None:
+            raise ValueError(
+                f"--video renders gymnasium envs (env.name: gym, gym_native or atari); run {run_id} used "
+                f"{spec.env.name!r}"
+            )
+        env_section = spec.env.model_copy(update={"make_kwargs": {**make_kwargs, "render_mode": "rgb_array"}})
+        return eval_env(spec.model_copy(update={"env": env_section}), 1)
+
+    loaded = load_source(run_id, "actor", tracking_uri, "cpu", rendering_env)  # its env: the run's transforms
+    return add_actor_memory(loaded.eval_env, loaded.module), loaded.module
 
 
 def add_actor_memory(env, actor):

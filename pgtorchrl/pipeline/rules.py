@@ -328,6 +328,16 @@ def sequences_split_rows(spec: Spec) -> Problem:
     return None
 
 
+def registering_needs_models_and_evaluation(spec: Spec) -> Problem:
+    if spec.tracking.register_model is None:
+        return None
+    if not spec.tracking.log_models:
+        return "tracking.register_model", "registers the run's MLflow Model: set tracking.log_models: true"
+    if spec.eval.episodes == 0:
+        return "tracking.register_model", "the champion is chosen by its final evaluation: set eval.episodes >= 1"
+    return None
+
+
 RULES: tuple[Callable[[Spec], Problem], ...] = (
     estimator_needs,
     fragments_need_a_bootstrap,
@@ -358,6 +368,7 @@ RULES: tuple[Callable[[Spec], Problem], ...] = (
     sequences_need_memory,
     memory_needs_fixed_frames,
     sequences_split_rows,
+    registering_needs_models_and_evaluation,
 )
 """Every cross-section rule, in the order they are checked (the first that fails is reported)."""
 

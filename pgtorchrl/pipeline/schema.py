@@ -139,7 +139,12 @@ class TrackingConfig(StrictModel):
     run_name: Optional[Name] = None
     """MLflow run name (``null``: MLflow picks one)."""
     log_models: bool = True
-    """Log the final actor/critic weights as artifacts."""
+    """Log the final actor/critic weights as artifacts, and the policy as an MLflow Model
+    (``policy``: ``mlflow.pyfunc``, observations in, actions out; see the README's "Deploy a policy")."""
+    register_model: Optional[Name] = None
+    """Register the run's ``policy`` model as a new version of this registered model (tagged with
+    the final ``eval/return_mean``); the ``champion`` alias moves to it only if that beats the
+    current champion's. ``null``: not registered."""
     checkpoint_every_frames: Optional[Annotated[int, Field(ge=1)]] = 50_000
     """Log a checkpoint (``checkpoints/frames_N.pt``: weights, optimizers, RNG and env state,
     progress) every this many frames and at the end; ``pgtorchrl resume RUN_ID`` continues

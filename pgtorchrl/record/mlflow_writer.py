@@ -11,6 +11,7 @@ one line per event (``opened RUN_ID EXPERIMENT_ID RUN_NAME``, ``error MESSAGE``,
 If stdin closes before an ``end`` message (the trainer died), the run is marked KILLED.
 Messages: ``("open", {...})``, ``("reopen", run_id, tags)``, ``("metrics", {key: value}, step, timestamp_ms)``,
 ``("tag", key, value)``, ``("artifact", path, bytes)``, ``("plot", curves, tracking, path)``,
+``("model", name, files, io, example, register)``,
 ``("end", status, error_or_None)``.
 """
 
@@ -28,6 +29,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from pgtorchrl.record.logged_model import log_policy_model, register_policy
 from pgtorchrl.record.owner import mark_abandoned_runs
 from pgtorchrl.record.plots import learning_curve_png, plot_options
 from pgtorchrl.record.store_lock import store_lock
@@ -151,6 +153,19 @@ class _Writer:
 
     def plot(self, curves: dict, tracking: dict, path: str) -> None:
         self.artifact(path, learning_curve_png(curves, **plot_options(tracking)))
+
+    def model(self, name: str, files: dict, io: dict, example: dict, register: tuple[str, float] | None) -> None:
+        """The run's policy as the MLflow Model ``name``, registered if ``register`` is given
+        (:mod:`pgtorchrl.record.logged_model`); says ``model NAME URI [models:/REG/VERSION champion|-]``."""
+        uri = log_policy_model(self.uri, self.opened, name, files, io, example, tags={"pgtorchrl.policy": name})
+        self.client.set_tag(self.opened, f"model.{name}", uri)
+        line = f"model {name} {uri}"
+        if register is not None:
+            registered, eval_return = register
+            version, champion = register_policy(self.client, self.uri, uri, registered, eval_return)
+            self.client.set_tag(self.opened, "registered_model", f"models:/{registered}/{version}")
+            line += f" models:/{registered}/{version} {'champion' if champion else '-'}"
+        _say(line)
 
     def end(self, status: str, error: str | None) -> None:
         if error:

@@ -25,6 +25,7 @@ from typing import IO, Any, cast
 
 import yaml
 
+from pgtorchrl.config.artifacts import SPEC
 from pgtorchrl.pipeline.parse import flatten
 from pgtorchrl.pipeline.schema import Spec, in_memory_store
 from pgtorchrl.record.owner import owner_tags
@@ -61,6 +62,20 @@ def resolve_tracking_uri(spec_uri: str | None, create: bool = True) -> str:
     if create and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def resolved_yaml(spec: Spec) -> str:
+    """The spec as validated, every default filled in: the run's ``spec/resolved.yaml``."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def state_dict_bytes(state_dict: dict[str, Any]) -> bytes:
+    """A ``state_dict`` as ``torch.save`` writes it (tensors detached, on the CPU)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().clone() for k, v in state_dict.items()}, buffer)
+    return buffer.getvalue()
 
 
 def mlflow_client(spec_uri: str | None = None):
@@ -327,8 +342,7 @@ class TrackedRun:
         if self.resume_run_id is not None:
             self._send("reopen", self.resume_run_id, {**self.extra_tags, **owner_tags()})
             return self
-        resolved = yaml.safe_dump(self.spec.model_dump(mode="json"), sort_keys=False)
-        texts = {"spec/resolved.yaml": resolved}  # the writer adds environment/requirements.txt
+        texts = {SPEC: resolved_yaml(self.spec)}  # the writer adds environment/requirements.txt
         if self.spec_text is not None:
             texts["spec/given.yaml"] = self.spec_text
         tags = {f"version.{k}": v for k, v in package_versions().items()}
@@ -484,10 +498,23 @@ class TrackedRun:
         label = self.requested_name or "run"
         self._send("plot", {label: curve}, self.spec.tracking.model_dump(), artifact_file)
 
-    def log_state_dict(self, state_dict: dict[str, Any], artifact_file: str) -> None:
-        """Saves a ``state_dict`` with ``torch.save``; load it with ``torch.load(weights_only=True)``."""
-        import torch
+    def log_state_dict(self, state_dict: dict[str, Any], artifact_file: str) -> bytes:
+        """Saves a ``state_dict`` with ``torch.save`` (load it with ``torch.load(weights_only=True)``);
+        returns the bytes logged."""
+        data = state_dict_bytes(state_dict)
+        self.log_bytes(data, artifact_file)
+        return data
 
-        buffer = io.BytesIO()
-        torch.save({k: v.detach().cpu().clone() for k, v in state_dict.items()}, buffer)
-        self.log_bytes(buffer.getvalue(), artifact_file)
+    def log_policy_model(
+        self, name: str, files: dict[str, bytes], io: dict, example: dict, register: tuple[str, float] | None
+    ) -> None:
+        """The policy of ``files`` (run artifact name -> bytes) as the run's MLflow Model ``name``
+        (:func:`pgtorchrl.record.logged_model.log_policy_model`); ``register``: ``(registered
+        model name, final eval return)`` registers it and moves the ``champion`` alias if it beats
+        the current one's. Its URI, version and champion status come back as :attr:`models`."""
+        self._send("model", name, files, io, example, register)
+
+    @property
+    def models(self) -> list[str]:
+        """The writer's ``model NAME URI [models:/REGISTERED/VERSION champion|-]`` lines so far."""
+        return [line.removeprefix("model ") for line in self._lines if line.startswith("model ")]

@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from tensordict.nn import TensorDictSequential
 from torch.nn.utils import clip_grad_norm_
 from torchrl.modules import set_recurrent_mode
 from tqdm import tqdm
 
 from pgtorchrl.collectors.rollout import MASK_KEY
-from pgtorchrl.envs.gym import TRANSFORMS_ARTIFACT, transforms_state
+from pgtorchrl.config.artifacts import ACTOR, CRITIC, ENV_TRANSFORMS, POLICY_MODEL, SPEC
+from pgtorchrl.envs.gym import observation_transforms, transforms_state
 from pgtorchrl.modules.fast_policies import log_prob_and_entropy
 from pgtorchrl.modules.models import ACTION_MASK_KEY, LOG_PROB_KEY, policy_kl
+from pgtorchrl.modules.policy_io import example_rows, policy_io
 from pgtorchrl.objectives.trust_region import NaturalPolicyGradient
 from pgtorchrl.objectives.value.functional import explained_variance
 from pgtorchrl.pipeline.build import Pipeline, build_pipeline
@@ -31,7 +34,7 @@ from pgtorchrl.pipeline.contracts import critic_objective, critic_term
 from pgtorchrl.pipeline.schema import Spec
 from pgtorchrl.record.interrupts import raise_swallowed_interrupt
 from pgtorchrl.record.plots import curve_csv
-from pgtorchrl.record.tracking import RECOVERY_DIR, TrackedRun, TrackingError
+from pgtorchrl.record.tracking import RECOVERY_DIR, TrackedRun, TrackingError, resolved_yaml
 from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
 from pgtorchrl.trainers.evaluation import episode_stats, evaluate
 from pgtorchrl.trainers.per_step import per_step_updates
@@ -421,21 +424,38 @@ def evaluate_now(spec: Spec, p: Pipeline, eval_env, state: LoopState, metrics: d
 
 def log_final(spec: Spec, p: Pipeline, run: TrackedRun, state: LoopState) -> None:
     """What a run logs once it has trained: the ``solved`` (and ``stopped``) tags, the final
-    weights and normalization statistics (``tracking.log_models``), the training time, the
-    learning curve's CSV and PNG."""
+    weights and normalization statistics and the policy's MLflow Model (``tracking.log_models``),
+    the training time, the learning curve's CSV and PNG."""
     run.set_tag("solved", str(state.solved))
     if state.stopped:
         run.set_tag("stopped", state.stopped)
     if spec.tracking.log_models:  # the parameters were checked by the end-state checkpoint
-        run.log_state_dict(p.actor.state_dict(), "model/actor.pt")
+        files = {SPEC: resolved_yaml(spec).encode(), ACTOR: run.log_state_dict(p.actor.state_dict(), ACTOR)}
         if p.critic is not None:
-            run.log_state_dict(p.critic.state_dict(), "model/critic.pt")
+            run.log_state_dict(p.critic.state_dict(), CRITIC)
         transforms = transforms_state(p.env)
         if transforms:  # normalization statistics: part of the policy (load_actor reads them)
-            run.log_bytes(to_bytes(transforms), TRANSFORMS_ARTIFACT)
+            files[ENV_TRANSFORMS] = to_bytes(transforms)
+            run.log_bytes(files[ENV_TRANSFORMS], ENV_TRANSFORMS)
+        log_policy_model(spec, p, run, files, state.last_eval)
     run.log_metrics({"time/train_seconds": state.elapsed}, step=state.frames)
     run.log_text(curve_csv(state.curve), "curves.csv")
     run.log_learning_curve(state.curve)
+
+
+def log_policy_model(spec: Spec, p: Pipeline, run: TrackedRun, files: dict[str, bytes], eval_return) -> None:
+    """The policy of ``files`` as the run's MLflow Model ``policy`` (registered as
+    ``tracking.register_model`` with ``eval_return``); a policy with no deployable form yet
+    (a recurrent one) is logged without it, with a one-line warning and a ``model.skipped`` tag."""
+    inputs = observation_transforms(p.env)
+    try:
+        io = policy_io(p.env, TensorDictSequential(inputs, p.actor) if inputs is not None else p.actor)
+    except ValueError as err:
+        print(f"pgtorchrl: warning: no MLflow Model logged: {err}", file=sys.stderr)
+        run.set_tag("model.skipped", str(err))
+        return
+    register = (spec.tracking.register_model, eval_return) if spec.tracking.register_model else None
+    run.log_policy_model(POLICY_MODEL, files, io.plain(), example_rows(io, p.env), register)
 
 
 def train(

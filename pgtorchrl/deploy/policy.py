@@ -1,0 +1,130 @@
+"""A trained policy as a function of numpy arrays: rows of observations in, actions out.
+
+What the MLflow Model's ``predict``, the REST endpoint behind it and the exporters' parity checks
+call. It holds the actor behind its frozen observation transforms (the run's normalization), and
+checks every request against :func:`~pgtorchrl.modules.policy_io.policy_io` before the actor sees
+it: a wrong name, shape or dtype, a NaN or an infinity, an empty batch or one of more than
+:data:`MAX_ROWS` rows is one :class:`PolicyInputError` line naming the problem and what is expected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+from torchrl.envs import ExplorationType, set_exploration_type
+
+from pgtorchrl.experiments.loading import Files, Loaded, load_files, load_source
+from pgtorchrl.modules.policy_io import ArraySpec, PolicyIO, policy_io
+
+__all__ = ["DeployedPolicy", "PolicyInputError", "MAX_ROWS"]
+
+MAX_ROWS = 10_000
+"""The most rows one call (one REST request) may hold: a larger batch is refused, not queued."""
+
+
+class PolicyInputError(ValueError):
+    """A request the policy cannot act on: one line, naming the problem and the expected input."""
+
+
+class DeployedPolicy:
+    """A trained actor that acts on numpy arrays (build it with :meth:`load` or :meth:`from_files`)::
+
+        policy = DeployedPolicy.load("models:/cartpole@champion")
+        actions = policy(observations)          # [N, 4] float32 -> [N] int64, deterministic
+        actions = policy(observations, deterministic=False)  # sampled
+
+    Inputs: one array when the policy reads one observation key, else a mapping from each input's
+    name (``policy.io.inputs``) to its array; a pandas DataFrame is read as its values.
+    """
+
+    def __init__(self, loaded: Loaded):
+        self.module = loaded.policy.eval()
+        self.io: PolicyIO = policy_io(loaded.env, self.module)
+        dims = len(loaded.env.batch_size)
+        self._action_spec = loaded.env.action_spec[(0,) * dims] if dims else loaded.env.action_spec
+        self.spec = loaded.spec
+
+    @classmethod
+    def load(cls, source: str, tracking_uri: str | None = None) -> "DeployedPolicy":
+        """The policy of a run id or an MLflow Model URI (``models:/NAME@ALIAS``), on the CPU."""
+        return cls(load_source(source, "actor", tracking_uri, "cpu"))
+
+    @classmethod
+    def from_files(cls, files: Files, where: str) -> "DeployedPolicy":
+        """The policy of a run's files (an MLflow Model's artifacts), on the CPU."""
+        return cls(load_files(files, "actor", where, "cpu"))
+
+    def expected(self) -> str:
+        """The inputs this policy takes, e.g. ``observation: float32 [-1, 4]``."""
+        return "; ".join(spec.describe() for spec in self.io.inputs)
+
+    def check(self, inputs: Any) -> dict[str, np.ndarray]:
+        """``inputs`` as one array per input name, each of its spec's dtype, or a
+        :class:`PolicyInputError` saying what is wrong with it."""
+        named = self._named(inputs)
+        unknown = sorted(set(named) - {spec.name for spec in self.io.inputs})
+        if unknown:
+            raise PolicyInputError(f"unknown input {unknown[0]!r}: expected {self.expected()}")
+        arrays, rows = {}, None
+        for spec in self.io.inputs:
+            if spec.name not in named:
+                raise PolicyInputError(f"missing input {spec.name!r}: expected {self.expected()}")
+            array = self._array(spec, named[spec.name])
+            if rows is not None and array.shape[0] != rows:
+                raise PolicyInputError(f"{spec.name} has {array.shape[0]} rows, the other inputs {rows}")
+            rows = array.shape[0]
+            arrays[spec.name] = array
+        return arrays
+
+    def _named(self, inputs: Any) -> dict[str, Any]:
+        if hasattr(inputs, "to_numpy") and hasattr(inputs, "columns"):  # a pandas DataFrame
+            inputs = inputs.to_numpy()
+        if isinstance(inputs, dict):
+            return dict(inputs)
+        if len(self.io.inputs) != 1:
+            count = len(self.io.inputs)
+            raise PolicyInputError(f"this policy reads {count} inputs: send them by name ({self.expected()})")
+        return {self.io.inputs[0].name: inputs}
+
+    def _array(self, spec: ArraySpec, value: Any) -> np.ndarray:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as err:  # ragged nested lists
+            raise PolicyInputError(f"{spec.name} is not an array ({err}): expected {spec.describe()}") from None
+        if array.dtype.kind not in "biuf":
+            raise PolicyInputError(f"{spec.name} has dtype {array.dtype}, not numbers: expected {spec.describe()}")
+        if array.ndim == 2 and len(spec.shape) != 1 and array.shape[1:] != spec.shape:
+            flat = int(np.prod(spec.shape))
+            if array.shape[1] == flat:  # a DataFrame's flattened rows
+                array = array.reshape(array.shape[0], *spec.shape)
+        if array.ndim == len(spec.shape):  # one row without its batch dimension
+            array = array[None]
+        if array.shape[1:] != spec.shape:
+            got = list(array.shape)
+            raise PolicyInputError(f"{spec.name} has shape {got}: expected {spec.describe()}")
+        if array.shape[0] == 0:
+            raise PolicyInputError(f"{spec.name} is an empty batch: send at least one row ({spec.describe()})")
+        if array.shape[0] > MAX_ROWS:
+            raise PolicyInputError(f"a batch of {array.shape[0]} rows: at most {MAX_ROWS} rows per call")
+        expected = np.dtype(spec.dtype)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise PolicyInputError(f"{spec.name} holds NaN or infinite values: expected finite {spec.describe()}")
+        if expected.kind in "biu" and array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+            raise PolicyInputError(f"{spec.name} holds fractions: expected whole numbers, {spec.describe()}")
+        return array.astype(expected, copy=False)
+
+    def act(self, arrays: dict[str, np.ndarray], deterministic: bool = True) -> np.ndarray:
+        """The actions for checked inputs (:meth:`check`): the mode (a Gaussian's mean, the most
+        probable discrete action) if ``deterministic``, else a draw."""
+        rows = next(iter(arrays.values())).shape[0]
+        td = TensorDict({spec.key: torch.from_numpy(arrays[spec.name]) for spec in self.io.inputs}, batch_size=[rows])
+        mode = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
+        with torch.no_grad(), set_exploration_type(mode):
+            action = self.module(td)["action"]
+        return self.io.action_from_td(action, self._action_spec).cpu().numpy()
+
+    def __call__(self, inputs: Any, deterministic: bool = True) -> np.ndarray:
+        return self.act(self.check(inputs), deterministic)

@@ -1,0 +1,51 @@
+"""The MLflow Model of a pgtorchrl policy: MLflow's "models from code", so this file *is* the
+model (``mlflow.pyfunc.log_model(python_model=<this file>)``, see
+:mod:`pgtorchrl.record.logged_model`).
+
+``predict`` takes observations (a numpy array, a DataFrame, or a dict of arrays by input name when
+the policy reads several: the model's signature lists them) and returns one action per row, as
+the gymnasium env takes it. Deterministic by default (the mode); ``params={"deterministic":
+False}`` samples. A request the policy cannot act on is an ``INVALID_PARAMETER_VALUE`` error (HTTP
+400 from ``mlflow models serve``) with one line naming the problem and the expected input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc import PythonModel
+
+from pgtorchrl.config.artifacts import POLICY_MODEL_FILES
+
+
+class PolicyModel(PythonModel):
+    """Loads the actor from the model's artifacts (state dicts and the resolved spec) and acts."""
+
+    def load_context(self, context) -> None:
+        from pgtorchrl.deploy.policy import DeployedPolicy
+        from pgtorchrl.experiments.loading import MissingArtifactError
+
+        artifacts = context.artifacts
+
+        def files(artifact: str) -> Path:
+            key = POLICY_MODEL_FILES[artifact]
+            if key not in artifacts:
+                raise MissingArtifactError(f"this MLflow Model has no {key!r} artifact ({artifact})")
+            return Path(artifacts[key])
+
+        self.policy = DeployedPolicy.from_files(files, "the MLflow Model")
+
+    def predict(self, context, model_input, params=None):
+        from pgtorchrl.deploy.policy import PolicyInputError
+
+        deterministic = bool((params or {}).get("deterministic", True))
+        try:
+            return self.policy(model_input, deterministic)
+        except PolicyInputError as err:
+            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
+
+
+mlflow.models.set_model(PolicyModel())

@@ -1,0 +1,103 @@
+"""What a trained policy reads and writes outside TorchRL: named numpy arrays, one row per env.
+
+A deployed policy (its MLflow Model, its REST endpoint, its ONNX file) takes the observations an
+env's TensorDict holds, batched over rows, and answers with the action in the form the gymnasium
+env takes it: an index for a ``Discrete`` action (TorchRL's ``OneHot``), one index per dimension
+for ``MultiDiscrete`` (``MultiOneHot``), the vector itself otherwise. :func:`policy_io` derives all
+of it from the env's specs and the module's ``in_keys``: the one description the MLflow Model's
+signature, its input checks and the exporters share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torchrl.data import MultiOneHot, OneHot
+
+from pgtorchrl.modules.recurrent import is_recurrent
+
+__all__ = ["ArraySpec", "PolicyIO", "policy_io", "array_name", "example_rows"]
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One named array of a policy's inputs or outputs: ``shape`` is one row's (no batch)."""
+
+    name: str
+    key: str | tuple[str, ...]
+    dtype: str
+    shape: tuple[int, ...]
+
+    def describe(self) -> str:
+        """``observation: float32 [-1, 4]`` (``-1``: the batch of rows)."""
+        return f"{self.name}: {self.dtype} [{', '.join(map(str, (-1, *self.shape)))}]"
+
+
+@dataclass(frozen=True)
+class PolicyIO:
+    """A policy's inputs (observations, an action mask) and its action, as arrays."""
+
+    inputs: tuple[ArraySpec, ...]
+    action: ArraySpec
+    action_kind: str  # "index" (Discrete), "indices" (MultiDiscrete) or "vector"
+
+    def plain(self) -> dict:
+        """This description as plain values: what the MLflow writer (no torch there) receives."""
+        return {
+            "inputs": [(spec.name, spec.dtype, spec.shape) for spec in self.inputs],
+            "action": (self.action.dtype, self.action.shape),
+        }
+
+    def action_from_td(self, action: torch.Tensor, action_spec) -> torch.Tensor:
+        """The actor's ``action`` (one-hot for discrete actions) as the gymnasium env takes it."""
+        return action_spec.to_categorical(action) if self.action_kind != "vector" else action
+
+
+def array_name(key) -> str:
+    """A TensorDict key as an array's name: nested keys joined with dots."""
+    return ".".join(key) if isinstance(key, tuple) else str(key)
+
+
+def _numpy_dtype(dtype: torch.dtype) -> str:
+    return str(torch.empty((), dtype=dtype).numpy().dtype)
+
+
+def _row(spec, batch_dims: int):
+    return spec[(0,) * batch_dims] if batch_dims else spec
+
+
+def policy_io(env, module) -> PolicyIO:
+    """The arrays ``module`` (an actor, behind its frozen observation transforms or not) reads
+    from ``env``'s observations, and its action as ``env`` takes it. Raises ``ValueError`` for a
+    recurrent module: its hidden states are inputs and outputs a deployed policy does not carry yet."""
+    if is_recurrent(module):
+        raise ValueError(
+            "a recurrent policy (lstm, gru) has no deployable form yet: its hidden states are not exported"
+        )
+    dims = len(env.batch_size)
+    observed = env.observation_spec
+    keys = [k for k in module.in_keys if k in observed.keys(True, True)]
+    inputs = []
+    for key in keys:
+        row = _row(observed[key], dims)
+        inputs.append(ArraySpec(array_name(key), key, _numpy_dtype(row.dtype), tuple(row.shape)))
+    action_row = _row(env.action_spec, dims)
+    shape: tuple[int, ...]
+    if isinstance(action_row, MultiOneHot):
+        kind, dtype, shape = "indices", "int64", (len(action_row.nvec),)
+    elif isinstance(action_row, OneHot):
+        kind, dtype, shape = "index", "int64", ()
+    else:
+        kind, dtype, shape = "vector", _numpy_dtype(action_row.dtype), tuple(action_row.shape)
+    return PolicyIO(tuple(inputs), ArraySpec("action", "action", dtype, shape), kind)
+
+
+def example_rows(io: PolicyIO, env, rows: int = 2) -> dict[str, np.ndarray]:
+    """``rows`` draws of each input from ``env``'s observation spec (an input example)."""
+    dims = len(env.batch_size)
+    return {
+        spec.name: np.stack([_row(env.observation_spec[spec.key], dims).rand().cpu().numpy() for _ in range(rows)])
+        for spec in io.inputs
+    }

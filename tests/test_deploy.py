@@ -1,0 +1,259 @@
+"""Issue 28: a trained policy leaves a run as an MLflow Model (``mlflow.pyfunc``, models from
+code), is registered with a ``champion`` alias that only a better evaluation takes, is served by
+a real ``mlflow models serve`` process, and never runs code from its files when they are altered."""
+
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tensordict import TensorDict
+from torchrl.envs import ExplorationType, set_exploration_type
+
+from pgtorchrl import load_actor
+from pgtorchrl.cli import main
+from pgtorchrl.deploy.policy import MAX_ROWS, DeployedPolicy, PolicyInputError
+from pgtorchrl.experiments.loading import DamagedArtifactError
+from pgtorchrl.record.tracking import mlflow_client
+
+ROOT = Path(__file__).resolve().parents[1]
+VPG = str(ROOT / "pipelines" / "vpg_cartpole.yaml")
+PENDULUM = str(ROOT / "pipelines" / "vpg_pendulum.yaml")
+MASKED = str(ROOT / "pipelines" / "ppo_masked.yaml")
+QUIET = ["eval.every_frames=null", "eval.target_return=null", "tracking.checkpoint_every_frames=null"]
+NORMALIZED = "env.transforms=[{name: torchrl.VecNormV2, in_keys: [observation]}]"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Three CartPole runs registered as ``cartpole`` (two trained, then an untrained one; the
+    champion after each is recorded), and a Gaussian policy behind observation normalization
+    registered as ``pendulum``, and a masked-action policy (two named inputs) as ``masked``."""
+    folder = tmp_path_factory.mktemp("deploy")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        champions = []
+        for seed, frames in ((1, 4096), (0, 4096), (0, 256)):
+            args = [VPG, f"seed={seed}", f"train.total_frames={frames}", "tracking.register_model=cartpole", *QUIET]
+            assert main(args) == 0
+            champions.append(mlflow_client(uri).get_model_version_by_alias("cartpole", "champion").version)
+        assert main([PENDULUM, "train.total_frames=3200", NORMALIZED, "tracking.register_model=pendulum", *QUIET]) == 0
+        assert main([MASKED, "train.total_frames=640", "tracking.register_model=masked", *QUIET]) == 0
+        yield folder, uri, champions
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI")
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+def _versions(uri, name):
+    client = mlflow_client(uri)
+    versions = sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
+    return client, versions
+
+
+def test_the_champion_alias_moves_only_to_a_better_evaluation(store):
+    folder, uri, champions = store
+    client, versions = _versions(uri, "cartpole")
+    returns = [float(v.tags["eval_return"]) for v in versions]
+    assert len(returns) == 3
+    runs = [client.get_run(v.run_id) for v in versions]
+    assert [r.data.metrics["eval/return_mean"] for r in runs] == pytest.approx(returns)
+    # seed 1 then seed 0 (better at this budget), then an untrained run (worse than both)
+    assert returns[0] < returns[1] and returns[2] < returns[1], returns
+    assert [int(v) for v in champions] == [1, 2, 2]  # the first, then the better second; not the third
+    # each version is an MLflow Model logged with its run, with a signature
+    for version, run in zip(versions, runs):
+        assert version.source == run.data.tags["model.policy"]
+        assert [m.model_id for m in run.outputs.model_outputs] == [version.source.removeprefix("models:/")]
+
+
+def _actions(actor, observations) -> np.ndarray:
+    """``load_actor``'s deterministic actions as the env takes them (an index for a discrete action)."""
+    named = observations if isinstance(observations, dict) else {"observation": observations}
+    td = TensorDict({k: torch.from_numpy(v) for k, v in named.items()}, batch_size=[len(named["observation"])])
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        action = actor(td)["action"]
+    return action.numpy() if action.is_floating_point() else action.argmax(-1).numpy()
+
+
+def _masked_inputs(rows: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(2)
+    mask = np.zeros((rows, 50), np.int8)
+    for row in mask:
+        row[rng.choice(50, 2, replace=False)] = 1
+    return {"observation": rng.uniform(0, 1, (rows, 50)).astype(np.float32), "action_mask": mask}
+
+
+OBSERVATIONS = {
+    "masked": _masked_inputs(1000),
+    "cartpole": np.random.default_rng(0).normal(scale=[1.0, 1.0, 0.1, 1.0], size=(1000, 4)).astype(np.float32),
+    "pendulum": np.random.default_rng(1).uniform([-1, -1, -8], [1, 1, 8], size=(1000, 3)).astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("name", ["cartpole", "pendulum", "masked"])
+def test_the_mlflow_model_in_a_fresh_process_acts_as_load_actor(store, name, tmp_path):
+    folder, uri, _ = store
+    inputs = OBSERVATIONS[name] if isinstance(OBSERVATIONS[name], dict) else {"observation": OBSERVATIONS[name]}
+    np.savez(tmp_path / "obs.npz", **inputs)
+    script = (
+        "import sys, numpy as np, mlflow\n"
+        f"model = mlflow.pyfunc.load_model('models:/{name}@champion')\n"
+        f"inputs = dict(np.load('{tmp_path / 'obs.npz'}'))\n"
+        "np.save(sys.argv[1], model.predict(inputs if len(inputs) > 1 else inputs['observation']))\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a.npy")], env=env, capture_output=True)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    served = np.load(tmp_path / "a.npy")
+    expected = _actions(load_actor(f"models:/{name}@champion", uri), OBSERVATIONS[name])
+    assert served.shape == expected.shape and served.dtype == expected.dtype
+    if name == "cartpole":
+        assert (served == expected).all() and 0 < expected.mean() < 1  # both actions occur
+    elif name == "masked":
+        assert (served == expected).all()
+        assert inputs["action_mask"][np.arange(1000), served].all()  # only legal actions
+    else:
+        np.testing.assert_allclose(served, expected, atol=1e-5)
+        assert served.std() > 0.01
+
+
+def test_a_policy_refuses_what_it_cannot_act_on_in_one_line(store):
+    folder, uri, _ = store
+    policy = DeployedPolicy.load("models:/cartpole@champion", uri)
+    good = OBSERVATIONS["cartpole"][:3]
+    cases = {
+        "has shape [3, 3]: expected observation: float32 [-1, 4]": good[:, :3],
+        "holds NaN or infinite values": np.where(np.eye(3, 4, dtype=bool), np.inf, good),
+        "is an empty batch": good[:0],
+        f"a batch of {MAX_ROWS + 1} rows: at most {MAX_ROWS} rows per call": np.zeros((MAX_ROWS + 1, 4), np.float32),
+        "has dtype <U1, not numbers": np.array([list("abcd")]),
+        "unknown input 'speed'": {"speed": good},
+    }
+    for expected, bad in cases.items():
+        with pytest.raises(PolicyInputError) as err:
+            policy(bad)
+        assert expected in str(err.value) and "\n" not in str(err.value)
+    assert (policy(good) == _actions(load_actor("models:/cartpole@champion", uri), good)).all()
+    assert policy(good[0]).shape == (1,)  # one row without its batch dimension
+    masked = DeployedPolicy.load("models:/masked@champion", uri)
+    inputs = _masked_inputs(3)
+    for expected, bad in {
+        "missing input 'action_mask': expected observation: float32 [-1, 50]; action_mask: int8 [-1, 50]": {
+            "observation": inputs["observation"]
+        },
+        "this policy reads 2 inputs: send them by name": inputs["observation"],
+        "action_mask holds fractions": {**inputs, "action_mask": inputs["action_mask"] * 0.5},
+        "action_mask has 2 rows, the other inputs 3": {**inputs, "action_mask": inputs["action_mask"][:2]},
+    }.items():
+        with pytest.raises(PolicyInputError) as err:
+            masked(bad)
+        assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(port: int, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_mlflow_models_serve_answers_as_load_actor_and_survives_bad_requests(store):
+    folder, uri, _ = store
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    command = ["mlflow", "models", "serve", "-m", "models:/cartpole@champion", "--env-manager", "local"]
+    server = subprocess.Popen(
+        [*command, "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.5)
+        observations = OBSERVATIONS["cartpole"]
+        expected = _actions(load_actor("models:/cartpole@champion", uri), observations)
+        good = json.dumps({"inputs": observations.tolist()}).encode()
+        status, answer = _post(port, good)
+        assert status == 200 and answer["predictions"] == expected.tolist()
+        bad = {
+            "wrong shape": (b'{"inputs": [[0.1, 0.2, 0.3]]}', "does not match expected shape (-1, 4)"),
+            "wrong dtype": (b'{"inputs": [["a", "b", "c", "d"]]}', "could not convert string to float"),
+            "NaN": (b'{"inputs": [[NaN, 0, 0, 0]]}', "observation holds NaN or infinite values"),
+            "inf": (b'{"inputs": [[0, Infinity, 0, 0]]}', "observation holds NaN or infinite values"),
+            "a dict": (b'{"inputs": {"speed": [[0, 0, 0, 0]]}}', "expects a single n-dimensional array"),
+            "empty": (b'{"inputs": []}', "Failed to enforce schema"),
+            "100k rows": (json.dumps({"inputs": [[0.0] * 4] * 100_000}).encode(), "at most 10000 rows per call"),
+            "malformed JSON": (b'{"inputs": [[0.1, 0.2', "valid JSON"),
+        }
+        for what, (body, reason) in bad.items():
+            status, answer = _post(port, body)
+            assert 400 <= status < 500 and reason in answer["message"], (what, status, answer)
+            status, answer = _post(port, good)  # still serving
+            assert status == 200 and answer["predictions"] == expected.tolist(), what
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+class _RunsCode:
+    """A pickle that would create a file if unpickled without ``weights_only``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "code in a pickle", "another network's weights"])
+def test_an_altered_model_fails_in_one_line_and_runs_nothing(store, tmp_path, damage):
+    import mlflow
+
+    folder, uri, _ = store
+    mlflow.set_tracking_uri(uri)
+    local = Path(mlflow.artifacts.download_artifacts("models:/cartpole@champion", dst_path=str(tmp_path)))
+    weights = local / "artifacts" / "actor.pt"
+    marker = tmp_path / "ran"
+    if damage == "random bytes":
+        weights.write_bytes(os.urandom(512))
+    elif damage == "code in a pickle":
+        weights.write_bytes(pickle.dumps(_RunsCode(marker)))
+    else:
+        torch.save({"weight": torch.zeros(3)}, weights)
+    with pytest.raises(DamagedArtifactError) as err:
+        load_actor(str(local))
+    message = str(err.value)
+    assert "\n" not in message and ("does not load as weights" in message or "do not fit" in message), message
+    assert not marker.exists()
