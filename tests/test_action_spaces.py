@@ -150,6 +150,7 @@ def test_gym_envs_keep_a_single_envs_multi_discrete_and_multi_binary_specs(env_i
     assert torch.equal(env.step(td.set("action", action))["next", "reward"], torch.ones(3, 1))  # every component right
 
 
+@pytest.mark.slow  # over 15 s on this 2-core machine: CI's slow run
 @pytest.mark.parametrize("pipeline", ["ppo_copy_digits", "ppo_copy_bits"])
 def test_the_multi_discrete_and_multi_binary_pipelines_learn_to_copy(store, pipeline):
     """Eight steps of copying the shown target: the deterministic policy earns the whole 8 (random

@@ -356,6 +356,7 @@ def test_eval_of_a_run_without_its_model_or_spec_says_what_it_lacks_and_what_to_
     )
 
 
+@pytest.mark.slow  # over 15 s on this 2-core machine: CI's slow run
 def test_checkpoints_that_load_but_do_not_fit_are_skipped_and_a_spec_that_fits_none_is_said(tmp_path):
     """Issue 29, items 2 and 3: a newest checkpoint without its ``progress`` made ``resume`` die with
     ``KeyError: 'progress'``; one whose actor has other shapes stopped it (exit 1, "no MLflow run was
@@ -506,6 +507,7 @@ def test_smaller_cases(tmp_path):
     assert out.returncode == 2 and "in-memory SQLite store" in one_line(out.stderr)
 
 
+@pytest.mark.slow  # over 15 s on this 2-core machine: CI's slow run
 def test_two_resumes_of_one_run_cannot_run_at_once(tmp_path, monkeypatch):
     from pgtorchrl.record.tracking import run_lock
 

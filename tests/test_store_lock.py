@@ -6,6 +6,7 @@ failed: alembic_version.version_num``."""
 import subprocess
 import sys
 
+import pytest
 import optuna
 from mlflow.tracking import MlflowClient
 
@@ -35,6 +36,7 @@ for k in range(3):  # a race each time: three chances to collide, on each kind o
 """
 
 
+@pytest.mark.slow  # over 15 s on this 2-core machine: CI's slow run
 def test_processes_opening_new_stores_together_all_succeed(tmp_path):
     n = 3
     procs = [

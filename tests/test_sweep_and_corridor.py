@@ -178,6 +178,7 @@ def _children_metrics(client, experiment, metric="rollout/episode_return"):
     }
 
 
+@pytest.mark.slow  # over 15 s on this 2-core machine: CI's slow run
 def test_sweep_workers_train_children_side_by_side_with_the_same_results(tmp_path) -> None:
     """``sweep.workers: 2`` trains the combinations in two processes; every child's metrics equal
     those of the same sweep trained one after another."""

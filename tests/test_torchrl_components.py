@@ -229,6 +229,7 @@ gym.register("Corridor-v0", entry_point=Corridor, max_episode_steps=50)
 '''
 
 
+@pytest.mark.slow  # over 15 s on this 2-core machine: CI's slow run
 def test_a_custom_gymnasium_env_trains_from_yaml(tmp_path):
     files = {"my_envs.py": MY_ENVS}
     short = ("train.total_frames=2048", "eval.every_frames=1024", "eval.target_return=0.9")

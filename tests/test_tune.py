@@ -111,6 +111,7 @@ def test_check_space_accepts_every_bound_that_validates(tmp_path):
         check_space(bad)
 
 
+@pytest.mark.slow  # over 15 s on this 2-core machine: CI's slow run
 def test_a_tiny_study_tracks_trials_prunes_and_writes_a_best_spec(tmp_path, store, capsys):
     """4 trials locally: one parent run, one child per trial with its state as a tag, the
     median pruner stops the trial that lags, best.yaml validates and holds the best value; a
