@@ -6,8 +6,8 @@ failed: alembic_version.version_num``."""
 import subprocess
 import sys
 
-import pytest
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from pgtorchrl.record.tracking import mlflow_client
