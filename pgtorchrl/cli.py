@@ -48,6 +48,7 @@ EPILOG = """examples:
   pgtorchrl validate pipelines/vpg_cartpole.yaml           check spec and key flow, train nothing
   pgtorchrl list                                           registered components and their fields
   pgtorchrl eval RUN_ID --episodes 20                      evaluate a trained run's actor
+  pgtorchrl export models:/NAME@champion --format onnx --out policy.onnx
   pgtorchrl resume RUN_ID                                  continue a stopped run from its last checkpoint
   pgtorchrl compare --experiment vpg-cartpole              one PNG of several runs' learning curves
 browse runs:
@@ -64,7 +65,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,validate,list,eval,resume,compare}", parser_class=_Parser
+        dest="command", metavar="{train,validate,list,eval,export,resume,compare}", parser_class=_Parser
     )
     for name, help_text in (
         ("train", "train a pipeline (the default command)"),
@@ -107,6 +108,18 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         action="store_true",
         help="also record one rendered episode and log it to the run as video/episode.gif",
     )
+    ex = sub.add_parser(
+        "export",
+        help="write a trained policy as an ONNX file or a torch.export program (deterministic, normalization included)",
+        epilog="examples:\n  pgtorchrl export models:/cartpole@champion --format onnx --out cartpole.onnx\n"
+        "  pgtorchrl export 3f2c9d... --format pt2 --out policy.pt2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ex.add_argument(
+        "source", metavar="RUN_ID|MODEL_URI", help="a run id or a policy's MLflow Model (models:/NAME@ALIAS)"
+    )
+    ex.add_argument("--format", choices=["onnx", "pt2"], required=True, help="onnx (onnxruntime) or pt2 (torch.export)")
+    ex.add_argument("--out", type=Path, required=True, help="the file to write")
     res = sub.add_parser(
         "resume",
         help="continue a stopped run from its newest checkpoint, into the same MLflow run",
@@ -504,6 +517,31 @@ def _eval(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    if args.format == "onnx" and importlib.util.find_spec("onnxscript") is None:
+        raise CommandError('--format onnx needs the export extra: pip install -c constraints.txt -e ".[export]"')
+    from mlflow.exceptions import MlflowException  # deferred: mlflow
+
+    from pgtorchrl.deploy.export import OPSET, export_policy  # deferred: torch
+    from pgtorchrl.deploy.policy import DeployedPolicy
+    from pgtorchrl.experiments.loading import MissingArtifactError
+
+    _existing_store(writes=False)
+    try:
+        policy = DeployedPolicy.load(args.source)
+        path = export_policy(policy, args.out, args.format)
+    except (TrackingError, MissingArtifactError) as err:
+        raise CommandError(str(err)) from None
+    except MlflowException as err:
+        raise CommandError(f"{args.source!r}: {str(err).splitlines()[0]}") from None
+    except (ValueError, OSError) as err:  # a policy kind with no exported form yet; a folder it cannot write
+        raise CommandError(f"{args.source!r}: {err}") from None
+    inputs = "; ".join(spec.describe() for spec in policy.io.inputs)
+    opset = f", opset {OPSET}" if args.format == "onnx" else ""
+    print(f"{path}: {args.format}{opset}; inputs {inputs}; output {policy.io.action.describe()}")
+    return 0
+
+
 def _video(run_id: str) -> int:
     from pgtorchrl.experiments.loading import rendering_run  # deferred: torch
     from pgtorchrl.record.video import log_episode_gif, record_episode
@@ -580,6 +618,7 @@ COMMANDS = {
     "validate": _train_or_validate,
     "list": _list,
     "eval": _eval,
+    "export": _export,
     "resume": _resume,
     "compare": _compare,
 }

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VPG = str(ROOT / "pipelines" / "vpg_cartpole.yaml")
 PENDULUM = str(ROOT / "pipelines" / "vpg_pendulum.yaml")
 MASKED = str(ROOT / "pipelines" / "ppo_masked.yaml")
+MINATAR = str(ROOT / "pipelines" / "ppo_minatar_breakout.yaml")
+LSTM = str(ROOT / "pipelines" / "ppo_lstm_cartpole_novel.yaml")
 QUIET = ["eval.every_frames=null", "eval.target_return=null", "tracking.checkpoint_every_frames=null"]
 NORMALIZED = "env.transforms=[{name: torchrl.VecNormV2, in_keys: [observation]}]"
 
@@ -37,7 +40,8 @@ NORMALIZED = "env.transforms=[{name: torchrl.VecNormV2, in_keys: [observation]}]
 def store(tmp_path_factory):
     """Three CartPole runs registered as ``cartpole`` (two trained, then an untrained one; the
     champion after each is recorded), and a Gaussian policy behind observation normalization
-    registered as ``pendulum``, and a masked-action policy (two named inputs) as ``masked``."""
+    registered as ``pendulum``, a masked-action policy (two named inputs) as ``masked``, a CNN
+    policy (MinAtar Breakout) as ``minatar``, and an LSTM policy (not deployable yet) unregistered."""
     folder = tmp_path_factory.mktemp("deploy")
     uri = f"sqlite:///{folder}/mlflow.db"
     before = os.environ.get("MLFLOW_TRACKING_URI")
@@ -50,6 +54,8 @@ def store(tmp_path_factory):
             champions.append(mlflow_client(uri).get_model_version_by_alias("cartpole", "champion").version)
         assert main([PENDULUM, "train.total_frames=3200", NORMALIZED, "tracking.register_model=pendulum", *QUIET]) == 0
         assert main([MASKED, "train.total_frames=640", "tracking.register_model=masked", *QUIET]) == 0
+        assert main([MINATAR, "train.total_frames=1024", "tracking.register_model=minatar", *QUIET]) == 0
+        assert main([LSTM, "train.total_frames=256", *QUIET]) == 0
         yield folder, uri, champions
     finally:
         if before is None:
@@ -97,7 +103,7 @@ def _masked_inputs(rows: int) -> dict[str, np.ndarray]:
     return {"observation": rng.uniform(0, 1, (rows, 50)).astype(np.float32), "action_mask": mask}
 
 
-OBSERVATIONS = {
+OBSERVATIONS: dict[str, Any] = {
     "masked": _masked_inputs(1000),
     "cartpole": np.random.default_rng(0).normal(scale=[1.0, 1.0, 0.1, 1.0], size=(1000, 4)).astype(np.float32),
     "pendulum": np.random.default_rng(1).uniform([-1, -1, -8], [1, 1, 8], size=(1000, 3)).astype(np.float32),
@@ -257,3 +263,50 @@ def test_an_altered_model_fails_in_one_line_and_runs_nothing(store, tmp_path, da
     message = str(err.value)
     assert "\n" not in message and ("does not load as weights" in message or "do not fit" in message), message
     assert not marker.exists()
+
+
+def _minatar_inputs(rows: int) -> np.ndarray:
+    return np.random.default_rng(3).random((rows, 10, 10, 4)) < 0.1
+
+
+def _inputs(name: str, rows: int = 1000) -> dict:
+    if name == "minatar":
+        return {"observation": _minatar_inputs(rows)}
+    found = OBSERVATIONS[name]
+    return found if isinstance(found, dict) else {"observation": found[:rows]}
+
+
+@pytest.mark.parametrize("name", ["cartpole", "pendulum", "masked", "minatar"])
+def test_onnx_and_pt2_exports_act_as_the_policy(store, tmp_path, name):
+    import onnxruntime
+
+    from pgtorchrl.deploy.export import export_policy
+
+    folder, uri, _ = store
+    policy = DeployedPolicy.load(f"models:/{name}@champion", uri)
+    inputs = _inputs(name)
+    expected = policy(inputs if len(inputs) > 1 else inputs["observation"])
+    assert (expected == _actions(load_actor(f"models:/{name}@champion", uri), inputs)).all()
+    onnx = onnxruntime.InferenceSession(str(export_policy(policy, tmp_path / "p.onnx", "onnx")))
+    assert [i.name for i in onnx.get_inputs()] == list(inputs) and [o.name for o in onnx.get_outputs()] == ["action"]
+    from_onnx = onnx.run(None, inputs)[0]
+    program = torch.export.load(str(export_policy(policy, tmp_path / "p.pt2", "pt2")))
+    with torch.no_grad():
+        from_pt2 = program.module()(*(torch.from_numpy(v) for v in inputs.values())).numpy()
+    for got in (from_onnx, from_pt2):
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        if expected.dtype.kind == "f":  # a Gaussian's mean (behind the run's normalization)
+            np.testing.assert_allclose(got, expected, atol=1e-5)
+        else:
+            assert (got == expected).all()
+    assert len(np.unique(expected)) > 1  # the policy does not answer one constant action
+
+
+def test_a_recurrent_policy_is_logged_without_a_model_and_says_why(store, capsys):
+    folder, uri, _ = store
+    client = mlflow_client(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("ppo-lstm-cartpole-novel").experiment_id])
+    assert "recurrent policy (lstm, gru) has no deployable form yet" in run.data.tags["model.skipped"]
+    assert "model.policy" not in run.data.tags
+    assert main(["export", run.info.run_id, "--format", "onnx", "--out", str(folder / "x.onnx")]) == 2
+    assert "has no deployable form yet" in capsys.readouterr().err

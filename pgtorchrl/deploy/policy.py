@@ -41,6 +41,7 @@ class DeployedPolicy:
     """
 
     def __init__(self, loaded: Loaded):
+        self.actor, self.inputs = loaded.module, loaded.inputs  # the actor; its frozen input transforms or None
         self.module = loaded.policy.eval()
         self.io: PolicyIO = policy_io(loaded.env, self.module)
         dims = len(loaded.env.batch_size)

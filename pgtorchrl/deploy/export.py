@@ -1,0 +1,132 @@
+"""A trained policy as a file that runs without pgtorchrl: ONNX (onnxruntime alone) or a
+``torch.export`` program (``torch.export.load``).
+
+Both hold the deterministic policy with its frozen observation normalization: the inputs of
+:func:`~pgtorchrl.modules.policy_io.policy_io` (one tensor each, in that order, the batch of rows
+first and of any size) and one output, ``action``, as the gymnasium env takes it (the index of a
+discrete action, one index per dimension of a multi-discrete one, the vector of a continuous one:
+a Gaussian's mean, squashed or clipped as the actor does). The actor is traced by
+``torch.export`` (TorchRL's modules export in non-strict mode, as TorchRL's export tutorial does),
+then converted by PyTorch's ONNX exporter at :data:`OPSET`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import cast
+
+import torch
+from torch import nn
+from torchrl.envs import ExplorationType, ObservationNorm, set_exploration_type
+
+from pgtorchrl.deploy.policy import DeployedPolicy
+
+__all__ = ["OPSET", "FORMATS", "export_policy", "exported_program"]
+
+OPSET = 18
+"""The ONNX opset of exported files (onnxruntime 1.17 and newer run it)."""
+
+FORMATS = ("onnx", "pt2")
+
+
+class _Normalize(nn.Module):
+    """An ``ObservationNorm`` with its direction decided now: TorchRL's decides at every call from
+    a tensor buffer (``if self.standard_normal:``), which ``torch.export`` cannot trace."""
+
+    def __init__(self, norm):
+        super().__init__()
+        self.register_buffer("loc", norm.loc.detach().clone())
+        self.register_buffer("scale", norm.scale.detach().clone())
+        self.standard = bool(norm.standard_normal)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        loc, scale = cast(torch.Tensor, self.loc), cast(torch.Tensor, self.scale)
+        return (x - loc) / scale if self.standard else x * scale + loc
+
+
+def _normalizers(policy: DeployedPolicy, keys: list[str]) -> nn.ModuleList:
+    """One module per input: its frozen normalization, or the identity."""
+    found: dict[str, nn.Module] = {}
+    for transform in policy.inputs if policy.inputs is not None else ():
+        if not isinstance(transform, ObservationNorm) or list(transform.in_keys) != list(transform.out_keys):
+            raise ValueError(f"a policy behind {type(transform).__name__} does not export yet (ObservationNorm does)")
+        for key in transform.in_keys:
+            if str(key) in found:
+                raise ValueError(f"a policy with two normalizations of {key} does not export yet")
+            found[str(key)] = _Normalize(transform)
+    return nn.ModuleList([found.get(key, nn.Identity()) for key in keys])
+
+
+class _ActionOf(nn.Module):
+    """The policy's deterministic action, as the env takes it, from one tensor per input."""
+
+    def __init__(self, policy: DeployedPolicy):
+        super().__init__()
+        self.actor = policy.actor
+        self.keys = [str(spec.key) for spec in policy.io.inputs]  # top-level keys (see _check_exportable)
+        self.normalize = _normalizers(policy, self.keys)
+        self.kind = policy.io.action_kind
+        self.nvec = [int(n) for n in getattr(policy._action_spec, "nvec", [])]
+        self.action_at = list(policy.actor.out_keys).index("action")
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        named = {key: norm(x) for key, norm, x in zip(self.keys, self.normalize, inputs)}
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            action = self.actor(**named)[self.action_at]
+        if self.kind == "index":
+            return action.to(torch.int64).argmax(-1)
+        if self.kind == "indices":
+            return torch.stack([part.to(torch.int64).argmax(-1) for part in action.split(self.nvec, -1)], -1)
+        return action
+
+
+def _examples(policy: DeployedPolicy, rows: int = 2) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.zeros((rows, *spec.shape), dtype=getattr(torch, spec.dtype)) for spec in policy.io.inputs)
+
+
+def _check_exportable(policy: DeployedPolicy) -> None:
+    nested = [spec.name for spec in policy.io.inputs if isinstance(spec.key, tuple)]
+    if nested:
+        raise ValueError(f"a policy reading nested observation keys ({nested[0]}) does not export yet")
+
+
+def exported_program(policy: DeployedPolicy) -> torch.export.ExportedProgram:
+    """The deterministic policy as a ``torch.export`` program, its batch dimension dynamic."""
+    _check_exportable(policy)
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    inputs = _examples(policy)
+    # traced with gradients enabled: the CNN encoder encodes in chunks without them (a branch on the
+    # batch size that a dynamic batch cannot trace); the program's forward is the same either way
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # torch.export's own
+        return torch.export.export(
+            _ActionOf(policy).eval(), inputs, dynamic_shapes=(tuple({0: batch} for _ in inputs),), strict=False
+        )
+
+
+def export_policy(policy: DeployedPolicy, path: str | Path, format: str) -> Path:
+    """Writes ``policy`` to ``path`` as ``format`` (``onnx`` or ``pt2``); returns the path."""
+    if format not in FORMATS:
+        raise ValueError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    program = exported_program(policy)
+    if format == "pt2":
+        torch.export.save(program, str(path))
+        return path
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # its notes on torchvision, absent here
+    onnx = torch.onnx.export(
+        program,
+        (),
+        input_names=[spec.name for spec in policy.io.inputs],
+        output_names=["action"],
+        opset_version=OPSET,
+        dynamo=True,
+        verbose=False,
+    )
+    if onnx is None:
+        raise RuntimeError("PyTorch's ONNX exporter returned no program")
+    onnx.save(str(path))
+    return path
