@@ -470,18 +470,18 @@ def _train(spec, pipeline, run, checkpoint: dict | None = None) -> int:
         raise CommandError(str(err) if outcome in str(err) else f"{err}; {outcome}", EXIT_TRAINING_FAILED) from None
     except Exception as err:  # noqa: BLE001 (out of memory mid-run, an env that breaks ...: one line, not a traceback)
         raise CommandError(f"training failed: {_reason(err)}; {run.outcome()}", EXIT_TRAINING_FAILED) from None
-    status = "solved" if result.solved else "finished"
-    ret = "n/a" if result.eval_return is None else f"{result.eval_return:.1f}"
-    print(
-        f"{status}: eval/return_mean={ret} after {result.frames} frames, {result.train_seconds:.1f} s; "
-        f"mlflow run {result.run_id}"
-    )
     for line in run.models:  # "NAME URI [models:/REGISTERED/VERSION champion|-]"
         name, uri, *registered = line.split()
         if registered:
             version, champion = registered
             uri += f", registered as {version}" + (" (champion)" if champion == "champion" else "")
         print(f"{name}: {uri}")
+    status = "solved" if result.solved else "finished"
+    ret = "n/a" if result.eval_return is None else f"{result.eval_return:.1f}"
+    print(  # the last line, with the run id (scripts and the help read it there)
+        f"{status}: eval/return_mean={ret} after {result.frames} frames, {result.train_seconds:.1f} s; "
+        f"mlflow run {result.run_id}"
+    )
     return 0
 
 

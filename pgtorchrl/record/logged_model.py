@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -66,37 +67,52 @@ def _signature(io: dict):
 
 
 def log_policy_model(
-    uri: str, run_id: str, name: str, files: dict[str, bytes], io: dict, example: dict, tags: dict[str, str]
+    client, run_id: str, name: str, files: dict[str, bytes], io: dict, example: dict, tags: dict[str, str]
 ) -> str:
     """Logs the policy of ``files`` (by run artifact name) as the MLflow Model ``name`` of run
-    ``run_id`` (a ``LoggedModel`` linked to it), with its signature, ``example`` (an input example:
-    arrays by input name) and pinned requirements; returns its ``models:/`` URI. MLflow loads the
-    model once as it logs it and predicts the example (a failure there is MLflow's warning only)."""
+    ``run_id`` (a ``LoggedModel`` linked to it, READY), with its signature, ``example`` (an input
+    example: arrays by input name) and pinned requirements; returns its ``models:/`` URI.
+
+    Built with MLflow's public steps (``pyfunc.save_model``, then ``create_logged_model``,
+    ``log_model_artifacts``, ``finalize_logged_model``, ``log_outputs``) rather than
+    ``pyfunc.log_model``, which loads the model back and predicts the example before it returns:
+    torch, TorchRL and the run's env imported into this writer, 4.5 s added to every run
+    (``vpg_cartpole`` at 4096 frames: 9.3-11.6 s against 4.9-5.0 s without a model, on this
+    2-core machine). ``tests/test_deploy.py`` loads and serves the model instead."""
     import mlflow
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.models import Model
 
     example_value = next(iter(example.values())) if len(example) == 1 else example
-    with tempfile.TemporaryDirectory() as tmp:
-        artifacts = {}
-        for artifact, data in files.items():
-            path = Path(tmp) / Path(artifact).name
-            path.write_bytes(data)
-            artifacts[POLICY_MODEL_FILES[artifact]] = str(path)
-        mlflow.set_tracking_uri(uri)
-        info = Model.log(
-            artifact_path=None,
-            name=name,
-            flavor=mlflow.pyfunc,
-            run_id=run_id,
-            python_model=str(MODEL_CODE),
-            artifacts=artifacts,
-            code_paths=[str(PACKAGE)],
-            signature=_signature(io),
-            input_example=example_value,
-            pip_requirements=requirements(),
-            tags=tags,
-        )
-    return info.model_uri
+    experiment_id = client.get_run(run_id).info.experiment_id
+    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            artifacts = {}
+            for artifact, data in files.items():
+                path = Path(tmp) / Path(artifact).name
+                path.write_bytes(data)
+                artifacts[POLICY_MODEL_FILES[artifact]] = str(path)
+            local = Path(tmp) / "model"
+            mlflow.pyfunc.save_model(
+                path=str(local),
+                python_model=str(MODEL_CODE),
+                artifacts=artifacts,
+                code_paths=[str(PACKAGE)],
+                signature=_signature(io),
+                input_example=example_value,
+                pip_requirements=requirements(),
+                mlflow_model=Model(run_id=run_id, model_id=logged.model_id),
+            )
+            for cache in local.rglob("__pycache__"):  # the package's compiled files: not part of the model
+                shutil.rmtree(cache, ignore_errors=True)
+            client.log_model_artifacts(logged.model_id, str(local))
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    return f"models:/{logged.model_id}"
 
 
 def register_policy(client, uri: str, model_uri: str, name: str, eval_return: float) -> tuple[str, bool]:

@@ -157,7 +157,7 @@ class _Writer:
     def model(self, name: str, files: dict, io: dict, example: dict, register: tuple[str, float] | None) -> None:
         """The run's policy as the MLflow Model ``name``, registered if ``register`` is given
         (:mod:`pgtorchrl.record.logged_model`); says ``model NAME URI [models:/REG/VERSION champion|-]``."""
-        uri = log_policy_model(self.uri, self.opened, name, files, io, example, tags={"pgtorchrl.policy": name})
+        uri = log_policy_model(self.client, self.opened, name, files, io, example, tags={"pgtorchrl.policy": name})
         self.client.set_tag(self.opened, f"model.{name}", uri)
         line = f"model {name} {uri}"
         if register is not None:
