@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -27,12 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -56,25 +47,11 @@ def _observations(policy, count: int, rows: int, seed: int = 0) -> list[dict[str
 
 def serve_load(model: str, clients: int, requests: int, rows: int, limit_s: float) -> dict:
     from pgtorchrl.deploy.policy import DeployedPolicy
+    from pgtorchrl.deploy.serving import served
 
     policy = DeployedPolicy.load(model)
     batches = _observations(policy, requests, rows)
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    cmd = ["mlflow", "models", "serve", "-m", model, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    server = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.5)
+    with served(model) as url:
         bodies = [
             json.dumps(
                 {"inputs": next(iter(b.values())).tolist() if len(b) == 1 else {k: v.tolist() for k, v in b.items()}}
@@ -91,7 +68,7 @@ def serve_load(model: str, clients: int, requests: int, rows: int, limit_s: floa
             if time.monotonic() > stop_at:
                 return
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+                f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
             )
             start = time.perf_counter()
             try:
@@ -112,9 +89,6 @@ def serve_load(model: str, clients: int, requests: int, rows: int, limit_s: floa
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(send, bodies))
         wall = time.perf_counter() - start
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
     p50, p99 = _percentiles(latencies)
     served = {
         "requests": len(latencies),

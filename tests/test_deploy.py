@@ -5,10 +5,8 @@ a real ``mlflow models serve`` process, and never runs code from its files when 
 import json
 import os
 import pickle
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,6 +21,7 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from pgtorchrl import load_actor
 from pgtorchrl.cli import main
 from pgtorchrl.deploy.policy import MAX_ROWS, DeployedPolicy, PolicyInputError
+from pgtorchrl.deploy.serving import served
 from pgtorchrl.experiments.loading import DamagedArtifactError
 from pgtorchrl.record.tracking import mlflow_client
 
@@ -170,16 +169,8 @@ def test_a_policy_refuses_what_it_cannot_act_on_in_one_line(store):
         assert expected in str(err.value) and "\n" not in str(err.value)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(port: int, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
-    )
+def _post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -189,29 +180,11 @@ def _post(port: int, body: bytes) -> tuple[int, dict]:
 
 def test_mlflow_models_serve_answers_as_load_actor_and_survives_bad_requests(store):
     folder, uri, _ = store
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    command = ["mlflow", "models", "serve", "-m", "models:/cartpole@champion", "--env-manager", "local"]
-    server = subprocess.Popen(
-        [*command, "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.5)
+    with served("models:/cartpole@champion", env={**os.environ, "MLFLOW_TRACKING_URI": uri}) as url:
         observations = OBSERVATIONS["cartpole"]
         expected = _actions(load_actor("models:/cartpole@champion", uri), observations)
         good = json.dumps({"inputs": observations.tolist()}).encode()
-        status, answer = _post(port, good)
+        status, answer = _post(url, good)
         assert status == 200 and answer["predictions"] == expected.tolist()
         bad = {
             "wrong shape": (b'{"inputs": [[0.1, 0.2, 0.3]]}', "does not match expected shape (-1, 4)"),
@@ -224,13 +197,10 @@ def test_mlflow_models_serve_answers_as_load_actor_and_survives_bad_requests(sto
             "malformed JSON": (b'{"inputs": [[0.1, 0.2', "valid JSON"),
         }
         for what, (body, reason) in bad.items():
-            status, answer = _post(port, body)
+            status, answer = _post(url, body)
             assert 400 <= status < 500 and reason in answer["message"], (what, status, answer)
-            status, answer = _post(port, good)  # still serving
+            status, answer = _post(url, good)  # still serving
             assert status == 200 and answer["predictions"] == expected.tolist(), what
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
 
 
 class _RunsCode:
