@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # MLflow's download bars
+
 
 def _percentiles(seconds: list[float]) -> tuple[float, float]:
     ms = sorted(1000 * s for s in seconds)

@@ -22,6 +22,7 @@ from torch import nn
 from torchrl.envs import ExplorationType, ObservationNorm, set_exploration_type
 
 from pgtorchrl.deploy.policy import DeployedPolicy
+from pgtorchrl.record.fast_exit import thread_locked_progress_bars
 
 __all__ = ["OPSET", "FORMATS", "export_policy", "exported_program"]
 
@@ -99,11 +100,9 @@ def exported_program(policy: DeployedPolicy) -> torch.export.ExportedProgram:
     inputs = _examples(policy)
     # traced with gradients enabled: the CNN encoder encodes in chunks without them (a branch on the
     # batch size that a dynamic batch cannot trace); the program's forward is the same either way
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # torch.export's own
-        return torch.export.export(
-            _ActionOf(policy).eval(), inputs, dynamic_shapes=(tuple({0: batch} for _ in inputs),), strict=False
-        )
+    return torch.export.export(
+        _ActionOf(policy).eval(), inputs, dynamic_shapes=(tuple({0: batch} for _ in inputs),), strict=False
+    )
 
 
 def export_policy(policy: DeployedPolicy, path: str | Path, format: str) -> Path:
@@ -112,7 +111,13 @@ def export_policy(policy: DeployedPolicy, path: str | Path, format: str) -> Path
         raise ValueError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    program = exported_program(policy)
+    thread_locked_progress_bars()  # torch.fx's interpreter opens one
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # torch.export's own
+        return _write(policy, exported_program(policy), path, format)
+
+
+def _write(policy: DeployedPolicy, program: torch.export.ExportedProgram, path: Path, format: str) -> Path:
     if format == "pt2":
         torch.export.save(program, str(path))
         return path

@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
-__all__ = ["leave"]
+from tqdm import tqdm
+
+__all__ = ["leave", "thread_locked_progress_bars"]
 
 
 def leave(code: int) -> None:
@@ -21,3 +24,10 @@ def leave(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def thread_locked_progress_bars() -> None:
+    """tqdm's bars (the training bar; the one torch.fx opens while exporting) lock with a thread
+    lock, not tqdm's default multiprocessing one: a semaphore that the resource tracker reports as
+    leaked when the command line leaves with :func:`leave`."""
+    tqdm.set_lock(threading.RLock())

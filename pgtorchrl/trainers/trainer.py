@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-import threading
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,6 +31,7 @@ from pgtorchrl.objectives.value.functional import explained_variance
 from pgtorchrl.pipeline.build import Pipeline, build_pipeline
 from pgtorchrl.pipeline.contracts import critic_objective, critic_term
 from pgtorchrl.pipeline.schema import Spec
+from pgtorchrl.record.fast_exit import thread_locked_progress_bars
 from pgtorchrl.record.interrupts import raise_swallowed_interrupt
 from pgtorchrl.record.plots import curve_csv
 from pgtorchrl.record.tracking import RECOVERY_DIR, TrackedRun, TrackingError, resolved_yaml
@@ -336,10 +336,7 @@ def _interrupts_kept():
 
 
 def _progress(total: int):
-
-    # one bar per process: a thread lock, not tqdm's default multiprocessing one (a semaphore the
-    # resource tracker would report as leaked when the command line leaves with os._exit)
-    tqdm.set_lock(threading.RLock())
+    thread_locked_progress_bars()
     return tqdm(total=total, unit="frames", unit_scale=True, disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
