@@ -24,6 +24,7 @@ from pgtorchrl.deploy.policy import MAX_ROWS, DeployedPolicy, PolicyInputError
 from pgtorchrl.deploy.serving import served
 from pgtorchrl.experiments.loading import DamagedArtifactError
 from pgtorchrl.record.tracking import mlflow_client
+from pgtorchrl.trainers.checkpoint import checkpoint_path
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = str(ROOT / "pipelines" / "vpg_cartpole.yaml")
@@ -280,3 +281,26 @@ def test_a_recurrent_policy_is_logged_without_a_model_and_says_why(store, capsys
     assert "model.policy" not in run.data.tags
     assert main(["export", run.info.run_id, "--format", "onnx", "--out", str(folder / "x.onnx")]) == 2
     assert "has no deployable form yet" in capsys.readouterr().err
+
+
+def test_the_best_evaluated_policy_is_its_own_model_when_it_is_not_the_final_one(store, tmp_path):
+    import mlflow
+
+    folder, uri, _ = store
+    every = ["eval.every_frames=2048", "eval.target_return=null", "tracking.checkpoint_every_frames=2048"]
+    assert main([VPG, "seed=0", "train.total_frames=8192", "tracking.run_name=best", *every]) == 0
+    client = mlflow_client(uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("vpg-cartpole").experiment_id], "tags.mlflow.runName = 'best'"
+    )
+    history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "eval/return_mean")}
+    best = max(history, key=history.get)
+    assert best != max(history), history  # seed 0 at this budget: its best evaluation is not its last
+    assert run.data.tags["model.policy_best.frames"] == str(best)
+    mlflow.set_tracking_uri(uri)
+    for model, frames in (("policy_best", best), ("policy", max(history))):
+        local = mlflow.artifacts.download_artifacts(run.data.tags[f"model.{model}"], dst_path=str(tmp_path / model))
+        weights = torch.load(Path(local) / "artifacts" / "actor.pt", weights_only=True)
+        path = client.download_artifacts(run.info.run_id, checkpoint_path(frames), str(tmp_path))
+        saved = torch.load(path, weights_only=True)["actor"]
+        assert weights.keys() == saved.keys() and all(torch.equal(weights[k], saved[k]) for k in weights), model

@@ -335,7 +335,7 @@ def checkpoint_misfit(spec: Spec) -> CheckpointCheck:
         "collector",
         *(["critic", "critic_optim"] * bool(critic)),
     ]
-    progress_fields = {f.name for f in fields(LoopState)} - {"stopped"}  # older checkpoints lack ``stopped``
+    progress_fields = {f.name for f in fields(LoopState)} - {"stopped", "best"}  # older checkpoints lack these
 
     def misfit(checkpoint: dict) -> str | None:
         missing = [key for key in needed if key not in checkpoint]

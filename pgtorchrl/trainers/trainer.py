@@ -7,6 +7,7 @@ One readable loop in the style of CleanRL's ``ppo.py``; every hyperparameter com
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import sys
 import time
@@ -21,11 +22,11 @@ from torchrl.modules import set_recurrent_mode
 from tqdm import tqdm
 
 from pgtorchrl.collectors.rollout import MASK_KEY
-from pgtorchrl.config.artifacts import ACTOR, CRITIC, ENV_TRANSFORMS, POLICY_MODEL, SPEC
+from pgtorchrl.config.artifacts import ACTOR, BEST_POLICY_MODEL, CRITIC, ENV_TRANSFORMS, POLICY_MODEL, SPEC
 from pgtorchrl.envs.gym import observation_transforms, transforms_state
 from pgtorchrl.modules.fast_policies import log_prob_and_entropy
 from pgtorchrl.modules.models import ACTION_MASK_KEY, LOG_PROB_KEY, policy_kl
-from pgtorchrl.modules.policy_io import example_rows, policy_io
+from pgtorchrl.modules.policy_io import PolicyIO, example_rows, policy_io
 from pgtorchrl.objectives.trust_region import NaturalPolicyGradient
 from pgtorchrl.objectives.value.functional import explained_variance
 from pgtorchrl.pipeline.build import Pipeline, build_pipeline
@@ -34,7 +35,7 @@ from pgtorchrl.pipeline.schema import Spec
 from pgtorchrl.record.fast_exit import thread_locked_progress_bars
 from pgtorchrl.record.interrupts import raise_swallowed_interrupt
 from pgtorchrl.record.plots import curve_csv
-from pgtorchrl.record.tracking import RECOVERY_DIR, TrackedRun, TrackingError, resolved_yaml
+from pgtorchrl.record.tracking import RECOVERY_DIR, TrackedRun, TrackingError, resolved_yaml, state_dict_bytes
 from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
 from pgtorchrl.trainers.evaluation import episode_stats, evaluate
 from pgtorchrl.trainers.per_step import per_step_updates
@@ -366,10 +367,14 @@ class LoopState:
     """Every iteration's metrics so far, with ``iteration`` and ``frames``."""
     stopped: str | None = None
     """Why ``on_eval`` stopped training early (e.g. ``"pruned"``), or ``None``."""
+    best: dict | None = None
+    """The best-evaluated policy so far: ``frames``, ``eval_return``, the ``actor``'s state dict and
+    the ``env_transforms``' state then (a copy each), or ``None`` before the first evaluation."""
 
     @classmethod
     def from_progress(cls, progress: dict) -> LoopState:
-        """The state a checkpoint's ``progress`` holds (one written before ``stopped`` existed lacks it)."""
+        """The state a checkpoint's ``progress`` holds (one written before ``stopped`` or ``best``
+        existed lacks them)."""
         return cls(**progress)
 
     def progress(self) -> dict:
@@ -417,42 +422,61 @@ def evaluate_now(spec: Spec, p: Pipeline, eval_env, state: LoopState, metrics: d
     and records it in ``state``: the frame count, and whether it reached ``eval.target_return``."""
     state.last_eval, state.evaluated_at = _log_eval(eval_env, p, metrics), state.frames
     state.solved = spec.eval.target_return is not None and state.last_eval >= spec.eval.target_return
+    if state.best is None or state.last_eval > state.best["eval_return"]:
+        state.best = {
+            "frames": state.frames,
+            "eval_return": state.last_eval,
+            "actor": {k: v.detach().clone() for k, v in p.actor.state_dict().items()},
+            "env_transforms": copy.deepcopy(transforms_state(p.env)),
+        }
 
 
 def log_final(spec: Spec, p: Pipeline, run: TrackedRun, state: LoopState) -> None:
     """What a run logs once it has trained: the ``solved`` (and ``stopped``) tags, the final
-    weights and normalization statistics and the policy's MLflow Model (``tracking.log_models``),
-    the training time, the learning curve's CSV and PNG."""
+    weights and normalization statistics and the policy's MLflow Models (``tracking.log_models``:
+    the final one, and the best-evaluated one where that is an earlier one), the training time,
+    the learning curve's CSV and PNG."""
     run.set_tag("solved", str(state.solved))
     if state.stopped:
         run.set_tag("stopped", state.stopped)
     if spec.tracking.log_models:  # the parameters were checked by the end-state checkpoint
-        files = {SPEC: resolved_yaml(spec).encode(), ACTOR: run.log_state_dict(p.actor.state_dict(), ACTOR)}
+        spec_file = resolved_yaml(spec).encode()
+        files = {SPEC: spec_file, ACTOR: run.log_state_dict(p.actor.state_dict(), ACTOR)}
         if p.critic is not None:
             run.log_state_dict(p.critic.state_dict(), CRITIC)
         transforms = transforms_state(p.env)
         if transforms:  # normalization statistics: part of the policy (load_actor reads them)
             files[ENV_TRANSFORMS] = to_bytes(transforms)
             run.log_bytes(files[ENV_TRANSFORMS], ENV_TRANSFORMS)
-        log_policy_model(spec, p, run, files, state.last_eval)
+        io = deployable_io(p, run)
+        if io is not None:
+            registered, final = spec.tracking.register_model, state.last_eval  # a rule: registering evaluates
+            register = (registered, final) if registered is not None and final is not None else None
+            example = example_rows(io, p.env)
+            run.log_policy_model(POLICY_MODEL, files, io.plain(), example, register)
+            best = state.best
+            if best is not None and best["frames"] != state.evaluated_at:  # else the final policy is the best
+                best_files = {SPEC: spec_file, ACTOR: state_dict_bytes(best["actor"])}
+                if best["env_transforms"]:
+                    best_files[ENV_TRANSFORMS] = to_bytes(best["env_transforms"])
+                run.log_policy_model(BEST_POLICY_MODEL, best_files, io.plain(), example, None)
+                run.set_tag("model.policy_best.frames", str(best["frames"]))
     run.log_metrics({"time/train_seconds": state.elapsed}, step=state.frames)
     run.log_text(curve_csv(state.curve), "curves.csv")
     run.log_learning_curve(state.curve)
 
 
-def log_policy_model(spec: Spec, p: Pipeline, run: TrackedRun, files: dict[str, bytes], eval_return) -> None:
-    """The policy of ``files`` as the run's MLflow Model ``policy`` (registered as
-    ``tracking.register_model`` with ``eval_return``); a policy with no deployable form yet
-    (a recurrent one) is logged without it, with a one-line warning and a ``model.skipped`` tag."""
+def deployable_io(p: Pipeline, run: TrackedRun) -> PolicyIO | None:
+    """What the policy's MLflow Model reads and writes (:func:`~pgtorchrl.modules.policy_io.policy_io`),
+    or ``None`` for a policy with no deployable form yet (a recurrent one): then the run is logged
+    without a model, with a one-line warning and a ``model.skipped`` tag saying why."""
     inputs = observation_transforms(p.env)
     try:
-        io = policy_io(p.env, TensorDictSequential(inputs, p.actor) if inputs is not None else p.actor)
+        return policy_io(p.env, TensorDictSequential(inputs, p.actor) if inputs is not None else p.actor)
     except ValueError as err:
         print(f"pgtorchrl: warning: no MLflow Model logged: {err}", file=sys.stderr)
         run.set_tag("model.skipped", str(err))
-        return
-    register = (spec.tracking.register_model, eval_return) if spec.tracking.register_model else None
-    run.log_policy_model(POLICY_MODEL, files, io.plain(), example_rows(io, p.env), register)
+        return None
 
 
 def train(
