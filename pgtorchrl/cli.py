@@ -475,7 +475,7 @@ def _train(spec, pipeline, run, checkpoint: dict | None = None) -> int:
         if registered:
             version, champion = registered
             uri += f", registered as {version}" + (" (champion)" if champion == "champion" else "")
-        print(f"{name}: {uri}")
+        print(f"# {name}: {uri}", file=sys.stderr)  # stdout keeps one line: the result
     status = "solved" if result.solved else "finished"
     ret = "n/a" if result.eval_return is None else f"{result.eval_return:.1f}"
     print(  # the last line, with the run id (scripts and the help read it there)
