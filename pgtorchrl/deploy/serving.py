@@ -8,9 +8,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 __all__ = ["served", "free_port"]
 
@@ -24,15 +26,18 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def served(model_uri: str, workers: int = 1, timeout: float = 120.0, env: dict | None = None) -> Iterator[str]:
-    """Serves ``model_uri`` (``models:/NAME@ALIAS``) with ``mlflow models serve --env-manager
-    local`` on 127.0.0.1 and yields its base URL once it answers; ``env``: the server's environment
-    (default: this process's, so its ``MLFLOW_TRACKING_URI``). Raises ``RuntimeError`` if it exits
-    or does not answer within ``timeout`` seconds."""
+    """Serves ``model_uri`` (``models:/NAME@ALIAS``) with this interpreter's ``mlflow models serve
+    --env-manager local`` on 127.0.0.1 and yields its base URL once it answers; ``env``: the
+    server's environment (default: this process's, so its ``MLFLOW_TRACKING_URI``). Raises
+    ``RuntimeError`` if it exits or does not answer within ``timeout`` seconds."""
     port = free_port()
-    command = ["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    base = dict(env if env is not None else os.environ)
+    # MLflow starts its server as `uvicorn ...` through bash: this interpreter's scripts come first
+    base["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
     server = subprocess.Popen(
         [*command, "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)],
-        env={**(env if env is not None else os.environ), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+        env={**base, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its workers are stopped with it
