@@ -536,9 +536,10 @@ def _export(args) -> int:
         raise CommandError(f"{args.source!r}: {str(err).splitlines()[0]}") from None
     except (ValueError, OSError) as err:  # a policy kind with no exported form yet; a folder it cannot write
         raise CommandError(f"{args.source!r}: {err}") from None
-    inputs = "; ".join(spec.describe() for spec in policy.io.inputs)
+    inputs = "; ".join(spec.describe() for spec in (*policy.io.inputs, *policy.io.memory))
+    outputs = "; ".join([policy.io.action.describe(), *(f"next_{s.describe()}" for s in policy.io.memory[1:])])
     opset = f", opset {OPSET}" if args.format == "onnx" else ""
-    print(f"{path}: {args.format}{opset}; inputs {inputs}; output {policy.io.action.describe()}")
+    print(f"{path}: {args.format}{opset}; inputs {inputs}; outputs {outputs}")
     return 0
 
 

@@ -273,14 +273,58 @@ def test_onnx_and_pt2_exports_act_as_the_policy(store, tmp_path, name):
     assert len(np.unique(expected)) > 1  # the policy does not answer one constant action
 
 
-def test_a_recurrent_policy_is_logged_without_a_model_and_says_why(store, capsys):
+def test_a_recurrent_policy_exports_with_its_state_and_steps_an_episode_as_load_actor(store, tmp_path, capsys):
+    """The LSTM policy (behind VecNormV2) has no MLflow Model (the run says why), and exports to
+    ONNX and pt2 with ``is_init`` and its hidden states as inputs and their next values as outputs:
+    stepped through an episode, each gives ``load_actor``'s actions and states."""
+    import gymnasium as gym
+    import onnxruntime
+
     folder, uri, _ = store
     client = mlflow_client(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("ppo-lstm-cartpole-novel").experiment_id])
-    assert "recurrent policy (lstm, gru) has no deployable form yet" in run.data.tags["model.skipped"]
+    assert "recurrent policy (lstm, gru) has no MLflow Model yet" in run.data.tags["model.skipped"]
     assert "model.policy" not in run.data.tags
-    assert main(["export", run.info.run_id, "--format", "onnx", "--out", str(folder / "x.onnx")]) == 2
-    assert "has no deployable form yet" in capsys.readouterr().err
+    for format in ("onnx", "pt2"):
+        assert main(["export", run.info.run_id, "--format", format, "--out", str(tmp_path / f"p.{format}")]) == 0
+    printed = capsys.readouterr().out
+    assert "is_init: bool [-1, 1]; recurrent_state_h: float32 [-1, 1, 64]" in printed
+    assert "outputs action: int64 [-1]; next_recurrent_state_h: float32 [-1, 1, 64]" in printed
+    onnx = onnxruntime.InferenceSession(str(tmp_path / "p.onnx"))
+    program = torch.export.load(str(tmp_path / "p.pt2")).module()
+    actor = load_actor(run.info.run_id, uri)  # a CarriedMemory
+    env = gym.make("pgtorchrl/CartPoleNoVel-v1")
+    obs, _ = env.reset(seed=0)
+    zeros = np.zeros((1, 1, 64), np.float32)
+    state = {"onnx": (zeros, zeros), "pt2": (zeros, zeros)}
+    first, steps, done = True, 0, False
+    while not done and steps < 200:
+        observation = obs[None].astype(np.float32)
+        with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+            td = actor(TensorDict(observation=torch.from_numpy(observation), batch_size=[1]))
+        expected = int(td["action"].argmax(-1))
+        h, c = (td["next", key].numpy() for key in ("recurrent_state_h", "recurrent_state_c"))
+        is_init = np.array([[first]])
+        a, nh, nc = onnx.run(
+            None,
+            {
+                "observation": observation,
+                "is_init": is_init,
+                **dict(zip(("recurrent_state_h", "recurrent_state_c"), state["onnx"])),
+            },
+        )
+        with torch.no_grad():
+            pa, ph, pc = program(
+                torch.from_numpy(observation), torch.from_numpy(is_init), *(torch.from_numpy(x) for x in state["pt2"])
+            )
+        assert int(a[0]) == expected == int(pa[0]), steps
+        for got_h, got_c in ((nh, nc), (ph.numpy(), pc.numpy())):
+            np.testing.assert_allclose(got_h, h, atol=1e-5)
+            np.testing.assert_allclose(got_c, c, atol=1e-5)
+        state = {"onnx": (nh, nc), "pt2": (ph.numpy(), pc.numpy())}
+        obs, _, terminated, truncated, _ = env.step(expected)
+        done, first, steps = terminated or truncated, False, steps + 1
+    assert steps > 5
 
 
 def test_the_best_evaluated_policy_is_its_own_model_when_it_is_not_the_final_one(store, tmp_path):

@@ -5,7 +5,11 @@ Both hold the deterministic policy with its frozen observation normalization: th
 :func:`~pgtorchrl.modules.policy_io.policy_io` (one tensor each, in that order, the batch of rows
 first and of any size) and one output, ``action``, as the gymnasium env takes it (the index of a
 discrete action, one index per dimension of a multi-discrete one, the vector of a continuous one:
-a Gaussian's mean, squashed or clipped as the actor does). The actor is traced by
+a Gaussian's mean, squashed or clipped as the actor does). A recurrent policy's state is explicit:
+inputs ``is_init`` (``[rows, 1]`` bool, true at each episode's first step) and its hidden states
+(``recurrent_state_h`` ... ``[rows, layers, hidden]``, zeros to start), outputs their next values
+(``next_recurrent_state_h`` ...) after ``action``: feed them back at the next step. A recurrent
+policy exports for one row (one env stepped at a time). The actor is traced by
 ``torch.export`` (TorchRL's modules export in non-strict mode, as TorchRL's export tutorial does),
 then converted by PyTorch's ONNX exporter at :data:`OPSET`.
 """
@@ -18,13 +22,14 @@ from pathlib import Path
 from typing import cast
 
 import torch
+from tensordict import TensorDict
 from torch import nn
 from torchrl.envs import ExplorationType, ObservationNorm, set_exploration_type
 
 from pgtorchrl.deploy.policy import DeployedPolicy
 from pgtorchrl.record.fast_exit import thread_locked_progress_bars
 
-__all__ = ["OPSET", "FORMATS", "export_policy", "exported_program"]
+__all__ = ["OPSET", "FORMATS", "export_policy", "exported_program", "output_names"]
 
 OPSET = 18
 """The ONNX opset of exported files (onnxruntime 1.17 and newer run it)."""
@@ -61,30 +66,41 @@ def _normalizers(policy: DeployedPolicy, keys: list[str]) -> nn.ModuleList:
 
 
 class _ActionOf(nn.Module):
-    """The policy's deterministic action, as the env takes it, from one tensor per input."""
+    """The policy's deterministic action, as the env takes it, from one tensor per input; a
+    recurrent policy's next hidden states too (after the action, in :attr:`PolicyIO.memory`'s order)."""
 
     def __init__(self, policy: DeployedPolicy):
         super().__init__()
         self.actor = policy.actor
         self.keys = [str(spec.key) for spec in policy.io.inputs]  # top-level keys (see _check_exportable)
         self.normalize = _normalizers(policy, self.keys)
+        self.memory = [str(spec.key) for spec in policy.io.memory]  # is_init, then the states
         self.kind = policy.io.action_kind
         self.nvec = [int(n) for n in getattr(policy._action_spec, "nvec", [])]
-        self.action_at = list(policy.actor.out_keys).index("action")
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor):
         named = {key: norm(x) for key, norm, x in zip(self.keys, self.normalize, inputs)}
+        named.update(zip(self.memory, inputs[len(self.keys) :]))
+        # a TensorDict with the rows as its batch: TorchRL's recurrent modules read their step's
+        # batch from it (called with keyword tensors, they see a batch of none)
         with set_exploration_type(ExplorationType.DETERMINISTIC):
-            action = self.actor(**named)[self.action_at]
+            outputs = self.actor(TensorDict(named, batch_size=inputs[0].shape[:1]))
+        action = outputs["action"]
         if self.kind == "index":
-            return action.to(torch.int64).argmax(-1)
-        if self.kind == "indices":
-            return torch.stack([part.to(torch.int64).argmax(-1) for part in action.split(self.nvec, -1)], -1)
-        return action
+            action = action.to(torch.int64).argmax(-1)
+        elif self.kind == "indices":
+            action = torch.stack([part.to(torch.int64).argmax(-1) for part in action.split(self.nvec, -1)], -1)
+        return (action, *(outputs["next", key] for key in self.memory[1:])) if self.memory else action
 
 
 def _examples(policy: DeployedPolicy, rows: int = 2) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.zeros((rows, *spec.shape), dtype=getattr(torch, spec.dtype)) for spec in policy.io.inputs)
+    arrays = (*policy.io.inputs, *policy.io.memory)
+    return tuple(torch.zeros((rows, *spec.shape), dtype=getattr(torch, spec.dtype)) for spec in arrays)
+
+
+def output_names(policy: DeployedPolicy) -> list[str]:
+    """``action``, then a recurrent policy's next states (``next_recurrent_state_h`` ...)."""
+    return ["action", *(f"next_{spec.name}" for spec in policy.io.memory[1:])]
 
 
 def _check_exportable(policy: DeployedPolicy) -> None:
@@ -94,10 +110,15 @@ def _check_exportable(policy: DeployedPolicy) -> None:
 
 
 def exported_program(policy: DeployedPolicy) -> torch.export.ExportedProgram:
-    """The deterministic policy as a ``torch.export`` program, its batch dimension dynamic."""
+    """The deterministic policy as a ``torch.export`` program, its batch dimension dynamic; a
+    recurrent policy's is one row (one env stepped): TorchRL's recurrent modules fix the batch
+    they are traced with."""
     _check_exportable(policy)
+    recurrent = bool(policy.io.memory)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    inputs = _examples(policy)
+    inputs = _examples(policy, rows=1 if recurrent else 2)
+    if recurrent:
+        return torch.export.export(_ActionOf(policy).eval(), inputs, strict=False)
     # traced with gradients enabled: the CNN encoder encodes in chunks without them (a branch on the
     # batch size that a dynamic batch cannot trace); the program's forward is the same either way
     return torch.export.export(
@@ -125,8 +146,8 @@ def _write(policy: DeployedPolicy, program: torch.export.ExportedProgram, path: 
     onnx = torch.onnx.export(
         program,
         (),
-        input_names=[spec.name for spec in policy.io.inputs],
-        output_names=["action"],
+        input_names=[spec.name for spec in (*policy.io.inputs, *policy.io.memory)],
+        output_names=output_names(policy),
         opset_version=OPSET,
         dynamo=True,
         verbose=False,

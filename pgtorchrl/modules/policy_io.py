@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torchrl.data import MultiOneHot, OneHot
 
-from pgtorchrl.modules.recurrent import is_recurrent
+from pgtorchrl.modules.recurrent import IS_INIT, is_recurrent, memory_specs
 
 __all__ = ["ArraySpec", "PolicyIO", "policy_io", "array_name", "example_rows"]
 
@@ -37,11 +37,14 @@ class ArraySpec:
 
 @dataclass(frozen=True)
 class PolicyIO:
-    """A policy's inputs (observations, an action mask) and its action, as arrays."""
+    """A policy's inputs (observations, an action mask) and its action, as arrays; a recurrent
+    policy's ``memory`` too: ``is_init`` (true at an episode's first step) and its hidden states,
+    which a step reads and whose next values it writes (``next_`` + the state's name)."""
 
     inputs: tuple[ArraySpec, ...]
     action: ArraySpec
     action_kind: str  # "index" (Discrete), "indices" (MultiDiscrete) or "vector"
+    memory: tuple[ArraySpec, ...] = ()
 
     def plain(self) -> dict:
         """This description as plain values: what the MLflow writer (no torch there) receives."""
@@ -70,15 +73,18 @@ def _row(spec, batch_dims: int):
 
 def policy_io(env, module) -> PolicyIO:
     """The arrays ``module`` (an actor, behind its frozen observation transforms or not) reads
-    from ``env``'s observations, and its action as ``env`` takes it. Raises ``ValueError`` for a
-    recurrent module: its hidden states are inputs and outputs a deployed policy does not carry yet."""
+    from ``env``'s observations, and its action as ``env`` takes it; a recurrent module's
+    ``is_init`` and hidden states as its ``memory``."""
+    memory: tuple[ArraySpec, ...] = ()
     if is_recurrent(module):
-        raise ValueError(
-            "a recurrent policy (lstm, gru) has no deployable form yet: its hidden states are not exported"
+        states = memory_specs(module)
+        memory = (ArraySpec(IS_INIT, IS_INIT, "bool", (1,)),) + tuple(
+            ArraySpec(array_name(key), key, "float32", tuple(shape)) for key, shape in states.items()
         )
     dims = len(env.batch_size)
     observed = env.observation_spec
-    keys = [k for k in module.in_keys if k in observed.keys(True, True)]
+    memory_keys = {spec.key for spec in memory}
+    keys = [k for k in module.in_keys if k in observed.keys(True, True) and k not in memory_keys]
     inputs = []
     for key in keys:
         row = _row(observed[key], dims)
@@ -91,7 +97,7 @@ def policy_io(env, module) -> PolicyIO:
         kind, dtype, shape = "index", "int64", ()
     else:
         kind, dtype, shape = "vector", _numpy_dtype(action_row.dtype), tuple(action_row.shape)
-    return PolicyIO(tuple(inputs), ArraySpec("action", "action", dtype, shape), kind)
+    return PolicyIO(tuple(inputs), ArraySpec("action", "action", dtype, shape), kind, memory)
 
 
 def example_rows(io: PolicyIO, env, rows: int = 2) -> dict[str, np.ndarray]:

@@ -468,15 +468,20 @@ def log_final(spec: Spec, p: Pipeline, run: TrackedRun, state: LoopState) -> Non
 
 def deployable_io(p: Pipeline, run: TrackedRun) -> PolicyIO | None:
     """What the policy's MLflow Model reads and writes (:func:`~pgtorchrl.modules.policy_io.policy_io`),
-    or ``None`` for a policy with no deployable form yet (a recurrent one): then the run is logged
-    without a model, with a one-line warning and a ``model.skipped`` tag saying why."""
+    or ``None`` for a recurrent policy: a served model would have to keep each client's hidden
+    state between requests, so the run is logged without one (a one-line warning and a
+    ``model.skipped`` tag say so); ``pgtorchrl export`` writes it with its state as inputs and outputs."""
     inputs = observation_transforms(p.env)
-    try:
-        return policy_io(p.env, TensorDictSequential(inputs, p.actor) if inputs is not None else p.actor)
-    except ValueError as err:
-        print(f"pgtorchrl: warning: no MLflow Model logged: {err}", file=sys.stderr)
-        run.set_tag("model.skipped", str(err))
+    io = policy_io(p.env, TensorDictSequential(inputs, p.actor) if inputs is not None else p.actor)
+    if io.memory:
+        why = (
+            "a recurrent policy (lstm, gru) has no MLflow Model yet (a server would keep each client's hidden "
+            "state); `pgtorchrl export RUN_ID` writes it with its state as inputs and outputs"
+        )
+        print(f"pgtorchrl: warning: no MLflow Model logged: {why}", file=sys.stderr)
+        run.set_tag("model.skipped", why)
         return None
+    return io
 
 
 def train(
