@@ -8,6 +8,7 @@ command line before it starts MLflow) reads these signatures without importing t
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeAlias
 
 from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt
@@ -55,7 +56,11 @@ def vec_norm(
     reduce_batch_dims defaults to true here: one set of statistics over all envs."""
     from torchrl.envs import VecNormV2
 
-    return VecNormV2(in_keys=in_keys, decay=decay, eps=eps, reduce_batch_dims=reduce_batch_dims)
+    # a thread lock: VecNormV2's default multiprocessing lock is a semaphore that the resource tracker
+    # reports as leaked when the command line leaves with os._exit; one process steps these envs
+    # (a Ray worker gets a copy, which VecNormV2 pickles without its lock)
+    lock = threading.Lock()
+    return VecNormV2(in_keys=in_keys, decay=decay, eps=eps, reduce_batch_dims=reduce_batch_dims, lock=lock)
 
 
 @TRANSFORMS.register("torchrl.ObservationNorm")
