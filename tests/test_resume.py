@@ -109,8 +109,18 @@ def interrupted_run(spec, at_iteration: int) -> str:
     return run.wait_opened()  # it was opened before the interrupt
 
 
-# the shipped pipelines' collection by default; TorchRL's Collector and whole episodes with -m slow (CI runs both)
-SLOW_CASES = {"gymwrapper", "episodes", "normalized", "native_normalized", "minatar", "minatar_shared", "atari", "lstm"}
+# the main pipeline's collection (gym_native) by default; the rest with -m slow (CI runs both)
+SLOW_CASES = {
+    "gymwrapper",
+    "episodes",
+    "normalized",
+    "native_normalized",
+    "minatar",
+    "minatar_shared",
+    "atari",
+    "lstm",
+    "torch_native",
+}
 NEEDS = {
     "minatar": ("minatar", "minatar"),
     "minatar_shared": ("minatar", "minatar"),

@@ -211,6 +211,7 @@ def test_sweep_workers_train_children_side_by_side_with_the_same_results(tmp_pat
     assert sequential == parallel
 
 
+@pytest.mark.slow  # over 15 s on this 2-core machine: CI's slow run
 def test_ctrl_c_during_a_parallel_sweep_marks_every_run_killed(tmp_path):
     import signal
     import time
