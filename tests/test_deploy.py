@@ -80,10 +80,16 @@ def test_the_champion_alias_moves_only_to_a_better_evaluation(store):
     # seed 1 then seed 0 (better at this budget), then an untrained run (worse than both)
     assert returns[0] < returns[1] and returns[2] < returns[1], returns
     assert [int(v) for v in champions] == [1, 2, 2]  # the first, then the better second; not the third
-    # each version is an MLflow Model logged with its run, with a signature
-    for version, run in zip(versions, runs):
+    # each version is an MLflow Model logged with its run (its output at the run's frames), READY,
+    # with the run's final evaluation linked to it
+    for version, run, eval_return in zip(versions, runs, returns):
+        model_id = version.source.removeprefix("models:/")
         assert version.source == run.data.tags["model.policy"]
-        assert [m.model_id for m in run.outputs.model_outputs] == [version.source.removeprefix("models:/")]
+        final = max(m.step for m in client.get_metric_history(run.info.run_id, "eval/return_mean"))
+        assert [(m.model_id, m.step) for m in run.outputs.model_outputs] == [(model_id, final)]
+        model = client.get_logged_model(model_id)
+        assert str(model.status) == "READY" and model.source_run_id == run.info.run_id
+        assert {m.key: m.value for m in model.metrics}["eval/return_mean"] == pytest.approx(eval_return)
 
 
 def _actions(actor, observations) -> np.ndarray:

@@ -67,11 +67,20 @@ def _signature(io: dict):
 
 
 def log_policy_model(
-    client, run_id: str, name: str, files: dict[str, bytes], io: dict, example: dict, tags: dict[str, str]
+    client,
+    run_id: str,
+    name: str,
+    files: dict[str, bytes],
+    io: dict,
+    example: dict,
+    tags: dict[str, str],
+    step: int = 0,
 ) -> str:
     """Logs the policy of ``files`` (by run artifact name) as the MLflow Model ``name`` of run
-    ``run_id`` (a ``LoggedModel`` linked to it, READY), with its signature, ``example`` (an input
-    example: arrays by input name) and pinned requirements; returns its ``models:/`` URI.
+    ``run_id`` (a ``LoggedModel`` linked to it, READY, as its output at ``step``: the env frames
+    it was trained for, whose ``eval/`` metrics are linked to it as MLflow links a model's metrics),
+    with its signature, ``example`` (an input example: arrays by input name) and pinned
+    requirements; returns its ``models:/`` URI.
 
     Built with MLflow's public steps (``pyfunc.save_model``, then ``create_logged_model``,
     ``log_model_artifacts``, ``finalize_logged_model``, ``log_outputs``) rather than
@@ -111,8 +120,25 @@ def log_policy_model(
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
         raise
     client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
-    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=step)])
+    _link_metrics(client, run_id, logged.model_id, step)
     return f"models:/{logged.model_id}"
+
+
+def _link_metrics(client, run_id: str, model_id: str, step: int) -> None:
+    """The run's ``eval/`` metrics at ``step``, logged again with ``model_id`` (what
+    ``Model.log`` does for every metric of its step): the model's page shows its evaluation."""
+    from mlflow.entities import Metric
+
+    linked = [
+        Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id, run_id=run_id)
+        for key in client.get_run(run_id).data.metrics
+        if key.startswith("eval/")
+        for m in client.get_metric_history(run_id, key)
+        if m.step == step and m.model_id is None
+    ]
+    if linked:
+        client.log_batch(run_id, metrics=linked)
 
 
 def register_policy(client, uri: str, model_uri: str, name: str, eval_return: float) -> tuple[str, bool]:

@@ -11,7 +11,7 @@ one line per event (``opened RUN_ID EXPERIMENT_ID RUN_NAME``, ``error MESSAGE``,
 If stdin closes before an ``end`` message (the trainer died), the run is marked KILLED.
 Messages: ``("open", {...})``, ``("reopen", run_id, tags)``, ``("metrics", {key: value}, step, timestamp_ms)``,
 ``("tag", key, value)``, ``("artifact", path, bytes)``, ``("plot", curves, tracking, path)``,
-``("model", name, files, io, example, register)``,
+``("model", name, files, io, example, register, step)``,
 ``("end", status, error_or_None)``.
 """
 
@@ -154,10 +154,13 @@ class _Writer:
     def plot(self, curves: dict, tracking: dict, path: str) -> None:
         self.artifact(path, learning_curve_png(curves, **plot_options(tracking)))
 
-    def model(self, name: str, files: dict, io: dict, example: dict, register: tuple[str, float] | None) -> None:
+    def model(
+        self, name: str, files: dict, io: dict, example: dict, register: tuple[str, float] | None, step: int
+    ) -> None:
         """The run's policy as the MLflow Model ``name``, registered if ``register`` is given
         (:mod:`pgtorchrl.record.logged_model`); says ``model NAME URI [models:/REG/VERSION champion|-]``."""
-        uri = log_policy_model(self.client, self.opened, name, files, io, example, tags={"pgtorchrl.policy": name})
+        tags = {"pgtorchrl.policy": name}
+        uri = log_policy_model(self.client, self.opened, name, files, io, example, tags, step)
         self.client.set_tag(self.opened, f"model.{name}", uri)
         line = f"model {name} {uri}"
         if register is not None:

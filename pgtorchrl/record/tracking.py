@@ -506,13 +506,20 @@ class TrackedRun:
         return data
 
     def log_policy_model(
-        self, name: str, files: dict[str, bytes], io: dict, example: dict, register: tuple[str, float] | None
+        self,
+        name: str,
+        files: dict[str, bytes],
+        io: dict,
+        example: dict,
+        register: tuple[str, float] | None,
+        step: int,
     ) -> None:
         """The policy of ``files`` (run artifact name -> bytes) as the run's MLflow Model ``name``
         (:func:`pgtorchrl.record.logged_model.log_policy_model`); ``register``: ``(registered
         model name, final eval return)`` registers it and moves the ``champion`` alias if it beats
-        the current one's. Its URI, version and champion status come back as :attr:`models`."""
-        self._send("model", name, files, io, example, register)
+        the current one's; ``step``: the env frames it was trained for (its ``eval/`` metrics there
+        are linked to it). Its URI, version and champion status come back as :attr:`models`."""
+        self._send("model", name, files, io, example, register, step)
 
     @property
     def models(self) -> list[str]:
