@@ -161,6 +161,9 @@ def test_a_policy_refuses_what_it_cannot_act_on_in_one_line(store):
         assert expected in str(err.value) and "\n" not in str(err.value)
     assert (policy(good) == _actions(load_actor("models:/cartpole@champion", uri), good)).all()
     assert policy(good[0]).shape == (1,)  # one row without its batch dimension
+    import pandas as pd
+
+    assert (policy(pd.DataFrame(good)) == policy(good)).all()  # a DataFrame: its rows
     masked = DeployedPolicy.load("models:/masked@champion", uri)
     inputs = _masked_inputs(3)
     for expected, bad in {

@@ -115,7 +115,8 @@ class DeployedPolicy:
             raise PolicyInputError(f"{spec.name} holds NaN or infinite values: expected finite {spec.describe()}")
         if expected.kind in "biu" and array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
             raise PolicyInputError(f"{spec.name} holds fractions: expected whole numbers, {spec.describe()}")
-        return array.astype(expected, copy=False)
+        array = array.astype(expected, copy=False)
+        return array if array.flags.writeable else array.copy()  # torch warns on read-only memory (a DataFrame's)
 
     def act(self, arrays: dict[str, np.ndarray], deterministic: bool = True) -> np.ndarray:
         """The actions for checked inputs (:meth:`check`): the mode (a Gaussian's mean, the most
