@@ -76,7 +76,7 @@ class _ActionOf(nn.Module):
         self.normalize = _normalizers(policy, self.keys)
         self.memory = [str(spec.key) for spec in policy.io.memory]  # is_init, then the states
         self.kind = policy.io.action_kind
-        self.nvec = [int(n) for n in getattr(policy._action_spec, "nvec", [])]
+        self.nvec = [int(n) for n in getattr(policy.action_spec, "nvec", [])]
 
     def forward(self, *inputs: torch.Tensor):
         named = {key: norm(x) for key, norm, x in zip(self.keys, self.normalize, inputs)}

@@ -45,7 +45,7 @@ class DeployedPolicy:
         self.module = loaded.policy.eval()
         self.io: PolicyIO = policy_io(loaded.env, self.module)
         dims = len(loaded.env.batch_size)
-        self._action_spec = loaded.env.action_spec[(0,) * dims] if dims else loaded.env.action_spec
+        self.action_spec = loaded.env.action_spec[(0,) * dims] if dims else loaded.env.action_spec  # one row's
         self.spec = loaded.spec
 
     @classmethod
@@ -126,7 +126,7 @@ class DeployedPolicy:
         mode = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
         with torch.no_grad(), set_exploration_type(mode):
             action = self.module(td)["action"]
-        return self.io.action_from_td(action, self._action_spec).cpu().numpy()
+        return self.io.action_from_td(action, self.action_spec).cpu().numpy()
 
     def __call__(self, inputs: Any, deterministic: bool = True) -> np.ndarray:
         return self.act(self.check(inputs), deterministic)

@@ -11,14 +11,10 @@ False}`` samples. A request the policy cannot act on is an ``INVALID_PARAMETER_V
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
-
-from pgtorchrl.config.artifacts import POLICY_MODEL_FILES
 
 
 class PolicyModel(PythonModel):
@@ -26,17 +22,11 @@ class PolicyModel(PythonModel):
 
     def load_context(self, context) -> None:
         from pgtorchrl.deploy.policy import DeployedPolicy
-        from pgtorchrl.experiments.loading import MissingArtifactError
+        from pgtorchrl.experiments.loading import artifact_files
 
-        artifacts = context.artifacts
-
-        def files(artifact: str) -> Path:
-            key = POLICY_MODEL_FILES[artifact]
-            if key not in artifacts:
-                raise MissingArtifactError(f"this MLflow Model has no {key!r} artifact ({artifact})")
-            return Path(artifacts[key])
-
-        self.policy = DeployedPolicy.from_files(files, "the MLflow Model")
+        self.policy = DeployedPolicy.from_files(
+            artifact_files(context.artifacts, "the MLflow Model"), "the MLflow Model"
+        )
 
     def predict(self, context, model_input, params=None):
         from pgtorchrl.deploy.policy import PolicyInputError

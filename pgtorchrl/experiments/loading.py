@@ -41,6 +41,7 @@ __all__ = [
     "load_source",
     "load_files",
     "model_files",
+    "artifact_files",
 ]
 
 
@@ -154,28 +155,32 @@ def _run_files(run_id: str, tracking_uri: str | None, tmp: str) -> Files:
     return lambda artifact: _download(run_id, artifact, tracking_uri, tmp)
 
 
+def artifact_files(paths: dict, where: str) -> Files:
+    """A policy model's files by their run artifact names, from its ``artifacts`` (key -> local
+    path, keys as :data:`~pgtorchrl.config.artifacts.POLICY_MODEL_FILES`); ``where`` names the model."""
+
+    def path(artifact: str) -> Path:
+        found = paths.get(POLICY_MODEL_FILES.get(artifact, artifact))
+        if not isinstance(found, (str, Path)):
+            raise MissingArtifactError(f"the model at {where} has no {artifact}: it is not a pgtorchrl policy model")
+        return Path(found)
+
+    return path
+
+
 def model_files(model_dir: str | Path) -> Files:
     """The files of a policy's MLflow Model (a local copy of it) by their run artifact names:
-    the model's ``MLmodel`` names each under its ``artifacts`` key
-    (:data:`~pgtorchrl.config.artifacts.POLICY_MODEL_FILES`)."""
+    the model's ``MLmodel`` names each under its ``artifacts`` key."""
     model_dir = Path(model_dir)
     try:
         meta = yaml.safe_load((model_dir / "MLmodel").read_text())
         artifacts = meta["flavors"]["python_function"]["artifacts"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        paths = {key: model_dir / entry["path"] for key, entry in artifacts.items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         raise MissingArtifactError(
             f"{model_dir} is not a pgtorchrl policy model: its MLmodel names no artifacts"
         ) from None
-
-    def path(artifact: str) -> Path:
-        entry = artifacts.get(POLICY_MODEL_FILES.get(artifact, artifact)) if isinstance(artifacts, dict) else None
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            raise MissingArtifactError(
-                f"the model at {model_dir} has no {artifact}: it is not a pgtorchrl policy model"
-            )
-        return model_dir / entry["path"]
-
-    return path
+    return artifact_files(paths, str(model_dir))
 
 
 def _is_model_uri(source: str) -> bool:

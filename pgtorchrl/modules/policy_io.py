@@ -103,7 +103,5 @@ def policy_io(env, module) -> PolicyIO:
 def example_rows(io: PolicyIO, env, rows: int = 2) -> dict[str, np.ndarray]:
     """``rows`` draws of each input from ``env``'s observation spec (an input example)."""
     dims = len(env.batch_size)
-    return {
-        spec.name: np.stack([_row(env.observation_spec[spec.key], dims).rand().cpu().numpy() for _ in range(rows)])
-        for spec in io.inputs
-    }
+    specs = {spec.name: _row(env.observation_spec[spec.key], dims) for spec in io.inputs}
+    return {name: np.stack([row.rand().cpu().numpy() for _ in range(rows)]) for name, row in specs.items()}

@@ -12,6 +12,7 @@ only the pinned requirements. Nothing is pickled: loading rebuilds the actor fro
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import shutil
@@ -37,7 +38,8 @@ EVAL_TAG = "eval_return"
 """The version tag holding its run's final ``eval/return_mean``."""
 
 
-def requirements() -> list[str]:
+@functools.cache
+def requirements() -> tuple[str, ...]:
     """pgtorchrl's own dependencies, each pinned to the version installed here (torch==2.13.0
     among them, from PyTorch's CPU wheel index)."""
     pins = ["--extra-index-url https://download.pytorch.org/whl/cpu"]
@@ -46,7 +48,7 @@ def requirements() -> list[str]:
             continue
         name = re.split(r"[\s\[<>=!~;]", line, maxsplit=1)[0]
         pins.append(f"{name}=={metadata.version(name)}")
-    return pins
+    return tuple(pins)
 
 
 def _signature(io: dict):
@@ -93,8 +95,8 @@ def log_policy_model(
     from mlflow.models import Model
 
     example_value = next(iter(example.values())) if len(example) == 1 else example
-    experiment_id = client.get_run(run_id).info.experiment_id
-    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags)
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id, tags=tags)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             artifacts = {}
@@ -110,7 +112,7 @@ def log_policy_model(
                 code_paths=[str(PACKAGE)],
                 signature=_signature(io),
                 input_example=example_value,
-                pip_requirements=requirements(),
+                pip_requirements=list(requirements()),
                 mlflow_model=Model(run_id=run_id, model_id=logged.model_id),
             )
             for cache in local.rglob("__pycache__"):  # the package's compiled files: not part of the model
@@ -121,18 +123,20 @@ def log_policy_model(
         raise
     client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=step)])
-    _link_metrics(client, run_id, logged.model_id, step)
+    _link_metrics(client, run, logged.model_id, step)
     return f"models:/{logged.model_id}"
 
 
-def _link_metrics(client, run_id: str, model_id: str, step: int) -> None:
+def _link_metrics(client, run, model_id: str, step: int) -> None:
     """The run's ``eval/`` metrics at ``step``, logged again with ``model_id`` (what
-    ``Model.log`` does for every metric of its step): the model's page shows its evaluation."""
+    ``Model.log`` does for every metric of its step): the model's page shows its evaluation.
+    ``run``: as read before the model was logged (its metrics were all written by then)."""
     from mlflow.entities import Metric
 
+    run_id = run.info.run_id
     linked = [
         Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id, run_id=run_id)
-        for key in client.get_run(run_id).data.metrics
+        for key in run.data.metrics
         if key.startswith("eval/")
         for m in client.get_metric_history(run_id, key)
         if m.step == step and m.model_id is None
