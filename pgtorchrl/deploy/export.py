@@ -86,8 +86,8 @@ class _ActionOf(nn.Module):
         with set_exploration_type(ExplorationType.DETERMINISTIC):
             outputs = self.actor(TensorDict(named, batch_size=inputs[0].shape[:1]))
         action = outputs["action"]
-        # the one-hot action as an index by argmax, as PolicyIO.action_from_td does with the spec's
-        # to_categorical (which indexes with Python values that a dynamic batch cannot trace)
+        # the one-hot action as an index by argmax: the same result as PolicyIO.action_from_td's
+        # spec.to_categorical, written as plain tensor ops for the traced graph
         if self.kind == "index":
             action = action.to(torch.int64).argmax(-1)
         elif self.kind == "indices":
