@@ -20,10 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from pgtorchrl.components import REGISTRIES, TORCHRL_PREFIX, TRANSFORMS
+from pgtorchrl.components import TORCHRL_PREFIX
 from pgtorchrl.config.spec_file import SpecError
 from pgtorchrl.experiments.workers import start_worker_server
 from pgtorchrl.pipeline.parse import expand_sweep, load_spec
+from pgtorchrl.pipeline.reference import component_sections, fixed_sections, top_level_fields
 from pgtorchrl.record.interrupts import raise_swallowed_interrupt
 from pgtorchrl.record.owner import mark_abandoned_runs
 from pgtorchrl.record.plots import learning_curve_png
@@ -83,7 +84,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
             "that plots the mean and 95%% band of eval/return_mean",
         )
         cmd.add_argument("--dry-run", action="store_true", help="validate only: the same as the validate command")
-    sub.add_parser("list", help="list the registered components and their spec fields")
+    listing = sub.add_parser("list", help="list the spec's sections, registered components and their fields")
+    listing.add_argument("--docs", action="store_true", help="each field's doc line too")
     ev = sub.add_parser(
         "eval",
         help="evaluate a run's trained actor, or a registered policy (deterministic episodes)",
@@ -200,23 +202,6 @@ def _reason(err: BaseException) -> str:
     if text and (isinstance(err, (ValueError, TypeError, LookupError)) or type(err).__module__.startswith("pgtorchrl")):
         return text  # our own errors, and the builtins our checks raise, say what is wrong by themselves
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-def _type_name(annotation) -> str:
-    """``int``, ``'a' | 'b'``, ``list[int]``, ``float | None``: a field's type as a user writes it."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Literal:
-        return " | ".join(map(repr, args))
-    if origin is typing.Annotated:
-        return _type_name(args[0])
-    if args:
-        inner = [_type_name(a) for a in args]
-        return (
-            " | ".join(inner)
-            if origin in (typing.Union, type(int | None))
-            else f"{origin.__name__}[{', '.join(inner)}]"
-        )
-    return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -591,26 +576,24 @@ def _compare(args) -> int:
 
 
 def _list(args) -> int:
-    seen = set()
+    def fields(rows) -> None:
+        for f in rows:
+            print(f"      {f.name}: {f.type} ({f.default_text})" + (f"  {f.doc}" if f.doc and args.docs else ""))
+
     print(
         f"# names starting with {TORCHRL_PREFIX!r} are TorchRL's own classes (their constructor's "
         "keywords); the rest are pgtorchrl's"
     )
-    for registry in [*REGISTRIES.values(), TRANSFORMS]:
-        if registry.kind in seen:
-            continue
-        seen.add(registry.kind)
-        print(
-            f"{registry.kind}:"
-            if registry is not TRANSFORMS
-            else "transform (a list under env.transforms of env 'gym'):"
-        )
-        for entry in registry.entries():
-            print(f"  {entry.name:<14} {entry.summary}")
-            for field, info in entry.model.model_fields.items():
-                if field != "name":
-                    default = "required" if info.is_required() else f"default {info.default!r}"
-                    print(f"      {field}: {_type_name(info.annotation)} ({default})")
+    for section in component_sections():
+        print(f"{' / '.join((section.name, *section.also))}:")
+        for component in section.components:
+            print(f"  {component.name:<14} {component.summary}")
+            fields(component.fields)
+    print("spec keys:")
+    fields(top_level_fields())
+    for section in fixed_sections():
+        print(f"{section.name}: {section.summary}")
+        fields(section.fields)
     return 0
 
 

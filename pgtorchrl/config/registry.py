@@ -15,11 +15,15 @@ from typing import Annotated, Any, Callable, Iterable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-__all__ = ["Registry", "Entry", "ComponentError", "UnknownComponentError", "STRICT", "did_you_mean", "shown"]
+__all__ = ["Registry", "Entry", "ComponentError", "UnknownComponentError", "STRICT", "DOCUMENTED", "did_you_mean", "shown"]
 
 #: Config shared by every spec model: unknown keys are errors, and no silent type coercion
 #: (``lr: "3e-4"`` is a string in YAML and must not pass as a float).
 STRICT = ConfigDict(extra="forbid", strict=True)
+
+#: STRICT, for the spec's hand-written sections: each field's docstring (the string literal under
+#: it) becomes its ``description``, which ``pgtorchrl list`` and the spec reference print.
+DOCUMENTED = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
 
 
 def shown(value: Any, limit: int = 80) -> str:

@@ -77,6 +77,8 @@ def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
 
 
 def read_yaml(text: str, source: str) -> dict[str, Any]:
+    """A spec's YAML text as a mapping: strict YAML (no duplicate keys, bounded anchors), or a
+    :class:`SpecError` naming ``source``."""
     try:
         raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:

@@ -208,6 +208,7 @@ def env_state(env) -> dict[str, Any] | None:
 
 
 def load_env_state(env, state: dict[str, Any] | None) -> None:
+    """Restores in ``env`` a state that :func:`env_state` saved (``None``: nothing to restore)."""
     if state is None:
         return
     if "tensors" in state:

@@ -42,6 +42,8 @@ __all__ = [
     "load_files",
     "model_files",
     "artifact_files",
+    "Loaded",
+    "rendering_run",
 ]
 
 

@@ -158,7 +158,7 @@ class CarriedMemory(TensorDictModuleBase):
     keys of one step (a TensorDict of any batch size, one entry per env), writes the policy's
     outputs, and keeps the next state for the next call. :meth:`reset` starts a new episode:
     the next call starts from zero states with ``is_init`` true (call it after every episode's
-    end; a new wrapper starts reset). What :func:`pgtorchrl.load_actor` returns for a
+    end; a new wrapper starts reset). What :func:`pgtorchrl.experiments.loading.load_actor` returns for a
     recurrent actor::
 
         policy = load_actor(run_id)

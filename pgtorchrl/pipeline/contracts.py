@@ -80,6 +80,8 @@ class ContractError(ValueError):
 
 @runtime_checkable
 class ActorContract(Protocol):
+    """What an actor must offer: TensorDict keys in and out (``action``, ``action_log_prob``) and ``get_dist``."""
+
     in_keys: list[NestedKey]
     out_keys: list[NestedKey]
 
@@ -90,6 +92,8 @@ class ActorContract(Protocol):
 
 @runtime_checkable
 class CriticContract(Protocol):
+    """What a critic must offer: TensorDict keys in and out (``state_value``)."""
+
     in_keys: list[NestedKey]
     out_keys: list[NestedKey]
 
@@ -98,6 +102,8 @@ class CriticContract(Protocol):
 
 @runtime_checkable
 class AdvantageContract(Protocol):
+    """What an advantage module must offer: TensorDict keys in and out (``advantage``, ``value_target``)."""
+
     in_keys: list[NestedKey]
     out_keys: list[NestedKey]
 
@@ -106,6 +112,8 @@ class AdvantageContract(Protocol):
 
 @runtime_checkable
 class LossContract(Protocol):
+    """What a loss must offer: TensorDict keys in and its ``loss_*`` terms out."""
+
     in_keys: list[NestedKey]
     out_keys: list[NestedKey]
 
@@ -114,6 +122,8 @@ class LossContract(Protocol):
 
 @runtime_checkable
 class CollectorContract(Protocol):
+    """What a collector must offer: batches by iteration, and ``shutdown``."""
+
     def __iter__(self): ...
 
     def shutdown(self) -> None: ...

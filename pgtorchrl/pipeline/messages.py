@@ -39,6 +39,8 @@ def _as_number(value: Any) -> float | None:
 
 
 def format_error(err: Mapping[str, Any]) -> str:
+    """One pydantic error (an item of ``ValidationError.errors()``) as one line: its key path, what
+    is wrong and, for an unknown key or name, the nearest valid one."""
     loc = tuple(err["loc"])
     kind = err["type"]
     ctx = err.get("ctx", {})

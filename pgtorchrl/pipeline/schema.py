@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, TypeAlias
 from pydantic import AfterValidator, BaseModel, Field, PositiveFloat, PositiveInt, model_validator
 
 from pgtorchrl.components import REGISTRIES
-from pgtorchrl.config.registry import STRICT
+from pgtorchrl.config.registry import DOCUMENTED
 from pgtorchrl.pipeline.rules import CrossSectionError, first_problem, whole_episodes
 from pgtorchrl.pipeline.search_space import TuneConfig
 
 __all__ = [
     "Spec",
+    "StrictModel",
     "TrainConfig",
     "EvalConfig",
     "TrackingConfig",
@@ -63,7 +64,10 @@ else:
 
 
 class StrictModel(BaseModel):
-    model_config = STRICT
+    """The base of the spec's hand-written sections: strict (unknown keys are errors, no string
+    passes as a number), each field's docstring its description."""
+
+    model_config = DOCUMENTED
 
 
 class TrainConfig(StrictModel):
@@ -140,7 +144,7 @@ class TrackingConfig(StrictModel):
     """MLflow run name (``null``: MLflow picks one)."""
     log_models: bool = True
     """Log the final actor/critic weights as artifacts, and the policy as an MLflow Model
-    (``policy``: ``mlflow.pyfunc``, observations in, actions out; see the README's "Deploy a policy")."""
+    (``policy``: ``mlflow.pyfunc``, observations in, actions out; see the guide's "Deploying a policy")."""
     register_model: Optional[Name] = None
     """Register the run's ``policy`` model as a new version of this registered model (tagged with
     the final ``eval/return_mean``); the ``champion`` alias moves to it only if that beats the
@@ -191,25 +195,41 @@ class Spec(StrictModel):
     """A whole pipeline; see ``pipelines/vpg_cartpole.yaml`` for a commented example."""
 
     experiment: Name
+    """The MLflow experiment the run belongs to (created on first use)."""
     plugins: list[Annotated[str, Field(pattern=PLUGIN_PATTERN)]] = []
     """Python modules imported before the spec is validated: they may register components
     (``@ACTORS.register("my_actor")``), and only their factories may be named as
     ``module:function``. A spec without ``plugins`` runs no code but pgtorchrl's."""
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    """Seeds torch, the envs and the collector: the same spec and seed give the same metrics on CPU."""
     device: Literal["cpu", "cuda"] = "cpu"
+    """Where the actor, the critic, the advantages, the loss and the torch-native envs run."""
     env: EnvSection
+    """The environment: a gymnasium id, an ALE game or a torch-native env, batched."""
     actor: ActorSection
+    """The policy pi(a|s): a TorchRL ProbabilisticActor."""
     critic: Optional[CriticSection] = None
+    """The value function V(s): a TorchRL ValueOperator writing state_value (optional)."""
     collector: CollectorSection
+    """How batches of env frames are collected."""
     advantage: AdvantageSection
+    """The weight of grad log pi: writes advantage and value_target."""
     loss: LossSection
+    """The loss whose loss_* terms are minimized."""
     optim: OptimSection
+    """The actor's optimizer; the critic gets one of its own from this section unless critic_optim is given."""
     critic_optim: Optional[OptimSection] = None
+    """The critic's optimizer (null: built from the optim section)."""
     train: TrainConfig
+    """The training loop."""
     eval: EvalConfig = EvalConfig()
+    """Evaluation of the deterministic policy."""
     tracking: TrackingConfig = TrackingConfig()
+    """MLflow tracking, checkpoints and models."""
     sweep: Optional[SweepConfig] = None
+    """Run the spec once per combination of values."""
     tune: Optional[TuneConfig] = None
+    """A hyperparameter study over the spec (Optuna)."""
 
     @model_validator(mode="before")
     @classmethod

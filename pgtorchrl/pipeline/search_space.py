@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, Field, model_validator
 
-from pgtorchrl.config.registry import STRICT, did_you_mean, shown
+from pgtorchrl.config.registry import DOCUMENTED, STRICT, did_you_mean, shown
 
 __all__ = ["Dimension", "TuneConfig", "FRAMES_TO_TARGET", "DIMENSION_KINDS"]
 
@@ -103,7 +103,7 @@ class Dimension(BaseModel):
 class TuneConfig(BaseModel):
     """A hyperparameter study over this spec (run by the same command; ``tune.n_trials=...`` overrides)."""
 
-    model_config = STRICT
+    model_config = DOCUMENTED
 
     space: Annotated[dict[str, Dimension], Field(min_length=1, max_length=64)]
     """``{key.path: {log_uniform|uniform|int|categorical: ...}}``: the spec fields to search."""

@@ -226,6 +226,7 @@ def _coalesced(messages: queue.Queue):
 
 
 def main(argv: list[str]) -> int:
+    """The writer process: ``argv`` is the tracking URI and the experiment; messages arrive on stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides how the run ends
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri, experiment = argv

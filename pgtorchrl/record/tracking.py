@@ -196,6 +196,7 @@ def check_store(spec_uri: str | None, must_exist: bool = False, timeout: float =
 
 
 def package_versions() -> dict[str, str]:
+    """The installed versions of the packages a run depends on, by name (logged as run tags)."""
     out = {}
     for name in PACKAGES:
         try:

@@ -39,12 +39,14 @@ def checkpoint_path(frames: int) -> str:
 
 
 def to_bytes(state: dict) -> bytes:
+    """A checkpoint's state as the bytes of ``torch.save``."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
 
 
 def from_bytes(data: bytes) -> dict:
+    """A checkpoint's state from its bytes (``weights_only``), or a :class:`~pgtorchrl.envs.state.CheckpointError`."""
     state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"not a pgtorchrl checkpoint of format {FORMAT}")

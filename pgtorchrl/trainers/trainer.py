@@ -501,7 +501,7 @@ def train(
     policy, a checkpoint of the end state, and :func:`log_final`.
 
     Args:
-        spec: a validated spec (:func:`pgtorchrl.load_spec`).
+        spec: a validated spec (:func:`pgtorchrl.pipeline.parse.load_spec`).
         spec_text: the spec file's text, logged as given.
         pipeline: components already built from ``spec``.
         run: a :class:`TrackedRun` whose writer was started early (the CLI does this).

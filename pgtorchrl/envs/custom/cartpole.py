@@ -1,6 +1,6 @@
 """CartPole-v1 written in torch: gymnasium's exact dynamics, many envs in one tensor, CPU or CUDA.
 
-Constants, the Euler step, the termination thresholds (|x| > 2.4, |theta| > 12 degrees), the
+Constants, the Euler step, the termination thresholds (``|x| > 2.4``, ``|theta| > 12`` degrees), the
 +1 reward on every step (the terminating one included), the uniform(-0.05, 0.05) start and the
 500-step truncation are gymnasium's ``CartPoleEnv`` / ``TimeLimit``; a test steps both side by
 side from the same states with the same actions.

@@ -89,6 +89,7 @@ class Estimator(NamedTuple):
     summary: str
 
 
+#: Registry name -> estimator: its class, options, whether it needs a critic, and its summary.
 ESTIMATORS: dict[str, Estimator] = {
     "full_return": Estimator(
         "FullReturn",
