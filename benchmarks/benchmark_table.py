@@ -370,6 +370,8 @@ def report(suite: Suite, table_name: str, algos, envs, out: Path | None) -> None
                 path = Path(tmp) / f"curves_{env}.png"
                 path.write_bytes(png)
                 c.log_artifact(parent.info.run_id, str(path))
+                if out is not None:  # beside the table: the documentation's benchmark pages show both
+                    (out.parent / f"{out.stem}_curves_{env}.png").write_bytes(png)
     if out is not None:
         out.write_text(text + "\n")
 
@@ -393,7 +395,12 @@ def main(suite: Suite, doc: str, default_table: str) -> None:
     )
     parser.add_argument("--table-only", action="store_true", help="print the table from the store; train nothing")
     parser.add_argument("--logs", type=Path, default=Path("mlruns") / f"{suite.name}-logs")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the table to this file, and each env's curves beside it (STEM_curves_ENV.png)",
+    )
     args = parser.parse_args()
     if not args.table_only:
         # row by row (each algorithm and env over its seeds): the table's rows complete one after another

@@ -1,4 +1,4 @@
-"""Runs the README's Python example (examples/vpg_cartpole.py) for several seeds and prints, per
+"""Runs the guide's TorchRL example (examples/vpg_cartpole.py) for several seeds and prints, per
 seed, whether it solved CartPole-v1 (eval return >= 475 over 10 deterministic episodes), the env
 frames it took and the whole process's seconds.
 

@@ -13,10 +13,16 @@ averaged over the 100 runs) and prints the figures the book's curves show:
     python -m pgtorchrl pipelines/short_corridor_reinforce.yaml
     python -m pgtorchrl pipelines/short_corridor_baseline.yaml
     python benchmarks/short_corridor_check.py
+    python benchmarks/short_corridor_check.py --out benchmarks/results   # also short_corridor.txt and the two figures
+
+``--out DIR`` writes what it prints to ``DIR/short_corridor.txt`` and the sweeps' own figures
+(their ``learning_curves.png``) to ``DIR/short_corridor_figure_13_1.png`` and ``..._13_2.png``:
+the documentation's benchmark page shows those files.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import sys
@@ -30,7 +36,12 @@ from pgtorchrl.envs.custom.short_corridor import OPTIMAL_VALUE, corridor_value
 from pgtorchrl.record.tracking import mlflow_client
 
 
-def curves(client: MlflowClient, experiment: str) -> tuple[str, dict[str, list[float]], dict[str, list[float]]]:
+def curves(
+    client: MlflowClient, experiment: str, figure: Path | None = None
+) -> tuple[str, dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
+    """The newest finished sweep of ``experiment``: its run id and, per label, the mean episode
+    return, P(right) and the return's standard error at each episode; its figure copied to
+    ``figure`` when given."""
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise SystemExit(f"no experiment {experiment!r}: run its pipeline first")
@@ -44,6 +55,10 @@ def curves(client: MlflowClient, experiment: str) -> tuple[str, dict[str, list[f
     run = parents[0]
     with tempfile.TemporaryDirectory() as tmp:
         text = Path(client.download_artifacts(run.info.run_id, "curves.csv", tmp)).read_text()
+        if figure is not None:
+            figure.write_bytes(
+                Path(client.download_artifacts(run.info.run_id, "learning_curves.png", tmp)).read_bytes()
+            )
     returns, p_right, se = defaultdict(list), defaultdict(list), defaultdict(list)
     for row in csv.DictReader(io.StringIO(text)):
         returns[row["label"]].append(float(row["rollout/episode_return"]))
@@ -57,15 +72,26 @@ def mean(values) -> float:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--out", type=Path, default=None, help="write the report and the two figures to this folder")
+    args = parser.parse_args()
     client = mlflow_client()
     ok = True
+    lines: list[str] = []
+
+    def print(text: str) -> None:
+        lines.append(text)
+        sys.stdout.write(text + "\n")
 
     def check(text: str, passed: bool) -> None:
         nonlocal ok
         ok &= passed
         print(f"  [{'ok' if passed else 'FAIL'}] {text}")
 
-    run_id, ret, p, se = curves(client, "short-corridor-reinforce")
+    def figure(number: str) -> Path | None:
+        return None if args.out is None else args.out / f"short_corridor_figure_{number}.png"
+
+    run_id, ret, p, se = curves(client, "short-corridor-reinforce", figure("13_1"))
     print(f"Figure 13.1 (run {run_id}); v*(s0) = {OPTIMAL_VALUE:.2f}")
     for label, r in ret.items():
         print(
@@ -90,7 +116,7 @@ def main() -> int:
         mean(a12[:200]) > mean(a13[:200]) > mean(a14[:200]),
     )
 
-    run_id, ret, p, se = curves(client, "short-corridor-baseline")
+    run_id, ret, p, se = curves(client, "short-corridor-baseline", figure("13_2"))
     print(f"Figure 13.2 (run {run_id})")
     base = next(r for label, r in ret.items() if "baseline" in label)
     plain = next(r for label, r in ret.items() if "baseline" not in label)
@@ -105,6 +131,9 @@ def main() -> int:
         f"baseline much faster over episodes 1-200: {mean(base[:200]):.2f} vs {mean(plain[:200]):.2f}",
         mean(base[:200]) > mean(plain[:200]) + 5,
     )
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "short_corridor.txt").write_text("\n".join(lines) + "\n")
     return 0 if ok else 1
 
 

@@ -1,6 +1,7 @@
 """The command line's one entry point: ``python -m pgtorchrl`` and the installed ``pgtorchrl``
 script both run :func:`run`, so both answer Ctrl-C the same way and leave the same way."""
 
+import os
 import sys
 
 
@@ -21,6 +22,9 @@ def run() -> None:
             raise
         print("pgtorchrl: error: interrupted before any run was opened", file=sys.stderr)
         code = 130
+    except BrokenPipeError:  # `pgtorchrl list | head`: the reader has gone; stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+        code = 141  # 128 + SIGPIPE, a shell's code for a pipe's writer stopped this way
     from pgtorchrl.record.fast_exit import leave
 
     leave(code)  # the MLflow writer has ended and every file is closed (see fast_exit for why)

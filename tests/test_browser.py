@@ -6,21 +6,16 @@ skipped on a machine without it.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
+from chromium import rendered, require_chromium
 from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-if CHROMIUM is None and not os.environ.get("CI"):
-    pytest.skip("chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True)
 
 
 def api(server, endpoint, **query):
@@ -29,7 +24,7 @@ def api(server, endpoint, **query):
 
 
 def test_run_page_and_metric_chart_render(server, tmp_path):
-    assert CHROMIUM, "CI must provide chromium: .ci/run installs the Debian package"
+    require_chromium()
     proc = subprocess.run(
         [
             sys.executable,
@@ -65,26 +60,7 @@ def test_run_page_and_metric_chart_render(server, tmp_path):
         # headless Chromium's virtual clock can run out before the page's API calls return (seen
         # on a loaded machine): a page gets three renders to show the run and its metric
         for _ in range(3):
-            dom = subprocess.run(
-                [
-                    CHROMIUM,
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'chromium'}",
-                    "--virtual-time-budget=20000",
-                    "--dump-dom",
-                    page,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=180,
-            ).stdout
+            dom = rendered(page, tmp_path / "chromium")
             if "browser-check" in dom and "eval/return_mean" in dom:
                 break
         assert "browser-check" in dom, page

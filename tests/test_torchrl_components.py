@@ -330,20 +330,18 @@ def test_normalization_statistics_travel_with_the_policy_to_checkpoints_eval_and
     assert torch.equal(evaluate_run(result.run_id, episodes=3), evaluate(reference, p.actor))  # pgtorchrl eval
 
 
-# --- the README's Python example ---------------------------------------------------------------------------------
+# --- the guide's TorchRL example -----------------------------------------------------------------------------------
 EXAMPLE = ROOT / "examples" / "vpg_cartpole.py"
 
 
-def test_the_readme_example_is_the_tested_example_file():
-    readme = (ROOT / "README.md").read_text()
-    block = (
-        readme.split("## Use the modules in your own TorchRL code", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
-    )
+def test_the_guides_torchrl_example_is_the_tested_example_file():
+    page = (ROOT / "docs" / "guide" / "torchrl.md").read_text()
+    block = page.split("```python\n", 1)[1].split("```", 1)[0]
     assert block == EXAMPLE.read_text().split('"""', 2)[2].lstrip("\n")
 
 
 @pytest.mark.slow
-def test_the_readme_example_solves_cartpole_in_at_least_4_of_5_seeds():
+def test_the_guides_torchrl_example_solves_cartpole_in_at_least_4_of_5_seeds():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from readme_example import run

@@ -7,6 +7,7 @@ from __future__ import annotations
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
+from sphinx.util.nodes import nested_parse_with_titles
 
 from pgtorchrl.pipeline.reference import FieldDoc, component_sections, fixed_sections, top_level_fields
 
@@ -22,9 +23,18 @@ def _literal(text: str) -> str:
 def _table(rows: tuple[FieldDoc, ...]) -> list[str]:
     if not rows:
         return ["No fields.", ""]
-    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 18 22 15 45", "", "   * - field", "     - type", "     - default", "     - doc"]
+    lines = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 18 22 15 45",
+        "",
+        "   * - field",
+        "     - type",
+        "     - default",
+        "     - doc",
+    ]
     for f in rows:
-        default = "required" if f.default_text == "required" else _literal(repr(f.default))
+        default = _literal(f.default_yaml) if f.default_yaml else "required"
         lines += [f"   * - ``{f.name}``", f"     - {_literal(f.type)}", f"     - {default}", f"     - {f.doc or ' '}"]
     return [*lines, ""]
 
@@ -37,9 +47,9 @@ def spec_reference_rst() -> list[str]:
     """The reference as reStructuredText lines."""
     lines = [*_heading("Top-level keys", "-"), *_table(top_level_fields())]
     for section in component_sections():
-        names = ", ".join(f"``{n}``" for n in (section.name, *section.also))
+        also = "".join(f" ``{n}`` takes the same components." for n in section.also)
         lines += _heading(f"{section.name}", "-")
-        lines += [f"{section.summary} Keys: {names}; ``name`` picks one of the components below.", ""]
+        lines += [f"{section.summary}{also} Its ``name`` picks one of the components below.", ""]
         for c in section.components:
             lines += _heading(f"{section.name}: {c.name}", "~")
             lines += [(c.summary or "(no summary)") + (" *TorchRL's own class.*" if c.is_torchrl else ""), ""]
@@ -51,12 +61,16 @@ def spec_reference_rst() -> list[str]:
 
 
 class SpecReference(SphinxDirective):
+    """``.. spec-reference::`` (in a reStructuredText page: its output is reStructuredText)."""
+
     has_content = False
 
     def run(self) -> list[nodes.Node]:
         container = nodes.section()
         container.document = self.state.document
-        self.state.nested_parse(StringList(spec_reference_rst(), source="pgtorchrl.pipeline.reference"), self.content_offset, container, match_titles=True)
+        nested_parse_with_titles(
+            self.state, StringList(spec_reference_rst(), source="pgtorchrl.pipeline.reference"), container
+        )
         return container.children
 
 

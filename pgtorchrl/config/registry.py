@@ -15,7 +15,16 @@ from typing import Annotated, Any, Callable, Iterable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-__all__ = ["Registry", "Entry", "ComponentError", "UnknownComponentError", "STRICT", "DOCUMENTED", "did_you_mean", "shown"]
+__all__ = [
+    "Registry",
+    "Entry",
+    "ComponentError",
+    "UnknownComponentError",
+    "STRICT",
+    "DOCUMENTED",
+    "did_you_mean",
+    "shown",
+]
 
 #: Config shared by every spec model: unknown keys are errors, and no silent type coercion
 #: (``lr: "3e-4"`` is a string in YAML and must not pass as a float).

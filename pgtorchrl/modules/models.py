@@ -12,6 +12,7 @@ from torch import nn
 from torchrl.data import Binary, Bounded, Categorical, Composite, MultiOneHot, OneHot, TensorSpec
 from torchrl.modules import MLP, IndependentNormal, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
 
+from pgtorchrl.config.deprecation import renamed_keyword
 from pgtorchrl.modules.choices import ACTIVATION_CLASSES, DISTRIBUTIONS
 from pgtorchrl.modules.distributions import IndependentBernoulli, MaskedOneHot, MultiOneHotCategorical
 from pgtorchrl.modules.encoders import ConvSettings, Encoded, make_encoder
@@ -50,6 +51,7 @@ def _mlp(n_in: int, n_out: int, hidden_sizes: Sequence[int], activation: str, en
     return mlp if encoder is None else Encoded(encoder, mlp)
 
 
+@renamed_keyword("observation_key", "in_keys", since="0.1.0", removed_in="0.2.0", convert=lambda key: [key])
 def make_discrete_actor(
     n_obs: int,
     n_actions: int,
@@ -135,6 +137,7 @@ class GaussianHead(nn.Module):
         return loc, self.log_std.exp().expand_as(loc)
 
 
+@renamed_keyword("observation_key", "in_keys", since="0.1.0", removed_in="0.2.0", convert=lambda key: [key])
 def make_gaussian_actor(
     n_obs: int,
     spec: TensorSpec,

@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
 
 from pgtorchrl.components import REGISTRIES, TORCHRL_PREFIX, TRANSFORMS
@@ -52,6 +53,18 @@ class FieldDoc:
         """``required`` or ``default 0.99``, as ``pgtorchrl list`` prints it."""
         return "required" if self.default is REQUIRED else f"default {self.default!r}"
 
+    @property
+    def default_yaml(self) -> str:
+        """The default as a spec writes it (``true``, ``null``, ``[64, 64]``); ``""`` when required.
+
+        >>> FieldDoc("x", "bool | None", None, "").default_yaml
+        'null'
+        """
+        if self.default is REQUIRED:
+            return ""
+        text = yaml.safe_dump(_plain(self.default), default_flow_style=True, width=10**6).strip()
+        return text.removesuffix("\n...").removesuffix("...").strip()
+
 
 @dataclass(frozen=True)
 class ComponentDoc:
@@ -77,6 +90,17 @@ class SectionDoc:
     also: tuple[str, ...] = ()
     components: tuple[ComponentDoc, ...] = ()
     fields: tuple[FieldDoc, ...] = ()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, models as mappings: what YAML can write."""
+    if isinstance(value, BaseModel):
+        return _plain(value.model_dump())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def type_name(annotation: Any) -> str:
