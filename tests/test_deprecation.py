@@ -20,7 +20,8 @@ def test_observation_key_still_builds_the_same_actor_with_a_deprecation_warning(
     torch.manual_seed(0)
     with pytest.warns(
         DeprecationWarning,
-        match=r"\(observation_key=\.\.\.\) is deprecated since 0\.1\.0 and will be removed in 0\.2\.0: use in_keys=\.\.\. instead",
+        match=r"\(observation_key=\.\.\.\) is deprecated since 0\.1\.0 and will be removed in 0\.2\.0: "
+        r"use in_keys=\.\.\. instead",
     ):
         old = make(observation_key="obs")
     torch.manual_seed(0)

@@ -244,7 +244,8 @@ def test_the_readmes_spec_trains_and_solves_cartpole(tmp_path):
 @pytest.mark.slow
 def test_the_deploy_pages_commands_and_onnx_example_run(tmp_path):
     """The deploy page's commands (training a registered policy, eval and load_actor of the
-    champion), the command line page's export, then the deploy page's onnxruntime example on it."""
+    champion), the TorchRL page's load_actor of the run, the command line page's export, then the
+    deploy page's onnxruntime example on it."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
 
     def shell(line: str) -> str:
@@ -255,9 +256,16 @@ def test_the_deploy_pages_commands_and_onnx_example_run(tmp_path):
         return proc.stdout
 
     (deploy,) = blocks(DOCS / "guide" / "deploy.md", "bash")
-    for line in deploy.splitlines():
-        if line.startswith(("pgtorchrl ", "python -c")):
-            shell(line.replace("pipelines/", f"{ROOT}/pipelines/"))
+    printed = "".join(
+        shell(line.replace("pipelines/", f"{ROOT}/pipelines/"))
+        for line in deploy.splitlines()
+        if line.startswith(("pgtorchrl ", "python -c"))
+    )
+    run_id = re.search(r"mlflow run (\w+)", printed).group(1)  # type: ignore[union-attr]
+    # the TorchRL page's load_actor example, on that run
+    (_, load) = blocks(DOCS / "guide" / "torchrl.md", "python")
+    (tmp_path / "load.py").write_text(load.replace("RUN_ID", run_id) + "print(type(actor).__name__)\n")
+    assert shell("python load.py").strip() == "ProbabilisticActor"  # vpg_cartpole has no observation transforms
     (export,) = [
         re.sub(r"\s+#.*$", "", line)
         for block in blocks(DOCS / "guide" / "command-line.md", "bash")
