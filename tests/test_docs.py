@@ -261,7 +261,9 @@ def test_the_deploy_pages_commands_and_onnx_example_run(tmp_path):
         for line in deploy.splitlines()
         if line.startswith(("pgtorchrl ", "python -c"))
     )
-    run_id = re.search(r"mlflow run (\w+)", printed).group(1)  # type: ignore[union-attr]
+    found = re.search(r"mlflow run (\w+)", printed)
+    assert found, printed
+    run_id = found.group(1)
     # the TorchRL page's load_actor example, on that run
     (_, load) = blocks(DOCS / "guide" / "torchrl.md", "python")
     (tmp_path / "load.py").write_text(load.replace("RUN_ID", run_id) + "print(type(actor).__name__)\n")
