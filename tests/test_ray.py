@@ -95,3 +95,22 @@ def test_ray_workers_collect_image_envs(tmp_path, pipeline, package):
     steps = [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "train/loss_objective")]
     assert steps == [512, 1024, 1536, 2048]
     assert "eval/return_mean" in run.data.metrics
+
+
+def test_ray_workers_collect_for_a_recurrent_policy_and_reproduce(tmp_path):
+    """Two Ray workers step the LSTM actor through their envs (each env with the run's InitTracker
+    and hidden-state primer): the run trains on the workers' sequences, and the same spec and seed
+    give the same metrics again."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    collector = "{backend: ray, frames_per_batch: 256, num_collectors: 2}"
+    overrides = ["eval.every_frames=512", "eval.episodes=2", "eval.target_return=null"]
+    runs = [train(collector, tmp_path, uri, 1024, "ppo_lstm_cartpole_novel", overrides) for _ in range(2)]
+    client = MlflowClient(uri)
+    for run_id in runs:
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.params["collector.backend"] == "ray"
+        assert run.data.params["actor.name"] == "lstm"
+    for key in ("train/loss_objective", "train/approx_kl", "rollout/episode_return", "eval/return_mean"):
+        histories = [[(m.step, m.value) for m in client.get_metric_history(r, key)] for r in runs]
+        assert histories[0] and histories[0] == histories[1], key
+    assert [step for step, _ in histories[0]] == [512, 1024]  # eval/return_mean, every 512 frames
