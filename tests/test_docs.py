@@ -164,16 +164,16 @@ def _fragments() -> list[tuple[str, int, str]]:
 @pytest.mark.parametrize(
     ("page", "index", "block"), _fragments(), ids=lambda v: v if isinstance(v, str) and len(v) < 40 else ""
 )
-def test_every_yaml_block_of_the_guide_is_a_valid_spec_or_spec_fragment(page, index, block, tmp_path, monkeypatch):
+def test_every_yaml_block_of_the_guide_is_a_valid_spec_or_spec_fragment(page, index, block, tmp_path):
     """A fragment replaces its sections in ``vpg_cartpole.yaml``; a plugin it names is the module of the
-    same page's Python block (``# my_envs.py ...``), written beside it."""
+    same page's Python block (``# my_envs.py ...``), written beside it. A spec with plugins is
+    validated in its own process: its registrations must not reach the other tests' registries."""
     fragment = yaml.safe_load(block)
     source = next(p for p in [*GUIDE, ROOT / "README.md"] if p.name == page)
     for code in blocks(source, "python"):
         name = re.match(r"# (\w+)\.py", code)
         if name:
             (tmp_path / f"{name.group(1)}.py").write_text(code)
-    monkeypatch.syspath_prepend(str(tmp_path))
     spec = (
         fragment if "experiment" in fragment else {**yaml.safe_load(BASE_SPEC.read_text()), **copy.deepcopy(fragment)}
     )
@@ -181,7 +181,18 @@ def test_every_yaml_block_of_the_guide_is_a_valid_spec_or_spec_fragment(page, in
         spec["env"]["name"] = "gym"  # a collector fragment (TorchRL's Collector) over the base spec's env
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    load_spec(path)
+    if not spec.get("plugins"):
+        load_spec(path)
+        return
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", "validate", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _spec_commands() -> list[str]:
