@@ -333,7 +333,9 @@ def curves_png(suite: Suite, c, parent, env: str, algos) -> bytes | None:
         x = np.array([step for step, _ in longest])
         # at each logged step, the seeds that reached it (a run still going ends earlier)
         columns = [[cv[i][1] for cv in curves if len(cv) > i] for i in range(len(longest))]
-        ax.plot(x, [np.mean(c) for c in columns], label=f"{algo} ({len(curves)} seeds)")
+        short = sum(len(cv) < len(longest) for cv in curves)  # stopped or still running: in the mean while they last
+        label = f"{algo} ({len(curves) - short} seeds" + (f"; {short} more while it ran)" if short else ")")
+        ax.plot(x, [np.mean(c) for c in columns], label=label)
         if len(curves) > 1:
             band = np.array([bootstrap_ci(c, resamples=2000) for c in columns])
             ax.fill_between(x, band[:, 0], band[:, 1], alpha=0.2)
