@@ -50,6 +50,7 @@ autosummary_ignore_module_all = False  # a module page lists exactly its __all__
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"  # a type beside each documented parameter, no type-only entries
 autodoc_preserve_defaults = True
 autodoc_inherit_docstrings = False  # an undocumented override (a gymnasium env's step) stays undocumented
 napoleon_google_docstring = True
@@ -65,3 +66,19 @@ nitpick_ignore_regex = [
     # a spec section's generated models (``env:gym``, ``optim:adam``): the spec reference lists them
     (r"py:class", r"pgtorchrl\.config\.registry\.\w+:.*"),
 ]
+
+
+def _init_signature(app, what, name, obj, options, signature, return_annotation):
+    """TorchRL's ``LossModule`` classes have a metaclass whose ``__call__(*args, **kwargs)`` autodoc
+    would show as the class's signature: show their ``__init__``'s instead."""
+    import inspect
+
+    if what == "class" and signature == "(*args, **kwargs)" and "__init__" in vars(obj):
+        params = list(inspect.signature(obj.__init__).parameters.values())[1:]  # less self
+        bare = inspect.Signature([p.replace(annotation=inspect.Parameter.empty) for p in params])
+        return str(bare), None  # the types are in the description, as for every other signature
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-process-signature", _init_signature)
