@@ -17,6 +17,31 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 
+class PolicyRequestError(MlflowException):
+    """A request the policy cannot act on: ``INVALID_PARAMETER_VALUE`` (HTTP 400 from ``mlflow
+    models serve``), its message one line naming the problem and the expected input.
+
+    MLflow's scoring server rewrites the message of an error raised by ``predict`` as ``"Failed to
+    predict data '<the whole request>'. \\nError: <message>"`` (``e.message = ...``, in
+    ``mlflow.pyfunc.scoring_server.invocations``): two lines, the first as long as the request. This
+    error's ``message`` keeps its own line and ignores that rewrite; everything else about it is
+    MLflow's. Requests that MLflow's own signature check refuses (a wrong shape or dtype, an empty
+    batch) are MLflow's errors, worded by MLflow.
+    """
+
+    def __init__(self, line: str):
+        self._line = line
+        super().__init__(line, error_code=INVALID_PARAMETER_VALUE)
+
+    @property  # MlflowException's plain attribute, made read-only
+    def message(self) -> str:
+        return self._line
+
+    @message.setter
+    def message(self, value: str) -> None:
+        pass  # the scoring server's rewrite (see above); the one line stays
+
+
 class PolicyModel(PythonModel):
     """Loads the actor from the model's artifacts (state dicts and the resolved spec) and acts."""
 
@@ -35,7 +60,7 @@ class PolicyModel(PythonModel):
         try:
             return self.policy(model_input, deterministic)
         except PolicyInputError as err:
-            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
+            raise PolicyRequestError(str(err)) from None
 
 
 mlflow.models.set_model(PolicyModel())
