@@ -41,7 +41,7 @@ def store(tmp_path_factory):
     """Three CartPole runs registered as ``cartpole`` (two trained, then an untrained one; the
     champion after each is recorded), and a Gaussian policy behind observation normalization
     registered as ``pendulum``, a masked-action policy (two named inputs) as ``masked``, a CNN
-    policy (MinAtar Breakout) as ``minatar``, and an LSTM policy (not deployable yet) unregistered."""
+    policy (MinAtar Breakout) as ``minatar``, and an LSTM policy (behind VecNormV2) as ``memory``."""
     folder = tmp_path_factory.mktemp("deploy")
     uri = f"sqlite:///{folder}/mlflow.db"
     before = os.environ.get("MLFLOW_TRACKING_URI")
@@ -55,7 +55,7 @@ def store(tmp_path_factory):
         assert main([PENDULUM, "train.total_frames=3200", NORMALIZED, "tracking.register_model=pendulum", *QUIET]) == 0
         assert main([MASKED, "train.total_frames=640", "tracking.register_model=masked", *QUIET]) == 0
         assert main([MINATAR, "train.total_frames=1024", "tracking.register_model=minatar", *QUIET]) == 0
-        assert main([LSTM, "train.total_frames=256", *QUIET]) == 0
+        assert main([LSTM, "train.total_frames=256", "tracking.register_model=memory", *QUIET]) == 0
         yield folder, uri, champions
     finally:
         if before is None:
@@ -284,18 +284,19 @@ def test_onnx_and_pt2_exports_act_as_the_policy(store, tmp_path, name):
     assert len(np.unique(expected)) > 1  # the policy does not answer one constant action
 
 
-def test_a_recurrent_policy_exports_with_its_state_and_steps_an_episode_as_load_actor(store, tmp_path, capsys):
-    """The LSTM policy (behind VecNormV2) has no MLflow Model (the run says why), and exports to
-    ONNX and pt2 with ``is_init`` and its hidden states as inputs and their next values as outputs:
-    stepped through an episode, each gives ``load_actor``'s actions and states."""
+def test_a_recurrent_policy_deploys_with_its_state_and_steps_an_episode_as_load_actor(store, tmp_path, capsys):
+    """The LSTM policy (behind VecNormV2) carries its state through every deployed form: its MLflow
+    Model (in this process and served by a real ``mlflow models serve``) and its ONNX and pt2
+    exports take ``is_init`` and the hidden states as inputs and answer the action and the next
+    states. Stepped through an episode, each gives ``load_actor``'s actions and states."""
     import gymnasium as gym
+    import mlflow
     import onnxruntime
 
     folder, uri, _ = store
     client = mlflow_client(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("ppo-lstm-cartpole-novel").experiment_id])
-    assert "recurrent policy (lstm, gru) has no MLflow Model yet" in run.data.tags["model.skipped"]
-    assert "model.policy" not in run.data.tags
+    assert run.data.tags["model.policy"].startswith("models:/m-")
     for format in ("onnx", "pt2"):
         assert main(["export", run.info.run_id, "--format", format, "--out", str(tmp_path / f"p.{format}")]) == 0
     printed = capsys.readouterr().out
@@ -303,38 +304,62 @@ def test_a_recurrent_policy_exports_with_its_state_and_steps_an_episode_as_load_
     assert "outputs action: int64 [-1]; next_recurrent_state_h: float32 [-1, 1, 64]" in printed
     onnx = onnxruntime.InferenceSession(str(tmp_path / "p.onnx"))
     program = torch.export.load(str(tmp_path / "p.pt2")).module()
+    mlflow.set_tracking_uri(uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/memory@champion")
+    names = ("recurrent_state_h", "recurrent_state_c")
+    assert [i.name for i in pyfunc.metadata.get_input_schema().inputs] == ["observation", "is_init", *names]
+    assert [o.name for o in pyfunc.metadata.get_output_schema().inputs] == ["action", *(f"next_{n}" for n in names)]
     actor = load_actor(run.info.run_id, uri)  # a CarriedMemory
     env = gym.make("pgtorchrl/CartPoleNoVel-v1")
     obs, _ = env.reset(seed=0)
     zeros = np.zeros((1, 1, 64), np.float32)
-    state = {"onnx": (zeros, zeros), "pt2": (zeros, zeros)}
+    state = {form: (zeros, zeros) for form in ("onnx", "pt2", "pyfunc", "served")}
     first, steps, done = True, 0, False
-    while not done and steps < 200:
-        observation = obs[None].astype(np.float32)
-        with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
-            td = actor(TensorDict(observation=torch.from_numpy(observation), batch_size=[1]))
-        expected = int(td["action"].argmax(-1))
-        h, c = (td["next", key].numpy() for key in ("recurrent_state_h", "recurrent_state_c"))
-        is_init = np.array([[first]])
-        a, nh, nc = onnx.run(
-            None,
-            {
-                "observation": observation,
-                "is_init": is_init,
-                **dict(zip(("recurrent_state_h", "recurrent_state_c"), state["onnx"])),
-            },
-        )
-        with torch.no_grad():
-            pa, ph, pc = program(
-                torch.from_numpy(observation), torch.from_numpy(is_init), *(torch.from_numpy(x) for x in state["pt2"])
+    with served("models:/memory@champion", env={**os.environ, "MLFLOW_TRACKING_URI": uri}) as url:
+        while not done and steps < 200:
+            observation = obs[None].astype(np.float32)
+            with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+                td = actor(TensorDict(observation=torch.from_numpy(observation), batch_size=[1]))
+            expected = int(td["action"].argmax(-1))
+            h, c = (td["next", key].numpy() for key in names)
+            is_init = np.array([[first]])
+            got = {
+                "onnx": onnx.run(
+                    None, {"observation": observation, "is_init": is_init, **dict(zip(names, state["onnx"]))}
+                )
+            }
+            with torch.no_grad():
+                got["pt2"] = [
+                    x.numpy()
+                    for x in program(
+                        torch.from_numpy(observation),
+                        torch.from_numpy(is_init),
+                        *(torch.from_numpy(x) for x in state["pt2"]),
+                    )
+                ]
+            answer = pyfunc.predict(
+                {"observation": observation, "is_init": is_init, **dict(zip(names, state["pyfunc"]))}
             )
-        assert int(a[0]) == expected == int(pa[0]), steps
-        for got_h, got_c in ((nh, nc), (ph.numpy(), pc.numpy())):
-            np.testing.assert_allclose(got_h, h, atol=1e-5)
-            np.testing.assert_allclose(got_c, c, atol=1e-5)
-        state = {"onnx": (nh, nc), "pt2": (ph.numpy(), pc.numpy())}
-        obs, _, terminated, truncated, _ = env.step(expected)
-        done, first, steps = terminated or truncated, False, steps + 1
+            got["pyfunc"] = [answer["action"], *(answer[f"next_{n}"] for n in names)]
+            request = {"observation": observation.tolist(), "is_init": is_init.tolist()}
+            request.update({n: s.tolist() for n, s in zip(names, state["served"])})
+            status, answer = _post(url, json.dumps({"inputs": request}).encode())
+            assert status == 200, answer
+            predictions = answer["predictions"]
+            got["served"] = [
+                np.array(predictions["action"]),
+                *(np.array(predictions[f"next_{n}"], np.float32) for n in names),
+            ]
+            for form, (a, nh, nc) in got.items():
+                assert int(a[0]) == expected, (form, steps)
+                np.testing.assert_allclose(nh, h, atol=1e-5, err_msg=form)
+                np.testing.assert_allclose(nc, c, atol=1e-5, err_msg=form)
+            state = {form: (nh, nc) for form, (_, nh, nc) in got.items()}
+            obs, _, terminated, truncated, _ = env.step(expected)
+            done, first, steps = terminated or truncated, False, steps + 1
+        # a request without its state is one line naming what the policy takes
+        status, answer = _post(url, json.dumps({"inputs": {"observation": [[0.0, 0.0]]}}).encode())
+        assert 400 <= status < 500 and "is_init" in answer["message"], answer
     assert steps > 5
 
 

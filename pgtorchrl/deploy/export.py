@@ -96,13 +96,13 @@ class _ActionOf(nn.Module):
 
 
 def _examples(policy: DeployedPolicy, rows: int = 2) -> tuple[torch.Tensor, ...]:
-    arrays = (*policy.io.inputs, *policy.io.memory)
+    arrays = policy.io.arrays_in
     return tuple(torch.zeros((rows, *spec.shape), dtype=getattr(torch, spec.dtype)) for spec in arrays)
 
 
 def output_names(policy: DeployedPolicy) -> list[str]:
     """``action``, then a recurrent policy's next states (``next_recurrent_state_h`` ...)."""
-    return ["action", *(f"next_{spec.name}" for spec in policy.io.memory[1:])]
+    return [spec.name for spec in policy.io.arrays_out]
 
 
 def _check_exportable(policy: DeployedPolicy) -> None:
@@ -148,7 +148,7 @@ def _write(policy: DeployedPolicy, program: torch.export.ExportedProgram, path: 
     onnx = torch.onnx.export(
         program,
         (),
-        input_names=[spec.name for spec in (*policy.io.inputs, *policy.io.memory)],
+        input_names=[spec.name for spec in policy.io.arrays_in],
         output_names=output_names(policy),
         opset_version=OPSET,
         dynamo=True,

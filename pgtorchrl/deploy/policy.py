@@ -59,18 +59,19 @@ class DeployedPolicy:
         return cls(load_files(files, "actor", where, "cpu"))
 
     def expected(self) -> str:
-        """The inputs this policy takes, e.g. ``observation: float32 [-1, 4]``."""
-        return "; ".join(spec.describe() for spec in self.io.inputs)
+        """The inputs this policy takes, e.g. ``observation: float32 [-1, 4]`` (a recurrent one's
+        ``is_init`` and hidden states too)."""
+        return "; ".join(spec.describe() for spec in self.io.arrays_in)
 
     def check(self, inputs: Any) -> dict[str, np.ndarray]:
         """``inputs`` as one array per input name, each of its spec's dtype, or a
         :class:`PolicyInputError` saying what is wrong with it."""
         named = self._named(inputs)
-        unknown = sorted(set(named) - {spec.name for spec in self.io.inputs})
+        unknown = sorted(set(named) - {spec.name for spec in self.io.arrays_in})
         if unknown:
             raise PolicyInputError(f"unknown input {unknown[0]!r}: expected {self.expected()}")
         arrays, rows = {}, None
-        for spec in self.io.inputs:
+        for spec in self.io.arrays_in:
             if spec.name not in named:
                 raise PolicyInputError(f"missing input {spec.name!r}: expected {self.expected()}")
             array = self._array(spec, named[spec.name])
@@ -85,8 +86,8 @@ class DeployedPolicy:
             inputs = inputs.to_numpy()
         if isinstance(inputs, dict):
             return dict(inputs)
-        if len(self.io.inputs) != 1:
-            count = len(self.io.inputs)
+        if len(self.io.arrays_in) != 1:
+            count = len(self.io.arrays_in)
             raise PolicyInputError(f"this policy reads {count} inputs: send them by name ({self.expected()})")
         return {self.io.inputs[0].name: inputs}
 
@@ -118,15 +119,22 @@ class DeployedPolicy:
         array = array.astype(expected, copy=False)
         return array if array.flags.writeable else array.copy()  # torch warns on read-only memory (a DataFrame's)
 
-    def act(self, arrays: dict[str, np.ndarray], deterministic: bool = True) -> np.ndarray:
+    def act(self, arrays: dict[str, np.ndarray], deterministic: bool = True) -> Any:
         """The actions for checked inputs (:meth:`check`): the mode (a Gaussian's mean, the most
-        probable discrete action) if ``deterministic``, else a draw."""
+        probable discrete action) if ``deterministic``, else a draw. A recurrent policy steps each
+        row once from the state it was given and answers ``{"action": ..., "next_<state>": ...}``
+        (:attr:`~pgtorchrl.modules.policy_io.PolicyIO.arrays_out`)."""
         rows = next(iter(arrays.values())).shape[0]
-        td = TensorDict({spec.key: torch.from_numpy(arrays[spec.name]) for spec in self.io.inputs}, batch_size=[rows])
+        td = TensorDict(
+            {spec.key: torch.from_numpy(arrays[spec.name]) for spec in self.io.arrays_in}, batch_size=[rows]
+        )
         mode = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
         with torch.no_grad(), set_exploration_type(mode):
-            action = self.module(td)["action"]
-        return self.io.action_from_td(action, self.action_spec).cpu().numpy()
+            out = self.module(td)
+        action = self.io.action_from_td(out["action"], self.action_spec).cpu().numpy()
+        if not self.io.memory:
+            return action
+        return {"action": action, **{spec.name: out[spec.key].cpu().numpy() for spec in self.io.arrays_out[1:]}}
 
-    def __call__(self, inputs: Any, deterministic: bool = True) -> np.ndarray:
+    def __call__(self, inputs: Any, deterministic: bool = True) -> Any:
         return self.act(self.check(inputs), deterministic)

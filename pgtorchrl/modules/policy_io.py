@@ -46,16 +46,32 @@ class PolicyIO:
     action_kind: str  # "index" (Discrete), "indices" (MultiDiscrete) or "vector"
     memory: tuple[ArraySpec, ...] = ()
 
+    @property
+    def arrays_in(self) -> tuple[ArraySpec, ...]:
+        """Every array one call takes: the inputs, then a recurrent policy's memory."""
+        return (*self.inputs, *self.memory)
+
+    @property
+    def arrays_out(self) -> tuple[ArraySpec, ...]:
+        """Every array one call gives: ``action``, then a recurrent policy's next hidden states
+        (``next_recurrent_state_h`` ...: feed them back, with ``is_init`` false, at the next step)."""
+        return (self.action, *(ArraySpec(f"next_{s.name}", _next(s.key), s.dtype, s.shape) for s in self.memory[1:]))
+
     def plain(self) -> dict:
         """This description as plain values: what the MLflow writer (no torch there) receives."""
         return {
-            "inputs": [(spec.name, spec.dtype, spec.shape) for spec in self.inputs],
-            "action": (self.action.dtype, self.action.shape),
+            "inputs": [(spec.name, spec.dtype, spec.shape) for spec in self.arrays_in],
+            "outputs": [(spec.name, spec.dtype, spec.shape) for spec in self.arrays_out],
         }
 
     def action_from_td(self, action: torch.Tensor, action_spec) -> torch.Tensor:
         """The actor's ``action`` (one-hot for discrete actions) as the gymnasium env takes it."""
         return action_spec.to_categorical(action) if self.action_kind != "vector" else action
+
+
+def _next(key: str | tuple[str, ...]) -> tuple[str, ...]:
+    """Where a step writes the next value of ``key`` (TorchRL's ``("next", key)``)."""
+    return ("next", *key) if isinstance(key, tuple) else ("next", key)
 
 
 def array_name(key) -> str:
@@ -101,7 +117,12 @@ def policy_io(env, module) -> PolicyIO:
 
 
 def example_rows(io: PolicyIO, env, rows: int = 2) -> dict[str, np.ndarray]:
-    """``rows`` draws of each input from ``env``'s observation spec (an input example)."""
+    """``rows`` draws of each input from ``env``'s observation spec (an input example); a
+    recurrent policy's memory as at an episode's first step (``is_init`` true, zero states)."""
     dims = len(env.batch_size)
     specs = {spec.name: _row(env.observation_spec[spec.key], dims) for spec in io.inputs}
-    return {name: np.stack([row.rand().cpu().numpy() for _ in range(rows)]) for name, row in specs.items()}
+    example = {name: np.stack([row.rand().cpu().numpy() for _ in range(rows)]) for name, row in specs.items()}
+    for spec in io.memory:
+        fill = np.ones if spec.key == IS_INIT else np.zeros
+        example[spec.name] = fill((rows, *spec.shape), dtype=spec.dtype)
+    return example

@@ -52,18 +52,21 @@ def requirements() -> tuple[str, ...]:
 
 
 def _signature(io: dict):
-    """``io``: ``{"inputs": [(name, dtype, shape), ...], "action": (dtype, shape)}`` (one row's
-    shapes). One input is an unnamed tensor (``{"inputs": [[...], ...]}``), several are named.
-    MLflow checks a request's dtypes and shapes against it before the policy checks its values."""
+    """``io``: ``{"inputs": [(name, dtype, shape), ...], "outputs": [...]}`` (one row's shapes).
+    One input is an unnamed tensor (``{"inputs": [[...], ...]}``), several are named (a recurrent
+    policy's ``is_init`` and hidden states among them); the same for the outputs (``action``, a
+    recurrent policy's next states). MLflow checks a request's dtypes and shapes against it before
+    the policy checks its values."""
     from mlflow.models import ModelSignature
     from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
-    single = len(io["inputs"]) == 1
-    inputs = Schema(
-        [TensorSpec(np.dtype(dtype), (-1, *shape), None if single else name) for name, dtype, shape in io["inputs"]]
-    )
-    dtype, shape = io["action"]
-    outputs = Schema([TensorSpec(np.dtype(dtype), (-1, *shape))])
+    def schema(arrays) -> Schema:
+        single = len(arrays) == 1
+        return Schema(
+            [TensorSpec(np.dtype(dtype), (-1, *shape), None if single else name) for name, dtype, shape in arrays]
+        )
+
+    inputs, outputs = schema(io["inputs"]), schema(io["outputs"])
     params = ParamSchema([ParamSpec("deterministic", "boolean", True)])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 

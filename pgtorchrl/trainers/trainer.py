@@ -448,40 +448,29 @@ def log_final(spec: Spec, p: Pipeline, run: TrackedRun, state: LoopState) -> Non
         if transforms:  # normalization statistics: part of the policy (load_actor reads them)
             files[ENV_TRANSFORMS] = to_bytes(transforms)
             run.log_bytes(files[ENV_TRANSFORMS], ENV_TRANSFORMS)
-        io = deployable_io(p, run)
-        if io is not None:
-            registered, final = spec.tracking.register_model, state.last_eval  # a rule: registering evaluates
-            register = (registered, final) if registered is not None and final is not None else None
-            example = example_rows(io, p.env)
-            run.log_policy_model(POLICY_MODEL, files, io.plain(), example, register, state.frames)
-            best = state.best
-            if best is not None and best["frames"] != state.evaluated_at:  # else the final policy is the best
-                best_files = {SPEC: spec_file, ACTOR: state_dict_bytes(best["actor"])}
-                if best["env_transforms"]:
-                    best_files[ENV_TRANSFORMS] = to_bytes(best["env_transforms"])
-                run.log_policy_model(BEST_POLICY_MODEL, best_files, io.plain(), example, None, best["frames"])
-                run.set_tag("model.policy_best.frames", str(best["frames"]))
+        io = deployable_io(p)
+        registered, final = spec.tracking.register_model, state.last_eval  # a rule: registering evaluates
+        register = (registered, final) if registered is not None and final is not None else None
+        example = example_rows(io, p.env)
+        run.log_policy_model(POLICY_MODEL, files, io.plain(), example, register, state.frames)
+        best = state.best
+        if best is not None and best["frames"] != state.evaluated_at:  # else the final policy is the best
+            best_files = {SPEC: spec_file, ACTOR: state_dict_bytes(best["actor"])}
+            if best["env_transforms"]:
+                best_files[ENV_TRANSFORMS] = to_bytes(best["env_transforms"])
+            run.log_policy_model(BEST_POLICY_MODEL, best_files, io.plain(), example, None, best["frames"])
+            run.set_tag("model.policy_best.frames", str(best["frames"]))
     run.log_metrics({"time/train_seconds": state.elapsed}, step=state.frames)
     run.log_text(curve_csv(state.curve), "curves.csv")
     run.log_learning_curve(state.curve)
 
 
-def deployable_io(p: Pipeline, run: TrackedRun) -> PolicyIO | None:
-    """What the policy's MLflow Model reads and writes (:func:`~pgtorchrl.modules.policy_io.policy_io`),
-    or ``None`` for a recurrent policy: a served model would have to keep each client's hidden
-    state between requests, so the run is logged without one (a one-line warning and a
-    ``model.skipped`` tag say so); ``pgtorchrl export`` writes it with its state as inputs and outputs."""
+def deployable_io(p: Pipeline) -> PolicyIO:
+    """What the policy's MLflow Model reads and writes (:func:`~pgtorchrl.modules.policy_io.policy_io`).
+    A recurrent policy's state travels with each request, as in its exported files: ``is_init`` and
+    the hidden states in, the next states out (a server keeps no client's state)."""
     inputs = observation_transforms(p.env)
-    io = policy_io(p.env, TensorDictSequential(inputs, p.actor) if inputs is not None else p.actor)
-    if io.memory:
-        why = (
-            "a recurrent policy (lstm, gru) has no MLflow Model yet (a server would keep each client's hidden "
-            "state); `pgtorchrl export RUN_ID` writes it with its state as inputs and outputs"
-        )
-        print(f"pgtorchrl: warning: no MLflow Model logged: {why}", file=sys.stderr)
-        run.set_tag("model.skipped", why)
-        return None
-    return io
+    return policy_io(p.env, TensorDictSequential(inputs, p.actor) if inputs is not None else p.actor)
 
 
 def train(
