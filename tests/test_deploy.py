@@ -109,15 +109,29 @@ def _masked_inputs(rows: int) -> dict[str, np.ndarray]:
     return {"observation": rng.uniform(0, 1, (rows, 50)).astype(np.float32), "action_mask": mask}
 
 
+def _recurrent_inputs(rows: int) -> dict[str, np.ndarray]:
+    """Masked-velocity CartPole steps mid-episode and at a start, each with its own hidden state."""
+    rng = np.random.default_rng(3)
+    return {
+        "observation": rng.normal(scale=[1.0, 0.0, 0.1, 0.0], size=(rows, 4)).astype(np.float32),  # velocities 0
+        "is_init": rng.random((rows, 1)) < 0.2,
+        "recurrent_state_h": rng.normal(scale=0.3, size=(rows, 1, 64)).astype(np.float32),
+        "recurrent_state_c": rng.normal(scale=0.3, size=(rows, 1, 64)).astype(np.float32),
+    }
+
+
 OBSERVATIONS: dict[str, Any] = {
+    "memory": _recurrent_inputs(1000),
     "masked": _masked_inputs(1000),
     "cartpole": np.random.default_rng(0).normal(scale=[1.0, 1.0, 0.1, 1.0], size=(1000, 4)).astype(np.float32),
     "pendulum": np.random.default_rng(1).uniform([-1, -1, -8], [1, 1, 8], size=(1000, 3)).astype(np.float32),
 }
 
 
-@pytest.mark.parametrize("name", ["cartpole", "pendulum", "masked"])
+@pytest.mark.parametrize("name", ["cartpole", "pendulum", "masked", "memory"])
 def test_the_mlflow_model_in_a_fresh_process_acts_as_load_actor(store, name, tmp_path):
+    """A recurrent policy's model (``memory``) answers each row's next hidden states too, equal
+    to those of the actor ``load_actor`` wraps, stepped from the same states."""
     folder, uri, _ = store
     inputs = OBSERVATIONS[name] if isinstance(OBSERVATIONS[name], dict) else {"observation": OBSERVATIONS[name]}
     np.savez(tmp_path / "obs.npz", **inputs)
@@ -125,15 +139,26 @@ def test_the_mlflow_model_in_a_fresh_process_acts_as_load_actor(store, name, tmp
         "import sys, numpy as np, mlflow\n"
         f"model = mlflow.pyfunc.load_model('models:/{name}@champion')\n"
         f"inputs = dict(np.load('{tmp_path / 'obs.npz'}'))\n"
-        "np.save(sys.argv[1], model.predict(inputs if len(inputs) > 1 else inputs['observation']))\n"
+        "out = model.predict(inputs if len(inputs) > 1 else inputs['observation'])\n"
+        "np.savez(sys.argv[1], **(out if isinstance(out, dict) else {'action': out}))\n"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a.npy")], env=env, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a.npz")], env=env, capture_output=True)
     assert out.returncode == 0, out.stderr.decode()[-2000:]
-    served = np.load(tmp_path / "a.npy")
-    expected = _actions(load_actor(f"models:/{name}@champion", uri), OBSERVATIONS[name])
+    answer = dict(np.load(tmp_path / "a.npz"))
+    served = answer.pop("action")
+    actor = load_actor(f"models:/{name}@champion", uri)
+    if name == "memory":  # the CarriedMemory's actor, given each row's state as the model was
+        actor = actor.policy
+        td = TensorDict({k: torch.from_numpy(v) for k, v in inputs.items()}, batch_size=[1000])
+        with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+            stepped = actor(td)
+        assert sorted(answer) == ["next_recurrent_state_c", "next_recurrent_state_h"]
+        for key, value in answer.items():
+            np.testing.assert_allclose(value, stepped["next", key.removeprefix("next_")].numpy(), atol=1e-5)
+    expected = _actions(actor, OBSERVATIONS[name])
     assert served.shape == expected.shape and served.dtype == expected.dtype
-    if name == "cartpole":
+    if name in ("cartpole", "memory"):
         assert (served == expected).all() and 0 < expected.mean() < 1  # both actions occur
     elif name == "masked":
         assert (served == expected).all()

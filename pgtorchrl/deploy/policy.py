@@ -42,7 +42,7 @@ class DeployedPolicy:
 
     def __init__(self, loaded: Loaded):
         self.actor, self.inputs = loaded.module, loaded.inputs  # the actor; its frozen input transforms or None
-        self.module = loaded.policy.eval()
+        self.module = loaded.stateless_policy.eval()  # a recurrent one's state comes with each call
         self.io: PolicyIO = policy_io(loaded.env, self.module)
         dims = len(loaded.env.batch_size)
         self.action_spec = loaded.env.action_spec[(0,) * dims] if dims else loaded.env.action_spec  # one row's

@@ -203,6 +203,14 @@ class Loaded(NamedTuple):
         """The module reading raw observations (:func:`load_actor`'s form)."""
         return _with_inputs(self.module, self.inputs)
 
+    @property
+    def stateless_policy(self):
+        """:attr:`policy` with a recurrent module's ``is_init`` and hidden states as TensorDict
+        inputs and their next values as outputs (``("next", key)``), as a server or an exported
+        file steps it: no :class:`~pgtorchrl.modules.recurrent.CarriedMemory` keeps them."""
+        policy = self.policy
+        return policy.policy if isinstance(policy, CarriedMemory) else policy
+
 
 def load_files(files: Files, which: str, where: str, device: str | None = None, eval_env_of=None) -> Loaded:
     """``which`` module (``"actor"``, ``"critic"``) rebuilt from ``files`` (a run's or a policy
