@@ -157,23 +157,41 @@ def test_pgtorchrl_list_into_a_closed_pipe_stops_quietly(tmp_path):
 
 
 # --- the guide's code ----------------------------------------------------------------------------------------------
-def _fragments() -> list[tuple[str, int, str]]:
-    return [(p.name, i, block) for p in [*GUIDE, ROOT / "README.md"] for i, block in enumerate(blocks(p, "yaml"))]
+def _plugin_modules(page: Path, folder: Path) -> int:
+    """Writes each Python block of ``page`` that names its module (``# my_envs.py ...``) to ``folder``
+    under that name; returns how many it wrote."""
+    written = 0
+    for code in blocks(page, "python"):
+        module = re.match(r"# (\w+)\.py", code)
+        if module:
+            (folder / f"{module.group(1)}.py").write_text(code)
+            written += 1
+    return written
 
 
-@pytest.mark.parametrize(
-    ("page", "index", "block"), _fragments(), ids=lambda v: v if isinstance(v, str) and len(v) < 40 else ""
-)
+def _pgtorchrl(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m pgtorchrl ARGS`` in ``cwd``, with ``cwd`` importable (the plugin modules written there)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pgtorchrl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{cwd}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        timeout=600,
+    )
+
+
+def _fragments() -> list[tuple[Path, int, str]]:
+    return [(p, i, block) for p in [*GUIDE, ROOT / "README.md"] for i, block in enumerate(blocks(p, "yaml"))]
+
+
+@pytest.mark.parametrize(("page", "index", "block"), _fragments(), ids=lambda v: v.name if isinstance(v, Path) else "")
 def test_every_yaml_block_of_the_guide_is_a_valid_spec_or_spec_fragment(page, index, block, tmp_path):
     """A fragment replaces its sections in ``vpg_cartpole.yaml``; a plugin it names is the module of the
     same page's Python block (``# my_envs.py ...``), written beside it. A spec with plugins is
     validated in its own process: its registrations must not reach the other tests' registries."""
     fragment = yaml.safe_load(block)
-    source = next(p for p in [*GUIDE, ROOT / "README.md"] if p.name == page)
-    for code in blocks(source, "python"):
-        name = re.match(r"# (\w+)\.py", code)
-        if name:
-            (tmp_path / f"{name.group(1)}.py").write_text(code)
+    _plugin_modules(page, tmp_path)
     spec = (
         fragment if "experiment" in fragment else {**yaml.safe_load(BASE_SPEC.read_text()), **copy.deepcopy(fragment)}
     )
@@ -184,14 +202,7 @@ def test_every_yaml_block_of_the_guide_is_a_valid_spec_or_spec_fragment(page, in
     if not spec.get("plugins"):
         load_spec(path)
         return
-    proc = subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", "validate", str(path)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
-        timeout=300,
-    )
+    proc = _pgtorchrl("validate", str(path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -221,10 +232,7 @@ def test_the_guide_trains_committed_specs_with_commands_that_validate():
 
 def test_the_plugin_pages_env_and_components_train(tmp_path):
     page = DOCS / "guide" / "extending.md"
-    for code in blocks(page, "python"):
-        module = re.match(r"# (\w+)\.py", code)
-        assert module, code[:80]
-        (tmp_path / f"{module.group(1)}.py").write_text(code)
+    assert _plugin_modules(page, tmp_path) == len(blocks(page, "python"))  # each block a named module
     spec = yaml.safe_load(BASE_SPEC.read_text())
     for fragment in blocks(page, "yaml"):
         fragment = yaml.safe_load(fragment)
@@ -233,23 +241,14 @@ def test_the_plugin_pages_env_and_components_train(tmp_path):
     spec["train"] = {"total_frames": 1024}
     spec["eval"] = {"episodes": 2}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", "spec.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
-        timeout=300,
-    )
+    proc = _pgtorchrl("spec.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "1024 frames" in proc.stdout + proc.stderr
 
 
 def test_the_readmes_spec_trains_and_solves_cartpole(tmp_path):
     (tmp_path / "my_vpg.yaml").write_text(blocks(ROOT / "README.md", "yaml")[0])
-    proc = subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", "my_vpg.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=600
-    )
+    proc = _pgtorchrl("my_vpg.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("solved: eval/return_mean="), proc.stdout
 

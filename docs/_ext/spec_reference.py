@@ -9,11 +9,7 @@ from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
-from pgtorchrl.pipeline.reference import FieldDoc, component_sections, fixed_sections, top_level_fields
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|") if text else " "
+from pgtorchrl.pipeline.reference import REQUIRED, FieldDoc, component_sections, fixed_sections, top_level_fields
 
 
 def _literal(text: str) -> str:
@@ -34,7 +30,7 @@ def _table(rows: tuple[FieldDoc, ...]) -> list[str]:
         "     - doc",
     ]
     for f in rows:
-        default = _literal(f.default_yaml) if f.default_yaml else "required"
+        default = "required" if f.default is REQUIRED else _literal(f.default_yaml)
         lines += [f"   * - ``{f.name}``", f"     - {_literal(f.type)}", f"     - {default}", f"     - {f.doc or ' '}"]
     return [*lines, ""]
 

@@ -145,11 +145,15 @@ def _load(spec: Spec, which: str, files: Files, eval_env=None):
     return module, inputs, env
 
 
+def _behind_inputs(module, transforms):
+    """``module`` reading raw observations: behind the frozen observation transforms it was trained with."""
+    return TensorDictSequential(transforms, module) if transforms is not None else module
+
+
 def _with_inputs(module, transforms):
-    """``module`` reading raw observations: behind the frozen observation transforms it was
-    trained with; a recurrent one carrying its hidden state between calls (:class:`CarriedMemory`)."""
-    if transforms is not None:
-        module = TensorDictSequential(transforms, module)
+    """:func:`_behind_inputs`, a recurrent module carrying its hidden state between calls
+    (:class:`CarriedMemory`)."""
+    module = _behind_inputs(module, transforms)
     return CarriedMemory(module) if is_recurrent(module) else module
 
 
@@ -208,8 +212,7 @@ class Loaded(NamedTuple):
         """:attr:`policy` with a recurrent module's ``is_init`` and hidden states as TensorDict
         inputs and their next values as outputs (``("next", key)``), as a server or an exported
         file steps it: no :class:`~pgtorchrl.modules.recurrent.CarriedMemory` keeps them."""
-        policy = self.policy
-        return policy.policy if isinstance(policy, CarriedMemory) else policy
+        return _behind_inputs(self.module, self.inputs)
 
 
 def load_files(files: Files, which: str, where: str, device: str | None = None, eval_env_of=None) -> Loaded:

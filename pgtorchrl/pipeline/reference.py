@@ -149,7 +149,7 @@ def component_sections() -> list[SectionDoc]:
         if any(registry is REGISTRIES[s.name] for s in sections):
             continue
         also = tuple(k for k, r in REGISTRIES.items() if r is registry and k != key)
-        summary = (Spec.model_fields[key].description or "") if key in Spec.model_fields else ""
+        summary = Spec.model_fields[key].description or ""
         sections.append(SectionDoc(key, summary, also, _components(registry)))
     sections.append(
         SectionDoc(

@@ -449,16 +449,17 @@ def log_final(spec: Spec, p: Pipeline, run: TrackedRun, state: LoopState) -> Non
             files[ENV_TRANSFORMS] = to_bytes(transforms)
             run.log_bytes(files[ENV_TRANSFORMS], ENV_TRANSFORMS)
         io = deployable_io(p)
+        plain = io.plain()  # the final and the best model share it
         registered, final = spec.tracking.register_model, state.last_eval  # a rule: registering evaluates
         register = (registered, final) if registered is not None and final is not None else None
         example = example_rows(io, p.env)
-        run.log_policy_model(POLICY_MODEL, files, io.plain(), example, register, state.frames)
+        run.log_policy_model(POLICY_MODEL, files, plain, example, register, state.frames)
         best = state.best
         if best is not None and best["frames"] != state.evaluated_at:  # else the final policy is the best
             best_files = {SPEC: spec_file, ACTOR: state_dict_bytes(best["actor"])}
             if best["env_transforms"]:
                 best_files[ENV_TRANSFORMS] = to_bytes(best["env_transforms"])
-            run.log_policy_model(BEST_POLICY_MODEL, best_files, io.plain(), example, None, best["frames"])
+            run.log_policy_model(BEST_POLICY_MODEL, best_files, plain, example, None, best["frames"])
             run.set_tag("model.policy_best.frames", str(best["frames"]))
     run.log_metrics({"time/train_seconds": state.elapsed}, step=state.frames)
     run.log_text(curve_csv(state.curve), "curves.csv")
