@@ -45,9 +45,10 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
             "collector.name=sync",
             "train.total_frames=5120",
             *SHORT,
-            "env.transforms=[{name: torchrl.VecNormV2, decay: 0.99}, {name: torchrl.RewardScaling, scale: 0.1}]",
+            "env.transforms=[{name: torchrl.VecNormV2, decay: 0.99}, {name: torchrl.RewardScaling, scale: 0.1},"
+            " {name: normalize_reward, gamma: 0.9}]",
         ],
-    ),
+    ),  # running statistics of observations and of the return (NormalizeReward's extra state)
     "episodes": (
         "reinforce_cartpole",
         ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"],

@@ -99,6 +99,22 @@ def clip_transform(
     return ClipTransform(in_keys=in_keys, in_keys_inv=in_keys_inv, low=low, high=high)
 
 
+@TRANSFORMS.register("normalize_reward")
+def normalize_reward(
+    *,
+    gamma: Annotated[float, Field(ge=0.0, le=1.0)] = 0.99,
+    eps: PositiveFloat = 1.0e-8,
+    clip: Optional[PositiveFloat] = None,
+):
+    """pgtorchrl.envs.normalize_reward.NormalizeReward: reward / std of the discounted return (SB3's VecNormalize).
+
+    The learner's reward divided by the running standard deviation of each env's gamma-discounted
+    return (gymnasium's NormalizeReward), then clipped to [-clip, clip]; the logged returns stay the task's."""
+    from pgtorchrl.envs.normalize_reward import NormalizeReward
+
+    return NormalizeReward(gamma=gamma, eps=eps, clip=clip)
+
+
 if TYPE_CHECKING:  # built from the transforms registered above: to a type checker, any transform
     TransformSection: TypeAlias = Any
 else:
