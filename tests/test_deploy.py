@@ -221,21 +221,23 @@ def test_mlflow_models_serve_answers_as_load_actor_and_survives_bad_requests(sto
         good = json.dumps({"inputs": observations.tolist()}).encode()
         status, answer = _post(url, good)
         assert status == 200 and answer["predictions"] == expected.tolist()
-        bad = {
-            "wrong shape": (b'{"inputs": [[0.1, 0.2, 0.3]]}', "does not match expected shape (-1, 4)"),
-            "wrong dtype": (b'{"inputs": [["a", "b", "c", "d"]]}', "could not convert string to float"),
+        expected_input = "expected observation: float32 [-1, 4]"
+        bad = {  # MLflow refuses the first ones itself, the policy's own checks the others: one line each
+            "wrong shape": (b'{"inputs": [[0.1, 0.2, 0.3]]}', f"observation has shape [1, 3]: {expected_input}"),
+            "wrong rank": (b'{"inputs": [[[0.1, 0.2, 0.3, 0.4]]]}', f"shape [1, 1, 4]: {expected_input}"),
+            "wrong dtype": (b'{"inputs": [["a", "b", "c", "d"]]}', f"dtype <U1, not numbers: {expected_input}"),
+            "a dict": (b'{"inputs": {"speed": [[0, 0, 0, 0]]}}', f"unknown input 'speed': {expected_input}"),
+            "empty": (b'{"inputs": []}', "observation is an empty batch: send at least one row"),
+            "no inputs": (b'{"observations": [[0, 0, 0, 0]]}', "the request has no 'inputs' (got ['observations'])"),
+            "malformed JSON": (b'{"inputs": [[0.1, 0.2', "the request is not JSON (Expecting ',' delimiter"),
             "NaN": (b'{"inputs": [[NaN, 0, 0, 0]]}', "observation holds NaN or infinite values"),
             "inf": (b'{"inputs": [[0, Infinity, 0, 0]]}', "observation holds NaN or infinite values"),
-            "a dict": (b'{"inputs": {"speed": [[0, 0, 0, 0]]}}', "expects a single n-dimensional array"),
-            "empty": (b'{"inputs": []}', "Failed to enforce schema"),
             "100k rows": (json.dumps({"inputs": [[0.0] * 4] * 100_000}).encode(), "at most 10000 rows per call"),
-            "malformed JSON": (b'{"inputs": [[0.1, 0.2', "valid JSON"),
         }
         for what, (body, reason) in bad.items():
             status, answer = _post(url, body)
             assert 400 <= status < 500 and reason in answer["message"], (what, status, answer)
-            if what in ("NaN", "inf", "100k rows"):  # the policy's own checks: its one line, as it wrote it
-                assert "\n" not in answer["message"] and not answer["message"].startswith("Failed"), (what, answer)
+            assert "\n" not in answer["message"] and len(answer["message"]) < 300, (what, answer)  # not the request
             status, answer = _post(url, good)  # still serving
             assert status == 200 and answer["predictions"] == expected.tolist(), what
 

@@ -102,13 +102,13 @@ class DeployedPolicy:
             flat = int(np.prod(spec.shape))
             if array.shape[1] == flat:  # a DataFrame's flattened rows
                 array = array.reshape(array.shape[0], *spec.shape)
+        if array.ndim >= 1 and array.shape[0] == 0:  # [] or [N=0, ...]
+            raise PolicyInputError(f"{spec.name} is an empty batch: send at least one row ({spec.describe()})")
         if array.ndim == len(spec.shape):  # one row without its batch dimension
             array = array[None]
         if array.shape[1:] != spec.shape:
             got = list(array.shape)
             raise PolicyInputError(f"{spec.name} has shape {got}: expected {spec.describe()}")
-        if array.shape[0] == 0:
-            raise PolicyInputError(f"{spec.name} is an empty batch: send at least one row ({spec.describe()})")
         if array.shape[0] > MAX_ROWS:
             raise PolicyInputError(f"a batch of {array.shape[0]} rows: at most {MAX_ROWS} rows per call")
         expected = np.dtype(spec.dtype)

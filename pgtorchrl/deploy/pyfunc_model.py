@@ -12,34 +12,7 @@ False}`` samples. A request the policy cannot act on is an ``INVALID_PARAMETER_V
 from __future__ import annotations
 
 import mlflow
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
-
-
-class PolicyRequestError(MlflowException):
-    """A request the policy cannot act on: ``INVALID_PARAMETER_VALUE`` (HTTP 400 from ``mlflow
-    models serve``), its message one line naming the problem and the expected input.
-
-    MLflow's scoring server rewrites the message of an error raised by ``predict`` as ``"Failed to
-    predict data '<the whole request>'. \\nError: <message>"`` (``e.message = ...``, in
-    ``mlflow.pyfunc.scoring_server.invocations``): two lines, the first as long as the request. This
-    error's ``message`` keeps its own line and ignores that rewrite; everything else about it is
-    MLflow's. Requests that MLflow's own signature check refuses (a wrong shape or dtype, an empty
-    batch) are MLflow's errors, worded by MLflow.
-    """
-
-    def __init__(self, line: str):
-        self._line = line
-        super().__init__(line, error_code=INVALID_PARAMETER_VALUE)
-
-    @property  # MlflowException's plain attribute, made read-only
-    def message(self) -> str:
-        return self._line
-
-    @message.setter
-    def message(self, value: str) -> None:
-        pass  # the scoring server's rewrite (see above); the one line stays
 
 
 class PolicyModel(PythonModel):
@@ -47,7 +20,11 @@ class PolicyModel(PythonModel):
 
     def load_context(self, context) -> None:
         from pgtorchrl.deploy.policy import DeployedPolicy
+        from pgtorchrl.deploy.scoring_errors import in_scoring_server, install
         from pgtorchrl.experiments.loading import artifact_files
+
+        if in_scoring_server():  # mlflow models serve: its own refusals in one line too
+            install()
 
         self.policy = DeployedPolicy.from_files(
             artifact_files(context.artifacts, "the MLflow Model"), "the MLflow Model"
@@ -55,6 +32,7 @@ class PolicyModel(PythonModel):
 
     def predict(self, context, model_input, params=None):
         from pgtorchrl.deploy.policy import PolicyInputError
+        from pgtorchrl.deploy.scoring_errors import PolicyRequestError
 
         deterministic = bool((params or {}).get("deterministic", True))
         try:
