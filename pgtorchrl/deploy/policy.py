@@ -70,10 +70,11 @@ class DeployedPolicy:
         unknown = sorted(set(named) - {spec.name for spec in self.io.arrays_in})
         if unknown:
             raise PolicyInputError(f"unknown input {unknown[0]!r}: expected {self.expected()}")
+        missing = [spec.name for spec in self.io.arrays_in if spec.name not in named]
+        if missing:  # the names first: a request without its state is told so, whatever its shapes
+            raise PolicyInputError(f"missing input {missing[0]!r}: expected {self.expected()}")
         arrays, rows = {}, None
         for spec in self.io.arrays_in:
-            if spec.name not in named:
-                raise PolicyInputError(f"missing input {spec.name!r}: expected {self.expected()}")
             array = self._array(spec, named[spec.name])
             if rows is not None and array.shape[0] != rows:
                 raise PolicyInputError(f"{spec.name} has {array.shape[0]} rows, the other inputs {rows}")
