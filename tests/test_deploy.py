@@ -21,6 +21,7 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from pgtorchrl import load_actor
 from pgtorchrl.cli import main
 from pgtorchrl.deploy.policy import MAX_ROWS, DeployedPolicy, PolicyInputError
+from pgtorchrl.deploy.scoring_errors import one_line
 from pgtorchrl.deploy.serving import served
 from pgtorchrl.experiments.loading import DamagedArtifactError
 from pgtorchrl.record.tracking import mlflow_client
@@ -240,6 +241,27 @@ def test_mlflow_models_serve_answers_as_load_actor_and_survives_bad_requests(sto
             assert "\n" not in answer["message"] and len(answer["message"]) < 300, (what, answer)  # not the request
             status, answer = _post(url, good)  # still serving
             assert status == 200 and answer["predictions"] == expected.tolist(), what
+
+
+def test_what_the_policy_accepts_but_mlflow_refuses_keeps_mlflows_words_on_one_line(store):
+    """A ``params`` value or a DataFrame body: MLflow's reason, without the request it quotes."""
+    _, uri, _ = store
+    policy = DeployedPolicy.load("models:/cartpole@champion", uri)
+    expected_input = "expected observation: float32 [-1, 4]"
+    request = b'{"inputs": [[0, 0, 0, 0]], "params": {"deterministic": "maybe"}}'
+    reason = "Invalid parameters found: deterministic is not boolean"
+    message = f"Failed to predict data '[[0. 0. 0. 0.]]'. \nError: {reason}"
+    assert one_line(message, request, policy) == f"{reason}: {expected_input}"
+    quoted = "0.5 " * 5000
+    message = (
+        f"Failed to predict data '{quoted}'. \nError: Failed to enforce schema of data '{quoted}' with schema"
+        " '[Tensor('float32', (-1, 4))]'. Error: The input pandas dataframe column 'a'\ncontains scalar values."
+    )
+    frame = b'{"dataframe_split": {"columns": ["a"], "data": [[1]]}}'
+    assert one_line(message, frame, policy) == (
+        f"The input pandas dataframe column 'a' contains scalar values: {expected_input}"
+    )
+    assert len(one_line("x" * 5000, frame, None)) == 300  # a message of MLflow's own that embeds data: cut
 
 
 class _RunsCode:
