@@ -52,26 +52,20 @@ class NormalizeReward(Transform):
     def __init__(self, gamma: float = 0.99, eps: float = 1e-8, clip: float | None = None):
         super().__init__(in_keys=["reward"], out_keys=["reward"])
         self.gamma, self.eps, self.clip = gamma, eps, clip
-        self._scale: RunningRewardScale | None = None  # sized by the first step's batch
-        self._frozen = False
+        self._scale = RunningRewardScale(1, gamma, eps, clip)  # its returns sized by the batch stepped
 
-    def _scale_for(self, num_envs: int) -> RunningRewardScale:
-        if self._scale is None:
-            self._scale = RunningRewardScale(num_envs, self.gamma, self.eps, self.clip)
-            if self._frozen:
-                self._scale.stats.freeze()
-        elif len(self._scale.returns) != num_envs:  # statistics loaded into a batch of another size
-            self._scale.returns = np.zeros((num_envs, 1), dtype=np.float64)  # (evaluation's envs)
-        return self._scale
+    def _returns_for(self, num_envs: int) -> None:
+        """One return per env: statistics loaded into, or evaluated on, a batch of another size
+        start that batch's returns at zero."""
+        if len(self._scale.returns) != num_envs:
+            self._scale.returns = np.zeros((num_envs, 1), dtype=np.float64)
 
     def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
         reward = next_tensordict.get("reward")
-        terminated = next_tensordict.get("terminated", None)
         rows = reward.reshape(-1, 1)
-        flags = torch.zeros_like(rows, dtype=torch.bool) if terminated is None else terminated.reshape(-1, 1)
-        scale = self._scale_for(rows.shape[0])
-        every = np.arange(rows.shape[0])
-        scaled = scale(rows.detach().cpu().numpy().astype(np.float64), flags.cpu().numpy(), every)
+        terminated = next_tensordict.get("terminated", torch.zeros_like(rows, dtype=torch.bool)).reshape(-1, 1)
+        self._returns_for(rows.shape[0])
+        scaled = self._scale(rows.detach().cpu().numpy().astype(np.float64), terminated.cpu().numpy())
         next_tensordict.set("reward", torch.from_numpy(scaled).to(reward).reshape(reward.shape))
         return next_tensordict
 
@@ -82,18 +76,14 @@ class NormalizeReward(Transform):
 
     def freeze(self) -> None:
         """Stops the statistics from moving (evaluation)."""
-        self._frozen = True
-        if self._scale is not None:
-            self._scale.stats.freeze()
+        self._scale.stats.freeze()
 
     def get_extra_state(self) -> dict[str, torch.Tensor]:
-        return {} if self._scale is None else self._scale.state_dict()
+        return self._scale.state_dict()
 
     def set_extra_state(self, state: Any) -> None:
-        if not state:
-            self._scale = None
-            return
-        self._scale_for(int(state["returns"].shape[0])).load_state_dict(state)
+        self._returns_for(int(state["returns"].shape[0]))
+        self._scale.load_state_dict(state)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(gamma={self.gamma}, eps={self.eps}, clip={self.clip})"
