@@ -30,10 +30,10 @@ def test_each_epoch_visits_every_step_once_in_shuffled_minibatches(monkeypatch):
     steps.set("step_id", torch.arange(steps.numel()))  # which collected step a minibatch row is
     seen, real = [], trainer.gradient_step
 
-    def recording(p, minibatch, iteration, frames):
+    def recording(p, minibatch, iteration, frames, statistics=True):
         seen.append(minibatch.get("step_id"))
         torch.testing.assert_close(minibatch.get("observation"), steps.get("observation")[minibatch.get("step_id")])
-        return real(p, minibatch, iteration, frames)
+        return real(p, minibatch, iteration, frames, statistics)
 
     monkeypatch.setattr(trainer, "gradient_step", recording)
     metrics = trainer.update(p, steps, 1, steps.numel())

@@ -45,6 +45,8 @@ __all__ = [
     "PolicyStep",
     "log_prob_and_entropy",
     "distribution_log_prob_and_entropy",
+    "gaussian_log_prob_and_entropy",
+    "categorical_log_prob_and_entropy",
 ]
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
@@ -237,15 +239,28 @@ def distribution_log_prob_and_entropy(
     action = tensordict.get(action_key)
     net = gaussian_net(actor)
     if net is not None:
-        loc, scale = net.module(*(tensordict.get(k) for k in net.in_keys))
-        log_scale = scale.log()
-        log_prob = (-((action - loc) ** 2) / (2 * scale.pow(2)) - log_scale - _LOG_SQRT_2PI).sum(-1)
-        return log_prob, (0.5 + _LOG_SQRT_2PI + log_scale).sum(-1)
+        return gaussian_log_prob_and_entropy(action, *net.module(*(tensordict.get(k) for k in net.in_keys)))
     net = categorical_logits_net(actor)
     if net is None:
         raise TypeError(f"a categorical or diagonal Gaussian actor is needed, got {type(actor).__name__}")
     if logits is None:
         logits = net.module(*(tensordict.get(k) for k in net.in_keys))
+    return categorical_log_prob_and_entropy(action, logits)
+
+
+def gaussian_log_prob_and_entropy(
+    action: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``IndependentNormal(loc, scale)``'s log-probability of ``action`` and its entropy, per
+    sample, as ``Normal.log_prob`` summed over the action computes them (bit for bit)."""
+    log_scale = scale.log()
+    log_prob = (-((action - loc) ** 2) / (2 * scale.pow(2)) - log_scale - _LOG_SQRT_2PI).sum(-1)
+    return log_prob, (0.5 + _LOG_SQRT_2PI + log_scale).sum(-1)
+
+
+def categorical_log_prob_and_entropy(action: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``OneHotCategorical(logits)``'s log-probability of the one-hot ``action`` and its entropy,
+    per sample, as torch's ``Categorical`` computes them (bit for bit)."""
     logits = logits - logits.logsumexp(-1, keepdim=True)  # torch's Categorical, as OneHotCategorical scores
     log_prob = logits.gather(-1, action.argmax(-1, keepdim=True)).squeeze(-1)
     entropy = -(logits.clamp(min=torch.finfo(logits.dtype).min) * torch.softmax(logits, -1)).sum(-1)

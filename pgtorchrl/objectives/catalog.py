@@ -219,10 +219,12 @@ LOSSES.register("torchrl.ClipPPOLoss")(
 LOSSES.register("ppo")(
     _ppo(
         "ppo",
-        "pgtorchrl's ClipPPOLoss: TorchRL's clipped surrogate with a plain-tensor forward (speed only; same outputs).",
+        "pgtorchrl's ClipPPOLoss: TorchRL's clipped surrogate with a plain-tensor forward (speed only; same outputs);"
+        " analytic_gradients: MLP networks' gradients by hand (speed only; autograd's up to float rounding).",
         path="pgtorchrl.objectives.ppo.ClipPPOLoss",
         functional=False,
         clip_epsilon=CLIP_EPSILON,
+        analytic_gradients=(bool, True),
     )
 )
 LOSSES.register("torchrl.KLPENPPOLoss")(

@@ -20,8 +20,24 @@ from tensordict.nn import TensorDictModule, dispatch
 from torchrl.objectives import ClipPPOLoss as TorchRLClipPPOLoss
 from torchrl.objectives.utils import distance_loss
 
-from pgtorchrl.modules.fast_policies import categorical_logits_net, distribution_log_prob_and_entropy, gaussian_net
+from pgtorchrl.modules.fast_policies import (
+    categorical_log_prob_and_entropy,
+    categorical_logits_net,
+    distribution_log_prob_and_entropy,
+    gaussian_log_prob_and_entropy,
+    gaussian_net,
+)
+from pgtorchrl.modules.models import GaussianHead
 from pgtorchrl.modules.shared_encoder import shared_trunk
+from pgtorchrl.objectives.ppo_gradients import (
+    categorical_logits_grad,
+    critic_value_grad,
+    gaussian_grads,
+    mlp_backward,
+    mlp_forward,
+    mlp_layers,
+    surrogate_log_prob_grad,
+)
 
 __all__ = ["ClipPPOLoss"]
 
@@ -92,39 +108,138 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
             and self._entropy_coeff_map is None
         )
 
+    def __init__(self, *args, analytic_gradients: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.analytic_gradients = analytic_gradients
+
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not self.fast_path(tensordict):
             return super().forward(tensordict)
+        logits, value = self._shared_trunk_outputs(tensordict)
+        log_prob, entropy = distribution_log_prob_and_entropy(
+            self.actor_network, tensordict, self.tensor_keys.action, logits
+        )
+        out, _ = self._outputs(tensordict, log_prob, entropy, value)
+        return TensorDict(out, batch_size=[])
+
+    def _outputs(
+        self,
+        tensordict: TensorDictBase,
+        log_prob: torch.Tensor,
+        entropy: torch.Tensor,
+        value: torch.Tensor | None,
+        statistics: bool = True,
+    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The forward's outputs from the policy's log-probabilities and entropies and the
+        critic's values (``None``: computed here), and the surrogate's ``(advantage, log_weight,
+        log_weight_clip)`` (the advantage normalized where asked), which its gradient needs.
+        ``statistics=False``: the ``loss_*`` terms only."""
         advantage = tensordict.get(self.tensor_keys.advantage)
         if self.normalize_advantage and advantage.numel() > 1:  # torchrl._utils._standardize
             advantage = (advantage - advantage.mean()) / advantage.std().clamp_min(torch.finfo(torch.float).resolution)
         prev_log_prob = tensordict.get(self.tensor_keys.sample_log_prob)
         if prev_log_prob.requires_grad:
             raise RuntimeError(f"tensordict stored {self.tensor_keys.sample_log_prob} requires grad.")
-        logits, value = self._shared_trunk_outputs(tensordict)
-        log_prob, entropy = distribution_log_prob_and_entropy(
-            self.actor_network, tensordict, self.tensor_keys.action, logits
-        )
         log_weight = (log_prob - prev_log_prob).unsqueeze(-1)
-        with torch.no_grad():  # ESS, as TorchRL logs it
-            lw = log_weight.squeeze(-1)
-            ess = (2 * lw.logsumexp(0) - (2 * lw).logsumexp(0)).exp() / log_weight.shape[0]
         log_weight_clip = log_weight.clamp(*self._clip_bounds)
         gain = torch.minimum(log_weight.exp() * advantage, log_weight_clip.exp() * advantage)
-        out = {
-            "loss_objective": -gain.mean(),
-            "clip_fraction": (log_weight_clip != log_weight).to(log_weight.dtype).mean(),
-            "kl_approx": (-log_weight).detach().mean(),
-        }
+        out = {"loss_objective": -gain.mean()}
+        if statistics:
+            out["clip_fraction"] = (log_weight_clip != log_weight).to(log_weight.dtype).mean()
+            out["kl_approx"] = (-log_weight).detach().mean()
         if self.entropy_bonus:
-            out["entropy"] = entropy.detach().mean()
+            if statistics:
+                out["entropy"] = entropy.detach().mean()
             out["loss_entropy"] = (-self.entropy_coeff * entropy.unsqueeze(-1)).mean()
-        out.update(self._critic_terms(tensordict, value))
-        out["ESS"] = ess
+        out.update(self._critic_terms(tensordict, value, statistics))
+        if statistics:
+            with torch.no_grad():  # ESS, as TorchRL logs it
+                lw = log_weight.squeeze(-1)
+                out["ESS"] = (2 * lw.logsumexp(0) - (2 * lw).logsumexp(0)).exp() / log_weight.shape[0]
+                ratio = log_weight.exp()
+                out["max_ratio"], out["mean_ratio"] = ratio.max(), ratio.mean()
+        return out, (advantage, log_weight, log_weight_clip)
+
+    def analytic_path(self, tensordict: TensorDictBase) -> bool:
+        """Whether :meth:`forward_backward` takes the gradients by hand
+        (:mod:`pgtorchrl.objectives.ppo_gradients`): ``analytic_gradients`` on, :meth:`fast_path`,
+        a flat batch, an actor whose network is an MLP (TorchRL's ``MLP`` of ``Linear`` and
+        ``Tanh``/``ReLU`` layers) writing logits, or writing a Gaussian's mean beside a
+        state-independent log-std (:class:`~pgtorchrl.modules.models.GaussianHead`), and a
+        critic that is such an MLP (so no shared trunk), under an l1, l2 or smooth_l1 critic loss."""
+        return (
+            self.analytic_gradients
+            and tensordict.batch_dims == 1
+            and self.loss_critic_type in ("l1", "l2", "smooth_l1")
+            and self.fast_path(tensordict)
+            and self._mlp_networks() is not None
+        )
+
+    def _mlp_networks(self) -> tuple[TensorDictModule, list, list] | None:
+        """The actor's network with its MLP layers (its mean's, for a Gaussian) and the critic's
+        MLP layers, else ``None``; read once (the networks' structure, and which parameters are
+        trainable, are set when they are built), as the per-minibatch checks cost 0.1 ms."""
+        if not hasattr(self, "_mlp_networks_cache"):
+            net, layers = gaussian_net(self.actor_network), None
+            if net is not None and isinstance(net.module, GaussianHead) and net.module.log_std.requires_grad:
+                layers = mlp_layers(net.module.net)
+            elif net is None:
+                net = categorical_logits_net(self.actor_network)
+                layers = mlp_layers(net.module) if net is not None else None
+            critic_layers = mlp_layers(self.critic_network.module) if self._has_critic else None
+            found = (net, layers, critic_layers) if layers is not None and critic_layers is not None else None
+            self.__dict__["_mlp_networks_cache"] = found  # a plain attribute, not a submodule
+        return self.__dict__["_mlp_networks_cache"]
+
+    def forward_backward(self, tensordict: TensorDictBase, statistics: bool = True) -> TensorDictBase:
+        """The outputs of :meth:`forward`, detached, with the gradient of the sum of their
+        ``loss_*`` terms accumulated into the parameters' ``.grad`` as ``backward()`` would
+        accumulate it: by hand where :meth:`analytic_path` holds (the same gradients up to float
+        rounding, ``tests/test_ppo_gradients.py``), else ``forward`` then ``backward``.
+        ``statistics=False`` (by hand only): the ``loss_*`` terms alone, for the minibatches
+        whose statistics (clip fraction, ESS, ...) nobody reads."""
+        if not self.analytic_path(tensordict):
+            out = self(tensordict)
+            sum(v for k, v in out.items() if k.startswith("loss_")).backward()
+            return out.detach()
         with torch.no_grad():
-            ratio = log_weight.exp()
-            out["max_ratio"], out["mean_ratio"] = ratio.max(), ratio.mean()
+            return self._analytic_forward_backward(tensordict, statistics)
+
+    def _analytic_forward_backward(self, tensordict: TensorDictBase, statistics: bool) -> TensorDictBase:
+        found = self._mlp_networks()
+        assert found is not None  # analytic_path
+        net, layers, critic_layers = found
+        gaussian = isinstance(net.module, GaussianHead)
+        action = tensordict.get(self.tensor_keys.action)
+        out_actor, actor_tape = mlp_forward(layers, _mlp_input(tensordict, net.in_keys))
+        if gaussian:
+            log_std = net.module.log_std
+            log_prob, entropy = gaussian_log_prob_and_entropy(action, out_actor, log_std.exp().expand_as(out_actor))
+        else:
+            log_prob, entropy = categorical_log_prob_and_entropy(action, out_actor)
+        value, critic_tape = mlp_forward(critic_layers, _mlp_input(tensordict, self.critic_network.in_keys))
+        out, (advantage, log_weight, log_weight_clip) = self._outputs(tensordict, log_prob, entropy, value, statistics)
+
+        grad_log_prob = surrogate_log_prob_grad(log_weight, log_weight_clip, advantage, self._clip_bounds).squeeze(-1)
+        grad_entropy = -self.entropy_coeff / log_prob.shape[0] if self.entropy_bonus else 0.0
+        if gaussian:
+            grad_loc, grad_log_std = gaussian_grads(grad_log_prob, grad_entropy, action, out_actor, log_std)
+            grads = [*mlp_backward(layers, actor_tape, grad_loc), (log_std, grad_log_std)]
+        else:
+            grad_logits = categorical_logits_grad(grad_log_prob, grad_entropy, action, out_actor)
+            grads = mlp_backward(layers, actor_tape, grad_logits)
+        target = tensordict.get(self.tensor_keys.value_target)
+        old_value = tensordict.get(self.tensor_keys.value) if self.clip_value else None
+        grad_value = critic_value_grad(
+            value, target, self.loss_critic_type, self.critic_coeff, old_value, self.clip_value or None
+        )
+        grads += mlp_backward(critic_layers, critic_tape, grad_value)
+        for param, grad in grads:
+            if param.grad is None:
+                param.grad = grad
+            else:
+                param.grad += grad
         return TensorDict(out, batch_size=[])
 
     def _shared_trunk_outputs(self, tensordict: TensorDictBase) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -142,10 +257,13 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
         features = encoder(*(tensordict.get(k) for k in self.critic_network.in_keys))
         return actor_head(features), critic_head(features)
 
-    def _critic_terms(self, tensordict: TensorDictBase, value: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def _critic_terms(
+        self, tensordict: TensorDictBase, value: torch.Tensor | None = None, statistics: bool = True
+    ) -> dict[str, torch.Tensor]:
         """``loss_critic`` (times ``critic_coeff``, reduced), ``value_clip_fraction`` (with
-        ``clip_value``) and ``explained_variance``: TorchRL's ``PPOLoss.loss_critic`` on tensors
-        (``value``: the critic's output, where the caller computed it already)."""
+        ``clip_value``) and ``explained_variance`` (both only with ``statistics``): TorchRL's
+        ``PPOLoss.loss_critic`` on tensors (``value``: the critic's output, where the caller
+        computed it already)."""
         critic = self.critic_network
         target = tensordict.get(self.tensor_keys.value_target)
         if value is None:
@@ -157,13 +275,20 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
             old = tensordict.get(self.tensor_keys.value)
             moved = value - old
             clipped = moved.clamp(-self.clip_value, self.clip_value)
-            with torch.no_grad():
-                out["value_clip_fraction"] = (moved != clipped).to(value.dtype).mean()
+            if statistics:
+                with torch.no_grad():
+                    out["value_clip_fraction"] = (moved != clipped).to(value.dtype).mean()
             loss = torch.maximum(loss, distance_loss(target, old + clipped, loss_function=self.loss_critic_type))
-        if self.log_explained_variance:
+        if self.log_explained_variance and statistics:
             with torch.no_grad():
                 residual = torch.var(target - value, correction=0, dim=0)
                 total = torch.var(target, correction=0, dim=0)
                 out["explained_variance"] = 1.0 - residual / (total + torch.finfo(target.dtype).eps)
         out = {"loss_critic": (self.critic_coeff * loss).mean(), **out}
         return out
+
+
+def _mlp_input(tensordict: TensorDictBase, in_keys) -> torch.Tensor:
+    """What TorchRL's ``MLP`` reads from ``in_keys``: the one input, or several concatenated."""
+    inputs = [tensordict.get(k) for k in in_keys]
+    return inputs[0] if len(inputs) == 1 else torch.cat(inputs, -1)

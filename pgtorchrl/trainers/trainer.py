@@ -143,8 +143,9 @@ def update_steps(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, f
         for epoch in range(1, train.epochs + 1):  # noqa: B007 (read after the loop: train/epochs)
             # shuffled minibatches as slices of one gather per epoch (a gather of every key per
             # minibatch cost a tenth of PPO's update here)
-            for minibatch in steps[torch.randperm(steps.shape[0])].split(size):
-                metrics = gradient_step(p, minibatch, iteration, frames)
+            minibatches = steps[torch.randperm(steps.shape[0])].split(size)
+            for i, minibatch in enumerate(minibatches):  # the metrics: the epoch's last minibatch's
+                metrics = gradient_step(p, minibatch, iteration, frames, statistics=i == len(minibatches) - 1)
             if train.target_kl is not None and _policy_stats(p, batch)["train/approx_kl"] > train.target_kl:
                 break  # the policy left the region its batch describes
         metrics["train/epochs"] = float(epoch)
@@ -192,22 +193,33 @@ def _real_steps(batch):
     return batch.reshape(-1) if mask is None else batch[mask]
 
 
-def gradient_step(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, float]:
+def _loss_and_backward(loss, batch, statistics: bool = True):
+    """The loss's outputs on ``batch``, the gradient of the sum of its ``loss_*`` terms in the
+    parameters' ``.grad``: by the loss's own ``forward_backward`` where it has one (pgtorchrl's
+    ``ClipPPOLoss``: gradients by hand for MLP networks, :mod:`pgtorchrl.objectives.ppo_gradients`;
+    ``statistics=False``: it may give the ``loss_*`` terms alone), else forward then ``backward()``."""
+    forward_backward = getattr(loss, "forward_backward", None)
+    if forward_backward is not None:
+        return forward_backward(batch, statistics=statistics)
+    losses = loss(batch)
+    sum(v for k, v in losses.items() if k.startswith("loss_")).backward()
+    return losses
+
+
+def gradient_step(p: Pipeline, batch, iteration: int, frames: int, statistics: bool = True) -> dict[str, float]:
     """The actor takes one gradient step on the sum of the loss's ``loss_*`` terms; the critic
     takes ``train.value_steps`` steps on the loss's critic term (``loss_critic``, or
     ``loss_value`` for TorchRL's ``ReinforceLoss``), the first one on the same backward pass
     (so ``value_steps: 1`` is the joint A2C-style update, more is Spinning Up's VPG). A trunk
     the critic shares with the actor is the actor optimizer's, with one gradient norm clipped
-    over both networks (:mod:`pgtorchrl.modules.shared_encoder`)."""
+    over both networks (:mod:`pgtorchrl.modules.shared_encoder`). ``statistics=False``: the
+    step's metrics may lack the loss's statistics (a minibatch whose metrics are not kept)."""
     max_norm = p.spec.train.max_grad_norm
-    losses = p.loss(batch)
-    scalars = _scalars(losses)
-    _check_finite(scalars, iteration, frames)
-    total = sum(v for k, v in losses.items() if k.startswith("loss_"))
     p.actor_optim.zero_grad(set_to_none=True)
     if p.critic_optim is not None:
         p.critic_optim.zero_grad(set_to_none=True)
-    total.backward()
+    scalars = _scalars(_loss_and_backward(p.loss, batch, statistics))
+    _check_finite(scalars, iteration, frames)  # before any optimizer step
     metrics = {f"train/{k}": v for k, v in scalars.items()}
     if p.shares_encoder and p.critic_optim is not None:  # one model (a shared trunk): one norm, as CleanRL
         params = [*p.actor.parameters(), *p.critic_params]

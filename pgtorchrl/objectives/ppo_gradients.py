@@ -1,0 +1,181 @@
+"""PPO's gradients by hand, fenced: the backward pass of :class:`~pgtorchrl.objectives.ppo.ClipPPOLoss`
+written out for MLP actors and critics, beside autograd's (the plain path it replaces).
+
+Why it exists: CleanRL's MuJoCo settings take 320 minibatch steps of 64 samples per 2048 frames,
+and on 64 x 64 matrices eager autograd's bookkeeping costs more than the maths: measured here
+(HalfCheetah-v5, (64, 64) tanh networks, 1 thread) the loss's forward with the graph and
+``backward()`` took about 1.2 ms against 0.7 ms for the same forward without a graph and these
+few matrix products. Everything here is the chain rule, term by term, on plain tensors:
+
+- :func:`mlp_layers`, :func:`mlp_forward`, :func:`mlp_backward`: a stack of ``nn.Linear`` layers
+  and ``Tanh`` / ``ReLU`` activations (TorchRL's ``MLP``), its activations kept for the backward;
+- :func:`surrogate_log_prob_grad`: the clipped surrogate's gradient with respect to each sample's
+  log-probability;
+- :func:`critic_value_grad`: the (clipped) value regression's gradient with respect to the value;
+- :func:`gaussian_grads`, :func:`categorical_logits_grad`: through the policy's log-probability
+  and entropy to its network's output.
+
+The gradients are autograd's up to float rounding. Where a ``minimum`` or ``maximum`` ties (a ratio
+or a value inside its clip range: most samples), autograd splits the gradient between the two
+branches and this takes the unclipped one; the two branches' gradients are then equal (for the
+value loss: except where the clipped and unclipped values lie exactly symmetric about the target).
+:meth:`ClipPPOLoss.forward_backward <pgtorchrl.objectives.ppo.ClipPPOLoss.forward_backward>`
+uses them where :meth:`~pgtorchrl.objectives.ppo.ClipPPOLoss.analytic_path` holds and autograd
+everywhere else; ``tests/test_ppo_gradients.py`` checks them against autograd for every option.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchrl.objectives.utils import distance_loss
+
+__all__ = [
+    "mlp_layers",
+    "mlp_forward",
+    "mlp_backward",
+    "surrogate_log_prob_grad",
+    "critic_value_grad",
+    "gaussian_grads",
+    "categorical_logits_grad",
+]
+
+_ACTIVATIONS = (nn.Tanh, nn.ReLU)
+
+
+def mlp_layers(module: nn.Module) -> list[nn.Module] | None:
+    """``module``'s layers when it is an ``nn.Sequential`` (TorchRL's ``MLP`` is one) of
+    ``nn.Linear`` layers, each followed by at most one ``Tanh`` or ``ReLU``, that is called as
+    ``Sequential`` calls it (one input, no reshaped output), every parameter trainable; else ``None``."""
+    if not isinstance(module, nn.Sequential) or len(module) == 0 or getattr(module, "_reshape_out", False):
+        return None
+    layers = list(module)
+    if not isinstance(layers[0], nn.Linear) or not all(p.requires_grad for p in module.parameters()):
+        return None
+    for previous, layer in zip(layers, layers[1:], strict=False):
+        if isinstance(layer, nn.Linear):
+            continue
+        if type(layer) not in _ACTIVATIONS or not isinstance(previous, nn.Linear):
+            return None
+    if any(linear.bias is None for linear in layers if isinstance(linear, nn.Linear)):
+        return None
+    return layers
+
+
+def mlp_forward(layers: list[nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The output of ``layers`` on ``x`` (a ``[N, features]`` batch), and the tape
+    :func:`mlp_backward` reads: each linear layer's input and each activation's output."""
+    tape = []
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            tape.append(x)
+            x = torch.addmm(layer.bias, x, layer.weight.t())
+        else:
+            x = torch.tanh(x) if isinstance(layer, nn.Tanh) else torch.relu(x)
+            tape.append(x)
+    return x, tape
+
+
+def mlp_backward(
+    layers: list[nn.Module], tape: list[torch.Tensor], grad_out: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The gradients of the layers' weights and biases, as ``(parameter, gradient)`` pairs, given
+    the gradient ``grad_out`` at the output of the :func:`mlp_forward` that wrote ``tape``:
+    ``dW = g^T x``, ``db = sum g``, ``dx = g W``, through ``tanh`` as ``g (1 - y^2)`` and through
+    ``ReLU`` as ``g [y > 0]``."""
+    grads: list[tuple[torch.Tensor, torch.Tensor]] = []
+    g = grad_out
+    for i in range(len(layers) - 1, -1, -1):
+        layer, saved = layers[i], tape[i]
+        if isinstance(layer, nn.Linear):
+            grads += [(layer.bias, g.sum(0)), (layer.weight, g.t().mm(saved))]
+            if i > 0:
+                g = g.mm(layer.weight)
+        elif isinstance(layer, nn.Tanh):
+            g = g * (1 - saved * saved)
+        else:
+            g = g * (saved > 0)
+    return grads
+
+
+def surrogate_log_prob_grad(
+    log_weight: torch.Tensor, log_weight_clip: torch.Tensor, advantage: torch.Tensor, bounds: tuple
+) -> torch.Tensor:
+    r"""The gradient of :math:`-\frac1N \sum_i \min(e^{w_i} A_i, e^{\mathrm{clip}(w_i)} A_i)`
+    (``loss_objective``) with respect to each :math:`w_i = \log\pi(a_i|s_i) - \log\pi_{old}(a_i|s_i)`:
+    :math:`-\frac1N e^{w_i} A_i` where the unclipped term is the minimum, else
+    :math:`-\frac1N e^{\mathrm{clip}(w_i)} A_i [lo \le w_i \le hi]` (``clamp`` passes its bounds).
+    Shapes ``[N, 1]``; returns ``[N, 1]``."""
+    gain1, gain2 = log_weight.exp() * advantage, log_weight_clip.exp() * advantage
+    inside = (log_weight >= bounds[0]) & (log_weight <= bounds[1])
+    return -torch.where(gain1 <= gain2, gain1, gain2 * inside) / log_weight.shape[0]
+
+
+def _distance_grad(diff: torch.Tensor, loss_function: str) -> torch.Tensor:
+    """The derivative of TorchRL's ``distance_loss(target, v, loss_function)`` in ``v``, at ``diff = v - target``."""
+    if loss_function == "l2":
+        return 2 * diff
+    if loss_function == "l1":
+        return diff.sign()
+    if loss_function == "smooth_l1":
+        return diff.clamp(-1.0, 1.0)
+    raise NotImplementedError(f"no gradient written for loss_critic_type {loss_function!r}")
+
+
+def critic_value_grad(
+    value: torch.Tensor,
+    target: torch.Tensor,
+    loss_function: str,
+    critic_coeff: float | torch.Tensor,
+    old_value: torch.Tensor | None = None,
+    clip_value: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""The gradient of ``loss_critic`` :math:`= \frac{c}{N}\sum_i \max(d(V_i, y_i), d(V^{old}_i +
+    \mathrm{clip}(V_i - V^{old}_i, \pm\epsilon_V), y_i))` (the maximum only with ``clip_value``)
+    with respect to each value :math:`V_i`; shapes ``[N, 1]``."""
+    scale = critic_coeff / value.shape[0]
+    grad = _distance_grad(value - target, loss_function)
+    if clip_value is None or old_value is None:
+        return scale * grad
+    moved = value - old_value
+    clipped = old_value + moved.clamp(-clip_value, clip_value)  # type: ignore[arg-type]  # a float bound is fine
+    loss = distance_loss(target, value, loss_function=loss_function)
+    loss_clipped = distance_loss(target, clipped, loss_function=loss_function)
+    inside = (moved >= -clip_value) & (moved <= clip_value)
+    return scale * torch.where(loss >= loss_clipped, grad, _distance_grad(clipped - target, loss_function) * inside)
+
+
+def gaussian_grads(
+    grad_log_prob: torch.Tensor,
+    grad_entropy: float,
+    action: torch.Tensor,
+    loc: torch.Tensor,
+    log_std: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The gradients at a diagonal Gaussian's ``loc`` (``[N, d]``) and its state-independent
+    ``log_std`` (``[d]``, :class:`~pgtorchrl.modules.models.GaussianHead`) of
+    :math:`\sum_i g_i \log\pi(a_i|s_i) + g_H \sum_i H_i`, where
+    :math:`\log\pi = \sum_j -\frac{(a_j-\mu_j)^2}{2\sigma_j^2} - \log\sigma_j - \log\sqrt{2\pi}` and
+    :math:`H = \sum_j \frac12 + \log\sqrt{2\pi} + \log\sigma_j`: ``g (a - mu) / sigma^2`` and
+    :math:`\sum_i g_i ((a-\mu)^2/\sigma^2 - 1) + N g_H`. ``grad_log_prob``: ``[N]``."""
+    diff = action - loc
+    inv_var = torch.exp(-2 * log_std)
+    g = grad_log_prob.unsqueeze(-1)
+    grad_loc = g * diff * inv_var
+    grad_log_std = (g * (diff * diff * inv_var - 1)).sum(0) + grad_entropy * loc.shape[0]
+    return grad_loc, grad_log_std
+
+
+def categorical_logits_grad(
+    grad_log_prob: torch.Tensor, grad_entropy: torch.Tensor | float, action: torch.Tensor, logits: torch.Tensor
+) -> torch.Tensor:
+    r"""The gradient at a categorical policy's ``logits`` (``[N, n]``) of
+    :math:`\sum_i g_i \log\pi(a_i|s_i) + g_H H_i`: ``g (onehot(a) - p)`` plus
+    :math:`-g_H\, p_j (\log p_j + H)`. ``action``: one-hot ``[N, n]``; ``grad_log_prob``: ``[N]``."""
+    log_p = torch.log_softmax(logits, -1)
+    p = log_p.exp()
+    grad = grad_log_prob.unsqueeze(-1) * (action.to(logits.dtype) - p)
+    if isinstance(grad_entropy, torch.Tensor) or grad_entropy != 0:
+        entropy = -(p * log_p).sum(-1, keepdim=True)
+        grad = grad - grad_entropy * p * (log_p + entropy)
+    return grad
