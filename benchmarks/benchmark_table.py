@@ -11,6 +11,13 @@ stopped before their first checkpoint (a new run replaces such a one). A benchma
 of many hours spans several sessions this way; ``--table-only`` prints the table from what the
 store holds without training.
 
+The MLflow store is not committed, and a session may start on a fresh machine without it, so every
+finished child run is also archived in a committed file, ``benchmarks/results/runs/SUITE/TABLE.json``
+(:func:`archive`: its tags and the histories the table and the curves read), and a table whose
+store lacks archived runs gets them back as finished child runs before anything else
+(:func:`restore`): the table, the figures and the skipping of finished runs then work as if the
+store had been kept. Only a run stopped midway is lost with its store (it is trained again).
+
 Per (algorithm, env) it prints ours next to each reference, in the reference's metric and step
 budget (:func:`score`: the maximum over training of the seeds' mean ``eval/return_mean``
 (Tianshou's), the last ``eval/return_mean``, or the mean training-episode return
@@ -29,6 +36,8 @@ from __future__ import annotations
 import argparse
 import functools
 import io
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -44,6 +53,9 @@ from rl_stats import bootstrap_ci, iqm
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_SEEDS = 3  # the fewest finished seeds a verdict is given on
+ARCHIVE = ROOT / "benchmarks" / "results" / "runs"  # the finished runs of every table, committed
+#: what :func:`archive` keeps of a run: the histories that :func:`table` and :func:`curves_png` read
+ARCHIVED_METRICS = ("rollout/episode_return", "eval/return_mean", "time/fps", "time/elapsed_s")
 
 
 class Reference(NamedTuple):
@@ -115,6 +127,67 @@ def children(suite: Suite, c, parent) -> dict[tuple[str, str, int], object]:
     return {(r.data.tags[algo], r.data.tags[env], int(r.data.tags[seed])): r for r in runs}
 
 
+def archive_file(suite: Suite, table: str) -> Path:
+    return ARCHIVE / suite.name / f"{table}.json"
+
+
+def archive(suite: Suite, c, parent, table: str) -> Path:
+    """Writes the table's finished child runs (their tags, and the histories of
+    :data:`ARCHIVED_METRICS`) to :func:`archive_file`, keeping the runs it already holds that the
+    store lacks; one run per (algorithm, env, seed), the store's where both have one."""
+    path = archive_file(suite, table)
+    kept = json.loads(path.read_text())["runs"] if path.exists() else []
+    runs = {(r["tags"][suite.tag("algo")], r["tags"][suite.tag("env")], r["tags"][suite.tag("seed")]): r for r in kept}
+    for (algo, env, seed), run in children(suite, c, parent).items():
+        if run.info.status != "FINISHED":
+            continue
+        original = run.data.tags.get(suite.tag("restored_from"), run.info.run_id)
+        tags = {
+            k: v
+            for k, v in run.data.tags.items()
+            if (k.startswith(f"{suite.name}.") or k == "mlflow.runName") and k != suite.tag("restored_from")
+        }
+        metrics = {key: [list(point) for point in history(c, run.info.run_id, key)] for key in ARCHIVED_METRICS}
+        metrics = {key: points for key, points in metrics.items() if points}
+        runs[(algo, env, str(seed))] = {"run_id": original, "tags": tags, "metrics": metrics}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ordered = [runs[key] for key in sorted(runs, key=lambda k: (k[0], k[1], int(k[2])))]
+    partial = path.with_suffix(f".{os.getpid()}.tmp")  # another invocation may archive the same table
+    partial.write_text(json.dumps({"suite": suite.name, "table": table, "runs": ordered}, indent=0) + "\n")
+    partial.replace(path)
+    return path
+
+
+def restore(suite: Suite, c, table: str) -> int:
+    """Adds the archived runs of ``table`` that its store lacks (no finished child of that
+    algorithm, env and seed) as finished child runs of its parent (created if missing), tagged
+    ``SUITE.restored_from`` with the original run id; returns how many it added."""
+    from mlflow.entities import Metric
+
+    path = archive_file(suite, table)
+    if not path.exists():
+        return 0
+    parent = parent_run(suite, c, table)
+    have = children(suite, c, parent)
+    added = 0
+    for run in json.loads(path.read_text())["runs"]:
+        tags = run["tags"]
+        key = (tags[suite.tag("algo")], tags[suite.tag("env")], int(tags[suite.tag("seed")]))
+        if key in have and have[key].info.status == "FINISHED":
+            continue
+        tags = {**tags, "mlflow.parentRunId": parent.info.run_id, suite.tag("restored_from"): run["run_id"]}
+        new = c.create_run(parent.info.experiment_id, tags=tags)
+        points = [Metric(k, value, 0, int(step)) for k, history_ in run["metrics"].items() for step, value in history_]
+        for i in range(0, len(points), 1000):  # MLflow's batch limit
+            c.log_batch(new.info.run_id, metrics=points[i : i + 1000])
+        c.set_terminated(new.info.run_id, status="FINISHED")
+        added += 1
+    if added:
+        history.cache_clear()
+        print(f"restored {added} finished runs of table {table!r} from {path}", flush=True)
+    return added
+
+
 def command(
     suite: Suite, job: tuple[str, str, int], existing, parent_id: str, overrides: list[str]
 ) -> list[str] | None:
@@ -179,6 +252,7 @@ def run_jobs(
     ends the running children and the parent run KILLED."""
     signal.signal(signal.SIGTERM, _interrupt)
     c = client()
+    restore(suite, c, table)
     parent = parent_run(suite, c, table)
     c.update_run(parent.info.run_id, status="RUNNING")
     logs.mkdir(parents=True, exist_ok=True)
@@ -206,6 +280,8 @@ def run_jobs(
                     continue
                 running.remove(item)
                 outcome = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {logs})"
+                if proc.returncode == 0:
+                    archive(suite, c, parent, table)  # committed with the table: it outlives this store
                 print(f"{outcome} {job} in {time.time() - started:.0f} s", flush=True)
     except KeyboardInterrupt:
         status = "KILLED"
@@ -358,12 +434,14 @@ def curves_png(suite: Suite, c, parent, env: str, algos) -> bytes | None:
 
 def report(suite: Suite, table_name: str, algos, envs, out: Path | None) -> None:
     c = client()
+    restore(suite, c, table_name)
     parent = parent_run(suite, c, table_name, create=False)
     if parent is None:
         raise SystemExit(f"no table {table_name!r} in experiment {suite.experiment!r} yet: run without --table-only")
     text = f"{suite.title} table {table_name!r}, MLflow parent run {parent.info.run_id}\n"
     text += table(suite, c, parent, algos, envs)
     print(text)
+    archive(suite, c, parent, table_name)
     c.log_text(parent.info.run_id, text + "\n", "table.txt")
     with tempfile.TemporaryDirectory() as tmp:
         for env in envs:

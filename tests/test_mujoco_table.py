@@ -1,6 +1,7 @@
 """benchmarks/mujoco_table.py on a tiny budget: child runs under one parent, the table, and a
 rerun that finds the finished runs and trains nothing."""
 
+import json
 import os
 import subprocess
 import sys
@@ -215,3 +216,43 @@ def test_every_job_of_a_suite_trains_a_pipeline_that_validates_with_the_suites_t
             assert tags[f"{table.name}.algo"] == algo and tags[f"{table.name}.env"] == env
             assert tags[f"{table.name}.seed"] == "2" and tags["mlflow.parentRunId"] == "PARENT"
             assert spec.env.env_id == table.envs[env]
+
+
+def test_finished_runs_are_archived_and_a_fresh_store_gets_them_back(tmp_path, monkeypatch):
+    """The store is not committed and a session may start without it: the table's finished runs
+    are archived in a committed file, and restoring that file into an empty store gives the same
+    table (and no duplicate runs when restored again); an archive keeps runs its store has lost."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import benchmark_table
+        import mujoco_table
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(benchmark_table, "ARCHIVE", tmp_path / "archive")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/first.db")
+    client = mujoco_table.client()
+    parent = mujoco_table.parent_run(client, "kept")
+    for seed in range(3):
+        tags = {"mlflow.parentRunId": parent.info.run_id, "mujoco.algo": "ppo", "mujoco.env": "hopper"}
+        run = client.create_run(parent.info.experiment_id, tags={**tags, "mujoco.seed": str(seed)})
+        for i in range(12):
+            client.log_metric(run.info.run_id, "rollout/episode_return", 100.0 * i + seed, step=(i + 1) * 90_000)
+            client.log_metric(run.info.run_id, "time/fps", 2000.0, step=(i + 1) * 90_000)
+        client.set_terminated(run.info.run_id, "FINISHED" if seed < 2 else "KILLED")  # seed 2 stopped midway
+    table = mujoco_table.table(client, parent, ["ppo"], ["hopper"])
+    path = benchmark_table.archive(mujoco_table.MUJOCO, client, parent, "kept")
+    archived = json.loads(path.read_text())["runs"]
+    assert [r["tags"]["mujoco.seed"] for r in archived] == ["0", "1"]  # the finished ones only
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/fresh.db")  # a new machine
+    benchmark_table.history.cache_clear()
+    fresh = mujoco_table.client()
+    assert benchmark_table.restore(mujoco_table.MUJOCO, fresh, "kept") == 2
+    assert benchmark_table.restore(mujoco_table.MUJOCO, fresh, "kept") == 0
+    restored_parent = mujoco_table.parent_run(fresh, "kept")
+    assert mujoco_table.table(fresh, restored_parent, ["ppo"], ["hopper"]) == table  # its finished seeds' figures
+    runs = fresh.search_runs([restored_parent.info.experiment_id], "tags.`mujoco.restored_from` != ''")
+    assert sorted(r.data.tags["mujoco.restored_from"] for r in runs) == sorted(r["run_id"] for r in archived)
+    # archiving from the fresh store keeps the original run ids
+    again = json.loads(benchmark_table.archive(mujoco_table.MUJOCO, fresh, restored_parent, "kept").read_text())
+    assert again["runs"] == archived
