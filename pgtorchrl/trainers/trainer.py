@@ -236,7 +236,7 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int, statistics: b
 
 def _critic_steps(p: Pipeline, batch, steps: int, iteration: int, frames: int) -> None:
     """``steps`` gradient steps of the critic's optimizer on the loss's critic term."""
-    if p.critic is None or p.critic_optim is None:  # built together: no critic, no critic steps
+    if steps <= 0 or p.critic is None or p.critic_optim is None:  # built together: no critic, no critic steps
         return
     term = critic_term(p.loss) or "loss_critic"  # the contract: present whenever value_steps > 1
     objective = critic_objective(p.loss)
