@@ -385,6 +385,23 @@ def smoothed(points: list[tuple[int, float]], window: int) -> list[tuple[int, fl
     return [(int(step), float(v)) for step, v in zip(steps, (sums[last] - sums[first]) / (last - first))]
 
 
+def seed_columns(curves: list[list[tuple[int, float]]]) -> tuple[np.ndarray, list[list[float]]]:
+    """The seeds' curves on one axis of frames: the steps of the curve that reaches furthest (of
+    those, the one with the most points), and at each, every seed's value linearly interpolated
+    between its own logged steps, for the seeds whose curve spans that step (seeds log at
+    different frames: a return is logged only in a batch where an episode ended, so the n-th
+    point of two seeds is not the same frame)."""
+    x = np.array([step for step, _ in max(curves, key=lambda cv: (cv[-1][0], len(cv)))])
+    columns: list[list[float]] = [[] for _ in x]
+    for cv in curves:
+        steps, values = np.array([s for s, _ in cv]), np.array([v for _, v in cv])
+        spanned = (x >= steps[0]) & (x <= steps[-1])
+        for i, value in zip(np.flatnonzero(spanned), np.interp(x[spanned], steps, values)):
+            columns[i].append(float(value))
+    keep = [i for i, column in enumerate(columns) if column]
+    return x[keep], [columns[i] for i in keep]
+
+
 def curves_png(suite: Suite, c, parent, env: str, algos) -> bytes | None:
     """Each algorithm's mean ``rollout/episode_return`` on ``env`` over its seeds (each seed's
     averaged over ``suite.curve_window`` frames: a point per batch is too noisy to read)."""
@@ -397,22 +414,19 @@ def curves_png(suite: Suite, c, parent, env: str, algos) -> bytes | None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     drawn = False
     for algo in algos:
-        curves = [
-            history(c, r.info.run_id, "rollout/episode_return")
+        seeds = [
+            (history(c, r.info.run_id, "rollout/episode_return"), r.info.status == "FINISHED")
             for (a, e, _), r in runs.items()
             if a == algo and e == env
         ]
-        curves = [smoothed(cv, suite.curve_window) for cv in curves if cv]
-        if not curves:
+        seeds = [(smoothed(cv, suite.curve_window), finished) for cv, finished in seeds if cv]
+        if not seeds:
             continue
-        longest = max(curves, key=len)
-        x = np.array([step for step, _ in longest])
-        # at each logged step, the seeds that reached it (a run still going ends earlier)
-        columns = [[cv[i][1] for cv in curves if len(cv) > i] for i in range(len(longest))]
-        short = sum(len(cv) < len(longest) for cv in curves)  # stopped or still running: in the mean while they last
-        label = f"{algo} ({len(curves) - short} seeds" + (f"; {short} more while it ran)" if short else ")")
+        x, columns = seed_columns([cv for cv, _ in seeds])
+        short = sum(not finished for _, finished in seeds)  # stopped or still running: in the mean while they last
+        label = f"{algo} ({len(seeds) - short} seeds" + (f"; {short} more while it ran)" if short else ")")
         ax.plot(x, [np.mean(c) for c in columns], label=label)
-        if len(curves) > 1:
+        if len(seeds) > 1:
             band = np.array([bootstrap_ci(c, resamples=2000) for c in columns])
             ax.fill_between(x, band[:, 0], band[:, 1], alpha=0.2)
         drawn = True

@@ -191,6 +191,23 @@ def test_a_learning_curve_is_smoothed_over_the_frames_before_each_point():
     assert all(abs(a - b) < 1e-6 for (_, a), (_, b) in zip(smoothed(points, 25_000), naive))
 
 
+def test_seeds_curves_are_averaged_at_the_same_frame_not_the_same_index():
+    """Seeds log a return only in batches where an episode ended, so their points fall on
+    different frames: the mean at a frame is the mean of each seed's value there (interpolated
+    between its own points), and a seed counts only over the frames its curve spans."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from benchmark_table import seed_columns
+    finally:
+        sys.path.pop(0)
+    every_batch = [(1000, 0.0), (2000, 10.0), (3000, 20.0), (4000, 30.0)]
+    fewer_points = [(1000, 100.0), (3000, 300.0), (4000, 400.0)]  # no episode ended in batch 2
+    stopped = [(2000, 50.0), (3000, 60.0)]  # started logging late, stopped early
+    x, columns = seed_columns([fewer_points, every_batch, stopped])
+    assert list(x) == [1000, 2000, 3000, 4000]
+    assert columns == [[100.0, 0.0], [200.0, 10.0, 50.0], [300.0, 20.0, 60.0], [400.0, 30.0]]
+
+
 @pytest.mark.parametrize("script, suite", [("mujoco_table", "MUJOCO"), ("minatar_table", "MINATAR")])
 def test_every_job_of_a_suite_trains_a_pipeline_that_validates_with_the_suites_tags(script, suite):
     """Each (algorithm, env) of a table names a shipped pipeline that validates, and its command
