@@ -16,6 +16,11 @@ minibatches, Adam 2.5e-4 annealed (eps 1e-5), clip 0.1 (and on the value), entro
 ``CnnPolicy`` (the same Nature-CNN, shared) on ``make_atari_env`` (its ``AtariWrapper``: the same
 preprocessing, episodic life and clipped rewards) with ``VecFrameStack(4)``.
 
+``--task minatar_breakout``: MinAtar/Breakout-v1, 65,536 frames with the MinAtar table's pipeline
+(pipelines/ppo_minatar_breakout.yaml: the same CleanRL Atari settings, lr not annealed, MinAtar's
+network per actor and critic) against ``benchmarks/minatar_sb3.py``'s SB3 PPO (the same network as a
+features extractor, the same settings).
+
 No evaluation on either side. Each side is a whole process; printed per run: training frames per
 second (frames over the training loop's seconds: collection and updates) and the process's peak
 RSS; then the median ratio pgtorchrl / SB3 of frames per second.
@@ -23,6 +28,7 @@ RSS; then the median ratio pgtorchrl / SB3 of frames per second.
     pip install -c constraints.txt stable-baselines3      # not a pgtorchrl dependency
     python benchmarks/vs_sb3_ppo.py --repeats 2
     python benchmarks/vs_sb3_ppo.py --task breakout --repeats 2
+    python benchmarks/vs_sb3_ppo.py --task minatar_breakout --repeats 3
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from vs_sb3 import sb3_missing
 
 FRAMES = 102_400  # 50 updates of 2048 steps
 ATARI_FRAMES = 16_384  # 16 updates of 8 x 128 steps
+MINATAR_FRAMES = 65_536  # 64 updates of 8 x 128 steps
 NO_EVAL = ["eval.episodes=0", "tracking.checkpoint_every_frames=null", "tracking.log_models=false"]
 
 SB3_CHILD = r"""
@@ -82,6 +89,24 @@ model.learn(total_timesteps=frames)
 print(f"RESULT {model.num_timesteps} {time.perf_counter() - start:.3f}")
 """
 
+SB3_MINATAR_CHILD = rf"""
+import sys, time
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from minatar_sb3 import N_STEPS, make_env, policy_kwargs
+torch.set_num_threads(1)
+seed, frames, n_envs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+env = make_vec_env(lambda: make_env("MinAtar/Breakout-v1"), n_envs=n_envs, seed=seed)
+model = PPO("MlpPolicy", env, n_steps=N_STEPS, batch_size=n_envs * N_STEPS // 4, n_epochs=4, learning_rate=2.5e-4,
+            gamma=0.99, gae_lambda=0.95, clip_range=0.1, clip_range_vf=0.1, ent_coef=0.01, vf_coef=0.5,
+            max_grad_norm=0.5, policy_kwargs=policy_kwargs(), seed=seed, device="cpu", verbose=0)
+start = time.perf_counter()
+model.learn(total_timesteps=frames)
+print(f"RESULT {{model.num_timesteps}} {{time.perf_counter() - start:.3f}}")
+"""
+
 
 class Task(NamedTuple):
     """One comparison: pgtorchrl's pipeline and overrides, SB3's child script, frames and envs."""
@@ -102,6 +127,13 @@ TASKS = {
         [f"train.total_frames={ATARI_FRAMES}", *NO_EVAL],
         SB3_ATARI_CHILD,
         ATARI_FRAMES,
+        8,
+    ),
+    "minatar_breakout": Task(
+        "pipelines/ppo_minatar_breakout.yaml",
+        [f"train.total_frames={MINATAR_FRAMES}", *NO_EVAL],
+        SB3_MINATAR_CHILD,
+        MINATAR_FRAMES,
         8,
     ),
 }

@@ -128,6 +128,23 @@ def test_the_spec_reference_lists_every_registered_component_and_every_field(sit
         assert field.name in page
 
 
+def test_every_field_of_pgtorchrls_own_components_and_sections_has_a_doc_line():
+    """What ``pgtorchrl list --docs`` and the spec reference print for a field: its Field
+    description, or its entry in the factory's ``Keyword Args:`` (TorchRL's classes are
+    documented by TorchRL)."""
+    undocumented = [
+        f"{section.name}: {component.name}.{field.name}"
+        for section in component_sections()
+        for component in section.components
+        if not component.is_torchrl
+        for field in component.fields
+        if not field.doc
+    ]
+    undocumented += [f"{s.name}.{f.name}" for s in fixed_sections() for f in s.fields if not f.doc]
+    undocumented += [f.name for f in top_level_fields() if not f.doc]
+    assert not undocumented, f"{len(undocumented)} fields without a doc line: {undocumented}"
+
+
 def test_pgtorchrl_list_prints_the_same_sections_components_and_fields(capsys):
     assert cli_main(["list", "--docs"]) == 0
     out = capsys.readouterr().out

@@ -4,6 +4,8 @@ so the page cannot drift from what a spec accepts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
@@ -70,6 +72,13 @@ class SpecReference(SphinxDirective):
         return container.children
 
 
+def _always_reread(app, env, added, changed, removed):
+    """The pages with the directive: read again on every build, because what they show comes
+    from the code (the registries), which Sphinx does not see change."""
+    return [doc for doc in sorted(env.found_docs) if ".. spec-reference::" in Path(env.doc2path(doc)).read_text()]
+
+
 def setup(app):
     app.add_directive("spec-reference", SpecReference)
+    app.connect("env-get-outdated", _always_reread)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -24,7 +24,13 @@ __all__ = ["COLLECTORS", "RAY_WORKERS"]
 
 COLLECTORS = Registry("collector", wiring=("env", "policy", "total_frames", "worker_envs"))
 RAY_WORKERS = 2  # Ray collector workers when a spec names none
-FramesPerBatch = Annotated[int, Field(ge=1, le=10**8)]  # 1M GPU envs x 16 steps is 1.6e7; more cannot be held
+FramesPerBatch = Annotated[  # 1M GPU envs x 16 steps is 1.6e7; more cannot be held
+    int, Field(ge=1, le=10**8, description="Env frames per batch, over all envs (num_envs x steps per env).")
+]
+RayWorkers = Annotated[int, Field(ge=1, le=1024, description="Ray workers, each stepping its own copy of the env.")]
+RayAddress = Annotated[
+    Optional[str], Field(description="An existing Ray cluster's address (null: a local Ray started for the run).")
+]
 
 
 @COLLECTORS.register("sync")
@@ -37,10 +43,16 @@ def sync_collector(
     frames_per_batch: FramesPerBatch,
     trajs_per_batch: Optional[PositiveInt] = None,
     backend: Literal["direct", "ray"] = "direct",
-    num_collectors: Optional[Annotated[int, Field(ge=1, le=1024)]] = None,
-    address: Optional[str] = None,
+    num_collectors: Optional[RayWorkers] = None,
+    address: RayAddress = None,
 ):
-    """torchrl.collectors.Collector: in this process (backend direct), or on Ray workers (backend ray)."""
+    """torchrl.collectors.Collector: in this process (backend direct), or on Ray workers (backend ray).
+
+    Keyword Args:
+        trajs_per_batch: Batches of this many complete trajectories instead (TorchRL's keyword;
+            null: fixed-frame batches).
+        backend: Direct (this process) or ray (Ray workers).
+        num_collectors: Ray workers with backend ray (null: 2)."""
     if backend == "ray":
         from pgtorchrl.collectors.ray import RayCollection
 
@@ -83,8 +95,8 @@ def ray_collector(
     worker_envs: "WorkerEnvs",
     *,
     frames_per_batch: FramesPerBatch,
-    num_collectors: Annotated[int, Field(ge=1, le=1024)] = RAY_WORKERS,
-    address: Optional[str] = None,
+    num_collectors: RayWorkers = RAY_WORKERS,
+    address: RayAddress = None,
 ):
     """Short for sync with backend ray: num_collectors Ray workers; address: an existing Ray cluster."""
     return sync_collector(
@@ -108,7 +120,10 @@ def episodes_collector(
     *,
     max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000,
 ):
-    """One complete episode per env per batch, from a reset (i.i.d. episodes of the current policy)."""
+    """One complete episode per env per batch, from a reset (i.i.d. episodes of the current policy).
+
+    Keyword Args:
+        max_steps: An episode still running after this many steps is cut (truncated)."""
     from pgtorchrl.collectors.rollout import EpisodeCollector
 
     return EpisodeCollector(env, policy, total_frames, max_steps=max_steps)

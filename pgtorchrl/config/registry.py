@@ -4,12 +4,18 @@ A component is a factory function. Its positional parameters are *wiring* suppli
 pipeline (the env's specs, the actor, the parameters to optimize); its keyword-only parameters are
 the spec's fields, with their type annotations and defaults. From those keyword-only parameters
 each entry derives a strict pydantic model, so a spec section is validated before anything is built.
+
+A field's doc line (what ``pgtorchrl list --docs`` and the spec reference print) is written once,
+where the field is: the ``description`` of its annotation's ``Field`` (a type shared by several
+components carries its own), or else its entry in the factory docstring's Google-style
+``Keyword Args:`` section (which the API reference renders too).
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Iterable, Literal, Union
 
@@ -22,6 +28,8 @@ __all__ = [
     "UnknownComponentError",
     "STRICT",
     "DOCUMENTED",
+    "keyword_docs",
+    "keyword_section",
     "did_you_mean",
     "shown",
 ]
@@ -83,7 +91,57 @@ class Entry:
         return (inspect.getdoc(self.factory) or "").split("\n", 1)[0]
 
 
+_SECTION = re.compile(r"^(\s*)Keyword Args:\s*$")
+
+
+def keyword_docs(doc: str | None) -> dict[str, str]:
+    """Each entry of ``doc``'s Google-style ``Keyword Args:`` section: name -> its text on one line.
+
+    >>> keyword_docs('''Summary.
+    ...
+    ... Keyword Args:
+    ...     gamma: the discount,
+    ...         at most 1.
+    ...     lmbda: GAE's lambda.
+    ...
+    ... Returns: nothing.''')
+    {'gamma': 'the discount, at most 1.', 'lmbda': "GAE's lambda."}
+    """
+    docs: dict[str, list[str]] = {}
+    lines = (doc or "").expandtabs().splitlines()  # relative indents: a raw or a cleaned docstring
+    starts = [(i, m) for i, line in enumerate(lines) if (m := _SECTION.match(line))]
+    if not starts:
+        return {}
+    start, header = starts[0]
+    indent, entry = len(header.group(1)), None
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if depth <= indent:
+            break  # the next section
+        name, colon, text = line.strip().partition(":")
+        if entry is None or depth <= entry:
+            if not colon or not name.isidentifier():
+                break
+            entry, current = depth, docs.setdefault(name, [])
+            current.append(text.strip())
+        else:
+            current.append(line.strip())
+    return {name: " ".join(" ".join(parts).split()) for name, parts in docs.items()}
+
+
+def keyword_section(docs: dict[str, str]) -> str:
+    """The ``Keyword Args:`` section that :func:`keyword_docs` reads back as ``docs``.
+
+    >>> keyword_docs(keyword_section({"lr": "the step size."}))
+    {'lr': 'the step size.'}
+    """
+    return "Keyword Args:\n" + "".join(f"    {name}: {text}\n" for name, text in docs.items())
+
+
 def _spec_model(kind: str, name: str, factory: Callable[..., Any]) -> type[BaseModel]:
+    docs = keyword_docs(inspect.getdoc(factory))
     fields: dict[str, Any] = {"name": (Literal[name], ...)}
     for param in inspect.signature(factory).parameters.values():
         if param.kind is not inspect.Parameter.KEYWORD_ONLY:
@@ -93,6 +151,8 @@ def _spec_model(kind: str, name: str, factory: Callable[..., Any]) -> type[BaseM
             annotation = Any
         elif isinstance(annotation, str):  # `from __future__ import annotations`
             annotation = eval(annotation, factory.__globals__)  # noqa: S307 (our own source code)
+        if param.name in docs:
+            annotation = Annotated[annotation, Field(description=docs[param.name])]
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[param.name] = (annotation, default)
     model = create_model(f"{kind}:{name}", __config__=STRICT, **fields)

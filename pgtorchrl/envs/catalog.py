@@ -36,9 +36,17 @@ def _known_atari_id(env_id: str) -> str:
     return env_id
 
 
-GymId = Annotated[str, AfterValidator(_known_gym_id)]
-AtariId = Annotated[str, AfterValidator(_known_atari_id)]
-GymEnvCount = Annotated[int, Field(ge=1, le=4096)]  # gymnasium envs are Python objects, stepped one by one
+GymId = Annotated[
+    str,
+    AfterValidator(_known_gym_id),
+    Field(description="A registered gymnasium id (CartPole-v1, HalfCheetah-v5, MinAtar/Breakout-v1, ...)."),
+]
+AtariId = Annotated[
+    str, AfterValidator(_known_atari_id), Field(description="An ALE game's NoFrameskip-v4 id (PongNoFrameskip-v4).")
+]
+GymEnvCount = Annotated[  # gymnasium envs are Python objects, stepped one by one
+    int, Field(ge=1, le=4096, description="Copies of the env stepped side by side (the batch's first dimension).")
+]
 
 
 # --- env transforms (TorchRL's, by class name) -----------------------------------------------------
@@ -109,7 +117,12 @@ def normalize_reward(
     """pgtorchrl.envs.normalize_reward.NormalizeReward: reward / std of the discounted return (SB3's VecNormalize).
 
     The learner's reward divided by the running standard deviation of each env's gamma-discounted
-    return (gymnasium's NormalizeReward), then clipped to [-clip, clip]; the logged returns stay the task's."""
+    return (gymnasium's NormalizeReward), then clipped to [-clip, clip]; the logged returns stay the task's.
+
+    Keyword Args:
+        gamma: The discount of the return whose running std divides the reward.
+        eps: Added to the variance before its square root.
+        clip: The scaled reward clipped to [-clip, clip] (null: not clipped)."""
     from pgtorchrl.envs.normalize_reward import NormalizeReward
 
     return NormalizeReward(gamma=gamma, eps=eps, clip=clip)
@@ -123,7 +136,13 @@ else:
 
 # --- environments -------------------------------------------------------------------------------
 # Wiring: the spec's top-level ``device``; the env (a torch-native one, its state too) lives there.
-MakeKwargs = Annotated[dict[str, Any], Field(max_length=64)]
+MakeKwargs = Annotated[
+    dict[str, Any], Field(max_length=64, description="Keyword arguments to gymnasium.make (is_slippery: false).")
+]
+Transforms = Annotated[
+    list[TransformSection],
+    Field(description="TorchRL transforms by name (the transform kind), run in order after RewardSum and StepCounter."),
+]
 
 
 @ENVS.register("gym")
@@ -133,7 +152,7 @@ def gym_env(
     env_id: GymId,
     num_envs: GymEnvCount = 8,
     make_kwargs: MakeKwargs = {},
-    transforms: list[TransformSection] = [],
+    transforms: Transforms = [],
 ) -> "EnvBase":
     """A gymnasium id as one batched TorchRL env (GymWrapper); make_kwargs to gymnasium.make; TorchRL transforms.
 
@@ -159,14 +178,21 @@ def atari(
     episodic_life: bool = True,
     clip_rewards: bool = True,
     make_kwargs: MakeKwargs = {},
-    transforms: list[TransformSection] = [],
+    transforms: Transforms = [],
 ) -> "EnvBase":
     """An ALE game (pip install -e '.[atari]') with DQN's preprocessing; returns stay the game's score.
 
-    noop_max random no-ops at reset, frame_skip frames per action (the last two max-pooled),
-    screen_size x screen_size grayscale, FIRE after each reset and lost life (fire_reset),
-    frame_stack frames stacked (uint8); for the learner only: each lost life ends its episode
-    (episodic_life) and rewards are clipped to their sign (clip_rewards). See pgtorchrl.envs.atari."""
+    See :mod:`pgtorchrl.envs.atari`. The learner's episodes and rewards are changed by
+    ``episodic_life`` and ``clip_rewards``; ``rollout/`` and ``eval/`` returns stay the game's.
+
+    Keyword Args:
+        noop_max: At most this many random no-op actions after each reset.
+        frame_skip: Frames per action, the last two max-pooled.
+        screen_size: Frames resized to screen_size x screen_size grayscale.
+        frame_stack: The last frame_stack frames stacked (uint8) as the observation.
+        fire_reset: Press FIRE after each reset and lost life (games that wait for it).
+        episodic_life: Each lost life ends the learner's episode (not the logged one).
+        clip_rewards: The learner's rewards clipped to their sign (the logged returns stay the score)."""
     from pgtorchrl.envs.atari import make_atari_env
 
     return make_atari_env(
@@ -200,12 +226,16 @@ def gym_native(
 ) -> "EnvBase":
     """A gymnasium id (flat Box obs; Discrete or Box actions) on the tensor fast path; make_kwargs to gymnasium.make.
 
-    normalize_observations: observations normalized by their running mean and variance (the
-    statistic CleanRL, Tianshou and stable-baselines3 use; saved with the policy);
-    clip_observations: then clipped to [-c, c]; normalize_rewards: the learner's rewards divided
-    by the running std of the reward_gamma-discounted return (gymnasium's NormalizeReward; the
-    logged returns stay the task's), clip_rewards: then clipped. The fast path applies no TorchRL
-    transforms: use env 'gym' for those."""
+    The fast path applies no TorchRL transforms: use env 'gym' for those.
+
+    Keyword Args:
+        normalize_observations: Observations normalized by their running mean and variance (the
+            statistic CleanRL, Tianshou and stable-baselines3 use; saved with the policy).
+        clip_observations: The normalized observations then clipped to [-c, c] (null: not clipped).
+        normalize_rewards: The learner's rewards divided by the running std of the
+            reward_gamma-discounted return (gymnasium's NormalizeReward; logged returns stay the task's).
+        reward_gamma: The discount of that return.
+        clip_rewards: The normalized rewards then clipped to [-c, c] (null: not clipped)."""
     from pgtorchrl.envs.gym_native import GymNativeEnv
 
     return GymNativeEnv(
@@ -223,7 +253,11 @@ def gym_native(
 
 @ENVS.register("short_corridor")
 def short_corridor(device: str, *, num_envs: Annotated[int, Field(ge=1, le=10**7)] = 1) -> "EnvBase":
-    """Sutton & Barto's short corridor with switched actions (Example 13.1), batched, in torch."""
+    """Sutton & Barto's short corridor with switched actions (Example 13.1), batched, in torch.
+
+    Keyword Args:
+        num_envs: Corridors stepped side by side in one tensor (one per independent run with
+            the linear_softmax actor's independent_runs)."""
     from pgtorchrl.envs.custom.short_corridor import make_short_corridor
 
     return make_short_corridor(num_envs, device)
@@ -233,7 +267,11 @@ def short_corridor(device: str, *, num_envs: Annotated[int, Field(ge=1, le=10**7
 def torch_cartpole(
     device: str, *, num_envs: Annotated[int, Field(ge=1, le=10**8)] = 8, max_episode_steps: PositiveInt = 500
 ) -> "EnvBase":
-    """CartPole-v1 in torch (gymnasium's exact dynamics), many envs in one tensor, CPU or CUDA."""
+    """CartPole-v1 in torch (gymnasium's exact dynamics), many envs in one tensor, CPU or CUDA.
+
+    Keyword Args:
+        num_envs: Carts stepped side by side in one tensor.
+        max_episode_steps: An episode is truncated after this many steps (gymnasium's 500)."""
     from pgtorchrl.envs.custom.cartpole import TorchCartPoleEnv
 
     return TorchCartPoleEnv(num_envs, device=device, max_episode_steps=max_episode_steps)

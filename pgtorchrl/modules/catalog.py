@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 from pydantic import Field, PositiveInt
 
 from pgtorchrl.config.fields import HiddenSizes, Keys
-from pgtorchrl.config.registry import Registry
+from pgtorchrl.config.registry import Registry, keyword_docs, keyword_section
 from pgtorchrl.modules.choices import Activation, Distribution
 
 if TYPE_CHECKING:
@@ -27,6 +27,11 @@ CRITICS = Registry("critic", wiring=("env",), base=("torch", "Module"))
 
 Layers = Annotated[list[PositiveInt], Field(min_length=1, max_length=8)]
 """One entry per convolution (channels, kernel sizes, strides)."""
+
+
+def _documented(annotation, doc: str):
+    """``annotation`` with its spec doc line (for the fields these factories add to ``mlp``'s)."""
+    return Annotated[annotation, Field(description=doc)]
 
 
 def _conv(channels: list[int], kernel_sizes: list[int], strides: list[int], out_features: int):
@@ -54,10 +59,10 @@ def _critic(env: "EnvBase", fields: dict, conv=None, memory=None):
 
 
 CONV_FIELDS = {  # name: (annotation, default): the Nature-CNN (Mnih et al. 2015)
-    "channels": (Layers, [32, 64, 64]),
-    "kernel_sizes": (Layers, [8, 4, 3]),
-    "strides": (Layers, [4, 2, 1]),
-    "out_features": (PositiveInt, 512),
+    "channels": (_documented(Layers, "Output channels of each convolution (ReLU after each)."), [32, 64, 64]),
+    "kernel_sizes": (_documented(Layers, "Each convolution's square kernel size."), [8, 4, 3]),
+    "strides": (_documented(Layers, "Each convolution's stride."), [4, 2, 1]),
+    "out_features": (_documented(PositiveInt, "Units of the layer after the convolutions (ReLU)."), 512),
 }
 CNN_DEFAULTS = {"in_keys": ["pixels"], "hidden_sizes": [], "activation": "relu"}
 """Where the ``cnn`` sections' defaults differ from ``mlp``'s: images under ``pixels``, the head
@@ -80,8 +85,14 @@ def _cnn(mlp_factory, build, summary: str):
         return build(env, fields, settings)
 
     factory.__signature__ = inspect.Signature(params[:2] + conv + params[2:])  # type: ignore[attr-defined]
-    factory.__doc__ = summary
+    factory.__doc__ = _with_fields_docs(summary, mlp_factory, {p.name for p in params})
     return factory
+
+
+def _with_fields_docs(summary: str, mlp_factory, names: set[str]) -> str:
+    """``summary`` and the ``Keyword Args:`` of ``mlp_factory`` that a derived factory keeps."""
+    kept = {k: v for k, v in keyword_docs(inspect.getdoc(mlp_factory)).items() if k in names}
+    return f"{summary}\n\n{keyword_section(kept)}"
 
 
 @ACTORS.register("mlp")
@@ -95,7 +106,18 @@ def mlp_actor(
     init_log_std: float = -0.5,
     mask_key: Optional[str] = "action_mask",
 ):
-    """ProbabilisticActor: an MLP on in_keys (discrete ones one-hot, images by a CNN), masked by mask_key if present."""
+    """ProbabilisticActor: an MLP on in_keys (discrete ones one-hot, images by a CNN), masked by mask_key if present.
+
+    Keyword Args:
+        in_keys: The observation keys it reads, each by its kind's encoder (vectors as they are,
+            discrete one-hot, images by the convolutions), concatenated before the MLP.
+        hidden_sizes: The MLP's hidden layer widths ([] : the head on the encoders' output).
+        activation: The nonlinearity after each hidden layer.
+        distribution: The action distribution; auto: categorical for Discrete and MultiDiscrete
+            actions, bernoulli for MultiBinary, normal for Box.
+        init_log_std: The initial log standard deviation of a Box action (state-independent).
+        mask_key: The observation key of a boolean legal-action mask (used when the env has
+            it: MaskedCategorical; null: never masked)."""
     fields = dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation, distribution=distribution)
     return _actor(env, {**fields, "init_log_std": init_log_std, "mask_key": mask_key})
 
@@ -111,7 +133,12 @@ def linear_softmax(
     prob_floor: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0,
     independent_runs: bool = False,
 ):
-    """Textbook linear softmax over x(s,right)=[1,0], x(s,left)=[0,1]; independent_runs: a theta per env."""
+    """Textbook linear softmax over x(s,right)=[1,0], x(s,left)=[0,1]; independent_runs: a theta per env.
+
+    Keyword Args:
+        init_preferences: The initial theta (the preferences of right and left).
+        prob_floor: Each action's probability kept at least this (Sutton & Barto's epsilon).
+        independent_runs: One theta per env, so each env is an independent run."""
     from pgtorchrl.modules.linear_softmax import make_corridor_actor
 
     num_runs = env.batch_size.numel() if independent_runs else None
@@ -120,7 +147,11 @@ def linear_softmax(
 
 @CRITICS.register("scalar")
 def scalar_critic(env: "EnvBase", *, init: float = 0.0, independent_runs: bool = False):
-    """The textbook's scalar baseline v(s, w) = w (one w, or one per env with independent_runs)."""
+    """The textbook's scalar baseline v(s, w) = w (one w, or one per env with independent_runs).
+
+    Keyword Args:
+        init: The initial w.
+        independent_runs: One w per env (with the linear_softmax actor's independent_runs)."""
     from torchrl.modules import ValueOperator
 
     from pgtorchrl.modules.linear_softmax import ScalarValue
@@ -138,7 +169,14 @@ def mlp_critic(
     activation: Activation = "tanh",
     share_encoder: bool = False,
 ):
-    """ValueOperator: an MLP on in_keys (one-hot discrete, a CNN or the actor's with share_encoder) -> state_value."""
+    """ValueOperator: an MLP on in_keys (one-hot discrete, a CNN or the actor's with share_encoder) -> state_value.
+
+    Keyword Args:
+        in_keys: The observation keys it reads, each by its kind's encoder, as the actor's.
+        hidden_sizes: The MLP's hidden layer widths.
+        activation: The nonlinearity after each hidden layer.
+        share_encoder: Use the actor's encoders (one trunk under both heads, CleanRL's Atari
+            agent) instead of its own."""
     return _critic(env, dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation))
 
 
@@ -162,9 +200,9 @@ NumLayers = Annotated[int, Field(ge=1, le=16)]
 
 
 MEMORY_FIELDS = {  # name: (annotation, default): the recurrent trunk's, written once for actor and critic
-    "hidden_size": (HiddenSize, 64),
-    "num_layers": (NumLayers, 1),
-    "python_based": (bool, False),
+    "hidden_size": (_documented(HiddenSize, "Units of the recurrent cell's hidden state."), 64),
+    "num_layers": (_documented(NumLayers, "Stacked recurrent layers."), 1),
+    "python_based": (_documented(bool, "The cell as a Python loop over time (TorchRL's): slower."), False),
 }
 MEMORY_DEFAULTS = {"hidden_sizes": [64]}
 """Where the ``lstm``/``gru`` sections' defaults differ from ``mlp``'s: one layer after the RNN."""
@@ -189,7 +227,7 @@ def _recurrent(mlp_factory, build, cell: str, prefix: str, summary: str):
         return build(env, fields, memory=memory)
 
     factory.__signature__ = inspect.Signature(params[:2] + memory_params + params[2:])  # type: ignore[attr-defined]
-    factory.__doc__ = summary
+    factory.__doc__ = _with_fields_docs(summary, mlp_factory, {p.name for p in params})
     return factory
 
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal, Optional
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
-from pgtorchrl.config.registry import Registry
+from pgtorchrl.config.registry import Registry, keyword_docs, keyword_section
 from pgtorchrl.objectives.choices import CriticLossType
-from pgtorchrl.objectives.value.options import ESTIMATORS, Estimator, Probability, option_fields
+from pgtorchrl.objectives.value.options import ESTIMATORS, Estimator, Probability, option_docs, option_fields
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +48,7 @@ def _estimator(name: str, entry: Estimator):
         for field, annotation, default in option_fields(entry.options)
     ]
     factory.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # its spec fields
-    factory.__doc__ = entry.summary
+    factory.__doc__ = f"{entry.summary}\n\n{keyword_section(option_docs(entry.options))}"
     factory.__name__ = name
     return factory
 
@@ -102,7 +102,13 @@ def reinforce(
     loss_critic_type: CriticLossType = "l2",
     reduction: Literal["mean", "sum"] = "mean",
 ):
-    """pgtorchrl's ReinforceLoss: -mean(log pi(a|s) * advantage), critic regression, entropy bonus; critic optional."""
+    """pgtorchrl's ReinforceLoss: -mean(log pi(a|s) * advantage), critic regression, entropy bonus; critic optional.
+
+    Keyword Args:
+        entropy_coeff: Weight of the entropy bonus (0: no loss_entropy).
+        critic_coeff: Weight of loss_critic in the summed loss.
+        loss_critic_type: The critic's regression loss (l2, l1 or smooth_l1).
+        reduction: Mean over the batch's steps, or sum (the textbook's per-episode sum)."""
     from pgtorchrl.objectives.reinforce import ReinforceLoss
 
     return ReinforceLoss(
@@ -174,8 +180,17 @@ def _ppo_fields(
 ):
     """The spec fields TorchRL's PPO losses share (signature only: the keyword names of their constructors).
 
-    functional: false calls the actor and critic as they are instead of through TorchRL's
-    functional parameters (the same losses; about 15% faster per minibatch on CPU here)."""
+    Keyword Args:
+        entropy_bonus: Add the entropy bonus (loss_entropy).
+        entropy_coeff: Weight of the entropy bonus.
+        critic_coeff: Weight of loss_critic in the summed loss.
+        loss_critic_type: The critic's regression loss (l2, l1 or smooth_l1).
+        normalize_advantage: Standardize the advantage over each minibatch.
+        reduction: Mean or sum over the minibatch.
+        clip_value: Clip the value prediction to within clip_value of the batch's old value
+            (CleanRL's clipped value loss; null: not clipped).
+        functional: False calls the actor and critic as they are instead of through TorchRL's
+            functional parameters (the same losses; about 15% faster per minibatch on CPU here)."""
 
 
 def _ppo(name: str, summary: str, path: str | None = None, functional: bool = True, **own):
@@ -198,7 +213,7 @@ def _ppo(name: str, summary: str, path: str | None = None, functional: bool = Tr
 
     signature = shared.replace(parameters=params[:2] + extra + params[2:])
     factory.__signature__ = signature  # type: ignore[attr-defined]  # its spec fields
-    factory.__doc__ = summary
+    factory.__doc__ = f"{summary}\n\n{keyword_section(keyword_docs(inspect.getdoc(_ppo_fields)))}"
     return factory
 
 
@@ -208,7 +223,10 @@ LOSSES.register("torchrl.PPOLoss")(
         "torchrl.objectives.PPOLoss: the unclipped surrogate -mean(ratio * advantage) (NPG's and TRPO's objective).",
     )
 )
-CLIP_EPSILON = (Annotated[float, Field(gt=0.0, lt=1.0)], 0.2)
+CLIP_EPSILON = (
+    Annotated[float, Field(gt=0.0, lt=1.0, description="The probability ratio clipped to [1 - eps, 1 + eps].")],
+    0.2,
+)
 LOSSES.register("torchrl.ClipPPOLoss")(
     _ppo(
         "torchrl.ClipPPOLoss",
@@ -224,7 +242,10 @@ LOSSES.register("ppo")(
         path="pgtorchrl.objectives.ppo.ClipPPOLoss",
         functional=False,
         clip_epsilon=CLIP_EPSILON,
-        analytic_gradients=(bool, True),
+        analytic_gradients=(
+            Annotated[bool, Field(description="MLP networks' gradients by hand (ppo_gradients); false: autograd's.")],
+            True,
+        ),
     )
 )
 LOSSES.register("torchrl.KLPENPPOLoss")(
@@ -253,7 +274,15 @@ def adam(
     fused: Optional[bool] = None,
 ) -> Any:
     """torch.optim.Adam. fused: true updates every parameter in one kernel (on CPU about 3x faster
-    than torch's default per-tensor loop for the small networks here; the same update up to rounding)."""
+    than torch's default per-tensor loop for the small networks here; the same update up to rounding).
+
+    Keyword Args:
+        lr: The step size.
+        betas: The decay rates of the gradient's first and second moment estimates.
+        eps: Added to the second moment's square root (CleanRL's PPO: 1e-5).
+        weight_decay: L2 penalty on the parameters.
+        foreach: Torch's multi-tensor update (null: torch picks).
+        fused: One kernel for every parameter (null: torch picks; true: the fastest here)."""
     import torch
 
     return torch.optim.Adam(
@@ -269,7 +298,12 @@ def sgd(
     momentum: NonNegativeFloat = 0.0,
     weight_decay: NonNegativeFloat = 0.0,
 ) -> Any:
-    """torch.optim.SGD (plain stochastic gradient ascent on the loss, as the textbook)."""
+    """torch.optim.SGD (plain stochastic gradient ascent on the loss, as the textbook).
+
+    Keyword Args:
+        lr: The step size (the textbook's alpha).
+        momentum: The momentum factor (0: plain SGD).
+        weight_decay: L2 penalty on the parameters."""
     import torch
 
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -283,7 +317,12 @@ def rmsprop(
     alpha: Probability = 0.99,
     eps: PositiveFloat = 1.0e-8,
 ) -> Any:
-    """torch.optim.RMSprop."""
+    """torch.optim.RMSprop.
+
+    Keyword Args:
+        lr: The step size.
+        alpha: The decay rate of the squared gradients' running mean.
+        eps: Added to its square root."""
     import torch
 
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps)
@@ -297,7 +336,12 @@ def npg(
     damping: NonNegativeFloat = 0.1,
     cg_iters: Annotated[int, Field(ge=1, le=1000)] = 10,
 ) -> Any:
-    """Natural policy gradient (Kakade 2001): a step of mean KL max_kl along F^-1 g (actor only)."""
+    """Natural policy gradient (Kakade 2001): a step of mean KL max_kl along F^-1 g (actor only).
+
+    Keyword Args:
+        max_kl: The step is scaled so that its quadratic estimate of the mean KL is max_kl.
+        damping: Added to the Fisher matrix's diagonal (F + damping I) for conjugate gradient.
+        cg_iters: Conjugate-gradient iterations to solve F x = g."""
     from pgtorchrl.objectives.trust_region import NaturalPolicyGradient
 
     return NaturalPolicyGradient(params, max_kl=max_kl, damping=damping, cg_iters=cg_iters)
@@ -313,7 +357,14 @@ def trpo(
     backtrack_coeff: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8,
     max_backtracks: Annotated[int, Field(ge=1, le=100)] = 10,
 ) -> Any:
-    """TRPO (Schulman et al. 2015): the natural step, then a line search keeping KL <= max_kl (actor only)."""
+    """TRPO (Schulman et al. 2015): the natural step, then a line search keeping KL <= max_kl (actor only).
+
+    Keyword Args:
+        max_kl: The trust region: the mean KL a step may reach.
+        damping: Added to the Fisher matrix's diagonal (F + damping I) for conjugate gradient.
+        cg_iters: Conjugate-gradient iterations to solve F x = g.
+        backtrack_coeff: Each rejected step is shrunk by this factor.
+        max_backtracks: At most this many shrinks; then the parameters are left unchanged."""
     from pgtorchrl.objectives.trust_region import TRPO
 
     return TRPO(

@@ -30,6 +30,7 @@ __all__ = [
     "GAEOptions",
     "Estimator",
     "ESTIMATORS",
+    "option_docs",
     "option_fields",
     "validated",
     "critic_problem",
@@ -46,7 +47,7 @@ Baseline = Literal["auto", "none", "mean", "critic"]
 TRUNCATION_MODES = get_args(Truncation)
 BASELINES = get_args(Baseline)
 
-_OPTIONS = ConfigDict(extra="forbid", strict=True)
+_OPTIONS = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
 
 
 @dataclass(config=_OPTIONS, kw_only=True, frozen=True)
@@ -58,7 +59,8 @@ class EstimatorOptions:
     normalize: bool = False
     """Standardize the advantage over the batch's valid steps."""
     truncation: Truncation = "bootstrap"
-    """What a time-limit cut means (see :data:`Truncation`); ``bootstrap`` needs a critic."""
+    """What a time-limit cut means: bootstrap continues the return with V(s_T) (needs a critic),
+    drop removes truncated episodes, terminal treats the cut as a true end."""
     gamma_t_factor: bool = False
     """Multiply the advantage by gamma^t (Sutton & Barto's boxed algorithms)."""
 
@@ -68,7 +70,8 @@ class MonteCarloOptions(EstimatorOptions):
     """Options of the Monte Carlo return estimators (a return minus a state-only baseline)."""
 
     baseline: Baseline = "auto"
-    """The state-only baseline subtracted from the return (see :data:`Baseline`)."""
+    """The state-only baseline subtracted from the return: none, mean (the batch's mean return),
+    critic (V(s_t)), or auto (the critic when there is one)."""
 
 
 @dataclass(config=_OPTIONS, kw_only=True, frozen=True)
@@ -110,6 +113,20 @@ ESTIMATORS: dict[str, Estimator] = {
         "GAE", GAEOptions, True, "GAE(lambda) with the critic as baseline (vanilla policy gradient); needs a critic."
     ),
 }
+
+
+def option_docs(options: type) -> dict[str, str]:
+    """Each option's doc line (the docstring under it, in its class or a base), in declaration order.
+
+    >>> option_docs(GAEOptions)["lmbda"]
+    "GAE's lambda: 1 is the Monte Carlo advantage, 0 the TD error."
+    """
+    docs: dict[str, str] = {}
+    for klass in reversed(options.__mro__):  # pydantic reads a class's own docstrings, not its bases'
+        for name, info in getattr(klass, "__pydantic_fields__", {}).items():
+            if info.description and name not in docs:
+                docs[name] = " ".join(info.description.split())
+    return {f.name: docs[f.name] for f in fields(options) if f.name in docs}
 
 
 def option_fields(options: type) -> list[tuple[str, Any, Any]]:
