@@ -105,6 +105,7 @@ def mlp_actor(
     distribution: Distribution = "auto",
     init_log_std: float = -0.5,
     mask_key: Optional[str] = "action_mask",
+    ortho_init: bool = False,
 ):
     """ProbabilisticActor: an MLP on in_keys (discrete ones one-hot, images by a CNN), masked by mask_key if present.
 
@@ -117,9 +118,11 @@ def mlp_actor(
             actions, bernoulli for MultiBinary, normal for Box.
         init_log_std: The initial log standard deviation of a Box action (state-independent).
         mask_key: The observation key of a boolean legal-action mask (used when the env has
-            it: MaskedCategorical; null: never masked)."""
+            it: MaskedCategorical; null: never masked).
+        ortho_init: CleanRL's and SB3's orthogonal initialization (gain sqrt 2, the policy
+            head 0.01, zero biases); false: PyTorch's default."""
     fields = dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation, distribution=distribution)
-    return _actor(env, {**fields, "init_log_std": init_log_std, "mask_key": mask_key})
+    return _actor(env, {**fields, "init_log_std": init_log_std, "mask_key": mask_key, "ortho_init": ortho_init})
 
 
 Preferences = Annotated[list[float], Field(min_length=2, max_length=2)]
@@ -168,6 +171,7 @@ def mlp_critic(
     hidden_sizes: HiddenSizes = [64, 64],
     activation: Activation = "tanh",
     share_encoder: bool = False,
+    ortho_init: bool = False,
 ):
     """ValueOperator: an MLP on in_keys (one-hot discrete, a CNN or the actor's with share_encoder) -> state_value.
 
@@ -176,8 +180,10 @@ def mlp_critic(
         hidden_sizes: The MLP's hidden layer widths.
         activation: The nonlinearity after each hidden layer.
         share_encoder: Use the actor's encoders (one trunk under both heads, CleanRL's Atari
-            agent) instead of its own."""
-    return _critic(env, dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation))
+            agent) instead of its own.
+        ortho_init: CleanRL's and SB3's orthogonal initialization (gain sqrt 2, the value head 1,
+            zero biases); false: PyTorch's default."""
+    return _critic(env, dict(in_keys=in_keys, hidden_sizes=hidden_sizes, activation=activation, ortho_init=ortho_init))
 
 
 ACTORS.register("cnn")(

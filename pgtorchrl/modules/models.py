@@ -16,6 +16,7 @@ from pgtorchrl.config.deprecation import renamed_keyword
 from pgtorchrl.modules.choices import ACTIVATION_CLASSES, DISTRIBUTIONS
 from pgtorchrl.modules.distributions import IndependentBernoulli, MaskedOneHot, MultiOneHotCategorical
 from pgtorchrl.modules.encoders import ConvSettings, Encoded, make_encoder
+from pgtorchrl.modules.init import POLICY_HEAD_GAIN, VALUE_HEAD_GAIN, orthogonal_init
 from pgtorchrl.modules.recurrent import MemorySettings, memory_trunk
 
 __all__ = [
@@ -195,6 +196,7 @@ def make_actor(
     conv: ConvSettings | None = None,
     mask_key: NestedKey | None = ACTION_MASK_KEY,
     memory: MemorySettings | None = None,
+    ortho_init: bool = False,
 ) -> ProbabilisticActor:
     """The policy for an env's specs, its MLP behind the encoders of its observation keys
     (:func:`pgtorchrl.modules.encoders.make_encoder`): categorical for ``Discrete`` actions (masked
@@ -215,12 +217,31 @@ def make_actor(
         mask_key: the observation key of the legal-action mask (MaskablePPO's and PettingZoo's
             ``action_mask``), used when the observation spec has it; ``None`` ignores any mask.
         memory: an LSTM or GRU between the encoders and the MLP (:mod:`pgtorchrl.modules.recurrent`).
+        ortho_init: CleanRL's and SB3's orthogonal initialization, the head's gain 0.01
+            (:func:`pgtorchrl.modules.init.orthogonal_init`); ``False``: PyTorch's default.
 
     >>> from torchrl.data import Composite, OneHot, Unbounded
     >>> make_actor(Composite(obs=Unbounded(4)), OneHot(2), in_keys=["obs"], hidden_sizes=[8]).in_keys
     ['obs']
     """
-    observed = list(in_keys)
+    settings = (hidden_sizes, activation, distribution, init_log_std, conv, mask_key, memory)
+    actor = _policy(observation_spec, action_spec, list(in_keys), *settings)
+    return orthogonal_init(actor, POLICY_HEAD_GAIN) if ortho_init else actor
+
+
+def _policy(
+    observation_spec,
+    action_spec,
+    observed,
+    hidden_sizes,
+    activation,
+    distribution,
+    init_log_std,
+    conv,
+    mask_key,
+    memory,
+) -> ProbabilisticActor:
+    """:func:`make_actor`'s policy, with PyTorch's default initialization."""
     encoder, n_obs, in_keys, trunk = _encoded(observation_spec, observed, conv, memory)
     discrete = isinstance(action_spec, (OneHot, Categorical))
     if distribution == "auto":
@@ -297,19 +318,23 @@ def make_critic(
     activation: str = "tanh",
     conv: ConvSettings | None = None,
     memory: MemorySettings | None = None,
+    ortho_init: bool = False,
 ) -> TensorDictModuleBase:
     """A state-value network ``V(s) = MLP(s)`` writing ``state_value``, reading ``in_keys``
     (several are concatenated, each behind its encoder: see
     :func:`~pgtorchrl.modules.encoders.make_encoder` for ``observation_spec`` and ``conv``); with
     ``memory``, a ``TensorDictSequential`` of its recurrent trunk (keys prefixed ``critic_``:
-    :mod:`pgtorchrl.modules.recurrent`) and the ``ValueOperator`` head.
+    :mod:`pgtorchrl.modules.recurrent`) and the ``ValueOperator`` head; with ``ortho_init``,
+    CleanRL's and SB3's orthogonal initialization, the head's gain 1
+    (:func:`pgtorchrl.modules.init.orthogonal_init`).
 
     >>> from torchrl.data import Unbounded
     >>> make_critic(Unbounded(4), hidden_sizes=[8]).out_keys
     ['state_value']
     """
     encoder, n_obs, head_keys, trunk = _encoded(observation_spec, list(in_keys), conv, memory)
-    return _after(trunk, ValueOperator(_mlp(n_obs, 1, hidden_sizes, activation, encoder), in_keys=head_keys))
+    critic = _after(trunk, ValueOperator(_mlp(n_obs, 1, hidden_sizes, activation, encoder), in_keys=head_keys))
+    return orthogonal_init(critic, VALUE_HEAD_GAIN) if ortho_init else critic
 
 
 def policy_kl(actor: ProbabilisticActor, tensordict: TensorDictBase, old) -> torch.Tensor:
