@@ -67,12 +67,18 @@ SGD = ["optim={name: sgd, lr: 0.1}", "critic_optim={name: sgd, lr: 0.1}", "train
     ],
     ids=["adam", "sgd_clipped"],
 )
-def test_an_update_is_one_step_of_the_joint_loss_with_one_clipped_norm(overrides, optimizer):
+@pytest.mark.parametrize(
+    "joint",
+    [["critic.share_encoder=true"], ["train.joint_grad_norm=true"]],
+    ids=["shared_trunk", "joint_grad_norm"],
+)
+def test_an_update_is_one_step_of_the_joint_loss_with_one_clipped_norm(overrides, optimizer, joint):
     """CleanRL's agent: one optimizer over every parameter, the loss's terms summed, the norm of
-    all gradients clipped together. Two optimizers stepping the trunk (Adam: two steps) or two
-    separate clips (SGD under a small max_grad_norm) give other weights."""
+    all gradients clipped together; so is an update of two networks with ``train.joint_grad_norm``
+    (SB3's clipping). Two optimizers stepping the trunk (Adam: two steps) or two separate clips
+    (SGD under a small max_grad_norm) give other weights."""
     pytest.importorskip("minatar")
-    p = build_pipeline(load_spec(MINATAR, [*SMALL, *overrides]))
+    p = build_pipeline(load_spec(MINATAR, [*SMALL[:2], *joint, *overrides]))
     batch = _batch(p)
     reference_actor, reference_critic = copy.deepcopy(p.actor), copy.deepcopy(p.critic)
     reference = build_pipeline(p.spec)  # its own networks and loss, given the same weights

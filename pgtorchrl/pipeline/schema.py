@@ -79,6 +79,9 @@ class TrainConfig(StrictModel):
     """Critic gradient steps per batch; the first is taken jointly with the actor (Spinning Up: 80)."""
     max_grad_norm: Optional[Annotated[float, Field(gt=0)]] = None
     """Clip the actor's and critic's gradient norms to this value (``null``: no clipping)."""
+    joint_grad_norm: bool = False
+    """Clip one gradient norm over the actor and the critic together, as SB3 and CleanRL do (one
+    optimizer over both), instead of one norm per network; always one with a shared encoder."""
     iterations: Optional[Annotated[int, Field(gt=0, le=10**9)]] = None
     """Stop after this many updates (batches) even if frames remain (``null``: frames only)."""
     epochs: Annotated[int, Field(ge=1, le=1000)] = 1

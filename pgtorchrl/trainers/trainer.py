@@ -212,7 +212,8 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int, statistics: b
     ``loss_value`` for TorchRL's ``ReinforceLoss``), the first one on the same backward pass
     (so ``value_steps: 1`` is the joint A2C-style update, more is Spinning Up's VPG). A trunk
     the critic shares with the actor is the actor optimizer's, with one gradient norm clipped
-    over both networks (:mod:`pgtorchrl.modules.shared_encoder`). ``statistics=False``: the
+    over both networks (:mod:`pgtorchrl.modules.shared_encoder`), as with ``train.joint_grad_norm``
+    for two networks (SB3's and CleanRL's clipping). ``statistics=False``: the
     step's metrics may lack the loss's statistics (a minibatch whose metrics are not kept)."""
     max_norm = p.spec.train.max_grad_norm
     p.actor_optim.zero_grad(set_to_none=True)
@@ -221,7 +222,8 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int, statistics: b
     scalars = _scalars(_loss_and_backward(p.loss, batch, statistics))
     _check_finite(scalars, iteration, frames)  # before any optimizer step
     metrics = {f"train/{k}": v for k, v in scalars.items()}
-    if p.shares_encoder and p.critic_optim is not None:  # one model (a shared trunk): one norm, as CleanRL
+    joint = p.shares_encoder or p.spec.train.joint_grad_norm
+    if joint and p.critic_optim is not None:  # one model (a shared trunk), or asked: one norm, as CleanRL
         params = [*p.actor.parameters(), *p.critic_params]
         metrics["train/grad_norm"] = _step(p.actor_optim, params, max_norm)
         p.critic_optim.step()
