@@ -55,7 +55,11 @@ def store(tmp_path_factory):
             champions.append(mlflow_client(uri).get_model_version_by_alias("cartpole", "champion").version)
         assert main([PENDULUM, "train.total_frames=3200", NORMALIZED, "tracking.register_model=pendulum", *QUIET]) == 0
         assert main([MASKED, "train.total_frames=640", "tracking.register_model=masked", *QUIET]) == 0
-        assert main([MINATAR, "train.total_frames=1024", "tracking.register_model=minatar", *QUIET]) == 0
+        # PyTorch's default init: the pipeline's orthogonal init gives the policy head a gain of 0.01,
+        # so after 1024 frames its argmax is one action everywhere and the export parity below would
+        # compare constant answers
+        minatar = [MINATAR, "train.total_frames=1024", "actor.ortho_init=false", "tracking.register_model=minatar"]
+        assert main([*minatar, *QUIET]) == 0
         assert main([LSTM, "train.total_frames=256", "tracking.register_model=memory", *QUIET]) == 0
         yield folder, uri, champions
     finally:
