@@ -1,7 +1,8 @@
 """A resumable benchmark table: pgtorchrl pipelines trained per (algorithm, env, seed) against
 published results, each under its reference's protocol. The tables are :data:`Suite` values:
 ``benchmarks/mujoco_table.py`` (VPG, NPG, TRPO and PPO on MuJoCo) and
-``benchmarks/minatar_table.py`` (PPO on MinAtar).
+``benchmarks/minatar_table.py`` (PPO on MinAtar) and ``benchmarks/atari_table.py`` (PPO on Atari
+against CleanRL's).
 
 Runs every chosen (algorithm, env, seed) as an MLflow child run of one parent run per table
 (the suite's experiment, tag ``SUITE.table``), ``--parallel`` at a time (2 on a

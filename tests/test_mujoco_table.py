@@ -208,7 +208,9 @@ def test_seeds_curves_are_averaged_at_the_same_frame_not_the_same_index():
     assert columns == [[100.0, 0.0], [200.0, 10.0, 50.0], [300.0, 20.0, 60.0], [400.0, 30.0]]
 
 
-@pytest.mark.parametrize("script, suite", [("mujoco_table", "MUJOCO"), ("minatar_table", "MINATAR")])
+@pytest.mark.parametrize(
+    "script, suite", [("mujoco_table", "MUJOCO"), ("minatar_table", "MINATAR"), ("atari_table", "ATARI")]
+)
 def test_every_job_of_a_suite_trains_a_pipeline_that_validates_with_the_suites_tags(script, suite):
     """Each (algorithm, env) of a table names a shipped pipeline that validates, and its command
     tags the child run with the suite's names (what ``children`` reads back)."""
