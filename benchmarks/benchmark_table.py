@@ -1,6 +1,6 @@
 """A resumable benchmark table: pgtorchrl pipelines trained per (algorithm, env, seed) against
 published results, each under its reference's protocol. The tables are :data:`Suite` values:
-``benchmarks/mujoco_table.py`` (VPG, NPG, TRPO and PPO on MuJoCo) and
+``benchmarks/mujoco_table.py`` (VPG, NPG, TRPO and PPO on MuJoCo),
 ``benchmarks/minatar_table.py`` (PPO on MinAtar) and ``benchmarks/atari_table.py`` (PPO on Atari
 against CleanRL's).
 

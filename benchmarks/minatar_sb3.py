@@ -8,8 +8,9 @@ annealed), clip 0.1 on the ratio and the value, entropy 0.01, vf_coef 0.5, max_g
 channels, ReLU, a 128-unit layer, ReLU, then its head (SB3: a custom features extractor, not
 shared, and empty ``net_arch``). The env is the same registered ``MinAtar/GAME-v1`` (minimal action
 set, MinAtar's sticky actions), its bool frames as float32 for SB3. SB3 differs where its PPO does:
-one Adam over both networks and one gradient norm over both (pgtorchrl: one each), and its
-orthogonal initialization of the heads.
+one Adam over both networks and one gradient norm over both (pgtorchrl: one each; its
+``train.joint_grad_norm: true`` clips as SB3 does). Both initialize orthogonally (the pipelines'
+``ortho_init``, SB3's ``ortho_init``).
 
 Every 250k frames: 10 deterministic episodes on a separate env (``eval/return_mean``, as the
 pipelines' ``eval`` section) and a checkpoint; a rerun continues from the newest checkpoint

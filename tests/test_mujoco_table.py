@@ -275,3 +275,24 @@ def test_finished_runs_are_archived_and_a_fresh_store_gets_them_back(tmp_path, m
     # archiving from the fresh store keeps the original run ids
     again = json.loads(benchmark_table.archive(mujoco_table.MUJOCO, fresh, restored_parent, "kept").read_text())
     assert again["runs"] == archived
+
+
+def test_the_minatar_tables_sb3_peer_is_read_from_the_peers_result_files(tmp_path):
+    """The peer row's values are the result files' final returns (mean and spread over the seeds
+    run, per game), not numbers typed into the table; a file without its final line fails in one
+    line naming it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from minatar_table import sb3_peer
+    finally:
+        sys.path.pop(0)
+    for game, seed, final in (("space_invaders", 0, 250.0), ("space_invaders", 1, 150.0), ("breakout", 0, 12.5)):
+        line = f"stable-baselines3 PPO on X, seed {seed}: final eval/return_mean {final:.2f} at 5000192 frames"
+        (tmp_path / f"minatar_sb3_{game}_{seed}.txt").write_text(f"# command\n{line}\nframes eval\n")
+    peer = sb3_peer(tmp_path)
+    assert peer.values["breakout"] == (12.5, None)
+    mean, spread = peer.values["space_invaders"]
+    assert mean == 200.0 and spread == pytest.approx(70.7107, abs=1e-3)
+    (tmp_path / "minatar_sb3_breakout_1.txt").write_text("# command\nstopped\n")
+    with pytest.raises(SystemExit, match="minatar_sb3_breakout_1.txt"):
+        sb3_peer(tmp_path)
