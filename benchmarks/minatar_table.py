@@ -13,6 +13,10 @@ deviation where there are several).
 
     python benchmarks/minatar_table.py --envs breakout space_invaders    # seeds 0-2, resumable
     python benchmarks/minatar_table.py --table-only
+    python benchmarks/minatar_table.py --table-only --out benchmarks/results/minatar.txt   # + figures
+
+With ``--out``, beside the table and the training-return curves (``STEM_curves_GAME.png``) it
+writes ``STEM_eval_vs_sb3_GAME.png``: our seeds' eval returns against SB3's.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ def sb3_peer(results: Path = ROOT / "benchmarks" / "results") -> Reference:
         finals.setdefault(game, []).append(float(match.group(1)))
     seeds = sorted({len(v) for v in finals.values()}) or [0]
     return Reference(
-        f"stable-baselines3 PPO, same network and settings, {'/'.join(map(str, seeds))} seed(s) (minatar_sb3.py)",
+        f"stable-baselines3 PPO, same network and settings, seeds per game: {'/'.join(map(str, seeds))} "
+        "(minatar_sb3.py)",
         "final eval return",
         "final_eval",
         5_000_000,
@@ -74,5 +79,63 @@ MINATAR = Suite(
     curve_window=100_000,
 )
 
+
+def sb3_eval_curves(game: str, results: Path = ROOT / "benchmarks" / "results") -> list[list[tuple[int, float]]]:
+    """Each SB3 seed's eval points on ``game`` (the lines after ``frames eval/return_mean``)."""
+    curves = []
+    for path in sorted(results.glob(f"minatar_sb3_{game}_*.txt")):
+        lines = path.read_text().splitlines()
+        start = lines.index("frames eval/return_mean") + 1
+        curves.append([(int(f), float(v)) for f, v in (line.split() for line in lines[start:] if line.strip())])
+    return curves
+
+
+def eval_vs_sb3_png(table: str, game: str) -> bytes | None:
+    """Our seeds' ``eval/return_mean`` on ``game`` (the table's archived finished runs: each seed,
+    and their mean) beside SB3's seeds (``minatar_sb3.py``), against env frames."""
+    import io
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = benchmark_table.archive_file(MINATAR, table)
+    runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    ours = [r["metrics"]["eval/return_mean"] for r in runs if r["tags"]["minatar.env"] == game]
+    theirs = sb3_eval_curves(game)
+    if not ours or not theirs:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, curve in enumerate(ours):
+        ax.plot(*zip(*curve), color="C0", alpha=0.35, lw=1, label="pgtorchrl, each seed" if i == 0 else None)
+    steps = min(len(c) for c in ours)
+    mean = np.mean([[v for _, v in c[:steps]] for c in ours], axis=0)
+    ax.plot([f for f, _ in ours[0][:steps]], mean, color="C0", lw=2, label=f"pgtorchrl, mean of {len(ours)} seeds")
+    for i, curve in enumerate(theirs):
+        label = f"stable-baselines3, {len(theirs)} seed" + "s" * (len(theirs) > 1)
+        ax.plot(*zip(*curve), color="C1", lw=2, label=label if i == 0 else None)
+    ax.set(xlabel="env frames", ylabel="eval/return_mean (10 deterministic episodes)", title=ENVS[game])
+    ax.legend()
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 if __name__ == "__main__":
     benchmark_table.main(MINATAR, __doc__, default_table="v1")
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--table", default="v1")
+    parser.add_argument("--envs", nargs="+", default=list(ENVS))
+    args, _ = parser.parse_known_args()
+    if args.out is not None:  # beside the table and its curves: ours against the peer's, eval for eval
+        for game in args.envs:
+            png = eval_vs_sb3_png(args.table, game)
+            if png is not None:
+                (args.out.parent / f"{args.out.stem}_eval_vs_sb3_{game}.png").write_bytes(png)
