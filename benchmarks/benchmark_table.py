@@ -440,6 +440,13 @@ def curves_png(suite: Suite, c, parent, env: str, algos) -> bytes | None:
         title=f"{suite.envs[env]}: mean over seeds, 95% bootstrap band",
     )
     ax.legend()
+    return png_bytes(fig)
+
+
+def png_bytes(fig) -> bytes:
+    """A finished matplotlib figure as PNG bytes (the tables' figures: 100 dpi), closed after."""
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=100)

@@ -93,7 +93,6 @@ def sb3_eval_curves(game: str, results: Path = ROOT / "benchmarks" / "results") 
 def eval_vs_sb3_png(table: str, game: str) -> bytes | None:
     """Our seeds' ``eval/return_mean`` on ``game`` (the table's archived finished runs: each seed,
     and their mean) beside SB3's seeds (``minatar_sb3.py``), against env frames."""
-    import io
     import json
 
     import matplotlib
@@ -118,11 +117,7 @@ def eval_vs_sb3_png(table: str, game: str) -> bytes | None:
         ax.plot(*zip(*curve), color="C1", lw=2, label=label if i == 0 else None)
     ax.set(xlabel="env frames", ylabel="eval/return_mean (10 deterministic episodes)", title=ENVS[game])
     ax.legend()
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return benchmark_table.png_bytes(fig)
 
 
 if __name__ == "__main__":
