@@ -9,11 +9,18 @@ Engstrom et al. (2020, "Implementation matters in deep policy gradients") measur
 makes; CleanRL's ``ppo_atari.py`` and SB3's ``ActorCriticPolicy`` (``ortho_init=True``, its
 default) use exactly these gains. Recurrent cells, a Gaussian policy's ``log_std`` and anything
 that is not a linear or convolution layer keep PyTorch's default initialization.
+
+The orthogonal matrices come from a QR factorization whose last bits depend on how many threads
+LAPACK uses (up to 3e-7 on a 128x1600 weight between 1 and 2 threads), so they are drawn on one
+thread: the same seed gives the same network on a 2-core laptop, a 16-core server and in a process
+that set its own thread count (the trainer sets 1).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -24,6 +31,17 @@ __all__ = ["POLICY_HEAD_GAIN", "VALUE_HEAD_GAIN", "orthogonal_init"]
 POLICY_HEAD_GAIN = 0.01
 #: Their gain of a value head.
 VALUE_HEAD_GAIN = 1.0
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Runs its block on one intra-op thread, then restores the caller's thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @torch.no_grad()
@@ -41,8 +59,9 @@ def orthogonal_init(network: nn.Module, head_gain: float) -> nn.Module:
     linear = [m for m in layers if isinstance(m, nn.Linear)]
     if not linear:
         raise ValueError(f"orthogonal_init: {type(network).__name__} has no linear layer to use as its head")
-    for layer in layers:
-        nn.init.orthogonal_(layer.weight, gain=head_gain if layer is linear[-1] else math.sqrt(2))
-        if layer.bias is not None:
-            nn.init.zeros_(layer.bias)
+    with _one_thread():  # reproducible whatever the thread count (see the module's docstring)
+        for layer in layers:
+            nn.init.orthogonal_(layer.weight, gain=head_gain if layer is linear[-1] else math.sqrt(2))
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
     return network
