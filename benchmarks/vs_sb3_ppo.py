@@ -19,7 +19,9 @@ preprocessing, episodic life and clipped rewards) with ``VecFrameStack(4)``.
 ``--task minatar_breakout``: MinAtar/Breakout-v1, 65,536 frames with the MinAtar table's pipeline
 (pipelines/ppo_minatar_breakout.yaml: the same CleanRL Atari settings, lr not annealed, MinAtar's
 network per actor and critic) against ``benchmarks/minatar_sb3.py``'s SB3 PPO (the same network as a
-features extractor, the same settings).
+features extractor, the same settings). ``--task minatar_breakout_native``: the same, with the
+pipeline's env on ``gym_native`` and the ``native`` collector (no TorchRL ``GymWrapper`` or
+``Collector`` per step).
 
 No evaluation on either side. Each side is a whole process; printed per run: training frames per
 second (frames over the training loop's seconds: collection and updates) and the process's peak
@@ -29,6 +31,7 @@ RSS; then the median ratio pgtorchrl / SB3 of frames per second.
     python benchmarks/vs_sb3_ppo.py --repeats 2
     python benchmarks/vs_sb3_ppo.py --task breakout --repeats 2
     python benchmarks/vs_sb3_ppo.py --task minatar_breakout --repeats 3
+    python benchmarks/vs_sb3_ppo.py --task minatar_breakout_native --repeats 3
 """
 
 from __future__ import annotations
@@ -132,6 +135,13 @@ TASKS = {
     "minatar_breakout": Task(
         "pipelines/ppo_minatar_breakout.yaml",
         [f"train.total_frames={MINATAR_FRAMES}", *NO_EVAL],
+        SB3_MINATAR_CHILD,
+        MINATAR_FRAMES,
+        8,
+    ),
+    "minatar_breakout_native": Task(  # the same pipeline on gym_native's fast path and the native collector
+        "pipelines/ppo_minatar_breakout.yaml",
+        [f"train.total_frames={MINATAR_FRAMES}", "env.name=gym_native", "collector.name=native", *NO_EVAL],
         SB3_MINATAR_CHILD,
         MINATAR_FRAMES,
         8,

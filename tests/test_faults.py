@@ -209,7 +209,7 @@ BUILD_FAILURES = {
         "experiment: String should have at most 250 characters",
     ),
     "a 500 kB env id": ([f"env.env_id={'x' * 500_000}"], "unknown gymnasium env id 'xxxxxxxx"),
-    "a Tuple observation on gym_native": (["env.env_id=Blackjack-v1"], "env 'gym_native' needs a flat Box observation"),
+    "a Tuple observation on gym_native": (["env.env_id=Blackjack-v1"], "'gym_native' needs a flat or image (rank 3)"),
     "device cuda without CUDA": (["device=cuda"], "sees no CUDA device on this machine: set device: cpu"),
     "a built-in as a component": (["plugins=[builtins]", "env={name: 'builtins:eval'}"], "is a built-in function"),
 }

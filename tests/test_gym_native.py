@@ -50,8 +50,9 @@ def test_collected_batches_replay_step_for_step_in_gymnasium_resets_and_time_lim
     assert seen["terminated"] > 0 and seen["truncated"] > 0
 
 
-def test_the_same_episodes_as_torchrl_gymwrapper_from_the_same_seed():
-    native, wrapped = GymNativeEnv("CartPole-v1", 5), make_gym_env("CartPole-v1", 5)
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "MinAtar/SpaceInvaders-v1"])  # a flat vector; bool images (a CNN)
+def test_the_same_episodes_as_torchrl_gymwrapper_from_the_same_seed(env_id):
+    native, wrapped = GymNativeEnv(env_id, 5), make_gym_env(env_id, 5)
     actor = actor_for(native)
     native.set_seed(3)
     wrapped.set_seed(3)
@@ -62,11 +63,11 @@ def test_the_same_episodes_as_torchrl_gymwrapper_from_the_same_seed():
     real = a[MASK_KEY]
     for key in a.keys(True, True):
         if key != "action_log_prob":
-            assert torch.equal(a[key][real], b[key][real]), key
+            assert a[key].dtype == b[key].dtype and torch.equal(a[key][real], b[key][real]), key
     torch.testing.assert_close(a["action_log_prob"][real], b["action_log_prob"][real])
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "MinAtar/Breakout-v1"])
 def test_is_a_torchrl_env_that_torchrls_collector_drives(env_id):
     env = GymNativeEnv(env_id, 3)
     check_env_specs(env)
@@ -92,11 +93,13 @@ def test_a_finished_env_is_not_stepped_again_until_it_is_reset():
     assert again["step_count"].flatten().tolist() == [0, 3] and again["done"].flatten().tolist() == [False, True]
 
 
-def test_a_checkpointed_env_continues_exactly():
-    env, copy = GymNativeEnv("CartPole-v1", 3), GymNativeEnv("CartPole-v1", 3)
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "MinAtar/Breakout-v1"])  # MinAtar: its game's inner state
+def test_a_checkpointed_env_continues_exactly(env_id):
+    env, copy = GymNativeEnv(env_id, 3), GymNativeEnv(env_id, 3)
     env.set_seed(1)
     env.reset_tensors(None)
-    pushes = torch.eye(2, dtype=torch.long)[torch.randint(0, 2, (60, 3))]
+    n_actions = env.action_spec.shape[-1]
+    pushes = torch.eye(n_actions, dtype=torch.long)[torch.randint(0, n_actions, (60, 3))]
     for push in pushes[:30]:
         out = env.step_tensors(push)
         env.reset_tensors(out["done"].flatten())
@@ -109,5 +112,7 @@ def test_a_checkpointed_env_continues_exactly():
 
 
 def test_spaces_it_cannot_carry_are_refused_with_the_way_out():
-    with pytest.raises(ValueError, match=r"gym_native' needs a flat Box observation; Blackjack-v1 .*use env 'gym'"):
+    with pytest.raises(ValueError, match=r"gym_native' needs a flat or image .* Blackjack-v1 .*use env 'gym'"):
         GymNativeEnv("Blackjack-v1", 2)
+    with pytest.raises(ValueError, match=r"normalize_observations normalizes flat observations; MinAtar/Breakout-v1"):
+        GymNativeEnv("MinAtar/Breakout-v1", 2, normalize_observations=True)

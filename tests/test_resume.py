@@ -57,6 +57,17 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
         "ppo_minatar_breakout",
         ["train.total_frames=5120", "env.num_envs=4", "collector.frames_per_batch=512", *SHORT],
     ),
+    "minatar_native": (  # the same on gym_native's fast path: its sub-envs' game states, the native collector
+        "ppo_minatar_breakout",
+        [
+            "train.total_frames=5120",
+            "env.name=gym_native",
+            "env.num_envs=4",
+            "collector.name=native",
+            "collector.frames_per_batch=512",
+            *SHORT,
+        ],
+    ),
     "atari": (  # the ALE's emulator state and the frame buffers of the preprocessing wrappers
         "ppo_atari_breakout",
         ["train.total_frames=3840", "env.num_envs=4", "collector.frames_per_batch=256", *SHORT],
@@ -117,6 +128,7 @@ SLOW_CASES = {
     "normalized",
     "native_normalized",
     "minatar",
+    "minatar_native",
     "minatar_shared",
     "atari",
     "lstm",

@@ -224,9 +224,10 @@ def gym_native(
     reward_gamma: Annotated[float, Field(ge=0.0, le=1.0)] = 0.99,
     clip_rewards: Optional[PositiveFloat] = None,
 ) -> "EnvBase":
-    """A gymnasium id (flat Box obs; Discrete or Box actions) on the tensor fast path; make_kwargs to gymnasium.make.
+    """A gymnasium id (flat or image Box obs; Discrete or Box actions) on the tensor fast path; make_kwargs to gym.make.
 
-    The fast path applies no TorchRL transforms: use env 'gym' for those.
+    The fast path applies no TorchRL transforms: use env 'gym' for those. Images (MinAtar's
+    bool frames) keep their dtype; ``normalize_observations`` takes flat observations only.
 
     Keyword Args:
         normalize_observations: Observations normalized by their running mean and variance (the

@@ -26,11 +26,13 @@ __all__ = ["GymNativeEnv"]
 
 
 class GymNativeEnv(TorchNativeEnv):
-    """``num_envs`` copies of a gymnasium env with a flat ``Box`` observation and ``Discrete``
-    (one-hot ``action``) or ``Box`` actions, as one batched TorchRL env.
+    """``num_envs`` copies of a gymnasium env with a flat or image ``Box`` observation (rank 1,
+    or rank 3 such as MinAtar's bool ``[10, 10, C]`` frames) and ``Discrete`` (one-hot
+    ``action``) or ``Box`` actions, as one batched TorchRL env.
 
     It writes the keys of ``GymWrapper`` with ``RewardSum`` and ``StepCounter``:
-    ``observation`` (float64 becomes float32, the networks' dtype), ``reward``, ``done``,
+    ``observation`` (float64 becomes float32, the networks' dtype; other dtypes, an image's bool
+    or uint8, stay as they are), ``reward``, ``done``,
     ``terminated``, ``truncated``, ``episode_reward`` and ``step_count``. ``set_seed(s)`` seeds
     sub-env ``i`` with ``s + i``, as gymnasium's vector envs do. A sub-env whose episode has
     ended is not stepped again until it is reset: its flags stay set and its reward is 0.
@@ -48,7 +50,7 @@ class GymNativeEnv(TorchNativeEnv):
         env_id: a registered gymnasium id.
         num_envs: envs stepped side by side.
         device: where the returned tensors live (the envs themselves run on CPU).
-        normalize_observations: normalize ``observation`` by running statistics.
+        normalize_observations: normalize ``observation`` by running statistics (flat observations only).
         clip_observations: clip the normalized observation to ``[-c, c]`` (with ``normalize_observations``).
         normalize_rewards: scale rewards by the running std of the discounted return.
         reward_gamma: that return's discount.
@@ -86,15 +88,23 @@ class GymNativeEnv(TorchNativeEnv):
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
         self.envs = [gym.make(env_id, **gym_kwargs) for _ in range(num_envs)]
         obs_space, act_space = self.envs[0].observation_space, self.envs[0].action_space
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise ValueError(f"env 'gym_native' needs a flat Box observation; {env_id} has {obs_space}: use env 'gym'")
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) not in (1, 3):
+            raise ValueError(
+                f"env 'gym_native' needs a flat or image (rank 3) Box observation; {env_id} has {obs_space}: "
+                "use env 'gym'"
+            )
+        if normalize_observations and len(obs_space.shape) != 1:
+            raise ValueError(
+                f"normalize_observations normalizes flat observations; {env_id}'s is an image {obs_space.shape}: "
+                "leave it false (the image encoders scale their inputs)"
+            )
         if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
             raise ValueError(f"env 'gym_native' needs Discrete or Box actions; {env_id} has {act_space}: use env 'gym'")
         obs_np_dtype = np.float32 if obs_space.dtype == np.float64 else obs_space.dtype  # the networks' dtype
         obs_dtype = torch.from_numpy(np.zeros(0, obs_np_dtype)).dtype
         self._discrete = isinstance(act_space, gym.spaces.Discrete)
         n_actions = int(act_space.n) if isinstance(act_space, gym.spaces.Discrete) else 1
-        self._standard_specs(n_actions=n_actions, observation=(obs_space.shape[0], obs_dtype))
+        self._standard_specs(n_actions=n_actions, observation=(tuple(obs_space.shape), obs_dtype))
         if isinstance(act_space, gym.spaces.Discrete):
             self._action_start = int(act_space.start)
         else:
@@ -102,7 +112,7 @@ class GymNativeEnv(TorchNativeEnv):
             shape = (num_envs, *act_space.shape)
             low, high = (torch.as_tensor(b, dtype=torch.float32).expand(shape) for b in (act_space.low, act_space.high))
             self.action_spec = Bounded(low, high, shape=shape, device=self.device)
-        self._obs = np.zeros((num_envs, obs_space.shape[0]), dtype=obs_np_dtype)
+        self._obs = np.zeros((num_envs, *obs_space.shape), dtype=obs_np_dtype)
         self._steps = np.zeros((num_envs, 1), dtype=np.int64)
         self._returns = np.zeros((num_envs, 1), dtype=np.float32)
         self._terminated = np.zeros((num_envs, 1), dtype=bool)

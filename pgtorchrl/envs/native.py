@@ -60,13 +60,13 @@ class TorchNativeEnv(EnvBase):
             else:
                 setattr(self, name, value.to(self.device))
 
-    def _standard_specs(self, n_actions: int, **observations: tuple[int, torch.dtype]) -> None:
+    def _standard_specs(self, n_actions: int, **observations: tuple[int | tuple[int, ...], torch.dtype]) -> None:
         """Specs of a batched env with one-hot actions, a scalar reward, the three done flags,
-        the given observation keys (``name=(size, dtype)``) plus ``step_count`` and
-        ``episode_reward``."""
+        the given observation keys (``name=(size, dtype)``, ``size`` a length or a shape such as
+        an image's ``(H, W, C)``) plus ``step_count`` and ``episode_reward``."""
         shape, device = tuple(self.batch_size), self.device
         entries = {
-            name: Unbounded(shape=(*shape, size), dtype=dtype, device=device)
+            name: Unbounded(shape=(*shape, *((size,) if isinstance(size, int) else size)), dtype=dtype, device=device)
             for name, (size, dtype) in observations.items()
         }
         entries["step_count"] = Unbounded(shape=(*shape, 1), dtype=torch.int64, device=device)

@@ -146,7 +146,8 @@ def gym_env_state(env) -> dict[str, Any]:
     if hasattr(base, "data") and hasattr(base, "set_state"):  # MuJoCo: the simulator's state
         state["qpos"] = torch.from_numpy(base.data.qpos.copy())
         state["qvel"] = torch.from_numpy(base.data.qvel.copy())
-    inner = {path: _inner_vars(obj) for path, obj in _inner_objects(base).items()}
+    seen: dict[int, str] = {}  # a RandomState by id: where it was saved first
+    inner = {path: _inner_vars(obj, path, seen) for path, obj in _inner_objects(base).items()}
     if inner:
         state["inner"] = inner
     ale = getattr(base, "ale", None)
@@ -155,9 +156,17 @@ def gym_env_state(env) -> dict[str, Any]:
     return state
 
 
-def _inner_vars(obj) -> dict[str, Any]:
-    out = {}
+def _inner_vars(obj, path: str, seen: dict[int, str]) -> dict[str, Any]:
+    """``obj``'s plain variables; a ``RandomState`` that an earlier object holds too (MinAtar's
+    game and its ``Environment`` share one once seeded) is saved as ``{"__same_as__": where}``,
+    so that a restored env shares it again rather than drawing two streams from two copies."""
+    out: dict[str, Any] = {}
     for name, value in vars(obj).items():
+        if isinstance(value, np.random.RandomState):
+            if id(value) in seen:
+                out[name] = {"__same_as__": seen[id(value)]}
+                continue
+            seen[id(value)] = f"{path}:{name}"
         ok, plain = _plain_value(value)
         if ok:
             out[name] = plain
@@ -186,7 +195,11 @@ def load_gym_env_state(env, state: dict[str, Any]) -> None:
         if path not in objects:
             raise CheckpointError(f"the checkpoint holds the state of {path!r}, which this env does not have")
         for name, value in values.items():
-            setattr(objects[path], name, _restored_value(getattr(objects[path], name, None), value))
+            if isinstance(value, dict) and "__same_as__" in value:  # shared with an object restored before
+                first_path, first_name = value["__same_as__"].rsplit(":", 1)
+                setattr(objects[path], name, getattr(objects[first_path], first_name))
+            else:
+                setattr(objects[path], name, _restored_value(getattr(objects[path], name, None), value))
 
 
 def vector_env(env):
