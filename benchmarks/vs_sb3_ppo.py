@@ -139,14 +139,10 @@ TASKS = {
         MINATAR_FRAMES,
         8,
     ),
-    "minatar_breakout_native": Task(  # the same pipeline on gym_native's fast path and the native collector
-        "pipelines/ppo_minatar_breakout.yaml",
-        [f"train.total_frames={MINATAR_FRAMES}", "env.name=gym_native", "collector.name=native", *NO_EVAL],
-        SB3_MINATAR_CHILD,
-        MINATAR_FRAMES,
-        8,
-    ),
 }
+TASKS["minatar_breakout_native"] = TASKS["minatar_breakout"]._replace(  # on gym_native's fast path
+    overrides=[*TASKS["minatar_breakout"].overrides, "env.name=gym_native", "collector.name=native"]
+)
 
 
 def pgtorchrl_once(seed: int, uri: str, task: Task = TASKS["halfcheetah"]) -> dict:

@@ -21,6 +21,7 @@ SHORT = [
     "eval.target_return=null",
     "tracking.checkpoint_every_frames=1024",
 ]
+MINATAR = ["train.total_frames=5120", "env.num_envs=4", "collector.frames_per_batch=512", *SHORT]
 CASES = {  # one per kind of collection state: (pipeline, overrides)
     "gym_native": ("vpg_cartpole", ["train.total_frames=5120", *SHORT]),  # native collector, gymnasium envs
     "gymwrapper": (
@@ -53,20 +54,10 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
         "reinforce_cartpole",
         ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"],
     ),
-    "minatar": (  # images through a CNN, MinAtar's game state (pgtorchrl.envs.state.INNER_STATE)
-        "ppo_minatar_breakout",
-        ["train.total_frames=5120", "env.num_envs=4", "collector.frames_per_batch=512", *SHORT],
-    ),
+    "minatar": ("ppo_minatar_breakout", MINATAR),  # images through a CNN, MinAtar's game state (envs.state.INNER_STATE)
     "minatar_native": (  # the same on gym_native's fast path: its sub-envs' game states, the native collector
         "ppo_minatar_breakout",
-        [
-            "train.total_frames=5120",
-            "env.name=gym_native",
-            "env.num_envs=4",
-            "collector.name=native",
-            "collector.frames_per_batch=512",
-            *SHORT,
-        ],
+        [*MINATAR, "env.name=gym_native", "collector.name=native"],
     ),
     "atari": (  # the ALE's emulator state and the frame buffers of the preprocessing wrappers
         "ppo_atari_breakout",
@@ -78,13 +69,7 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
     ),
     "minatar_shared": (  # one CNN trunk in actor and critic (critic.share_encoder), two optimizers
         "ppo_minatar_breakout",
-        [
-            "train.total_frames=5120",
-            "env.num_envs=4",
-            "collector.frames_per_batch=512",
-            *SHORT,
-            "critic.share_encoder=true",
-        ],
+        [*MINATAR, "critic.share_encoder=true"],
     ),
 }
 
