@@ -19,9 +19,10 @@ preprocessing, episodic life and clipped rewards) with ``VecFrameStack(4)``.
 ``--task minatar_breakout``: MinAtar/Breakout-v1, 65,536 frames with the MinAtar table's pipeline
 (pipelines/ppo_minatar_breakout.yaml: the same CleanRL Atari settings, lr not annealed, MinAtar's
 network per actor and critic) against ``benchmarks/minatar_sb3.py``'s SB3 PPO (the same network as a
-features extractor, the same settings). ``--task minatar_breakout_native``: the same, with the
-pipeline's env on ``gym_native`` and the ``native`` collector (no TorchRL ``GymWrapper`` or
-``Collector`` per step).
+features extractor, the same settings); the pipeline steps its games on ``gym_native`` with the
+``native`` collector (no TensorDict per step). ``--task minatar_breakout_torchrl``: the same on
+TorchRL's path (``env.name=gym collector.name=sync``: ``GymWrapper`` and ``Collector``), on which the
+MinAtar table was measured.
 
 No evaluation on either side. Each side is a whole process; printed per run: training frames per
 second (frames over the training loop's seconds: collection and updates) and the process's peak
@@ -31,7 +32,7 @@ RSS; then the median ratio pgtorchrl / SB3 of frames per second.
     python benchmarks/vs_sb3_ppo.py --repeats 2
     python benchmarks/vs_sb3_ppo.py --task breakout --repeats 2
     python benchmarks/vs_sb3_ppo.py --task minatar_breakout --repeats 3
-    python benchmarks/vs_sb3_ppo.py --task minatar_breakout_native --repeats 3
+    python benchmarks/vs_sb3_ppo.py --task minatar_breakout_torchrl --repeats 3
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ TASKS = {
         8,
     ),
 }
-TASKS["minatar_breakout_native"] = TASKS["minatar_breakout"]._replace(  # on gym_native's fast path
-    overrides=[*TASKS["minatar_breakout"].overrides, "env.name=gym_native", "collector.name=native"]
+TASKS["minatar_breakout_torchrl"] = TASKS["minatar_breakout"]._replace(  # the MinAtar table's path
+    overrides=[*TASKS["minatar_breakout"].overrides, "env.name=gym", "collector.name=sync"]
 )
 
 

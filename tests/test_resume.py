@@ -54,11 +54,10 @@ CASES = {  # one per kind of collection state: (pipeline, overrides)
         "reinforce_cartpole",
         ["train.total_frames=6000", "env.num_envs=4", *SHORT, "tracking.checkpoint_every_frames=256"],
     ),
-    "minatar": ("ppo_minatar_breakout", MINATAR),  # images through a CNN, MinAtar's game state (envs.state.INNER_STATE)
-    "minatar_native": (  # the same on gym_native's fast path: its sub-envs' game states, the native collector
-        "ppo_minatar_breakout",
-        [*MINATAR, "env.name=gym_native", "collector.name=native"],
-    ),
+    # images through a CNN and MinAtar's game state (envs.state.INNER_STATE), as shipped: gym_native's
+    # sub-envs and the native collector; then on TorchRL's GymWrapper and Collector
+    "minatar": ("ppo_minatar_breakout", MINATAR),
+    "minatar_torchrl": ("ppo_minatar_breakout", [*MINATAR, "env.name=gym", "collector.name=sync"]),
     "atari": (  # the ALE's emulator state and the frame buffers of the preprocessing wrappers
         "ppo_atari_breakout",
         ["train.total_frames=3840", "env.num_envs=4", "collector.frames_per_batch=256", *SHORT],
@@ -113,7 +112,7 @@ SLOW_CASES = {
     "normalized",
     "native_normalized",
     "minatar",
-    "minatar_native",
+    "minatar_torchrl",
     "minatar_shared",
     "atari",
     "lstm",
@@ -121,6 +120,7 @@ SLOW_CASES = {
 }
 NEEDS = {
     "minatar": ("minatar", "minatar"),
+    "minatar_torchrl": ("minatar", "minatar"),
     "minatar_shared": ("minatar", "minatar"),
     "atari": ("ale_py", "atari"),
 }  # case: the extra's package
