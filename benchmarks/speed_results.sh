@@ -10,7 +10,7 @@ declare -A COMMANDS=(
   [solve]="benchmarks/solve.py"
   [throughput]="benchmarks/throughput.py --envs 8 --steps 32"
   [vs_sb3_cartpole]="benchmarks/vs_sb3.py --seeds 0 1 2 3 4"
-  [startup]="benchmarks/startup.py --repeats 5"
+  [startup]="benchmarks/startup.py --repeats 5 --imports"
   [mujoco_vpg]="benchmarks/mujoco_throughput.py"
 )
 names=("$@")

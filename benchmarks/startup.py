@@ -5,6 +5,11 @@ one) their processes alternate, so a loaded machine slows both alike.
 
     python benchmarks/startup.py                                    # this checkout, 10 repeats
     python benchmarks/startup.py --checkout /tmp/base --checkout .  # two commits, alternated
+    python benchmarks/startup.py --imports                          # + what importing each layer costs
+
+With ``--imports`` it also times ``python -c "import MODULE"`` processes, alternated, for the layers
+under the command line (torch, tensordict, TorchRL's objectives, all the command imports) and, when
+installed, stable-baselines3: the floor under any process built on them.
 """
 
 from __future__ import annotations
@@ -31,11 +36,49 @@ def validate_seconds(checkout: Path, spec: str) -> float:
     return seconds
 
 
+IMPORTS = {  # a label: the modules one ``python -c`` process imports
+    "python (no import)": "",
+    "torch": "torch",
+    "gymnasium + torch": "gymnasium, torch",
+    "tensordict (+ torch)": "tensordict",
+    "torchrl.objectives (+ tensordict, torch)": "torchrl.objectives",
+    "pgtorchrl.cli + pipeline.build (all the command imports)": "pgtorchrl.cli, pgtorchrl.pipeline.build",
+    "stable_baselines3 (+ torch, gymnasium)": "stable_baselines3",
+}
+
+
+def import_seconds(modules: str, checkout: Path) -> float:
+    """One whole ``python -c "import modules"`` process, wall seconds."""
+    code = f"import {modules}" if modules else "pass"
+    env = {**os.environ, "PYTHONPATH": str(checkout.resolve())}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=checkout, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def print_import_floor(checkout: Path, repeats: int) -> None:
+    """The median process time of each :data:`IMPORTS` entry, alternated round by round."""
+    import importlib.util
+
+    labels = [
+        k for k, v in IMPORTS.items() if not v.startswith("stable") or importlib.util.find_spec("stable_baselines3")
+    ]
+    times: dict[str, list[float]] = {k: [] for k in labels}
+    for label in labels:  # warm-up: the file cache, compiled bytecode
+        import_seconds(IMPORTS[label], checkout)
+    for _ in range(repeats):
+        for label in labels:
+            times[label].append(import_seconds(IMPORTS[label], checkout))
+    for label in labels:
+        print(f"import {label}: median {statistics.median(times[label]):.2f} s over {repeats}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default="pipelines/vpg_cartpole.yaml", help="relative to each checkout")
     parser.add_argument("--checkout", type=Path, action="append", help="a checkout's root (default: this one)")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--imports", action="store_true", help="also time the import of each layer")
     args = parser.parse_args()
     checkouts = args.checkout or [Path(__file__).resolve().parents[1]]
     times: dict[Path, list[float]] = {c: [] for c in checkouts}
@@ -49,6 +92,8 @@ def main() -> None:
             f"{c}: validate {args.spec}: median {statistics.median(ts):.2f} s over {len(ts)} "
             f"(min {min(ts):.2f}, max {max(ts):.2f})"
         )
+    if args.imports:
+        print_import_floor(checkouts[-1], args.repeats)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Shared fixtures: a temporary MLflow store, and a local MLflow server on 127.0.0.1 with a SQLite
 store and an artifacts folder."""
 
+import contextlib
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,9 +19,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory):
+    """An MLflow SQLite database with its tables created, once per test session: creating them
+    (MLflow's schema migrations) costs each new store about 1.3 s, in every process that opens it first."""
+    folder = tmp_path_factory.mktemp("empty_store")
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).search_experiments()",
+            f"sqlite:///{folder}/mlflow.db",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=folder,
+    )
+    return folder / "mlflow.db"
+
+
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A SQLite MLflow store in a temporary folder (also the working directory: artifacts go there)."""
+def store(tmp_path, monkeypatch, _empty_store):
+    """A SQLite MLflow store in a temporary folder (also the working directory: artifacts go there):
+    a copy of :func:`_empty_store` whose Default experiment keeps its artifacts under this folder,
+    as a store created here would."""
+    shutil.copy(_empty_store, tmp_path / "mlflow.db")
+    with contextlib.closing(sqlite3.connect(tmp_path / "mlflow.db")) as db, db:
+        db.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (str(tmp_path / "mlruns" / "0"),)
+        )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)

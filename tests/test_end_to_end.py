@@ -196,7 +196,15 @@ def test_every_shipped_pipeline_trains_briefly(store, pipeline):
 
     spec = load_spec(
         ROOT / "pipelines" / pipeline,
-        ["train.total_frames=1024", "eval.every_frames=null", "eval.episodes=2", "tune=null"],
+        # eval.max_steps: the short corridor's deterministic policy never ends an episode; one epoch of updates
+        [
+            "train.total_frames=1024",
+            "eval.every_frames=null",
+            "eval.episodes=2",
+            "eval.max_steps=1000",
+            "tune=null",
+            "train.epochs=1",
+        ],
     )
     result = train(spec)
     assert result.frames >= 1024 and result.eval_return is not None

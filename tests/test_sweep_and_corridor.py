@@ -60,6 +60,17 @@ def test_env_steps_like_the_book():
     assert bool(td["terminated"][0]) and float(td["episode_reward"][0]) == -4.0
 
 
+def test_an_evaluation_episode_that_never_ends_is_cut_at_eval_max_steps(store):
+    """The corridor's deterministic policy (always right, its initial mode) never reaches the goal:
+    each evaluation episode stops at ``eval.max_steps`` with the return of the steps taken (-1 each)."""
+    from pgtorchrl.trainers.trainer import train
+
+    overrides = ["sweep=null", "train.iterations=1", "eval.episodes=2", "eval.max_steps=37"]
+    result = train(load_spec(BASELINE, overrides))
+    assert result.eval_return == -37.0
+    assert MlflowClient(store).get_run(result.run_id).data.metrics["eval/return_std"] == 0.0
+
+
 def test_independent_runs_keep_their_own_parameters():
     actor = make_corridor_actor((-1.47, 1.47), prob_floor=0.05, num_runs=3)
     theta = actor.module[0].module.theta

@@ -304,7 +304,7 @@ def evaluate_run(
     # the env applies the run's transforms (their statistics loaded with the actor)
     loaded = load_source(run_id, "actor", tracking_uri, device, lambda spec: eval_env(spec, episodes))
     env, actor = loaded.eval_env, loaded.module
-    return evaluate(add_actor_memory(env, actor), actor)
+    return evaluate(add_actor_memory(env, actor), actor, loaded.spec.eval.max_steps)
 
 
 def rendering_run(run_id: str, tracking_uri: str | None = None):

@@ -119,6 +119,9 @@ class EvalConfig(StrictModel):
     """Episodes per evaluation, run side by side in one batched env (0: no evaluation at all)."""
     target_return: Optional[float] = None
     """Stop training once ``eval/return_mean`` reaches this (``null``: never stop early)."""
+    max_steps: Annotated[int, Field(ge=1, le=10**7)] = 100_000
+    """An evaluation episode still running after this many steps is cut there and its return
+    counted as it stands (a deterministic policy may never end an episode: the short corridor's)."""
 
 
 def in_memory_store(uri: str) -> bool:

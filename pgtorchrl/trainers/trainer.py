@@ -602,7 +602,7 @@ def train(
 
 def _log_eval(eval_env, p: Pipeline, metrics: dict[str, float]) -> float:
     p.sync_eval_env(eval_env)
-    returns = evaluate(eval_env, p.actor)
+    returns = evaluate(eval_env, p.actor, p.spec.eval.max_steps)
     metrics["eval/return_mean"] = returns.mean().item()
     metrics["eval/return_std"] = returns.std(unbiased=False).item()
     return metrics["eval/return_mean"]
