@@ -23,17 +23,21 @@ import time
 from pathlib import Path
 
 
-def validate_seconds(checkout: Path, spec: str) -> float:
-    """One whole ``validate`` process run from ``checkout`` (its own ``pgtorchrl`` first on the path)."""
+def process_seconds(checkout: Path, *args: str) -> float:
+    """One whole ``python ARGS`` process run from ``checkout`` (its own ``pgtorchrl`` first on the
+    path), wall seconds."""
     env = {**os.environ, "PYTHONPATH": str(checkout.resolve())}
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pgtorchrl", "validate", spec], cwd=checkout, env=env, capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, *args], cwd=checkout, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode:
-        raise SystemExit(f"{checkout}: exit {done.returncode}\n{done.stderr[-2000:]}")
+        raise SystemExit(f"{checkout}: python {' '.join(args)}: exit {done.returncode}\n{done.stderr[-2000:]}")
     return seconds
+
+
+def validate_seconds(checkout: Path, spec: str) -> float:
+    """One whole ``validate`` process."""
+    return process_seconds(checkout, "-m", "pgtorchrl", "validate", spec)
 
 
 IMPORTS = {  # a label: the modules one ``python -c`` process imports
@@ -48,21 +52,16 @@ IMPORTS = {  # a label: the modules one ``python -c`` process imports
 
 
 def import_seconds(modules: str, checkout: Path) -> float:
-    """One whole ``python -c "import modules"`` process, wall seconds."""
-    code = f"import {modules}" if modules else "pass"
-    env = {**os.environ, "PYTHONPATH": str(checkout.resolve())}
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], cwd=checkout, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    """One whole ``python -c "import modules"`` process."""
+    return process_seconds(checkout, "-c", f"import {modules}" if modules else "pass")
 
 
 def print_import_floor(checkout: Path, repeats: int) -> None:
     """The median process time of each :data:`IMPORTS` entry, alternated round by round."""
     import importlib.util
 
-    labels = [
-        k for k, v in IMPORTS.items() if not v.startswith("stable") or importlib.util.find_spec("stable_baselines3")
-    ]
+    has_sb3 = importlib.util.find_spec("stable_baselines3") is not None
+    labels = [k for k, v in IMPORTS.items() if has_sb3 or v != "stable_baselines3"]
     times: dict[str, list[float]] = {k: [] for k in labels}
     for label in labels:  # warm-up: the file cache, compiled bytecode
         import_seconds(IMPORTS[label], checkout)

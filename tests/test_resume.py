@@ -118,12 +118,10 @@ SLOW_CASES = {
     "lstm",
     "torch_native",
 }
-NEEDS = {
-    "minatar": ("minatar", "minatar"),
-    "minatar_torchrl": ("minatar", "minatar"),
-    "minatar_shared": ("minatar", "minatar"),
+NEEDS = {  # case: the extra's package
+    **{name: ("minatar", "minatar") for name in CASES if name.startswith("minatar")},
     "atari": ("ale_py", "atari"),
-}  # case: the extra's package
+}
 
 
 def _case(name: str):
