@@ -116,3 +116,26 @@ def test_spaces_it_cannot_carry_are_refused_with_the_way_out():
         GymNativeEnv("Blackjack-v1", 2)
     with pytest.raises(ValueError, match=r"normalize_observations normalizes flat observations; MinAtar/Breakout-v1"):
         GymNativeEnv("MinAtar/Breakout-v1", 2, normalize_observations=True)
+
+
+def test_reset_finished_resets_exactly_the_finished_envs_of_any_step_it_is_given():
+    """The collector's reset after each step, which asks the flags the step saw instead of the
+    tensor: on the latest step, and on an older one (decided by that step's own flags)."""
+    env = GymNativeEnv("CartPole-v1", 3, max_episode_steps=4)
+    env.set_seed(0)
+    env.reset_tensors(None)
+    push = torch.tensor([[0, 1]] * 3)
+    first = env.step_tensors(push)
+    after = env.reset_finished(first)  # nothing finished: the step's own tensors, less the reward
+    assert "reward" not in after and all(after[k] is first[k] for k in after)
+    env.reset_tensors(torch.tensor([True, False, False]))  # env 0 restarts: it is one step behind
+    for _ in range(3):
+        last = env.step_tensors(push)
+    assert last["step_count"].flatten().tolist() == [3, 4, 4] and last["done"].flatten().tolist() == [False, True, True]
+    after = env.reset_finished(last)
+    assert after["step_count"].flatten().tolist() == [3, 0, 0] and not after["done"].any()
+    env.reset_tensors(None)
+    latest = env.step_tensors(push)
+    assert not latest["done"].any()
+    again = env.reset_finished(last)  # an older step: its finished envs 1 and 2 start over
+    assert again["step_count"].flatten().tolist() == [1, 0, 0]

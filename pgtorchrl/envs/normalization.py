@@ -129,7 +129,9 @@ class RunningRewardScale:
         self.stats = RunningMeanStd(1)
         self.returns = np.zeros((num_envs, 1), dtype=np.float64)
 
-    def __call__(self, reward: np.ndarray, terminated: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, reward: np.ndarray, terminated: np.ndarray, rows: np.ndarray | list[int] | None = None
+    ) -> np.ndarray:
         """Scales the rewards of the envs ``rows`` just stepped (``[num_envs, 1]`` arrays; the other
         rows are 0), of every env when ``rows`` is ``None``."""
         if rows is None or len(rows) == len(self.returns):

@@ -13,7 +13,8 @@ are recognized:
 
 Such a policy is sampled on plain tensors by :class:`PolicyStep` (a :class:`GumbelSampler`, or
 ``loc + scale * noise`` with the batch's noise drawn at once), its log-probabilities taken once
-per batch (:meth:`PolicyStep.log_prob`); every other actor takes the plain path (the actor
+per batch (:meth:`PolicyStep.log_prob`), its network called as plain maths where it is an MLP
+(:func:`plain_network`); every other actor takes the plain path (the actor
 called on a TensorDict under the exploration type). A categorical policy is also scored by
 :func:`log_prob_and_entropy` from its logits (the plain path: ``actor.get_dist(td)``), and
 :func:`softmax` / :func:`log_softmax` move a short action dim to the front on large batches (a
@@ -35,9 +36,13 @@ from tensordict.nn import TensorDictModule
 from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.modules import IndependentNormal, OneHotCategorical, ProbabilisticActor
 
+from pgtorchrl.modules.models import GaussianHead
+from pgtorchrl.modules.plain_mlp import mlp_layers, mlp_output
+
 __all__ = [
     "categorical_logits_net",
     "gaussian_net",
+    "plain_network",
     "softmax",
     "log_softmax",
     "one_hot_log_prob",
@@ -63,6 +68,29 @@ def _net_of(policy, distribution_class, keys: list[str]) -> TensorDictModule | N
     if not isinstance(net, TensorDictModule) or list(net.out_keys) != keys:
         return None
     return net
+
+
+def plain_network(net: TensorDictModule) -> Any:
+    """``net.module`` as plain tensor maths (:mod:`pgtorchrl.modules.plain_mlp`: the same outputs,
+    without the module calls) when it reads one key and is a TorchRL ``MLP`` (logits) or a
+    :class:`~pgtorchrl.modules.models.GaussianHead` over one (``loc`` and ``scale``), else
+    ``net.module`` itself. The parameters are read at every call: updates show."""
+    module = net.module
+    if len(net.in_keys) != 1 or module._forward_hooks or module._forward_pre_hooks:
+        return module
+    gaussian = type(module) is GaussianHead
+    layers = mlp_layers(module.net if gaussian else module)
+    if layers is None:
+        return module
+    if not gaussian:
+        return lambda x: mlp_output(layers, x)
+    log_std = module.log_std
+
+    def gaussian_head(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc = mlp_output(layers, x)
+        return loc, log_std.exp().expand_as(loc)  # GaussianHead.forward
+
+    return gaussian_head
 
 
 def categorical_logits_net(policy) -> TensorDictModule | None:
@@ -167,6 +195,7 @@ class PolicyStep:
         self.policy = policy
         self.exploration, self.batch_size, self.device = exploration, batch_size, device
         self.net: Any = None  # the policy's network on the fast path
+        self.forward: Any = None  # its module, or that module as plain maths (plain_network)
         self.fast: str | None = None
         self.sample: Any = None  # its sampler (GumbelSampler or NormalSampler)
         for kind, network_of, sampler in (
@@ -176,14 +205,15 @@ class PolicyStep:
             net = network_of(policy)
             if net is not None:
                 self.net, self.fast, self.sample = net, kind, sampler(steps, exploration)
+                self.forward = plain_network(net)
                 break
 
     def __call__(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.fast == "categorical":
-            logits = self.net.module(*(obs[k] for k in self.net.in_keys))
+            logits = self.forward(*(obs[k] for k in self.net.in_keys))
             return {"logits": logits, "action": self.sample(logits)}
         if self.fast == "normal":
-            loc, scale = self.net.module(*(obs[k] for k in self.net.in_keys))
+            loc, scale = self.forward(*(obs[k] for k in self.net.in_keys))
             return {"loc": loc, "scale": scale, "action": self.sample(loc, scale)}
         td = TensorDict(dict(obs), batch_size=self.batch_size, device=self.device)
         with set_exploration_type(self.exploration):

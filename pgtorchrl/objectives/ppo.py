@@ -28,6 +28,7 @@ from pgtorchrl.modules.fast_policies import (
     gaussian_net,
 )
 from pgtorchrl.modules.models import GaussianHead
+from pgtorchrl.modules.plain_mlp import mlp_layers
 from pgtorchrl.modules.shared_encoder import shared_trunk
 from pgtorchrl.objectives.ppo_gradients import (
     categorical_logits_grad,
@@ -35,7 +36,6 @@ from pgtorchrl.objectives.ppo_gradients import (
     gaussian_grads,
     mlp_backward,
     mlp_forward,
-    mlp_layers,
     surrogate_log_prob_grad,
 )
 
@@ -183,11 +183,11 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
         if not hasattr(self, "_mlp_networks_cache"):
             net, layers = gaussian_net(self.actor_network), None
             if net is not None and isinstance(net.module, GaussianHead) and net.module.log_std.requires_grad:
-                layers = mlp_layers(net.module.net)
+                layers = mlp_layers(net.module.net, trainable=True)
             elif net is None:
                 net = categorical_logits_net(self.actor_network)
-                layers = mlp_layers(net.module) if net is not None else None
-            critic_layers = mlp_layers(self.critic_network.module) if self._has_critic else None
+                layers = mlp_layers(net.module, trainable=True) if net is not None else None
+            critic_layers = mlp_layers(self.critic_network.module, trainable=True) if self._has_critic else None
             found = (net, layers, critic_layers) if layers is not None and critic_layers is not None else None
             self.__dict__["_mlp_networks_cache"] = found  # a plain attribute, not a submodule
         return self.__dict__["_mlp_networks_cache"]

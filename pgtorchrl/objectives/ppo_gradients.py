@@ -7,8 +7,9 @@ and on 64 x 64 matrices eager autograd's bookkeeping costs more than the maths: 
 ``backward()`` took about 1.2 ms against 0.7 ms for the same forward without a graph and these
 few matrix products. Everything here is the chain rule, term by term, on plain tensors:
 
-- :func:`mlp_layers`, :func:`mlp_forward`, :func:`mlp_backward`: a stack of ``nn.Linear`` layers
-  and ``Tanh`` / ``ReLU`` activations (TorchRL's ``MLP``), its activations kept for the backward;
+- :func:`mlp_forward`, :func:`mlp_backward`: a stack of ``nn.Linear`` layers and ``Tanh`` / ``ReLU``
+  activations (TorchRL's ``MLP``, :func:`~pgtorchrl.modules.plain_mlp.mlp_layers`), its activations
+  kept for the backward;
 - :func:`surrogate_log_prob_grad`: the clipped surrogate's gradient with respect to each sample's
   log-probability;
 - :func:`critic_value_grad`: the (clipped) value regression's gradient with respect to the value;
@@ -30,8 +31,9 @@ import torch
 from torch import nn
 from torchrl.objectives.utils import distance_loss
 
+from pgtorchrl.modules.plain_mlp import mlp_output
+
 __all__ = [
-    "mlp_layers",
     "mlp_forward",
     "mlp_backward",
     "surrogate_log_prob_grad",
@@ -40,40 +42,13 @@ __all__ = [
     "categorical_logits_grad",
 ]
 
-_ACTIVATIONS = (nn.Tanh, nn.ReLU)
-
-
-def mlp_layers(module: nn.Module) -> list[nn.Module] | None:
-    """``module``'s layers when it is an ``nn.Sequential`` (TorchRL's ``MLP`` is one) of
-    ``nn.Linear`` layers, each followed by at most one ``Tanh`` or ``ReLU``, that is called as
-    ``Sequential`` calls it (one input, no reshaped output), every parameter trainable; else ``None``."""
-    if not isinstance(module, nn.Sequential) or len(module) == 0 or getattr(module, "_reshape_out", False):
-        return None
-    layers = list(module)
-    if not isinstance(layers[0], nn.Linear) or not all(p.requires_grad for p in module.parameters()):
-        return None
-    for previous, layer in zip(layers, layers[1:], strict=False):
-        if isinstance(layer, nn.Linear):
-            continue
-        if type(layer) not in _ACTIVATIONS or not isinstance(previous, nn.Linear):
-            return None
-    if any(linear.bias is None for linear in layers if isinstance(linear, nn.Linear)):
-        return None
-    return layers
-
 
 def mlp_forward(layers: list[nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The output of ``layers`` on ``x`` (a ``[N, features]`` batch), and the tape
-    :func:`mlp_backward` reads: each linear layer's input and each activation's output."""
-    tape = []
-    for layer in layers:
-        if isinstance(layer, nn.Linear):
-            tape.append(x)
-            x = torch.addmm(layer.bias, x, layer.weight.t())
-        else:
-            x = torch.tanh(x) if isinstance(layer, nn.Tanh) else torch.relu(x)
-            tape.append(x)
-    return x, tape
+    """The output of ``layers`` (:func:`~pgtorchrl.modules.plain_mlp.mlp_layers`) on ``x`` (a
+    ``[N, features]`` batch), and the tape :func:`mlp_backward` reads: each linear layer's input
+    and each activation's output."""
+    tape: list[torch.Tensor] = []
+    return mlp_output(layers, x, tape), tape
 
 
 def mlp_backward(
