@@ -37,6 +37,7 @@ from pgtorchrl.record.plots import curve_csv
 from pgtorchrl.record.tracking import RECOVERY_DIR, TrackedRun, TrackingError, resolved_yaml, state_dict_bytes
 from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
 from pgtorchrl.trainers.evaluation import episode_stats, evaluate
+from pgtorchrl.trainers.fused_adam import adam_step
 from pgtorchrl.trainers.grad_clip import clip_grad_norm
 from pgtorchrl.trainers.per_step import per_step_updates
 
@@ -109,7 +110,7 @@ def _scalars(losses) -> dict[str, float]:
 def _step(optim: torch.optim.Optimizer, params, max_grad_norm: float | None) -> float:
     """Clips (when asked) and applies the gradients already in ``params``; returns their norm."""
     norm = clip_grad_norm(params, max_grad_norm)  # torch's clip_grad_norm_, bit for bit
-    optim.step()
+    adam_step(optim)  # optim.step(), bit for bit
     return float(norm)
 
 
