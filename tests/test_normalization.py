@@ -12,6 +12,7 @@ from tensordict import TensorDict
 from torchrl.envs import ExplorationType, set_exploration_type
 
 from pgtorchrl.envs.gym_native import GymNativeEnv
+from pgtorchrl.envs.normalization import RunningRewardScale
 
 ROOT = Path(__file__).resolve().parents[1]
 VPG = ROOT / "pipelines" / "vpg_cartpole.yaml"
@@ -115,3 +116,22 @@ def test_native_statistics_travel_with_the_policy_to_checkpoints_eval_and_load_a
     p.sync_eval_env(reference)
     assert reference.normalizers[0].frozen and reference.normalizers[0].count == norm.count
     assert torch.equal(evaluate_run(result.run_id, episodes=3), evaluate(reference, p.actor))
+
+
+@pytest.mark.parametrize("clip", [None, 10.0, 0.3])
+def test_one_envs_reward_scale_on_floats_is_the_array_path_bit_for_bit(clip):
+    """RunningRewardScale's path for one env (Python floats) against its array path: the same
+    scaled rewards, returns and statistics at every step, through terminations and a freeze."""
+    floats, arrays = RunningRewardScale(1, 0.99, clip=clip), RunningRewardScale(1, 0.99, clip=clip)
+    rng = np.random.default_rng(0)
+    for t in range(600):
+        if t == 500:
+            floats.stats.freeze()
+            arrays.stats.freeze()
+        reward = (rng.standard_normal((1, 1)) * 10 ** rng.uniform(-3, 2)).astype(np.float32)
+        terminated = rng.random((1, 1)) < 0.05
+        a, b = floats(reward, terminated, [0]), arrays._rows(reward, terminated, [0])
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape and np.array_equal(a, b)
+        sa, sb = floats.state_dict(), arrays.state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert floats.stats.count == arrays.stats.count

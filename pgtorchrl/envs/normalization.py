@@ -20,6 +20,8 @@ actor, so it acts on raw observations). :class:`RunningRewardScale` is training-
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -134,11 +136,36 @@ class RunningRewardScale:
     ) -> np.ndarray:
         """Scales the rewards of the envs ``rows`` just stepped (``[num_envs, 1]`` arrays; the other
         rows are 0), of every env when ``rows`` is ``None``."""
+        if len(self.returns) == 1 and (rows is None or len(rows) == 1):
+            return self._one_env(reward, terminated)
+        return self._rows(reward, terminated, rows)
+
+    def _rows(self, reward: np.ndarray, terminated: np.ndarray, rows: np.ndarray | list[int] | None) -> np.ndarray:
+        """:meth:`__call__` on the arrays (the plain path)."""
         if rows is None or len(rows) == len(self.returns):
             rows = slice(None)  # type: ignore[assignment]  # all of them: views, not copies
         self.returns[rows] = self.returns[rows] * self.gamma * (1 - terminated[rows]) + reward[rows]
         self.stats.update(self.returns[rows])
         return _clipped(reward / np.sqrt(self.stats.var + self.eps), self.clip)
+
+    def _one_env(self, reward: np.ndarray, terminated: np.ndarray) -> np.ndarray:
+        """:meth:`__call__` for one env stepped, on Python floats: the same IEEE double operations
+        in the same order as the arrays' (so the same bits: ``tests/test_normalize_reward.py``),
+        without a numpy call per operation on one-element arrays (about 1 us each here, a
+        third of the normalized MuJoCo step's overhead)."""
+        stats = self.stats
+        g = float(self.returns[0, 0]) * self.gamma * (1 - int(terminated[0, 0])) + float(reward[0, 0])
+        self.returns[0, 0] = g
+        if not stats.frozen:  # RunningMeanStd.update of the one row
+            mean, var, count = float(stats.mean[0]), float(stats.var[0]), stats.count
+            delta, total = g - mean, count + 1
+            stats.mean[0] = mean + delta / total
+            stats.var[0] = (var * count + delta * delta * (count / total)) / total
+            stats.count = total
+        scaled = float(reward[0, 0]) / math.sqrt(float(stats.var[0]) + self.eps)
+        if self.clip is not None:
+            scaled = min(max(scaled, -self.clip), self.clip)  # np.minimum(np.maximum(...)), NaN kept
+        return np.array([[scaled]], dtype=np.float32)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {**self.stats.state_dict(), "returns": torch.from_numpy(self.returns.copy())}
