@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torchrl.data import Bounded, Composite, OneHot, Unbounded
 from torchrl.envs import ExplorationType
+from torchrl.modules import NoisyLinear
 
 from pgtorchrl.modules.fast_policies import PolicyStep, categorical_logits_net, gaussian_net, plain_network
 from pgtorchrl.modules.models import GaussianHead, make_actor
@@ -88,6 +89,17 @@ def test_other_networks_keep_their_module_call():
     for module in not_mlp:
         assert mlp_layers(module) is None, module
         assert mlp_layers(GaussianHead(module, 2).net) is None
+    noisy = nn.Sequential(NoisyLinear(4, 4), nn.Tanh(), nn.Linear(4, 2))  # an nn.Linear subclass: its own forward
+    assert mlp_layers(noisy) is None
+
+    class Scaled(nn.Sequential):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    assert mlp_layers(Scaled(nn.Linear(4, 2))) is None
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda *args: None)  # every module's
+    assert plain_network(net) is net.module
+    handle.remove()
     frozen = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)).requires_grad_(False)
     assert mlp_layers(frozen) is not None and mlp_layers(frozen, trainable=True) is None
 

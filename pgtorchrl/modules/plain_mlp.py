@@ -19,28 +19,36 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
+from torchrl.modules import MLP
 
 __all__ = ["mlp_layers", "mlp_output"]
 
 _ACTIVATIONS = (nn.Tanh, nn.ReLU)
+_SEQUENTIAL_FORWARDS = (nn.Sequential.forward, MLP.forward)
+"""``nn.Sequential``'s call and TorchRL's ``MLP``'s (the same for one input and no reshaped output)."""
 
 
 def mlp_layers(module: nn.Module, trainable: bool = False) -> list[nn.Module] | None:
-    """``module``'s layers when it is an ``nn.Sequential`` (TorchRL's ``MLP`` is one) of
-    ``nn.Linear`` layers with biases, each followed by at most one ``Tanh`` or ``ReLU``, that is
-    called as ``Sequential`` calls it (one input, no reshaped output, no hooks), and with
-    ``trainable`` every parameter trainable; else ``None``."""
-    if not isinstance(module, nn.Sequential) or len(module) == 0 or getattr(module, "_reshape_out", False):
+    """``module``'s layers when it is an ``nn.Sequential`` or TorchRL ``MLP`` (not a subclass with
+    its own forward) of ``nn.Linear`` layers with biases (exactly ``nn.Linear``), each followed by
+    at most one ``Tanh`` or ``ReLU``, called as ``Sequential`` calls it (one input, no reshaped
+    output, no hooks), and with ``trainable`` every parameter trainable; else ``None``."""
+    if not isinstance(module, nn.Sequential) or type(module).forward not in _SEQUENTIAL_FORWARDS:
+        return None  # a subclass with its own forward does something else
+    if len(module) == 0 or getattr(module, "_reshape_out", False):
         return None
     layers = list(module)
-    if not isinstance(layers[0], nn.Linear) or (trainable and not all(p.requires_grad for p in module.parameters())):
+    if type(layers[0]) is not nn.Linear or (trainable and not all(p.requires_grad for p in module.parameters())):
+        return None
+    if _global_forward_hooks or _global_forward_pre_hooks:
         return None
     if any(m._forward_hooks or m._forward_pre_hooks for m in module.modules()):
         return None  # a hook must see its call
     for previous, layer in zip(layers, layers[1:], strict=False):
-        if isinstance(layer, nn.Linear):
+        if type(layer) is nn.Linear:  # exactly: a subclass (TorchRL's NoisyLinear) computes something else
             continue
-        if type(layer) not in _ACTIVATIONS or not isinstance(previous, nn.Linear):
+        if type(layer) not in _ACTIVATIONS or type(previous) is not nn.Linear:
             return None
     if any(linear.bias is None for linear in layers if isinstance(linear, nn.Linear)):
         return None
