@@ -4,7 +4,7 @@ grouping, beside the torch call it replaces.
 Why it exists: CleanRL's MuJoCo PPO settings take 320 minibatch steps per 2,048 frames, each
 clipping two small networks' gradients. ``clip_grad_norm_`` groups the gradients by device and
 dtype and checks each group for foreach support at every call: measured here (1 thread, the
-(64, 64) actor's and critic's gradients) that Python costs more than the norms themselves. When
+(64, 64) actor's gradients) 123 us a call, 82 us without that Python. When
 every gradient is a plain strided tensor on one device with one dtype, :func:`clip_grad_norm`
 runs the same kernels in the same order (``_foreach_norm``, the norm of their stack, the clamped
 coefficient, ``_foreach_mul_``): the same norm and the same clipped gradients, bit for bit
