@@ -18,7 +18,7 @@ import torch
 from torchrl.data import Bounded
 
 from pgtorchrl.envs.ids import check_gym_id
-from pgtorchrl.envs.native import TorchNativeEnv, policy_inputs
+from pgtorchrl.envs.native import TorchNativeEnv
 from pgtorchrl.envs.normalization import RunningObservationNorm, RunningRewardScale
 from pgtorchrl.envs.state import CheckpointError, gym_env_state, load_gym_env_state
 
@@ -126,7 +126,7 @@ class GymNativeEnv(TorchNativeEnv):
             RunningRewardScale(num_envs, reward_gamma, clip=clip_rewards) if normalize_rewards else None
         )
         self._last_done: tuple[torch.Tensor, bool] | None = None
-        """The latest step's ``done`` tensor and whether any of it is true (:meth:`reset_finished`)."""
+        """The latest step's ``done`` tensor and whether any of it is true (:meth:`_any_done`)."""
 
     def _set_seed(self, seed: int | None) -> None:
         if seed is not None:
@@ -157,7 +157,6 @@ class GymNativeEnv(TorchNativeEnv):
             self.normalizers[0].update(self._obs[reset])
         for state in (self._steps, self._returns, self._terminated, self._truncated):
             state[rows] = 0
-        self._last_done = None
         return self._outputs()
 
     def step_tensors(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -181,10 +180,11 @@ class GymNativeEnv(TorchNativeEnv):
             if terminated[i, 0] or truncated[i, 0]:
                 any_done = True  # finished: not stepped again until it is reset
                 continue
-            obs[i], reward[i, 0], terminated[i, 0], truncated[i, 0], _ = env.step(actions[i])
+            obs[i], reward[i, 0], ended, cut, _ = env.step(actions[i])
+            terminated[i, 0], truncated[i, 0] = ended, cut
             steps[i, 0] += 1
             returns[i, 0] += reward[i, 0]
-            any_done = any_done or bool(terminated[i, 0] or truncated[i, 0])
+            any_done = any_done or bool(ended or cut)
             stepped.append(i)
         if self.normalizers:
             self.normalizers[0].update(obs if len(stepped) == len(self.envs) else obs[stepped])
@@ -194,14 +194,12 @@ class GymNativeEnv(TorchNativeEnv):
         self._last_done = (out["done"], any_done)
         return out
 
-    def reset_finished(self, step: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """:meth:`TorchNativeEnv.reset_finished`, asking whether any env is done of the flags its
-        :meth:`step_tensors` saw when ``step`` is the latest output (a torch ``any()`` costs more)."""
+    def _any_done(self, step: dict[str, torch.Tensor]) -> bool:
+        """The flag :meth:`step_tensors` kept when ``step`` is its latest output (a torch ``any()``
+        costs more), else the tensor's own answer."""
         if self._last_done is not None and self._last_done[0] is step["done"]:
-            if not self._last_done[1]:
-                return policy_inputs(step)
-            return self.reset_tensors(step["done"].reshape(-1))
-        return super().reset_finished(step)
+            return self._last_done[1]
+        return super()._any_done(step)
 
     def state_tensors(self) -> dict:
         """The arrays above (as tensors), every sub-env's state (its variables, its wrappers',

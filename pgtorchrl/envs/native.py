@@ -96,10 +96,13 @@ class TorchNativeEnv(EnvBase):
         masked: asking whether any env is done would make the host wait for the device at every
         step, while a masked reset is a few queued kernels.
         """
-        done = step["done"].reshape(-1)
-        if self.device.type != "cpu" or done.any():
-            return self.reset_tensors(done)  # every env's current observation
+        if self.device.type != "cpu" or self._any_done(step):
+            return self.reset_tensors(step["done"].reshape(-1))  # every env's current observation
         return policy_inputs(step)
+
+    def _any_done(self, step: dict[str, torch.Tensor]) -> bool:
+        """Whether any env of ``step`` is done (on CPU; an env that knows it already may say so cheaper)."""
+        return bool(step["done"].any())
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         mask = None if tensordict is None else tensordict.get("_reset", None)

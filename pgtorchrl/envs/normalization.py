@@ -67,6 +67,18 @@ class RunningMeanStd:
             self.var = (self.var * self.count + x.var(0) * n + delta * delta * (self.count * n / total)) / total
         self.count = total
 
+    def update_scalar(self, x: float) -> None:
+        """:meth:`update` with one row of a size-1 statistic, on Python floats: the same IEEE
+        double operations in the same order (so the same bits), without a numpy call per
+        operation on one-element arrays (about 1 us each here)."""
+        if self.frozen:
+            return
+        mean, var, count = float(self.mean[0]), float(self.var[0]), self.count
+        delta, total = x - mean, count + 1
+        self.mean[0] = mean + delta / total
+        self.var[0] = (var * count + delta * delta * (count / total)) / total
+        self.count = total
+
     def freeze(self) -> None:
         self.frozen = True
 
@@ -150,18 +162,11 @@ class RunningRewardScale:
 
     def _one_env(self, reward: np.ndarray, terminated: np.ndarray) -> np.ndarray:
         """:meth:`__call__` for one env stepped, on Python floats: the same IEEE double operations
-        in the same order as the arrays' (so the same bits: ``tests/test_normalize_reward.py``),
-        without a numpy call per operation on one-element arrays (about 1 us each here)."""
-        stats = self.stats
+        in the same order as :meth:`_rows` (so the same bits: ``tests/test_normalization.py``)."""
         g = float(self.returns[0, 0]) * self.gamma * (1 - int(terminated[0, 0])) + float(reward[0, 0])
         self.returns[0, 0] = g
-        if not stats.frozen:  # RunningMeanStd.update of the one row
-            mean, var, count = float(stats.mean[0]), float(stats.var[0]), stats.count
-            delta, total = g - mean, count + 1
-            stats.mean[0] = mean + delta / total
-            stats.var[0] = (var * count + delta * delta * (count / total)) / total
-            stats.count = total
-        scaled = float(reward[0, 0]) / math.sqrt(float(stats.var[0]) + self.eps)
+        self.stats.update_scalar(g)
+        scaled = float(reward[0, 0]) / math.sqrt(float(self.stats.var[0]) + self.eps)
         if self.clip is not None:
             scaled = min(max(scaled, -self.clip), self.clip)  # np.minimum(np.maximum(...)), NaN kept
         return np.array([[scaled]], dtype=np.float32)

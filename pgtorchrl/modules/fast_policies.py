@@ -42,6 +42,7 @@ from pgtorchrl.modules.plain_mlp import mlp_layers, mlp_output
 __all__ = [
     "categorical_logits_net",
     "gaussian_net",
+    "policy_mlp",
     "plain_network",
     "softmax",
     "log_softmax",
@@ -70,19 +71,26 @@ def _net_of(policy, distribution_class, keys: list[str]) -> TensorDictModule | N
     return net
 
 
+def policy_mlp(net: TensorDictModule, trainable: bool = False) -> list | None:
+    """The MLP layers (:func:`~pgtorchrl.modules.plain_mlp.mlp_layers`) of a policy network's
+    module: a TorchRL ``MLP`` writing logits, or the mean's MLP of a
+    :class:`~pgtorchrl.modules.models.GaussianHead` (with ``trainable``, its log-std trainable too);
+    else ``None``."""
+    module = net.module
+    if type(module) is GaussianHead:
+        return mlp_layers(module.net, trainable) if not trainable or module.log_std.requires_grad else None
+    return mlp_layers(module, trainable)
+
+
 def plain_network(net: TensorDictModule) -> Any:
     """``net.module`` as plain tensor maths (:mod:`pgtorchrl.modules.plain_mlp`: the same outputs,
-    without the module calls) when it reads one key and is a TorchRL ``MLP`` (logits) or a
-    :class:`~pgtorchrl.modules.models.GaussianHead` over one (``loc`` and ``scale``), else
+    without the module calls) when it reads one key and :func:`policy_mlp` finds its layers, else
     ``net.module`` itself. The parameters are read at every call: updates show."""
     module = net.module
-    if len(net.in_keys) != 1 or module._forward_hooks or module._forward_pre_hooks:
+    layers = policy_mlp(net) if len(net.in_keys) == 1 else None
+    if layers is None or module._forward_hooks or module._forward_pre_hooks:
         return module
-    gaussian = type(module) is GaussianHead
-    layers = mlp_layers(module.net if gaussian else module)
-    if layers is None:
-        return module
-    if not gaussian:
+    if type(module) is not GaussianHead:
         return lambda x: mlp_output(layers, x)
     log_std = module.log_std
 

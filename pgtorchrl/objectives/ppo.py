@@ -26,6 +26,7 @@ from pgtorchrl.modules.fast_policies import (
     distribution_log_prob_and_entropy,
     gaussian_log_prob_and_entropy,
     gaussian_net,
+    policy_mlp,
 )
 from pgtorchrl.modules.models import GaussianHead
 from pgtorchrl.modules.plain_mlp import mlp_layers
@@ -181,12 +182,8 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
         MLP layers, else ``None``; read once (the networks' structure, and which parameters are
         trainable, are set when they are built), as the per-minibatch checks cost 0.1 ms."""
         if not hasattr(self, "_mlp_networks_cache"):
-            net, layers = gaussian_net(self.actor_network), None
-            if net is not None and isinstance(net.module, GaussianHead) and net.module.log_std.requires_grad:
-                layers = mlp_layers(net.module.net, trainable=True)
-            elif net is None:
-                net = categorical_logits_net(self.actor_network)
-                layers = mlp_layers(net.module, trainable=True) if net is not None else None
+            net = gaussian_net(self.actor_network) or categorical_logits_net(self.actor_network)
+            layers = policy_mlp(net, trainable=True) if net is not None else None
             critic_layers = mlp_layers(self.critic_network.module, trainable=True) if self._has_critic else None
             found = (net, layers, critic_layers) if layers is not None and critic_layers is not None else None
             self.__dict__["_mlp_networks_cache"] = found  # a plain attribute, not a submodule

@@ -36,10 +36,11 @@ from typing import cast
 
 import torch
 from torch.func import functional_call
-from torch.nn.utils import clip_grad_norm_
 
 from pgtorchrl.modules.fast_policies import categorical_logits_net
 from pgtorchrl.pipeline.contracts import fixed_point_unsupported, not_on_tensors
+from pgtorchrl.trainers.fused_adam import adam_step
+from pgtorchrl.trainers.grad_clip import clip_grad_norm
 
 __all__ = ["per_step_updates"]
 
@@ -108,8 +109,8 @@ def _sequential(p, batch) -> dict[str, torch.Tensor]:
         (terms[0] if len(terms) == 1 else sum(terms)).backward()
         for optim, module in optimizers:
             if max_norm is not None:
-                clip_grad_norm_(module.parameters(), max_norm)
-            optim.step()
+                clip_grad_norm(module.parameters(), max_norm)
+            adam_step(optim)
         for key, value in losses.items():
             if key.startswith("loss_"):
                 history.setdefault(key, []).append(value.detach())
