@@ -66,6 +66,7 @@ class GymNativeEnv(TorchNativeEnv):
     _state_attrs = ("_obs", "_steps", "_returns", "_terminated", "_truncated")
     """The envs' last outputs, numpy arrays on CPU: a finished env repeats them until it is reset
     (numpy, because writing one env's row costs 0.1 us there and a few us in torch)."""
+    _step_attrs = ("_last_done",)
 
     def __init__(
         self,

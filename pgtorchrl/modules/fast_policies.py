@@ -28,7 +28,7 @@ shortcut gives what the plain path gives.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -286,14 +286,23 @@ def distribution_log_prob_and_entropy(
     return categorical_log_prob_and_entropy(action, logits)
 
 
+@overload
 def gaussian_log_prob_and_entropy(
-    action: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+    action: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor, entropy: Literal[True] = True
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def gaussian_log_prob_and_entropy(
+    action: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor, entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+def gaussian_log_prob_and_entropy(
+    action: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor, entropy: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``IndependentNormal(loc, scale)``'s log-probability of ``action`` and its entropy, per
-    sample, as ``Normal.log_prob`` summed over the action computes them (bit for bit)."""
+    sample, as ``Normal.log_prob`` summed over the action computes them (bit for bit);
+    ``entropy=False``: ``None`` for the entropy, not computed."""
     log_scale = scale.log()
     log_prob = (-((action - loc) ** 2) / (2 * scale.pow(2)) - log_scale - _LOG_SQRT_2PI).sum(-1)
-    return log_prob, (0.5 + _LOG_SQRT_2PI + log_scale).sum(-1)
+    return log_prob, (0.5 + _LOG_SQRT_2PI + log_scale).sum(-1) if entropy else None
 
 
 def categorical_log_prob_and_entropy(action: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

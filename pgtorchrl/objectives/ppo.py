@@ -14,6 +14,8 @@ cover to TorchRL's ``forward`` (the plain path): see :meth:`ClipPPOLoss.fast_pat
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule, dispatch
@@ -32,6 +34,7 @@ from pgtorchrl.modules.models import GaussianHead
 from pgtorchrl.modules.plain_mlp import mlp_layers
 from pgtorchrl.modules.shared_encoder import shared_trunk
 from pgtorchrl.objectives.ppo_gradients import (
+    ClippedValue,
     categorical_logits_grad,
     critic_value_grad,
     gaussian_grads,
@@ -121,21 +124,22 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
         log_prob, entropy = distribution_log_prob_and_entropy(
             self.actor_network, tensordict, self.tensor_keys.action, logits
         )
-        out, _ = self._outputs(tensordict, log_prob, entropy, value)
+        out, _, _ = self._outputs(tensordict, log_prob, entropy, value)
         return TensorDict(out, batch_size=[])
 
     def _outputs(
         self,
         tensordict: TensorDictBase,
         log_prob: torch.Tensor,
-        entropy: torch.Tensor,
+        entropy: torch.Tensor | None,
         value: torch.Tensor | None,
         statistics: bool = True,
-    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """The forward's outputs from the policy's log-probabilities and entropies and the
-        critic's values (``None``: computed here), and the surrogate's ``(advantage, log_weight,
-        log_weight_clip)`` (the advantage normalized where asked), which its gradient needs.
-        ``statistics=False``: the ``loss_*`` terms only."""
+    ) -> tuple[dict[str, torch.Tensor], _SurrogateTerms, _CriticTerms]:
+        """The forward's outputs from the policy's log-probabilities and entropies (``None``
+        where neither the loss nor the statistics read them) and the critic's values (``None``:
+        computed here), and the intermediate terms the gradients by hand reuse
+        (:class:`_SurrogateTerms`, :class:`_CriticTerms`). ``statistics=False``: the ``loss_*``
+        terms only."""
         advantage = tensordict.get(self.tensor_keys.advantage)
         if self.normalize_advantage and advantage.numel() > 1:  # torchrl._utils._standardize
             advantage = (advantage - advantage.mean()) / advantage.std().clamp_min(torch.finfo(torch.float).resolution)
@@ -144,23 +148,26 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
             raise RuntimeError(f"tensordict stored {self.tensor_keys.sample_log_prob} requires grad.")
         log_weight = (log_prob - prev_log_prob).unsqueeze(-1)
         log_weight_clip = log_weight.clamp(*self._clip_bounds)
-        gain = torch.minimum(log_weight.exp() * advantage, log_weight_clip.exp() * advantage)
-        out = {"loss_objective": -gain.mean()}
+        unclipped = log_weight_clip == log_weight
+        gain, gain_clip = log_weight.exp() * advantage, log_weight_clip.exp() * advantage
+        out = {"loss_objective": -torch.minimum(gain, gain_clip).mean()}
         if statistics:
-            out["clip_fraction"] = (log_weight_clip != log_weight).to(log_weight.dtype).mean()
+            out["clip_fraction"] = (~unclipped).to(log_weight.dtype).mean()
             out["kl_approx"] = (-log_weight).detach().mean()
         if self.entropy_bonus:
+            assert entropy is not None  # _needs_entropy
             if statistics:
                 out["entropy"] = entropy.detach().mean()
             out["loss_entropy"] = (-self.entropy_coeff * entropy.unsqueeze(-1)).mean()
-        out.update(self._critic_terms(tensordict, value, statistics))
+        critic_out, critic_terms = self._critic_terms(tensordict, value, statistics)
+        out.update(critic_out)
         if statistics:
             with torch.no_grad():  # ESS, as TorchRL logs it
                 lw = log_weight.squeeze(-1)
                 out["ESS"] = (2 * lw.logsumexp(0) - (2 * lw).logsumexp(0)).exp() / log_weight.shape[0]
                 ratio = log_weight.exp()
                 out["max_ratio"], out["mean_ratio"] = ratio.max(), ratio.mean()
-        return out, (advantage, log_weight, log_weight_clip)
+        return out, _SurrogateTerms(gain, gain_clip, unclipped), critic_terms
 
     def analytic_path(self, tensordict: TensorDictBase) -> bool:
         """Whether :meth:`forward_backward` takes the gradients by hand
@@ -208,17 +215,19 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
         assert found is not None  # analytic_path
         net, layers, critic_layers = found
         gaussian = isinstance(net.module, GaussianHead)
+        entropy_read = self.entropy_bonus or statistics
         action = tensordict.get(self.tensor_keys.action)
         out_actor, actor_tape = mlp_forward(layers, _mlp_input(tensordict, net.in_keys))
         if gaussian:
             log_std = net.module.log_std
-            log_prob, entropy = gaussian_log_prob_and_entropy(action, out_actor, log_std.exp().expand_as(out_actor))
+            scale = log_std.exp().expand_as(out_actor)
+            log_prob, entropy = gaussian_log_prob_and_entropy(action, out_actor, scale, entropy=entropy_read)
         else:
             log_prob, entropy = categorical_log_prob_and_entropy(action, out_actor)
         value, critic_tape = mlp_forward(critic_layers, _mlp_input(tensordict, self.critic_network.in_keys))
-        out, (advantage, log_weight, log_weight_clip) = self._outputs(tensordict, log_prob, entropy, value, statistics)
+        out, surrogate, critic = self._outputs(tensordict, log_prob, entropy, value, statistics)
 
-        grad_log_prob = surrogate_log_prob_grad(log_weight, log_weight_clip, advantage, self._clip_bounds).squeeze(-1)
+        grad_log_prob = surrogate_log_prob_grad(*surrogate).squeeze(-1)
         grad_entropy = -self.entropy_coeff / log_prob.shape[0] if self.entropy_bonus else 0.0
         if gaussian:
             grad_loc, grad_log_std = gaussian_grads(grad_log_prob, grad_entropy, action, out_actor, log_std)
@@ -226,11 +235,7 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
         else:
             grad_logits = categorical_logits_grad(grad_log_prob, grad_entropy, action, out_actor)
             grads = mlp_backward(layers, actor_tape, grad_logits)
-        target = tensordict.get(self.tensor_keys.value_target)
-        old_value = tensordict.get(self.tensor_keys.value) if self.clip_value else None
-        grad_value = critic_value_grad(
-            value, target, self.loss_critic_type, self.critic_coeff, old_value, self.clip_value or None
-        )
+        grad_value = critic_value_grad(value, critic.target, self.loss_critic_type, self.critic_coeff, critic.clipped)
         grads += mlp_backward(critic_layers, critic_tape, grad_value)
         for param, grad in grads:
             if param.grad is None:
@@ -256,11 +261,11 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
 
     def _critic_terms(
         self, tensordict: TensorDictBase, value: torch.Tensor | None = None, statistics: bool = True
-    ) -> dict[str, torch.Tensor]:
+    ) -> tuple[dict[str, torch.Tensor], _CriticTerms]:
         """``loss_critic`` (times ``critic_coeff``, reduced), ``value_clip_fraction`` (with
         ``clip_value``) and ``explained_variance`` (both only with ``statistics``): TorchRL's
         ``PPOLoss.loss_critic`` on tensors (``value``: the critic's output, where the caller
-        computed it already)."""
+        computed it already); and the terms its gradient by hand reuses."""
         critic = self.critic_network
         target = tensordict.get(self.tensor_keys.value_target)
         if value is None:
@@ -268,21 +273,43 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
             value = critic.module(*(x.detach() for x in inputs) if self.separate_losses else inputs)
         loss = distance_loss(target, value, loss_function=self.loss_critic_type)
         out = {}
+        clipped = None
         if self.clip_value:
             old = tensordict.get(self.tensor_keys.value)
             moved = value - old
-            clipped = moved.clamp(-self.clip_value, self.clip_value)
+            moved_clip = moved.clamp(-self.clip_value, self.clip_value)
+            inside = moved_clip == moved
             if statistics:
                 with torch.no_grad():
-                    out["value_clip_fraction"] = (moved != clipped).to(value.dtype).mean()
-            loss = torch.maximum(loss, distance_loss(target, old + clipped, loss_function=self.loss_critic_type))
+                    out["value_clip_fraction"] = (~inside).to(value.dtype).mean()
+            value_clip = old + moved_clip
+            loss_clip = distance_loss(target, value_clip, loss_function=self.loss_critic_type)
+            clipped = ClippedValue(value_clip, loss, loss_clip, inside)
+            loss = torch.maximum(loss, loss_clip)
         if self.log_explained_variance and statistics:
             with torch.no_grad():
                 residual = torch.var(target - value, correction=0, dim=0)
                 total = torch.var(target, correction=0, dim=0)
                 out["explained_variance"] = 1.0 - residual / (total + torch.finfo(target.dtype).eps)
         out = {"loss_critic": (self.critic_coeff * loss).mean(), **out}
-        return out
+        return out, _CriticTerms(target, clipped)
+
+
+class _SurrogateTerms(NamedTuple):
+    r"""The clipped surrogate's two gains per sample, :math:`r_i \hat A_i` and
+    :math:`\mathrm{clip}(r_i)\hat A_i`, and where the ratio lies inside the clip range
+    (:func:`~pgtorchrl.objectives.ppo_gradients.surrogate_log_prob_grad`'s arguments)."""
+
+    gain: torch.Tensor
+    gain_clip: torch.Tensor
+    unclipped: torch.Tensor
+
+
+class _CriticTerms(NamedTuple):
+    """The value regression's target and, with ``clip_value``, its clipped branch."""
+
+    target: torch.Tensor
+    clipped: ClippedValue | None
 
 
 def _mlp_input(tensordict: TensorDictBase, in_keys) -> torch.Tensor:

@@ -27,9 +27,10 @@ everywhere else; ``tests/test_ppo_gradients.py`` checks them against autograd fo
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
-from torchrl.objectives.utils import distance_loss
 
 from pgtorchrl.modules.plain_mlp import mlp_output
 
@@ -37,6 +38,7 @@ __all__ = [
     "mlp_forward",
     "mlp_backward",
     "surrogate_log_prob_grad",
+    "ClippedValue",
     "critic_value_grad",
     "gaussian_grads",
     "categorical_logits_grad",
@@ -73,17 +75,14 @@ def mlp_backward(
     return grads
 
 
-def surrogate_log_prob_grad(
-    log_weight: torch.Tensor, log_weight_clip: torch.Tensor, advantage: torch.Tensor, bounds: tuple
-) -> torch.Tensor:
+def surrogate_log_prob_grad(gain: torch.Tensor, gain_clip: torch.Tensor, unclipped: torch.Tensor) -> torch.Tensor:
     r"""The gradient of :math:`-\frac1N \sum_i \min(e^{w_i} A_i, e^{\mathrm{clip}(w_i)} A_i)`
     (``loss_objective``) with respect to each :math:`w_i = \log\pi(a_i|s_i) - \log\pi_{old}(a_i|s_i)`:
     :math:`-\frac1N e^{w_i} A_i` where the unclipped term is the minimum, else
     :math:`-\frac1N e^{\mathrm{clip}(w_i)} A_i [lo \le w_i \le hi]` (``clamp`` passes its bounds).
-    Shapes ``[N, 1]``; returns ``[N, 1]``."""
-    gain1, gain2 = log_weight.exp() * advantage, log_weight_clip.exp() * advantage
-    inside = (log_weight >= bounds[0]) & (log_weight <= bounds[1])
-    return -torch.where(gain1 <= gain2, gain1, gain2 * inside) / log_weight.shape[0]
+    Given the two terms ``gain`` :math:`e^{w_i} A_i` and ``gain_clip`` and where ``unclipped``
+    (:math:`\mathrm{clip}(w_i) = w_i`), shapes ``[N, 1]``; returns ``[N, 1]``."""
+    return -torch.where(gain <= gain_clip, gain, gain_clip * unclipped) / gain.shape[0]
 
 
 def _distance_grad(diff: torch.Tensor, loss_function: str) -> torch.Tensor:
@@ -97,27 +96,33 @@ def _distance_grad(diff: torch.Tensor, loss_function: str) -> torch.Tensor:
     raise NotImplementedError(f"no gradient written for loss_critic_type {loss_function!r}")
 
 
+class ClippedValue(NamedTuple):
+    r"""The clipped branch of PPO's value regression, as the loss's forward computed it:
+    ``value_clip`` :math:`V^{old} + \mathrm{clip}(V - V^{old}, \pm\epsilon_V)`, the unclipped and
+    clipped losses per sample, and where ``clamp`` passed :math:`V - V^{old}` unchanged."""
+
+    value_clip: torch.Tensor
+    loss: torch.Tensor
+    loss_clip: torch.Tensor
+    inside: torch.Tensor
+
+
 def critic_value_grad(
     value: torch.Tensor,
     target: torch.Tensor,
     loss_function: str,
     critic_coeff: float | torch.Tensor,
-    old_value: torch.Tensor | None = None,
-    clip_value: float | torch.Tensor | None = None,
+    clipped: ClippedValue | None = None,
 ) -> torch.Tensor:
     r"""The gradient of ``loss_critic`` :math:`= \frac{c}{N}\sum_i \max(d(V_i, y_i), d(V^{old}_i +
-    \mathrm{clip}(V_i - V^{old}_i, \pm\epsilon_V), y_i))` (the maximum only with ``clip_value``)
-    with respect to each value :math:`V_i`; shapes ``[N, 1]``."""
+    \mathrm{clip}(V_i - V^{old}_i, \pm\epsilon_V), y_i))` (the maximum only with ``clip_value``:
+    ``clipped``) with respect to each value :math:`V_i`; shapes ``[N, 1]``."""
     scale = critic_coeff / value.shape[0]
     grad = _distance_grad(value - target, loss_function)
-    if clip_value is None or old_value is None:
+    if clipped is None:
         return scale * grad
-    moved = value - old_value
-    clipped = old_value + moved.clamp(-clip_value, clip_value)  # type: ignore[arg-type]  # a float bound is fine
-    loss = distance_loss(target, value, loss_function=loss_function)
-    loss_clipped = distance_loss(target, clipped, loss_function=loss_function)
-    inside = (moved >= -clip_value) & (moved <= clip_value)
-    return scale * torch.where(loss >= loss_clipped, grad, _distance_grad(clipped - target, loss_function) * inside)
+    grad_clip = _distance_grad(clipped.value_clip - target, loss_function) * clipped.inside
+    return scale * torch.where(clipped.loss >= clipped.loss_clip, grad, grad_clip)
 
 
 def gaussian_grads(
