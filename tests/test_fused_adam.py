@@ -104,3 +104,45 @@ def test_optimizers_it_does_not_cover_take_their_own_step():
     before = net[0].bias.clone()
     adam_step(optim)
     assert calls == [1, 2] and torch.equal(net[0].bias, before)
+
+
+def test_state_tensors_are_looked_at_again_when_they_are_replaced(monkeypatch):
+    """The devices and dtypes are checked once per set of state tensors: a reloaded state (new
+    tensors) is checked again, and one the kernel cannot take sends the step to ``optim.step()``."""
+    import pgtorchrl.trainers.fused_adam as fused_adam
+
+    checks = []
+    real = fused_adam._one_device_and_dtype
+    monkeypatch.setattr(fused_adam, "_one_device_and_dtype", lambda *a: checks.append(1) or real(*a))
+    net = _net()
+    optim = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    for k in range(4):
+        _grads(net, k)
+        adam_step(optim)
+    assert len(checks) == 1  # steps 2-4 (the first one initializes the state through optim.step())
+    optim.load_state_dict(copy.deepcopy(optim.state_dict()))
+    _grads(net, 4)
+    adam_step(optim)
+    assert len(checks) == 2
+    first = next(net.parameters())
+    optim.state[first]["exp_avg"] = optim.state[first]["exp_avg"].double()  # not one dtype: not the kernels
+    assert _kernel_arguments(optim) is None and len(checks) == 3
+
+
+def test_zero_grad_sets_every_gradient_to_none_as_the_optimizers_own():
+    from pgtorchrl.trainers.fused_adam import zero_grad
+
+    net = _net()
+    optim = torch.optim.Adam([{"params": net[0].parameters()}, {"params": net[2].parameters(), "lr": 0.1}])
+    _grads(net, 0)
+    zero_grad(optim)
+    assert all(p.grad is None for p in net.parameters())
+
+    class Keeps(torch.optim.SGD):  # its own zero_grad (zeros, not None) is called
+        def zero_grad(self, set_to_none=True):
+            super().zero_grad(set_to_none=False)
+
+    keeps = Keeps(net.parameters(), lr=0.1)
+    _grads(net, 1)
+    zero_grad(keeps)
+    assert all(p.grad is not None and not p.grad.any() for p in net.parameters())

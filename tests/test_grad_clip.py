@@ -63,3 +63,37 @@ def test_mixed_dtypes_and_no_gradients_go_to_torchs_function():
     assert torch.equal(norm_a, norm_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
     empty = [nn.Parameter(torch.randn(3))]
     assert torch.equal(clip_grad_norm(empty, 1.0), clip_grad_norm_(empty, 1.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_host_clipping_coefficient_is_torchs_tensor_arithmetic(dtype):
+    """The coefficient computed in numpy scalars equals torch's ``clamp(bound / (norm + 1e-6),
+    max=1)`` on a 0-dim tensor for norms over 16 orders of magnitude, 0, inf and NaN."""
+    import numpy as np
+
+    from pgtorchrl.trainers.grad_clip import _SCALARS, _clip_coef
+
+    g = torch.Generator().manual_seed(0)
+    norms = torch.rand(3000, generator=g, dtype=dtype) * 10.0 ** torch.randint(-8, 8, (3000,), generator=g)
+    norms = torch.cat([norms, torch.tensor([0.0, 1e-6, 0.5, float("inf"), float("nan")], dtype=dtype)])
+    scalar = _SCALARS[dtype]
+    with np.errstate(invalid="ignore"):
+        for bound in (0.5, 0.7, 1.0, 3.3, float("inf")):
+            want = torch.clamp(bound / (norms + 1e-6), max=1.0)
+            got = torch.tensor([float(_clip_coef(scalar(n), scalar(bound))) for n in norms.tolist()], dtype=dtype)
+            assert torch.equal(got.isnan(), want.isnan()), bound
+            assert torch.equal(got[~got.isnan()], want[~want.isnan()]), bound
+
+
+def test_non_finite_gradients_clip_as_torchs():
+    def infinite():
+        torch.manual_seed(0)
+        params = [nn.Parameter(torch.randn(5)), nn.Parameter(torch.randn(2, 3))]
+        params[0].grad, params[1].grad = torch.randn(5), torch.randn(2, 3)
+        params[1].grad[0, 1] = float("inf")
+        return params
+
+    (norm_a, grads_a), (norm_b, grads_b) = _both(infinite, 0.5)
+    assert torch.equal(norm_a, norm_b)
+    for a, b in zip(grads_a, grads_b):
+        assert torch.equal(a.isnan(), b.isnan()) and torch.equal(a[~a.isnan()], b[~b.isnan()])

@@ -75,6 +75,12 @@ class Pipeline:
     shares_encoder: bool = False
     """Whether actor and critic share parameters (one model: one gradient norm to clip)."""
 
+    @functools.cached_property
+    def actor_params(self) -> list[torch.nn.Parameter]:
+        """The actor's parameters, listed once (walking its modules costs 14 us, at each of
+        PPO's 320 minibatch steps per batch): what the trainer clips."""
+        return list(self.actor.parameters())
+
     @property
     def memory(self) -> dict:
         """The hidden-state keys of a recurrent actor or critic, with their shapes (empty for

@@ -37,7 +37,7 @@ from pgtorchrl.record.plots import curve_csv
 from pgtorchrl.record.tracking import RECOVERY_DIR, TrackedRun, TrackingError, resolved_yaml, state_dict_bytes
 from pgtorchrl.trainers.checkpoint import capture, checkpoint_path, restore, to_bytes
 from pgtorchrl.trainers.evaluation import episode_stats, evaluate
-from pgtorchrl.trainers.fused_adam import adam_step
+from pgtorchrl.trainers.fused_adam import adam_step, zero_grad
 from pgtorchrl.trainers.grad_clip import clip_grad_norm
 from pgtorchrl.trainers.per_step import per_step_updates
 
@@ -217,19 +217,19 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int, statistics: b
     for two networks (SB3's and CleanRL's clipping). ``statistics=False``: the
     step's metrics may lack the loss's statistics (a minibatch whose metrics are not kept)."""
     max_norm = p.spec.train.max_grad_norm
-    p.actor_optim.zero_grad(set_to_none=True)
+    zero_grad(p.actor_optim)  # optim.zero_grad(set_to_none=True)
     if p.critic_optim is not None:
-        p.critic_optim.zero_grad(set_to_none=True)
+        zero_grad(p.critic_optim)
     scalars = _scalars(_loss_and_backward(p.loss, batch, statistics))
     _check_finite(scalars, iteration, frames)  # before any optimizer step
     metrics = {f"train/{k}": v for k, v in scalars.items()}
     joint = p.shares_encoder or p.spec.train.joint_grad_norm
     if joint and p.critic_optim is not None:  # one model (a shared trunk), or asked: one norm, as CleanRL
-        params = [*p.actor.parameters(), *p.critic_params]
+        params = [*p.actor_params, *p.critic_params]
         metrics["train/grad_norm"] = _step(p.actor_optim, params, max_norm)
         p.critic_optim.step()
     else:
-        metrics["train/grad_norm"] = _step(p.actor_optim, p.actor.parameters(), max_norm)
+        metrics["train/grad_norm"] = _step(p.actor_optim, p.actor_params, max_norm)
         if p.critic is not None and p.critic_optim is not None:  # built together
             _step(p.critic_optim, p.critic_params, max_norm)
     if p.critic is not None:
