@@ -155,7 +155,7 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
             out["clip_fraction"] = (~unclipped).to(log_weight.dtype).mean()
             out["kl_approx"] = (-log_weight).detach().mean()
         if self.entropy_bonus:
-            assert entropy is not None  # _needs_entropy
+            assert entropy is not None  # computed wherever entropy_bonus reads it
             if statistics:
                 out["entropy"] = entropy.detach().mean()
             out["loss_entropy"] = (-self.entropy_coeff * entropy.unsqueeze(-1)).mean()

@@ -227,7 +227,7 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int, statistics: b
     if joint and p.critic_optim is not None:  # one model (a shared trunk), or asked: one norm, as CleanRL
         params = [*p.actor_params, *p.critic_params]
         metrics["train/grad_norm"] = _step(p.actor_optim, params, max_norm)
-        p.critic_optim.step()
+        adam_step(p.critic_optim)  # p.critic_optim.step(), as _step steps
     else:
         metrics["train/grad_norm"] = _step(p.actor_optim, p.actor_params, max_norm)
         if p.critic is not None and p.critic_optim is not None:  # built together
