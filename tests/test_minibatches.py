@@ -72,3 +72,34 @@ def test_anneal_lr_steps_each_update_at_its_share_of_the_frames_left(store):
     assert [(m.step, m.value) for m in sorted(logged, key=lambda m: m.step)] == [
         (1024 * (k + 1), lr * (1 - k / 4)) for k in range(4)
     ]
+
+
+def test_minibatches_carry_only_the_keys_the_analytic_loss_reads_and_update_as_with_every_key(monkeypatch):
+    """PPO on its gradients by hand gathers only ``ClipPPOLoss.minibatch_keys`` for its minibatches:
+    the same parameters after an update as gathering every key."""
+    spec = load_spec(
+        PPO.parent / "mujoco" / "ppo_halfcheetah.yaml",
+        ["collector.frames_per_batch=256", "train.epochs=2", "train.minibatches=4", "train.total_frames=256"],
+    )
+    results, seen = [], []
+    real = trainer.gradient_step
+
+    def recording(p, minibatch, iteration, frames, statistics=True):
+        seen[-1].add(frozenset(minibatch.keys(True, True)))
+        return real(p, minibatch, iteration, frames, statistics)
+
+    monkeypatch.setattr(trainer, "gradient_step", recording)
+    for every_key in (False, True):
+        if every_key:
+            monkeypatch.setattr(trainer, "_minibatch_keys", lambda p, steps: None)
+        torch.manual_seed(0)
+        p = build_pipeline(spec)
+        batch = next(iter(p.make_collector()))
+        p.advantage(batch)
+        seen.append(set())
+        torch.manual_seed(1)
+        trainer.update(p, batch, 1, batch.numel())
+        results.append([x.detach().clone() for x in [*p.actor_params, *p.critic_params]])
+    keys = p.loss.minibatch_keys(trainer._real_steps(batch))
+    assert seen[0] == {frozenset(keys)} and len(next(iter(seen[1]))) > len(keys)
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))

@@ -97,6 +97,12 @@ def test_the_gradients_by_hand_are_autograds(kind, normalize, clip_value, entrop
     for p, got, want in zip(params, grads, expected_grads, strict=True):
         assert got is not None and got.shape == p.shape
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    grads = [g.clone() for g in grads]
+    selected, selected_grads = _forward_backward(loss, batch.select(*loss.minibatch_keys(batch)), params)
+    for key in out.keys():  # a minibatch of only the keys it reads: the same numbers
+        torch.testing.assert_close(selected[key], out[key], rtol=0, atol=0, msg=key)
+    for got, want in zip(selected_grads, grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 def test_gradients_accumulate_into_existing_ones_as_backward_does():
@@ -124,6 +130,7 @@ def test_cases_the_analytic_path_does_not_cover_take_autograd():
     assert _loss(actor, critic).analytic_path(batch) and not off.analytic_path(batch)
     assert not _loss(actor, critic).analytic_path(batch.reshape(8, 8))  # a [envs, T] batch: not flat
     assert not _loss(actor, critic).analytic_path(batch.exclude("advantage"))  # not even the fast forward
+    assert off.minibatch_keys(batch) is None and _loss(actor, critic).minibatch_keys(batch.exclude("advantage")) is None
     _, expected = _autograd(off, batch, params)
     _, got = _forward_backward(off, batch, params)
     for g, want in zip(got, expected, strict=True):
@@ -139,7 +146,7 @@ def test_cases_the_analytic_path_does_not_cover_take_autograd():
         batch = critic(actor(TensorDict({"pixels": pixels}, [N])))
     batch["advantage"], batch["value_target"] = torch.randn(N, 1), torch.randn(N, 1)
     loss = _loss(actor, critic)
-    assert loss.fast_path(batch) and not loss.analytic_path(batch)
+    assert loss.fast_path(batch) and not loss.analytic_path(batch) and loss.minibatch_keys(batch) is None
     params = list({id(p): p for p in [*actor.parameters(), *critic.parameters()]}.values())
     _, expected = _autograd(loss, batch, params)
     _, got = _forward_backward(loss, batch, params)

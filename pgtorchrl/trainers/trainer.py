@@ -140,6 +140,8 @@ def update_steps(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, f
         metrics = gradient_step(p, batch, iteration, frames)
     else:
         steps = _sequences(batch, train.sequence_length) if p.recurrent else _real_steps(batch)
+        keys = _minibatch_keys(p, steps)
+        steps = steps if keys is None else steps.select(*keys)
         size = math.ceil(steps.shape[0] / train.minibatches)  # torch.chunk's sizes
         for epoch in range(1, train.epochs + 1):  # noqa: B007 (read after the loop: train/epochs)
             # shuffled minibatches as slices of one gather per epoch (a gather of every key per
@@ -186,6 +188,16 @@ def _sequences(batch, length: int | None):
         steps = rows.shape[-1]
         raise ValueError(f"train.sequence_length {length} does not divide the {steps} steps per env of a batch")
     return rows.reshape(-1, length)
+
+
+def _minibatch_keys(p: Pipeline, steps) -> list | None:
+    """The keys a minibatch of ``steps`` needs, where the loss says (its ``minibatch_keys``:
+    pgtorchrl's ``ClipPPOLoss`` on its gradients by hand) and nothing else reads the minibatch (a
+    flat batch, no critic steps of its own: ``train.value_steps`` 1); else ``None``: every key."""
+    keys_of = getattr(p.loss, "minibatch_keys", None)
+    if keys_of is None or p.recurrent or p.spec.train.value_steps != 1:
+        return None
+    return keys_of(steps)
 
 
 def _real_steps(batch):
