@@ -192,10 +192,11 @@ def _sequences(batch, length: int | None):
 
 def _minibatch_keys(p: Pipeline, steps) -> list | None:
     """The keys a minibatch of ``steps`` needs, where the loss says (its ``minibatch_keys``:
-    pgtorchrl's ``ClipPPOLoss`` on its gradients by hand) and nothing else reads the minibatch (a
-    flat batch, no critic steps of its own: ``train.value_steps`` 1); else ``None``: every key."""
+    pgtorchrl's ``ClipPPOLoss`` on its gradients by hand, which covers flat batches of MLP networks
+    only) and nothing else reads the minibatch (no critic steps of its own: ``train.value_steps``
+    1); else ``None``: every key."""
     keys_of = getattr(p.loss, "minibatch_keys", None)
-    if keys_of is None or p.recurrent or p.spec.train.value_steps != 1:
+    if keys_of is None or p.spec.train.value_steps != 1:
         return None
     return keys_of(steps)
 
