@@ -30,10 +30,10 @@ def test_each_epoch_visits_every_step_once_in_shuffled_minibatches(monkeypatch):
     steps.set("step_id", torch.arange(steps.numel()))  # which collected step a minibatch row is
     seen, real = [], trainer.gradient_step
 
-    def recording(p, minibatch, iteration, frames, statistics=True):
+    def recording(p, minibatch, iteration, frames, statistics=True, **kwargs):
         seen.append(minibatch.get("step_id"))
         torch.testing.assert_close(minibatch.get("observation"), steps.get("observation")[minibatch.get("step_id")])
-        return real(p, minibatch, iteration, frames, statistics)
+        return real(p, minibatch, iteration, frames, statistics, **kwargs)
 
     monkeypatch.setattr(trainer, "gradient_step", recording)
     metrics = trainer.update(p, steps, 1, steps.numel())
@@ -75,8 +75,9 @@ def test_anneal_lr_steps_each_update_at_its_share_of_the_frames_left(store):
 
 
 def test_minibatches_carry_only_the_keys_the_analytic_loss_reads_and_update_as_with_every_key(monkeypatch):
-    """PPO on its gradients by hand gathers only ``ClipPPOLoss.minibatch_keys`` for its minibatches:
-    the same parameters after an update as gathering every key."""
+    """PPO on its gradients by hand gathers only ``ClipPPOLoss.minibatch_keys`` for its minibatches
+    and takes its gradients by hand without re-checking each minibatch (``by_hand``): the same
+    parameters after an update as gathering every key through ``forward_backward``."""
     spec = load_spec(
         PPO.parent / "mujoco" / "ppo_halfcheetah.yaml",
         ["collector.frames_per_batch=256", "train.epochs=2", "train.minibatches=4", "train.total_frames=256"],
@@ -84,9 +85,9 @@ def test_minibatches_carry_only_the_keys_the_analytic_loss_reads_and_update_as_w
     results, seen = [], []
     real = trainer.gradient_step
 
-    def recording(p, minibatch, iteration, frames, statistics=True):
-        seen[-1].add(frozenset(minibatch.keys(True, True)))
-        return real(p, minibatch, iteration, frames, statistics)
+    def recording(p, minibatch, iteration, frames, statistics=True, by_hand=False):
+        seen[-1].add((frozenset(minibatch.keys(True, True)), by_hand))
+        return real(p, minibatch, iteration, frames, statistics, by_hand)
 
     monkeypatch.setattr(trainer, "gradient_step", recording)
     for every_key in (False, True):
@@ -101,5 +102,6 @@ def test_minibatches_carry_only_the_keys_the_analytic_loss_reads_and_update_as_w
         trainer.update(p, batch, 1, batch.numel())
         results.append([x.detach().clone() for x in [*p.actor_params, *p.critic_params]])
     keys = p.loss.minibatch_keys(trainer._real_steps(batch))
-    assert seen[0] == {frozenset(keys)} and len(next(iter(seen[1]))) > len(keys)
+    assert seen[0] == {(frozenset(keys), True)}
+    assert len(seen[1]) == 1 and len(next(iter(seen[1]))[0]) > len(keys) and next(iter(seen[1]))[1] is False
     assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))

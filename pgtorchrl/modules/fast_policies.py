@@ -37,6 +37,7 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.modules import IndependentNormal, OneHotCategorical, ProbabilisticActor
 
 from pgtorchrl.modules.models import GaussianHead
+from pgtorchrl.modules.operands import operand
 from pgtorchrl.modules.plain_mlp import mlp_layers, mlp_output
 
 __all__ = [
@@ -301,8 +302,9 @@ def gaussian_log_prob_and_entropy(
     sample, as ``Normal.log_prob`` summed over the action computes them (bit for bit);
     ``entropy=False``: ``None`` for the entropy, not computed."""
     log_scale = scale.log()
-    log_prob = (-((action - loc) ** 2) / (2 * scale.pow(2)) - log_scale - _LOG_SQRT_2PI).sum(-1)
-    return log_prob, (0.5 + _LOG_SQRT_2PI + log_scale).sum(-1) if entropy else None
+    diff, var = action - loc, scale * scale  # x ** 2 is x * x in torch's kernel
+    log_prob = (-(diff * diff) / (var + var) - log_scale - operand(_LOG_SQRT_2PI, log_scale)).sum(-1)
+    return log_prob, (operand(0.5 + _LOG_SQRT_2PI, log_scale) + log_scale).sum(-1) if entropy else None
 
 
 def categorical_log_prob_and_entropy(action: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

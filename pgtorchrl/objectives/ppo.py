@@ -223,6 +223,13 @@ class ClipPPOLoss(TorchRLClipPPOLoss):
             out = self(tensordict)
             sum(v for k, v in out.items() if k.startswith("loss_")).backward()
             return out.detach()
+        return self.analytic_forward_backward(tensordict, statistics)
+
+    def analytic_forward_backward(self, tensordict: TensorDictBase, statistics: bool = True) -> TensorDictBase:
+        """:meth:`forward_backward` by hand, without checking :meth:`analytic_path` on
+        ``tensordict``: for the minibatches of a batch on which it held, with at least the keys of
+        :meth:`minibatch_keys` (the trainer's; the check, about 20 us, was 4% of PPO's MuJoCo
+        update here). Elsewhere call :meth:`forward_backward`."""
         with torch.no_grad():
             return self._analytic_forward_backward(tensordict, statistics)
 

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from pgtorchrl.modules.operands import operand
 from pgtorchrl.modules.plain_mlp import mlp_output
 
 __all__ = [
@@ -69,7 +70,7 @@ def mlp_backward(
             if i > 0:
                 g = g.mm(layer.weight)
         elif isinstance(layer, nn.Tanh):
-            g = g * (1 - saved * saved)
+            g = g * (operand(1.0, saved) - saved * saved)
         else:
             g = g * (saved > 0)
     return grads
@@ -82,13 +83,13 @@ def surrogate_log_prob_grad(gain: torch.Tensor, gain_clip: torch.Tensor, unclipp
     :math:`-\frac1N e^{\mathrm{clip}(w_i)} A_i [lo \le w_i \le hi]` (``clamp`` passes its bounds).
     Given the two terms ``gain`` :math:`e^{w_i} A_i` and ``gain_clip`` and where ``unclipped``
     (:math:`\mathrm{clip}(w_i) = w_i`), shapes ``[N, 1]``; returns ``[N, 1]``."""
-    return -torch.where(gain <= gain_clip, gain, gain_clip * unclipped) / gain.shape[0]
+    return torch.where(gain <= gain_clip, gain, gain_clip * unclipped) / operand(-gain.shape[0], gain)
 
 
 def _distance_grad(diff: torch.Tensor, loss_function: str) -> torch.Tensor:
     """The derivative of TorchRL's ``distance_loss(target, v, loss_function)`` in ``v``, at ``diff = v - target``."""
     if loss_function == "l2":
-        return 2 * diff
+        return diff + diff  # 2 * diff, exactly
     if loss_function == "l1":
         return diff.sign()
     if loss_function == "smooth_l1":
@@ -117,7 +118,8 @@ def critic_value_grad(
     r"""The gradient of ``loss_critic`` :math:`= \frac{c}{N}\sum_i \max(d(V_i, y_i), d(V^{old}_i +
     \mathrm{clip}(V_i - V^{old}_i, \pm\epsilon_V), y_i))` (the maximum only with ``clip_value``:
     ``clipped``) with respect to each value :math:`V_i`; shapes ``[N, 1]``."""
-    scale = critic_coeff / value.shape[0]
+    n = value.shape[0]
+    scale = critic_coeff / (operand(n, value) if isinstance(critic_coeff, torch.Tensor) else n)
     grad = _distance_grad(value - target, loss_function)
     if clipped is None:
         return scale * grad
@@ -139,10 +141,14 @@ def gaussian_grads(
     :math:`H = \sum_j \frac12 + \log\sqrt{2\pi} + \log\sigma_j`: ``g (a - mu) / sigma^2`` and
     :math:`\sum_i g_i ((a-\mu)^2/\sigma^2 - 1) + N g_H`. ``grad_log_prob``: ``[N]``."""
     diff = action - loc
-    inv_var = torch.exp(-2 * log_std)
+    inv_var = torch.exp(log_std * operand(-2.0, log_std))
     g = grad_log_prob.unsqueeze(-1)
     grad_loc = g * diff * inv_var
-    grad_log_std = (g * (diff * diff * inv_var - 1)).sum(0) + grad_entropy * loc.shape[0]
+    grad_log_std = (g * (diff * diff * inv_var - operand(1.0, diff))).sum(0)
+    if isinstance(grad_entropy, torch.Tensor):
+        grad_log_std = grad_log_std + grad_entropy * loc.shape[0]
+    elif grad_entropy != 0:  # no entropy term: nothing to add
+        grad_log_std = grad_log_std + operand(grad_entropy * loc.shape[0], loc)
     return grad_loc, grad_log_std
 
 

@@ -148,7 +148,8 @@ def update_steps(p: Pipeline, batch, iteration: int, frames: int) -> dict[str, f
             # minibatch cost a tenth of PPO's update here)
             minibatches = steps[torch.randperm(steps.shape[0])].split(size)
             for i, minibatch in enumerate(minibatches):  # the metrics: the epoch's last minibatch's
-                metrics = gradient_step(p, minibatch, iteration, frames, statistics=i == len(minibatches) - 1)
+                last = i == len(minibatches) - 1
+                metrics = gradient_step(p, minibatch, iteration, frames, statistics=last, by_hand=keys is not None)
             if train.target_kl is not None and _policy_stats(p, batch)["train/approx_kl"] > train.target_kl:
                 break  # the policy left the region its batch describes
         metrics["train/epochs"] = float(epoch)
@@ -207,11 +208,15 @@ def _real_steps(batch):
     return batch.reshape(-1) if mask is None else batch[mask]
 
 
-def _loss_and_backward(loss, batch, statistics: bool = True):
+def _loss_and_backward(loss, batch, statistics: bool = True, by_hand: bool = False):
     """The loss's outputs on ``batch``, the gradient of the sum of its ``loss_*`` terms in the
     parameters' ``.grad``: by the loss's own ``forward_backward`` where it has one (pgtorchrl's
     ``ClipPPOLoss``: gradients by hand for MLP networks, :mod:`pgtorchrl.objectives.ppo_gradients`;
-    ``statistics=False``: it may give the ``loss_*`` terms alone), else forward then ``backward()``."""
+    ``statistics=False``: it may give the ``loss_*`` terms alone; ``by_hand``: its
+    ``analytic_forward_backward``, for a minibatch of :func:`_minibatch_keys`), else forward then
+    ``backward()``."""
+    if by_hand:
+        return loss.analytic_forward_backward(batch, statistics=statistics)
     forward_backward = getattr(loss, "forward_backward", None)
     if forward_backward is not None:
         return forward_backward(batch, statistics=statistics)
@@ -220,7 +225,9 @@ def _loss_and_backward(loss, batch, statistics: bool = True):
     return losses
 
 
-def gradient_step(p: Pipeline, batch, iteration: int, frames: int, statistics: bool = True) -> dict[str, float]:
+def gradient_step(
+    p: Pipeline, batch, iteration: int, frames: int, statistics: bool = True, by_hand: bool = False
+) -> dict[str, float]:
     """The actor takes one gradient step on the sum of the loss's ``loss_*`` terms; the critic
     takes ``train.value_steps`` steps on the loss's critic term (``loss_critic``, or
     ``loss_value`` for TorchRL's ``ReinforceLoss``), the first one on the same backward pass
@@ -228,12 +235,14 @@ def gradient_step(p: Pipeline, batch, iteration: int, frames: int, statistics: b
     the critic shares with the actor is the actor optimizer's, with one gradient norm clipped
     over both networks (:mod:`pgtorchrl.modules.shared_encoder`), as with ``train.joint_grad_norm``
     for two networks (SB3's and CleanRL's clipping). ``statistics=False``: the
-    step's metrics may lack the loss's statistics (a minibatch whose metrics are not kept)."""
+    step's metrics may lack the loss's statistics (a minibatch whose metrics are not kept);
+    ``by_hand``: ``batch`` is a minibatch of :func:`_minibatch_keys`, whose loss's gradients by hand
+    hold on it (:meth:`~pgtorchrl.objectives.ppo.ClipPPOLoss.analytic_forward_backward`)."""
     max_norm = p.spec.train.max_grad_norm
     zero_grad(p.actor_optim)  # optim.zero_grad(set_to_none=True)
     if p.critic_optim is not None:
         zero_grad(p.critic_optim)
-    scalars = _scalars(_loss_and_backward(p.loss, batch, statistics))
+    scalars = _scalars(_loss_and_backward(p.loss, batch, statistics, by_hand))
     _check_finite(scalars, iteration, frames)  # before any optimizer step
     metrics = {f"train/{k}": v for k, v in scalars.items()}
     joint = p.shares_encoder or p.spec.train.joint_grad_norm
