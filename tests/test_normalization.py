@@ -135,3 +135,18 @@ def test_one_envs_reward_scale_on_floats_is_the_array_path_bit_for_bit(clip):
         sa, sb = floats.state_dict(), arrays.state_dict()
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
         assert floats.stats.count == arrays.stats.count
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_several_envs_statistics_are_numpys_mean_and_var_bit_for_bit(dtype):
+    """``RunningMeanStd.update`` of several rows sums the mean once (``_mean_and_var``): numpy's
+    ``x.mean(0)`` and ``x.var(0)``, the same bits and dtypes, for any batch size."""
+    from pgtorchrl.envs.normalization import _mean_and_var
+
+    rng = np.random.default_rng(0)
+    for rows, size in [(2, 17), (3, 17), (7, 1), (8, 17), (8, 1), (13, 3), (64, 11)]:
+        for _ in range(20):
+            x = (rng.standard_normal((rows, size)) * rng.uniform(0.1, 100)).astype(dtype)
+            mean, var = _mean_and_var(x)
+            for got, expected in ((mean, x.mean(0)), (var, x.var(0))):
+                assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()

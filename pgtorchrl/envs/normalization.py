@@ -35,6 +35,20 @@ def _clipped(x: np.ndarray, clip: float | None) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def _mean_and_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x.mean(0)`` and ``x.var(0)``, the mean summed once: the ufuncs of numpy's
+    ``_methods._mean`` and ``_var`` in their order (sums in ``x``'s dtype, divided by an ``intp``
+    count into that dtype), so the same bits (``tests/test_normalization.py``), without their Python
+    around them (10 us against 19 for an [8, 17] float32 batch here, twice per step of 8 MuJoCo envs)."""
+    count = np.intp(len(x))
+    mean = np.add.reduce(x, 0)
+    mean = np.true_divide(mean, count, out=mean, casting="unsafe")
+    centred = x - mean
+    centred = np.multiply(centred, centred, out=centred)
+    var = np.add.reduce(centred, 0)
+    return mean, np.true_divide(var, count, out=var, casting="unsafe")
+
+
 class RunningMeanStd:
     """The mean and variance of every row passed to :meth:`update` (baselines' ``RunningMeanStd``,
     with its prior count of 1e-4: the first batch does not divide by zero).
@@ -62,9 +76,10 @@ class RunningMeanStd:
             self.mean = self.mean + delta / total
             self.var = (self.var * self.count + delta * delta * (self.count / total)) / total
         else:
-            delta, total = x.mean(0) - self.mean, self.count + n
+            mean, var = _mean_and_var(x)
+            delta, total = mean - self.mean, self.count + n
             self.mean = self.mean + delta * n / total
-            self.var = (self.var * self.count + x.var(0) * n + delta * delta * (self.count * n / total)) / total
+            self.var = (self.var * self.count + var * n + delta * delta * (self.count * n / total)) / total
         self.count = total
 
     def update_scalar(self, x: float) -> None:
