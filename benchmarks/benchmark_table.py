@@ -54,7 +54,8 @@ from rl_stats import bootstrap_ci, iqm
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_SEEDS = 3  # the fewest finished seeds a verdict is given on
-ARCHIVE = ROOT / "benchmarks" / "results" / "runs"  # the finished runs of every table, committed
+# the finished runs of every table, committed (PGTORCHRL_RUNS_ARCHIVE: elsewhere, e.g. a test's own folder)
+ARCHIVE = Path(os.environ.get("PGTORCHRL_RUNS_ARCHIVE", ROOT / "benchmarks" / "results" / "runs"))
 #: what :func:`archive` keeps of a run: the histories that :func:`table` and :func:`curves_png` read
 ARCHIVED_METRICS = ("rollout/episode_return", "eval/return_mean", "time/fps", "time/elapsed_s")
 

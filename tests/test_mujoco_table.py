@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_the_mujoco_table_tracks_its_runs_and_a_rerun_skips_the_finished_ones(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    # the table archives its finished runs in tmp_path, not in the checkout
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PGTORCHRL_RUNS_ARCHIVE": str(tmp_path / "archive")}
     command = [
         sys.executable,
         str(ROOT / "benchmarks" / "mujoco_table.py"),
@@ -62,7 +63,8 @@ def test_sigterm_ends_the_table_and_its_runs_killed_even_when_sigint_is_ignored(
     import time
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    # the table archives its finished runs in tmp_path, not in the checkout
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PGTORCHRL_RUNS_ARCHIVE": str(tmp_path / "archive")}
     command = [
         sys.executable,
         str(ROOT / "benchmarks" / "mujoco_table.py"),
