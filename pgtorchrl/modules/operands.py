@@ -27,13 +27,14 @@ def operand(value: float, like: torch.Tensor) -> torch.Tensor | float:
     """``value`` as a 0-dim tensor of ``like``'s dtype, for arithmetic with ``like`` (``x *
     operand(0.5, x)`` is ``x * 0.5``), where ``like`` is a CPU float32 or float64 tensor, else
     ``value``; cached, so never written to. Zero stays a number (``-0.0 == 0.0`` as a key)."""
-    found = _CACHE.get((value, like.dtype, like.is_cpu))  # one lookup: this is on the per-op path
-    return found if found is not None else _new_operand(value, like)
+    key = (value, like.dtype, like.is_cpu)
+    found = _CACHE.get(key)  # one lookup: this is on the per-op path
+    return found if found is not None else _new_operand(key)
 
 
-def _new_operand(value: float, like: torch.Tensor) -> torch.Tensor | float:
+def _new_operand(key: tuple[float, torch.dtype, bool]) -> torch.Tensor | float:
+    value, dtype, is_cpu = key
     if value == 0:
         return value
-    key = (value, like.dtype, like.is_cpu)
-    _CACHE[key] = torch.tensor(value, dtype=like.dtype) if like.dtype in _DTYPES and like.is_cpu else value
-    return _CACHE[key]
+    found = _CACHE[key] = torch.tensor(value, dtype=dtype) if dtype in _DTYPES and is_cpu else value
+    return found
